@@ -1,0 +1,11 @@
+"""cnnbench: the harness that measures the models of :mod:`zoo`.
+
+Every measurement is a pure function that returns a pandas object or a dataclass; ``cnnbench.cli`` only formats.
+"""
+
+from .catalog import catalog, count_params
+from .errors import CnnbenchError
+
+__version__ = "0.1.0"
+
+__all__ = ["CnnbenchError", "catalog", "count_params", "__version__"]

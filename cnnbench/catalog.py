@@ -1,0 +1,63 @@
+"""The zoo as a table: one row per registered model, with its metadata and its counted parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import torch
+
+import zoo
+
+from .errors import NoMatchError
+
+__all__ = ["catalog", "count_params", "resolve_patterns"]
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Number of parameters (every tensor in ``model.parameters()``; buffers such as BN statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def resolve_patterns(patterns: Iterable[str]) -> list[str]:
+    """Registered names matching any of ``patterns`` (shell wildcards), in natural order, without duplicates.
+
+    A pattern that matches nothing raises: an exact name gets the closest names, a wildcard says so.
+    """
+    names: list[str] = []
+    for pattern in patterns:
+        matched = zoo.list_models(pattern)
+        if not matched:
+            if not any(ch in pattern for ch in "*?["):
+                zoo.model_info(pattern)  # raises UnknownModelError naming the closest names
+            raise NoMatchError(f"no model matches {pattern!r}; `cnnbench list` shows every name")
+        names.extend(n for n in matched if n not in names)
+    return names
+
+
+def catalog(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
+    """One row per matching model: name, family, default resolution, counted params, published figures.
+
+    Parameters are counted on a model built on the meta device (no memory is allocated, no weights initialised
+    for real). ``published_flops`` are multiply-adds as the paper prints them.
+    """
+    names = resolve_patterns([patterns] if isinstance(patterns, str) else patterns)
+    rows = []
+    for name in names:
+        info = zoo.model_info(name)
+        with torch.device("meta"):
+            params = count_params(zoo.create_model(name))
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "resolution": info.resolution,
+                "params": params,
+                "published_params": info.published.params,
+                "published_flops": info.published.flops,
+                "published_top1": info.published.top1,
+                "published_source": info.published.source,
+                "reference": info.reference,
+            }
+        )
+    return pd.DataFrame(rows)

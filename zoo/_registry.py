@@ -1,0 +1,163 @@
+"""The model registry: one decorator, one dict, shell-style wildcards, natural sort.
+
+Every family file registers its models at import time; ``zoo/__init__.py`` imports each family explicitly, one line
+each, so the registry is complete as soon as ``zoo`` is imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from torch import nn
+
+from ._errors import BadOverrideError, CnnbenchError, UnknownModelError
+
+__all__ = [
+    "Paper",
+    "Published",
+    "ModelInfo",
+    "register_model",
+    "create_model",
+    "list_models",
+    "model_info",
+    "model_builder",
+    "accepted_overrides",
+]
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper that introduced a family."""
+
+    title: str
+    arxiv: str  # arXiv identifier, e.g. "1905.11946"
+    year: int
+
+
+@dataclass(frozen=True)
+class Published:
+    """Figures as the paper prints them, with the table they were read from.
+
+    ``flops`` are multiply-adds (one fused multiply-add = 1), the convention of every paper in the zoo, in units
+    (not millions). ``None`` means the paper gives no figure for this exact model.
+    """
+
+    source: str  # e.g. "EfficientNet v5, Table 2"
+    top1: float | None = None  # ImageNet top-1 accuracy, %, single crop
+    top5: float | None = None
+    params: float | None = None  # number of parameters, as printed (rounded by the paper)
+    flops: float | None = None  # multiply-adds, as printed
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything the registry knows about a model besides how to build it."""
+
+    name: str
+    family: str
+    paper: Paper
+    resolution: int  # default (square) input resolution, pixels
+    published: Published
+    reference: str | None = None  # the reference implementation, "torchvision:NAME" or "timm:NAME"
+    variant: dict[str, Any] = field(default_factory=dict)  # the scaling knobs that set this member apart
+
+
+ModelBuilder = Callable[..., nn.Module]
+_B = TypeVar("_B", bound=ModelBuilder)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: ModelInfo
+    builder: ModelBuilder
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(info: ModelInfo) -> Callable[[_B], _B]:
+    """Decorator: register ``builder`` under ``info.name``. A name registered twice is a programming error."""
+
+    def decorate(builder: _B) -> _B:
+        if info.name in _REGISTRY:
+            raise ValueError(f"model {info.name!r} is registered twice")
+        _REGISTRY[info.name] = _Entry(info, builder)
+        return builder
+
+    return decorate
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort key that puts b2 before b10 and x0_5 before x1_0."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str | Iterable[str] = "*") -> list[str]:
+    """Names matching one or more shell-style wildcards (``"efficientnet_b*"``), in natural order.
+
+    Returns an empty list when nothing matches; the CLI turns that into an error, the API leaves the choice to you.
+    """
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names = [n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return sorted(names, key=_natural_key)
+
+
+def _closest(name: str, n: int = 3) -> list[str]:
+    names = list(_REGISTRY)
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    if not close:  # fall back on a shared prefix ("efficientnet" alone, a typo late in the name)
+        stem = name.split("_")[0]
+        close = [m for m in sorted(names, key=_natural_key) if m.startswith(stem)][:n]
+    return close
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = _closest(name)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (see `cnnbench list` for every name)"
+        ) from None
+
+
+def model_info(name: str) -> ModelInfo:
+    """The metadata of a registered model."""
+    return _entry(name).info
+
+
+def model_builder(name: str) -> ModelBuilder:
+    """The builder function registered under ``name`` (its signature lists the accepted overrides)."""
+    return _entry(name).builder
+
+
+def accepted_overrides(name: str) -> list[str]:
+    """Keyword arguments that ``create_model(name, ...)`` accepts."""
+    params = inspect.signature(_entry(name).builder).parameters.values()
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model with freshly initialised weights.
+
+    ``overrides`` go to the family's builder (``num_classes``, ``dropout``, ...); one it does not take is refused
+    with the list of those it does. Build under ``with torch.device("meta"):`` to count without allocating.
+    """
+    entry = _entry(name)
+    accepted = accepted_overrides(name)
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise BadOverrideError(
+            f"{name} does not take {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'no overrides'}"
+        )
+    model = entry.builder(**overrides)
+    if not isinstance(model, nn.Module):  # a family bug, not a user's
+        raise CnnbenchError(f"builder of {name} returned {type(model).__name__}, not an nn.Module")
+    return model
