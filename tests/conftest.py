@@ -29,3 +29,30 @@ def randomize_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def conv_linear_madds(model: nn.Module, side: int, in_channels: int = 3) -> int:
+    """Multiply-adds of every Conv2d and Linear, computed from layer shapes alone (forward hooks on the meta device).
+
+    A conv costs out_elements · (in_channels / groups) · kh · kw; a linear out_elements · in_features. Batch 1.
+    This is the hand computation the counting engine is checked against, and the papers' convention.
+    """
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    model = model.to("meta").eval()
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, in_channels, side, side, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torchvision
-from conftest import param_count, randomize_bn_stats, shapes
+from conftest import conv_linear_madds, param_count
 
 import zoo
 from zoo._layers import StochasticDepth, make_divisible
@@ -29,20 +29,12 @@ TORCHVISION_PARAMS = {
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_parity_with_torchvision(variant: str, generator: torch.Generator) -> None:
-    name = f"efficientnet_{variant}"
-    ours = zoo.create_model(name).eval()
-    theirs = getattr(torchvision.models, name)().eval()
-
-    assert param_count(ours) == param_count(theirs) == TORCHVISION_PARAMS[variant]
-    assert shapes(ours) == shapes(theirs)
-
-    randomize_bn_stats(theirs, generator)
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, 3, 64, 64, generator=generator)
-    with torch.inference_mode():
-        expected, got = theirs(x), ours(x)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+def test_params_equal_torchvision_num_params(variant: str) -> None:
+    """Output and checkpoint parity run for every referenced model in test_parity.py; here the weights' meta."""
+    with torch.device("meta"):
+        assert param_count(zoo.create_model(f"efficientnet_{variant}")) == TORCHVISION_PARAMS[variant]
+    figures = zoo.model_info(f"efficientnet_{variant}").reference_figures
+    assert figures is not None and figures.params == TORCHVISION_PARAMS[variant]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -145,3 +137,19 @@ def test_stochastic_depth_is_identity_in_eval() -> None:
     kept = out != 0
     assert torch.all(out[kept] == 2.0)  # survivors scaled by 1 / (1 - p)
     assert 0.4 < kept.float().mean().item() < 0.6
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_multiply_adds_match_torchvision_ops(variant: str) -> None:
+    """torchvision's ``_ops`` (GFLOPS, multiply-adds at its weights' crop, to its 3 dp) and the paper's Table 2
+    within 5% (the largest gap is B4: 4.39 B counted, 4.2 B printed)."""
+    name = f"efficientnet_{variant}"
+    info = zoo.model_info(name)
+    figures = info.reference_figures
+    assert figures is not None and figures.flops is not None and info.published.flops is not None
+    crop = int(figures.source.rsplit("crop ", 1)[1].rstrip(")"))
+    with torch.device("meta"):
+        at_crop = conv_linear_madds(zoo.create_model(name), crop)
+        at_paper_res = conv_linear_madds(zoo.create_model(name), info.resolution)
+    assert round(at_crop / 1e9, 3) == pytest.approx(figures.flops / 1e9, abs=1e-9)
+    assert at_paper_res == pytest.approx(info.published.flops, rel=0.05)

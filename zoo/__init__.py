@@ -7,7 +7,20 @@
 Families register on import, one line each below.
 """
 
-from . import efficientnet  # noqa: F401  (registers efficientnet_b0..b7)
+# Families, one line each; importing a family file registers its models.
+from . import (
+    alexnet,  # noqa: F401
+    efficientnet,  # noqa: F401
+    googlenet,  # noqa: F401
+    mobilenetv1,  # noqa: F401
+    mobilenetv2,  # noqa: F401
+    mobilenetv3,  # noqa: F401
+    resnet,  # noqa: F401
+    shufflenetv1,  # noqa: F401
+    shufflenetv2,  # noqa: F401
+    squeezenet,  # noqa: F401
+    vgg,  # noqa: F401
+)
 from ._errors import BadOverrideError, CnnbenchError, UnknownModelError
 from ._registry import (
     ModelInfo,

@@ -65,6 +65,8 @@ class ModelInfo:
     resolution: int  # default (square) input resolution, pixels
     published: Published
     reference: str | None = None  # the reference implementation, "torchvision:NAME" or "timm:NAME"
+    # The reference implementation's own figures (its weights' table), kept apart from the paper's: never mix them.
+    reference_figures: Published | None = None
     variant: dict[str, Any] = field(default_factory=dict)  # the scaling knobs that set this member apart
 
 

@@ -87,6 +87,7 @@ class Compound:
 
 # B0–B7: (width, depth, resolution, dropout) from the TPU reference's ``efficientnet_params``; published figures from
 # the paper's Table 2 (params and FLOPs as printed, rounded to 2 significant figures; FLOPs are multiply-adds).
+# torchvision's own figures (IMAGENET1K_V1 weights, evaluated at its crop; ``_ops`` in multiply-adds) are kept apart.
 EFFICIENTNET_VARIANTS: dict[str, tuple[Compound, Published]] = {
     "b0": (Compound(1.0, 1.0, 224, 0.2), Published("EfficientNet v5, Table 2", 77.1, 93.3, 5.3e6, 0.39e9)),
     "b1": (Compound(1.0, 1.1, 240, 0.2), Published("EfficientNet v5, Table 2", 79.1, 94.4, 7.8e6, 0.70e9)),
@@ -96,6 +97,19 @@ EFFICIENTNET_VARIANTS: dict[str, tuple[Compound, Published]] = {
     "b5": (Compound(1.6, 2.2, 456, 0.4), Published("EfficientNet v5, Table 2", 83.6, 96.7, 30e6, 9.9e9)),
     "b6": (Compound(1.8, 2.6, 528, 0.5), Published("EfficientNet v5, Table 2", 84.0, 96.8, 43e6, 19e9)),
     "b7": (Compound(2.0, 3.1, 600, 0.5), Published("EfficientNet v5, Table 2", 84.3, 97.0, 66e6, 37e9)),
+}
+
+
+_TV = "torchvision 0.29, EfficientNet_{}_Weights.IMAGENET1K_V1 (crop {})"
+TORCHVISION_FIGURES: dict[str, Published] = {
+    "b0": Published(_TV.format("B0", 224), 77.692, 93.532, 5_288_548, 0.386e9),
+    "b1": Published(_TV.format("B1", 240), 78.642, 94.186, 7_794_184, 0.687e9),
+    "b2": Published(_TV.format("B2", 288), 80.608, 95.310, 9_109_994, 1.088e9),
+    "b3": Published(_TV.format("B3", 300), 82.008, 96.054, 12_233_232, 1.827e9),
+    "b4": Published(_TV.format("B4", 380), 83.384, 96.594, 19_341_616, 4.394e9),
+    "b5": Published(_TV.format("B5", 456), 83.444, 96.628, 30_389_784, 10.266e9),
+    "b6": Published(_TV.format("B6", 528), 84.008, 96.916, 43_040_704, 19.068e9),
+    "b7": Published(_TV.format("B7", 600), 84.122, 96.908, 66_347_960, 37.746e9),
 }
 
 
@@ -267,6 +281,7 @@ def _register(variant: str, compound: Compound, published: Published) -> None:
         resolution=compound.resolution,
         published=published,
         reference=f"torchvision:{name}",
+        reference_figures=TORCHVISION_FIGURES[variant],
         variant={"width": compound.width, "depth": compound.depth, "dropout": compound.dropout},
     )
 
