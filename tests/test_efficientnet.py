@@ -147,7 +147,7 @@ def test_multiply_adds_match_torchvision_ops(variant: str) -> None:
     info = zoo.model_info(name)
     figures = info.reference_figures
     assert figures is not None and figures.flops is not None and info.published.flops is not None
-    crop = int(figures.source.rsplit("crop ", 1)[1].rstrip(")"))
+    crop = figures.resolution or info.resolution
     with torch.device("meta"):
         at_crop = conv_linear_madds(zoo.create_model(name), crop)
         at_paper_res = conv_linear_madds(zoo.create_model(name), info.resolution)

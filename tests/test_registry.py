@@ -15,7 +15,10 @@ def test_wildcards_and_natural_sort() -> None:
     assert zoo.list_models("nothing*") == []
     # b2 before b10, x0_5 before x1_0: digits compare as numbers
     assert sorted(["m_b10", "m_b2", "m_b1"], key=_natural_key) == ["m_b1", "m_b2", "m_b10"]
-    assert sorted(["s_x1_0", "s_x0_5", "s_x2_0"], key=_natural_key) == ["s_x0_5", "s_x1_0", "s_x2_0"]
+    widths = ["s_x0_25", "s_x0_5", "s_x1_0", "s_x2_0"]  # width suffixes read as decimals
+    assert sorted(reversed(widths), key=_natural_key) == widths
+    scales = ("0_25", "0_5", "1_0", "1_5", "2_0")
+    assert zoo.list_models("shufflenet_v1_g3_*") == [f"shufflenet_v1_g3_x{s}" for s in scales]
 
 
 def test_every_name_listed_once() -> None:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 __all__ = [
     "make_divisible",
     "ConvBNAct",
+    "inverted_residual_layers",
     "SqueezeExcite",
     "StochasticDepth",
     "channel_shuffle",
@@ -85,6 +86,32 @@ def _make_act(act: Activation) -> nn.Module:
         return act(inplace=True)
     except TypeError:
         return act()
+
+
+def inverted_residual_layers(
+    in_channels: int,
+    expanded: int,
+    out_channels: int,
+    kernel: int,
+    stride: int,
+    act: Activation,
+    norm: Norm,
+    se: nn.Module | None = None,
+) -> list[nn.Module]:
+    """The layers of a mobile inverted bottleneck: 1×1 expand → k×k depthwise → [SE] → 1×1 linear projection.
+
+    The expansion conv is left out when ``expanded == in_channels`` (MobileNetV2's t = 1, MobileNetV3's first
+    Large block). Shared by EfficientNet's MBConv and MobileNetV2/V3, whose blocks differ only in how they nest
+    these layers.
+    """
+    layers: list[nn.Module] = []
+    if expanded != in_channels:
+        layers.append(ConvBNAct(in_channels, expanded, 1, norm=norm, act=act))
+    layers.append(ConvBNAct(expanded, expanded, kernel, stride, groups=expanded, norm=norm, act=act))
+    if se is not None:
+        layers.append(se)
+    layers.append(ConvBNAct(expanded, out_channels, 1, norm=norm, act=None))  # linear bottleneck: no activation
+    return layers
 
 
 class SqueezeExcite(nn.Module):
@@ -159,8 +186,8 @@ class ChannelShuffle(nn.Module):
 def init_weights(model: nn.Module, linear_std: float | None = None) -> None:
     """The initialisation the reference implementations use for convolutional classifiers.
 
-    Convs: He normal, fan-out. Norms: weight 1, bias 0. Linear: uniform ±1/√out (EfficientNet, MobileNetV3) or,
-    when ``linear_std`` is given, normal with that std (MobileNetV2, ShuffleNetV2).
+    Convs: He normal, fan-out. Norms: weight 1, bias 0. Linear: uniform ±1/√out (EfficientNet) or,
+    when ``linear_std`` is given, normal with that std (MobileNetV2, MobileNetV3).
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):

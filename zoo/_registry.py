@@ -53,6 +53,7 @@ class Published:
     top5: float | None = None
     params: float | None = None  # number of parameters, as printed (rounded by the paper)
     flops: float | None = None  # multiply-adds, as printed
+    resolution: int | None = None  # input side the figures were measured at, when it is not the model's default
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ def register_model(info: ModelInfo) -> Callable[[_B], _B]:
 
 
 def _natural_key(name: str) -> list[Any]:
-    """Sort key that puts b2 before b10 and x0_5 before x1_0."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    """Sort key that puts b2 before b10, and reads width suffixes as decimals: x0_25 < x0_5 < x1_0."""
+    parts = re.split(r"(\d+(?:_\d+)?)", name)
+    return [(0, float(p.replace("_", "."))) if p[:1].isdigit() else (1, p) for p in parts]
 
 
 def list_models(pattern: str | Iterable[str] = "*") -> list[str]:

@@ -15,7 +15,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from ._layers import ConvBNAct, SqueezeExcite, StochasticDepth, init_weights, make_divisible
+from ._layers import ConvBNAct, SqueezeExcite, StochasticDepth, init_weights, inverted_residual_layers, make_divisible
 from ._registry import ModelInfo, Paper, Published, register_model
 
 __all__ = [
@@ -100,16 +100,16 @@ EFFICIENTNET_VARIANTS: dict[str, tuple[Compound, Published]] = {
 }
 
 
-_TV = "torchvision 0.29, EfficientNet_{}_Weights.IMAGENET1K_V1 (crop {})"
+_TV = "torchvision 0.29, EfficientNet_{}_Weights.IMAGENET1K_V1"
 TORCHVISION_FIGURES: dict[str, Published] = {
-    "b0": Published(_TV.format("B0", 224), 77.692, 93.532, 5_288_548, 0.386e9),
-    "b1": Published(_TV.format("B1", 240), 78.642, 94.186, 7_794_184, 0.687e9),
-    "b2": Published(_TV.format("B2", 288), 80.608, 95.310, 9_109_994, 1.088e9),
-    "b3": Published(_TV.format("B3", 300), 82.008, 96.054, 12_233_232, 1.827e9),
-    "b4": Published(_TV.format("B4", 380), 83.384, 96.594, 19_341_616, 4.394e9),
-    "b5": Published(_TV.format("B5", 456), 83.444, 96.628, 30_389_784, 10.266e9),
-    "b6": Published(_TV.format("B6", 528), 84.008, 96.916, 43_040_704, 19.068e9),
-    "b7": Published(_TV.format("B7", 600), 84.122, 96.908, 66_347_960, 37.746e9),
+    "b0": Published(_TV.format("B0"), 77.692, 93.532, 5_288_548, 0.386e9, resolution=224),
+    "b1": Published(_TV.format("B1"), 78.642, 94.186, 7_794_184, 0.687e9, resolution=240),
+    "b2": Published(_TV.format("B2"), 80.608, 95.310, 9_109_994, 1.088e9, resolution=288),
+    "b3": Published(_TV.format("B3"), 82.008, 96.054, 12_233_232, 1.827e9, resolution=300),
+    "b4": Published(_TV.format("B4"), 83.384, 96.594, 19_341_616, 4.394e9, resolution=380),
+    "b5": Published(_TV.format("B5"), 83.444, 96.628, 30_389_784, 10.266e9, resolution=456),
+    "b6": Published(_TV.format("B6"), 84.008, 96.916, 43_040_704, 19.068e9, resolution=528),
+    "b7": Published(_TV.format("B7"), 84.122, 96.908, 66_347_960, 37.746e9, resolution=600),
 }
 
 
@@ -163,14 +163,11 @@ class MBConv(nn.Module):
     ) -> None:
         super().__init__()
         hidden = make_divisible(in_channels * expand)
-        layers: list[nn.Module] = []
-        if expand != 1:
-            layers.append(ConvBNAct(in_channels, hidden, 1, norm=norm, act=nn.SiLU))
-        layers.append(ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, norm=norm, act=nn.SiLU))
         # SE width from the block's input channels, not the expanded ones (TPU reference, torchvision).
-        layers.append(SqueezeExcite(hidden, max(1, int(in_channels * se)), act=nn.SiLU))
-        layers.append(ConvBNAct(hidden, out_channels, 1, norm=norm, act=None))
-        self.block = nn.Sequential(*layers)
+        squeeze = SqueezeExcite(hidden, max(1, int(in_channels * se)), act=nn.SiLU)
+        self.block = nn.Sequential(
+            *inverted_residual_layers(in_channels, hidden, out_channels, kernel, stride, nn.SiLU, norm, squeeze)
+        )
         self.use_residual = stride == 1 and in_channels == out_channels
         self.stochastic_depth = StochasticDepth(stochastic_depth)
 
