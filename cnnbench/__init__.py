@@ -5,7 +5,8 @@ Every measurement is a pure function that returns a pandas object or a dataclass
 
 from .catalog import catalog, count_params
 from .errors import CnnbenchError
+from .profiling import Profile, ProfileTotals, profile
 
 __version__ = "0.1.0"
 
-__all__ = ["CnnbenchError", "catalog", "count_params", "__version__"]
+__all__ = ["CnnbenchError", "Profile", "ProfileTotals", "catalog", "count_params", "profile", "__version__"]

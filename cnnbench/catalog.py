@@ -11,7 +11,7 @@ import zoo
 
 from .errors import NoMatchError
 
-__all__ = ["catalog", "count_params", "resolve_patterns"]
+__all__ = ["catalog", "count_params", "resolve_patterns", "versus_published"]
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -61,3 +61,36 @@ def catalog(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def versus_published(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
+    """Counted params and FLOPs (multiply-adds, at the paper's resolution) beside the paper's printed figures.
+
+    ``*_dev_pct`` is (counted − published) / published in percent; empty where the paper prints nothing.
+    """
+    from .profiling import profile  # the counting engine imports the registry; keep catalog importable alone
+
+    names = resolve_patterns([patterns] if isinstance(patterns, str) else patterns)
+    rows = []
+    for name in names:
+        info = zoo.model_info(name)
+        totals = profile(name, training_memory=False).totals
+        published = info.published
+        rows.append(
+            {
+                "name": name,
+                "resolution": info.resolution,
+                "params": totals.params,
+                "published_params": published.params,
+                "params_dev_pct": _deviation(totals.params, published.params),
+                "flops": totals.flops,
+                "published_flops": published.flops,
+                "flops_dev_pct": _deviation(totals.flops, published.flops),
+                "published_source": published.source,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _deviation(counted: float, published: float | None) -> float | None:
+    return None if not published else round(100.0 * (counted - published) / published, 1)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
+from tqdm import tqdm
 
-from .catalog import catalog
+from .catalog import catalog, resolve_patterns, versus_published
 from .errors import CnnbenchError
+from .profiling import DTYPES, layers_frame, profile, totals_frame
 
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "markdown")
 
 
 def _emit(frame: pd.DataFrame, fmt: str, table_columns: dict[str, str] | None = None) -> str:
@@ -24,10 +26,14 @@ def _emit(frame: pd.DataFrame, fmt: str, table_columns: dict[str, str] | None = 
     if fmt == "json":
         return frame.to_json(orient="records", indent=2) + "\n"
     shown = frame[list(table_columns)].rename(columns=table_columns) if table_columns else frame
+    if fmt == "markdown":
+        return shown.astype(object).where(shown.notna(), "–").to_markdown(index=False) + "\n"
     return shown.to_string(index=False, na_rep="–") + "\n"
 
 
 def _cmd_list(args: argparse.Namespace) -> str:
+    if args.vs_paper:
+        return _list_vs_paper(args)
     frame = catalog(args.patterns or ["*"])
     table = frame.assign(
         params_m=(frame["params"] / 1e6).round(2),
@@ -44,6 +50,96 @@ def _cmd_list(args: argparse.Namespace) -> str:
     return _emit(frame if args.format != "table" else table, args.format, columns)
 
 
+def _list_vs_paper(args: argparse.Namespace) -> str:
+    frame = versus_published(args.patterns or ["*"])
+    table = frame.assign(
+        params_m=(frame["params"] / 1e6).round(2),
+        published_params_m=frame["published_params"] / 1e6,
+        flops_m=(frame["flops"] / 1e6).round(1),
+        published_flops_m=frame["published_flops"] / 1e6,
+    )
+    columns = {
+        "name": "model",
+        "resolution": "res",
+        "params_m": "params (M)",
+        "published_params_m": "paper (M)",
+        "params_dev_pct": "Δ params %",
+        "flops_m": "FLOPs (M mult-adds)",
+        "published_flops_m": "paper (M)",
+        "flops_dev_pct": "Δ FLOPs %",
+        "published_source": "source",
+    }
+    return _emit(frame if args.format in ("csv", "json") else table, args.format, columns)
+
+
+def _model_names(args: argparse.Namespace) -> list[str]:
+    """Zoo names and wildcards resolve against the registry; ``timm:``/``torchvision:`` names pass through."""
+    if args.all:
+        return resolve_patterns(["*"])
+    if not args.models:
+        raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
+    names: list[str] = []
+    for spec in args.models:
+        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns([spec]))
+    return names
+
+
+def _progress(items: list[str], desc: str) -> Iterable[str]:
+    """A progress bar on stderr when there is more than one item and stderr is a terminal."""
+    return tqdm(items, desc=desc, unit="model", disable=None if len(items) > 1 else True, file=sys.stderr)
+
+
+MB = 1e6
+
+
+def _cmd_profile(args: argparse.Namespace) -> str:
+    if args.batch < 1:
+        raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
+    profiles = [
+        profile(name, resolution=args.res, batch=args.batch, dtype=args.dtype, training_memory=not args.no_training)
+        for name in _progress(_model_names(args), "profile")
+    ]
+    if args.per_layer:
+        frame = layers_frame(profiles)
+        shown = ["module", "op", "kind", "output_shape", "flops", "flops_elementwise", "mac"]
+        if len(profiles) > 1:
+            shown.insert(0, "model")
+        return _emit(frame, args.format, {c: c for c in shown})
+    if args.by:
+        frame = pd.concat(
+            [
+                (p.by_kind() if args.by == "kind" else p.by_module(args.depth)).assign(model=p.totals.model)
+                for p in profiles
+            ],
+            ignore_index=True,
+        )
+        frame = frame[["model", *[c for c in frame.columns if c != "model"]]]
+        return _emit(frame.round(4), args.format)
+    frame = totals_frame(profiles)
+    table = frame.assign(
+        params_m=frame["params"] / 1e6,
+        flops_m=frame["flops"] / 1e6,
+        flops_elementwise_m=frame["flops_elementwise"] / 1e6,
+        mac_m=frame["mac"] / 1e6,
+        mac_mb=frame["mac_bytes"] / MB,
+        act_mb=frame["activation_peak_bytes"] / MB,
+        train_mb=frame["training_saved_bytes"] / MB,
+    ).round(2)
+    columns = {
+        "model": "model",
+        "resolution": "res",
+        "params_m": "params (M)",
+        "flops_m": "FLOPs (M mult-adds)",
+        "flops_elementwise_m": "elementwise (M)",
+        "mac_m": "MAC (M elem)",
+        "mac_mb": "MAC (MB)",
+        "arithmetic_intensity": "mult-adds/byte",
+        "act_mb": "act peak (MB)",
+        "train_mb": "train saved (MB)",
+    }
+    return _emit(frame if args.format != "table" else table, args.format, columns)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnbench",
@@ -53,8 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_list = sub.add_parser("list", help="list the zoo's models (name, family, resolution, params, published top-1)")
     p_list.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style wildcards, e.g. 'efficientnet*'")
+    p_list.add_argument(
+        "--vs-paper",
+        action="store_true",
+        help="counted params and FLOPs (multiply-adds) beside the paper's figures, with the deviation",
+    )
     p_list.add_argument("--format", choices=FORMATS, default="table")
     p_list.set_defaults(run=_cmd_list)
+
+    p_prof = sub.add_parser(
+        "profile",
+        help="count params, FLOPs (multiply-adds), memory-access cost and memory, per model or per layer",
+        description="Counted on the meta device: nothing is computed, nothing downloaded. FLOPs are multiply-adds "
+        "(one fused multiply-add = 1); MAC is ShuffleNetV2's memory access cost (elements read + written).",
+    )
+    p_prof.add_argument(
+        "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
+    )
+    p_prof.add_argument("--all", action="store_true", help="every zoo model")
+    p_prof.add_argument("--res", type=int, default=None, help="input side in pixels (default: each model's own)")
+    p_prof.add_argument("--batch", type=int, default=1)
+    p_prof.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="sets mac_bytes and memory")
+    p_prof.add_argument("--per-layer", action="store_true", help="one row per aten op, with its module path")
+    p_prof.add_argument("--by", choices=("kind", "module"), help="sums per op kind or per module")
+    p_prof.add_argument("--depth", type=int, default=2, help="module path depth for --by module (default 2)")
+    p_prof.add_argument("--no-training", action="store_true", help="skip the training-memory pass (faster)")
+    p_prof.add_argument("--format", choices=FORMATS, default="table")
+    p_prof.set_defaults(run=_cmd_profile)
     return parser
 
 

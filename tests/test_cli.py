@@ -60,3 +60,53 @@ def test_console_script_exit_code_without_traceback() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == "cnnbench list: error: no model matches 'nothing*'; `cnnbench list` shows every name"
+
+
+def test_profile_csv_has_every_total(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "profile", "shufflenet_v2_x1_0", "timm:mobilenetv3_small_100", "--format", "csv")
+    assert code == 0
+    frame = pd.read_csv(io.StringIO(out))
+    expected = {
+        "params", "flops", "flops_elementwise", "mac", "mac_bytes", "arithmetic_intensity",
+        "activation_peak_bytes", "training_saved_bytes",
+    }
+    assert expected <= set(frame.columns)
+    # torchvision's _ops for shufflenet_v2_x1_0 and timm's mobilenetv3_small_100 (reference CSV), multiply-adds
+    assert list(frame["flops"]) == [144_907_992, 56_510_400]
+    assert list(frame["params"]) == [2_278_604, 2_542_856]
+
+
+def test_profile_per_layer_and_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "profile", "resnet18", "--per-layer", "--format", "csv", "--no-training")
+    layers = pd.read_csv(io.StringIO(out))
+    assert layers["flops"].sum() == 1_814_073_344
+    assert {"module", "op", "kind", "input_shapes", "output_shape", "mac"} <= set(layers.columns)
+    _, out, _ = run(capsys, "profile", "resnet18", "--by", "kind", "--format", "json", "--no-training")
+    kinds = {r["kind"]: r for r in json.loads(out)}
+    assert kinds["conv"]["flops"] + kinds["conv_1x1"]["flops"] + kinds["linear"]["flops"] == 1_814_073_344
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["profile", "efficientnet_b9"], "closest: efficientnet_b"),
+        (["profile", "alexnet", "--res", "16"], "the smallest it takes is 63"),
+        (["profile", "resnet18", "--batch", "0"], "--batch must be at least 1"),
+        (["profile", "timm:not_a_model"], "timm has no model 'not_a_model'"),
+        (["profile"], "name at least one model, or pass --all"),
+    ],
+)
+def test_profile_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_docs_table_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/zoo.md holds the output of `cnnbench list --vs-paper --format markdown`; regenerate it when it drifts."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[1] / "docs" / "zoo.md").read_text()
+    _, out, _ = run(capsys, "list", "--vs-paper", "--format", "markdown")
+    assert out.strip() in docs

@@ -174,7 +174,8 @@ class MBConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.block(x)
         if self.use_residual:
-            out = self.stochastic_depth(out) + x
+            out = self.stochastic_depth(out)
+            out += x  # in place, as torchvision: one activation buffer fewer
         return out
 
 

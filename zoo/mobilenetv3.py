@@ -163,7 +163,9 @@ class InvertedResidualSE(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.block(x)
-        return out + x if self.use_residual else out
+        if self.use_residual:
+            out += x  # in place, as torchvision: one activation buffer fewer
+        return out
 
 
 class MobileNetV3(nn.Module):

@@ -56,10 +56,15 @@ class BasicBlock(nn.Module):
         return self.bn2
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        # One op per statement, rebinding ``out``: a nested call would hold each input until the next BN finished,
+        # and the shortcut comes last so its output is not held during the main branch. Both lower peak memory.
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        out += x if self.downsample is None else self.downsample(x)  # in place, as torchvision
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -89,11 +94,16 @@ class Bottleneck(nn.Module):
         return self.bn3
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out = self.conv1(x)  # one op per statement and the shortcut last, as in BasicBlock (peak memory)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        out = self.relu(out)
+        out = self.conv3(out)
+        out = self.bn3(out)
+        out += x if self.downsample is None else self.downsample(x)  # in place, as torchvision
+        return self.relu(out)
 
 
 @dataclass(frozen=True)
@@ -166,7 +176,10 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        # One stage at a time, rebinding x, so each stage's input is freed as soon as the next one starts (a nested
+        # call would keep the stem's output alive through all four stages: 0.8 MB more peak memory at 224).
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 

@@ -158,7 +158,8 @@ class ShuffleV1Unit(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.expand(self.depthwise(self.shuffle(self.compress(x))))
         if self.stride == 1:
-            return self.relu(out + x)
+            out += x  # in place: one activation buffer fewer
+            return self.relu(out)
         # ReLU after the concatenation, applied to the branch only: the pooled input is already non-negative (every
         # unit and the stem end in ReLU), so ReLU would leave it unchanged.
         return torch.cat((self.shortcut(x), self.relu(out)), dim=1)

@@ -1,0 +1,75 @@
+"""Resolve what a user names into a model: a zoo name, ``timm:NAME`` or ``torchvision:NAME``.
+
+Third-party models are built without weights (nothing is downloaded), so a user can measure a candidate from timm or
+torchvision beside the zoo.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import zoo
+
+from .errors import CnnbenchError
+
+__all__ = ["ResolvedModel", "build_model", "default_resolution"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str  # as the user wrote it
+    model: nn.Module
+    resolution: int  # default input side, pixels
+
+
+def _timm(name: str) -> tuple[nn.Module, int]:
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:3]
+        hint = f"; close: {', '.join('timm:' + c for c in close)}" if close else ""
+        raise CnnbenchError(f"timm has no model {name!r}{hint}")
+    model = timm.create_model(name, pretrained=False)
+    size = model.pretrained_cfg.get("input_size", (3, 224, 224)) if hasattr(model, "pretrained_cfg") else (3, 224, 224)
+    return model, int(size[-1])
+
+
+def _torchvision(name: str) -> tuple[nn.Module, int]:
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise CnnbenchError(f"torchvision has no model {name!r}; see torchvision.models.list_models()")
+    kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    resolution = 224
+    try:  # the crop of its default weights, read from the enum (no download)
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        resolution = int(weights.transforms().crop_size[0])
+    except Exception:  # noqa: BLE001 - a model without weights keeps 224
+        pass
+    return model, resolution
+
+
+def build_model(spec: str, device: torch.device | str = "meta", **overrides: object) -> ResolvedModel:
+    """Build ``spec`` on ``device`` (meta by default: shapes only, no memory) in eval mode."""
+    with torch.device(device):
+        if spec.startswith("timm:"):
+            model, resolution = _timm(spec.removeprefix("timm:"))
+        elif spec.startswith("torchvision:"):
+            model, resolution = _torchvision(spec.removeprefix("torchvision:"))
+        else:
+            model = zoo.create_model(spec, **overrides)
+            resolution = zoo.model_info(spec).resolution
+    return ResolvedModel(spec, model.eval(), resolution)
+
+
+def default_resolution(spec: str) -> int:
+    if not spec.startswith(("timm:", "torchvision:")):
+        return zoo.model_info(spec).resolution
+    return build_model(spec).resolution
