@@ -7,28 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
-from tqdm import tqdm
 
 from .catalog import catalog, resolve_patterns, versus_published
 from .errors import CnnbenchError
+from .output import FORMATS, emit, progress
 from .profiling import DTYPES, layers_frame, profile, totals_frame
-
-FORMATS = ("table", "csv", "json", "markdown")
-
-
-def _emit(frame: pd.DataFrame, fmt: str, table_columns: dict[str, str] | None = None) -> str:
-    """Render a frame: the full frame for csv/json, a readable selection (renamed columns) for table."""
-    if fmt == "csv":
-        return frame.to_csv(index=False)
-    if fmt == "json":
-        return frame.to_json(orient="records", indent=2) + "\n"
-    shown = frame[list(table_columns)].rename(columns=table_columns) if table_columns else frame
-    if fmt == "markdown":
-        return shown.astype(object).where(shown.notna(), "–").to_markdown(index=False) + "\n"
-    return shown.to_string(index=False, na_rep="–") + "\n"
 
 
 def _cmd_list(args: argparse.Namespace) -> str:
@@ -47,7 +33,7 @@ def _cmd_list(args: argparse.Namespace) -> str:
         "published_params_m": "paper params (M)",
         "published_top1": "paper top-1 (%)",
     }
-    return _emit(frame if args.format != "table" else table, args.format, columns)
+    return emit(frame if args.format != "table" else table, args.format, columns)
 
 
 def _list_vs_paper(args: argparse.Namespace) -> str:
@@ -69,7 +55,7 @@ def _list_vs_paper(args: argparse.Namespace) -> str:
         "flops_dev_pct": "Δ FLOPs %",
         "published_source": "source",
     }
-    return _emit(frame if args.format in ("csv", "json") else table, args.format, columns)
+    return emit(frame if args.format in ("csv", "json") else table, args.format, columns)
 
 
 def _model_names(args: argparse.Namespace) -> list[str]:
@@ -84,11 +70,6 @@ def _model_names(args: argparse.Namespace) -> list[str]:
     return names
 
 
-def _progress(items: list[str], desc: str) -> Iterable[str]:
-    """A progress bar on stderr when there is more than one item and stderr is a terminal."""
-    return tqdm(items, desc=desc, unit="model", disable=None if len(items) > 1 else True, file=sys.stderr)
-
-
 MB = 1e6
 
 
@@ -97,14 +78,14 @@ def _cmd_profile(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
     profiles = [
         profile(name, resolution=args.res, batch=args.batch, dtype=args.dtype, training_memory=not args.no_training)
-        for name in _progress(_model_names(args), "profile")
+        for name in progress(_model_names(args), "profile")
     ]
     if args.per_layer:
         frame = layers_frame(profiles)
         shown = ["module", "op", "kind", "output_shape", "flops", "flops_elementwise", "mac"]
         if len(profiles) > 1:
             shown.insert(0, "model")
-        return _emit(frame, args.format, {c: c for c in shown})
+        return emit(frame, args.format, {c: c for c in shown})
     if args.by:
         frame = pd.concat(
             [
@@ -114,7 +95,7 @@ def _cmd_profile(args: argparse.Namespace) -> str:
             ignore_index=True,
         )
         frame = frame[["model", *[c for c in frame.columns if c != "model"]]]
-        return _emit(frame.round(4), args.format)
+        return emit(frame.round(4), args.format)
     frame = totals_frame(profiles)
     table = frame.assign(
         params_m=frame["params"] / 1e6,
@@ -137,7 +118,7 @@ def _cmd_profile(args: argparse.Namespace) -> str:
         "act_mb": "act peak (MB)",
         "train_mb": "train saved (MB)",
     }
-    return _emit(frame if args.format != "table" else table, args.format, columns)
+    return emit(frame if args.format != "table" else table, args.format, columns)
 
 
 def build_parser() -> argparse.ArgumentParser:
