@@ -11,10 +11,14 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from .bench import as_frame, iter_bench
 from .catalog import catalog, resolve_patterns, versus_published
 from .errors import CnnbenchError
+from .latency import Timing
 from .output import FORMATS, emit, progress
 from .profiling import DTYPES, layers_frame, profile, totals_frame
+from .roofline import cached_roofline
+from .target import Target, describe, resolve_target
 
 
 def _cmd_list(args: argparse.Namespace) -> str:
@@ -121,6 +125,70 @@ def _cmd_profile(args: argparse.Namespace) -> str:
     return emit(frame if args.format != "table" else table, args.format, columns)
 
 
+def _batches(text: str) -> list[int]:
+    try:
+        batches = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise CnnbenchError(f"--batch takes comma-separated integers such as 1,8,32; got {text!r}") from None
+    bad = [b for b in batches if b < 1]
+    if not batches or bad:
+        raise CnnbenchError(f"every --batch must be at least 1; got {text!r}")
+    return batches
+
+
+def _cmd_bench(args: argparse.Namespace) -> str:
+    target = Target(
+        device=args.device,
+        threads=args.threads,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        backend=args.backend,
+        fuse_bn=args.fuse_bn,
+    )
+    target, notes = resolve_target(target)
+    batches = _batches(args.batch)
+    names = _model_names(args)
+    for note in notes:
+        print(f"cnnbench bench: note: {note}", file=sys.stderr)
+    roof = None if args.no_roofline else cached_roofline(target)
+    timing = Timing(min_time_s=args.min_time)
+    sweep = iter_bench(names, target, batches, args.res, timing, roof)
+    runs = [f"{n}@{b}" for n in names for b in batches]
+    frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
+    if frame["status"].eq("failed").all() and len(frame) == 1:
+        raise CnnbenchError(str(frame["error"].iloc[0]))
+    columns = {
+        "model": "model",
+        "batch": "batch",
+        "latency_ms_median": "median (ms)",
+        "latency_ms_p95": "p95 (ms)",
+        "cv": "CV",
+        "throughput_img_s": "img/s",
+        "flops_g": "GFLOPs (mult-adds)",
+        "mac_mb": "MAC (MB)",
+        "roofline_bound_ms": "roofline (ms)",
+        "roofline_fraction": "of roofline",
+        "status": "status",
+    }
+    table = frame.assign(
+        flops_g=pd.to_numeric(frame["flops"]) / 1e9,
+        mac_mb=pd.to_numeric(frame["mac_bytes"]) / 1e6,
+    )
+    digits = {"latency_ms_median": 2, "latency_ms_p95": 2, "cv": 3, "throughput_img_s": 1, "flops_g": 3, "mac_mb": 1}
+    table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3})
+    if table["status"].eq("failed").any():
+        failed = table["status"].eq("failed")
+        table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
+    header = f"# target: {target.key} ({describe(target)['device_name']}), torch {describe(target)['torch']}\n"
+    if roof is not None and args.format == "table":
+        header += (
+            f"# roofline: {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s (matmul {roof.matmul_size}), "
+            f"{roof.bandwidth_bytes_per_s / 1e9:.1f} GB/s (copy)\n"
+        )
+    out = emit(frame if args.format in ("csv", "json") else table, args.format, columns)
+    return header + out if args.format == "table" else out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnbench",
@@ -157,6 +225,29 @@ def build_parser() -> argparse.ArgumentParser:
     p_prof.add_argument("--no-training", action="store_true", help="skip the training-memory pass (faster)")
     p_prof.add_argument("--format", choices=FORMATS, default="table")
     p_prof.set_defaults(run=_cmd_profile)
+
+    p_bench = sub.add_parser(
+        "bench",
+        help="measure latency on a target (device, threads, dtype, layout, backend) beside the roofline",
+        description="Warm-up until timings settle, then timed iterations until --min-time; CUDA events on a GPU. "
+        "Prints the median, its spread, throughput, and the roofline bound max(2·FLOPs/peak, MAC bytes/bandwidth).",
+    )
+    p_bench.add_argument(
+        "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
+    )
+    p_bench.add_argument("--all", action="store_true", help="every zoo model")
+    p_bench.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    p_bench.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
+    p_bench.add_argument("--res", type=int, default=None, help="input side (default: each model's own)")
+    p_bench.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
+    p_bench.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+    p_bench.add_argument("--backend", choices=("eager", "compile"), default="eager")
+    p_bench.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
+    p_bench.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per run")
+    p_bench.add_argument("--no-roofline", action="store_true", help="skip the roofline (measured once per target)")
+    p_bench.add_argument("--format", choices=FORMATS, default="table")
+    p_bench.set_defaults(run=_cmd_bench)
     return parser
 
 

@@ -19,10 +19,10 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from .counting import KINDS, RECORD_FIELDS, CountingMode
 from .errors import CnnbenchError
 from .models import build_model
+from .target import DTYPES
 
 __all__ = ["Profile", "ProfileTotals", "profile", "smallest_resolution", "totals_frame", "layers_frame", "DTYPES"]
 
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SUM_COLUMNS = ["flops", "flops_elementwise", "mac", "mac_bytes"]
 
 

@@ -1,0 +1,114 @@
+"""Latency of zoo models on a target, one pytest-benchmark test per model × batch, and two side-by-side checks.
+
+Synchronisation: on CUDA each timed call ends with ``torch.cuda.synchronize()`` (pytest-benchmark's clock is the
+host's, so the call must not return before the GPU is done); on MPS with ``torch.mps.synchronize()``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.utils.benchmark as tb
+from torch import nn
+
+import zoo
+from cnnbench.latency import Timing, _autocast, _threads, measure, prepare
+from cnnbench.models import build_model
+from cnnbench.profiling import profile
+from cnnbench.target import Target, describe
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _forward(model: nn.Module, target: Target, batch: int, resolution: int):  # type: ignore[no-untyped-def]
+    device = target.torch_device
+    net, _ = prepare(model, target)
+    x = torch.randn(batch, 3, resolution, resolution, device=device)
+    if target.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode(), _autocast(target):
+            net(x)
+        _sync(device)
+
+    return run
+
+
+@pytest.mark.benchmark(group="latency")
+def test_latency(benchmark, target: Target, model_name: str, batch: int) -> None:  # type: ignore[no-untyped-def]
+    info = zoo.model_info(model_name)
+    counts = profile(model_name, batch=batch, dtype=target.dtype, training_memory=False).totals
+    run = _forward(zoo.create_model(model_name), target, batch, info.resolution)
+    benchmark.group = f"latency-batch{batch}"
+    benchmark.extra_info.update(
+        {
+            "model": model_name,
+            "family": info.family,
+            "batch": batch,
+            "resolution": info.resolution,
+            "params": counts.params,
+            "flops": counts.flops,  # multiply-adds
+            "mac": counts.mac,
+            "mac_bytes": counts.mac_bytes,
+            "published_top1": info.published.top1,
+            **{f"target_{k}": v for k, v in describe(target).items()},
+        }
+    )
+    with _threads(target.threads):
+        for _ in range(3):  # warm-up outside the measurement: allocator, oneDNN/cuDNN caches, torch.compile
+            run()
+        benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
+
+
+@pytest.mark.benchmark(group="latency-overhead")
+def test_latency_harness_overhead(benchmark, target: Target, model_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Our median against torch.utils.benchmark's blocked_autorange on the same model and input, side by side:
+    the ratio is the overhead our harness adds (goal: at most 3%)."""
+    info = zoo.model_info(model_name)
+    model = zoo.create_model(model_name).eval()
+    run = _forward(model, target, 1, info.resolution)
+    ours, theirs = [], []
+    with _threads(target.threads):
+        for _ in range(3):  # alternate the two so that drift on a shared machine hits both
+            result = measure(model, target, 1, info.resolution, Timing(min_time_s=0.5), name=model_name)
+            ours.append(result.median_ms)
+            timer = tb.Timer(stmt="run()", globals={"run": run}, num_threads=target.threads or torch.get_num_threads())
+            theirs.append(timer.blocked_autorange(min_run_time=0.5).median * 1e3)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    benchmark.extra_info.update({"model": model_name, "ours_ms": ours, "torch_benchmark_ms": theirs, "ratio": ratio})
+    benchmark.pedantic(lambda: None, rounds=1)
+    print(f"\n{model_name}: cnnbench / torch.utils.benchmark = {ratio:.3f}")
+
+
+@pytest.mark.benchmark(group="latency-twin")
+def test_latency_vs_twin(benchmark, target: Target, model_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Our model against its torchvision/timm twin holding the same weights, and our model with BN folded."""
+    info = zoo.model_info(model_name)
+    if not info.reference or not info.reference.startswith("torchvision:"):
+        pytest.skip(f"{model_name} has no torchvision twin with the same state_dict")
+    ours = zoo.create_model(model_name).eval()
+    twin = build_model(info.reference, device="cpu").model.eval()
+    twin.load_state_dict(ours.state_dict())
+    plain, fused = replace(target, fuse_bn=False), replace(target, fuse_bn=True)
+    timing = Timing(min_time_s=0.5)
+    medians: dict[str, list[float]] = {"ours": [], "twin": [], "ours_fused": []}
+    for _ in range(3):  # interleaved rounds
+        medians["ours"].append(measure(ours, plain, 1, info.resolution, timing).median_ms)
+        medians["twin"].append(measure(twin, plain, 1, info.resolution, timing).median_ms)
+        medians["ours_fused"].append(
+            measure(zoo.create_model(model_name).eval(), fused, 1, info.resolution, timing).median_ms
+        )
+    m = {k: statistics.median(v) for k, v in medians.items()}
+    ratios = {"ours/twin": m["ours"] / m["twin"], "ours_fused/twin": m["ours_fused"] / m["twin"]}
+    benchmark.extra_info.update({"model": model_name, "twin": info.reference, "median_ms": m, **ratios})
+    benchmark.pedantic(lambda: None, rounds=1)
+    print(f"\n{model_name}: ours/twin {ratios['ours/twin']:.3f}, fused/twin {ratios['ours_fused/twin']:.3f}")

@@ -1,0 +1,110 @@
+"""The roofline of a target: attainable compute (a large matmul) and memory bandwidth (a large copy).
+
+A model's roofline lower bound on latency is ``max(2·flops / peak_flops, mac_bytes / bandwidth)``: the time it
+would take if it ran at the target's peak compute or streamed its memory traffic at full bandwidth, whichever is
+slower. ``flops`` are multiply-adds, so they count twice against a peak in floating-point operations per second.
+The attained fraction is that bound over the measured latency (1.0 = at the roof).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .latency import Timing, _autocast, _threads, time_callable
+from .target import Target, environment, resolve_target
+
+__all__ = ["Roofline", "measure_roofline", "cached_roofline", "roofline_bound_ms", "default_cache"]
+
+
+@dataclass(frozen=True)
+class Roofline:
+    target: str  # Target.key
+    peak_flops_per_s: float  # floating-point operations per second (2 per multiply-add), large matmul at the dtype
+    bandwidth_bytes_per_s: float  # bytes read + written per second, large copy
+    matmul_size: int
+    copy_bytes: int
+
+    @property
+    def ridge_point(self) -> float:
+        """Arithmetic intensity (multiply-adds per byte) where a kernel turns from memory- to compute-bound."""
+        return self.peak_flops_per_s / 2 / self.bandwidth_bytes_per_s
+
+
+def measure_roofline(target: Target, timing: Timing | None = None) -> Roofline:
+    """Measure peak matmul throughput and copy bandwidth on the target (a few seconds on a CPU)."""
+    target, _ = resolve_target(target)
+    timing = timing or Timing(min_time_s=0.5, min_iters=3, max_warmup_s=3.0)
+    device = target.torch_device
+    n, peak = _peak_matmul(target)
+    elements = (64 if device.type == "cpu" else 256) * 2**20  # 256 MB (1 GB on a GPU) of fp32: far beyond any cache
+    src = torch.empty(elements, device=device, dtype=target.torch_dtype)
+    dst = torch.empty_like(src)
+    with _threads(target.threads), torch.inference_mode():
+        copy_ms, _ = time_callable(lambda: dst.copy_(src), device, timing)
+    copy_s = sorted(copy_ms)[len(copy_ms) // 2] / 1e3
+    copy_bytes = 2 * src.numel() * src.element_size()  # read once, written once
+    return Roofline(target.key, peak, copy_bytes / copy_s, n, copy_bytes)
+
+
+def _peak_matmul(target: Target, max_n: int = 8192, max_call_ms: float = 500.0) -> tuple[int, float]:
+    """(side, FLOP/s) of the fastest square matmul among sides 512, 1024, ...: throughput rises with size until the
+    kernel saturates the machine; sizes stop growing once a call takes ``max_call_ms`` (bf16 on an older CPU runs at
+    ~1 GFLOP/s) or throughput falls."""
+    timing = Timing(min_time_s=0.3, min_iters=3, window=2, max_warmup_s=1.0)
+    best_n, best, n = 512, 0.0, 512
+    while n <= max_n:
+        a = torch.randn(n, n, device=target.torch_device)
+        with _threads(target.threads), torch.inference_mode():
+
+            def matmul(a: torch.Tensor = a) -> object:
+                with _autocast(target):
+                    return a @ a
+
+            samples, _ = time_callable(matmul, target.torch_device, timing)
+        ms = sorted(samples)[len(samples) // 2]
+        rate = 2 * n**3 / (ms / 1e3)
+        if rate < best:
+            break
+        best_n, best = n, rate
+        if ms > max_call_ms:
+            break
+        n *= 2
+    return best_n, best
+
+
+def default_cache() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "cnnbench" / "roofline.json"
+
+
+def cached_roofline(target: Target, cache: Path | None = None, refresh: bool = False) -> Roofline:
+    """The target's roofline from the cache (keyed by target, host, CPU and torch version), measured once if absent."""
+    target, _ = resolve_target(target)
+    cache = cache or default_cache()
+    env = environment()
+    key = f"{target.key}|{env['host']}|{env['cpu']}|{env['torch']}"
+    entries: dict[str, dict[str, object]] = {}
+    if cache.exists():
+        try:
+            entries = json.loads(cache.read_text())
+        except (OSError, json.JSONDecodeError):
+            entries = {}
+    if key in entries and not refresh:
+        return Roofline(**entries[key])  # type: ignore[arg-type]
+    roof = measure_roofline(target)
+    entries[key] = asdict(roof)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=2))
+    tmp.replace(cache)
+    return roof
+
+
+def roofline_bound_ms(flops: int, mac_bytes: int, roof: Roofline) -> float:
+    """The roofline lower bound on latency in ms: max(2·flops / peak, mac_bytes / bandwidth)."""
+    return 1e3 * max(2 * flops / roof.peak_flops_per_s, mac_bytes / roof.bandwidth_bytes_per_s)
