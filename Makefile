@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/cnnbench list
+	$(BIN)/cnnbench report
 
 lint: setup
 	$(BIN)/ruff check .

@@ -189,6 +189,29 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     return header + out if args.format == "table" else out
 
 
+def _cmd_report(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from .report import ReportConfig, run_report
+
+    target = Target(device=args.device, threads=args.threads, dtype=args.dtype, channels_last=args.channels_last)
+    files = tuple(Path(p) for p in args.from_benchmark)
+    for path in files:
+        if not path.is_file():
+            raise CnnbenchError(
+                f"--from-benchmark {path}: no such file (make one with pytest benchmarks/ --benchmark-json)"
+            )
+    out = Path(args.out)
+    if args.quick:
+        config = ReportConfig.quick_config(out, target=target, force=args.force, benchmark_files=files)
+    else:
+        config = ReportConfig(out=out, target=target, force=args.force, benchmark_files=files, batch=args.batch,
+                              timing=Timing(min_time_s=args.min_time))
+    written = run_report(config, progress)
+    lines = [f"wrote {len(written)} files to {out}/:"] + [f"  {p}" for p in sorted(map(str, set(written.values())))]
+    return "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnbench",
@@ -248,6 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--no-roofline", action="store_true", help="skip the roofline (measured once per target)")
     p_bench.add_argument("--format", choices=FORMATS, default="table")
     p_bench.set_defaults(run=_cmd_bench)
+
+    p_report = sub.add_parser(
+        "report",
+        help="the main job: profile and time the whole zoo, write results/ tables, charts and README.md",
+        description="Reuses rows already measured for the same model, target and code (--force re-measures); "
+        "every file is written atomically, so an interrupted run resumes.",
+    )
+    p_report.add_argument("--out", default="results", help="output folder (default results/)")
+    p_report.add_argument("--quick", action="store_true", help="four models, short timing: a first look, or tests")
+    p_report.add_argument("--device", default="cpu", help="target device: cpu, cuda, cuda:N or mps")
+    p_report.add_argument("--threads", type=int, default=None)
+    p_report.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    p_report.add_argument("--channels-last", action="store_true")
+    p_report.add_argument("--batch", type=int, default=1)
+    p_report.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per model")
+    p_report.add_argument(
+        "--from-benchmark", nargs="*", default=[], metavar="JSON",
+        help="pytest-benchmark JSON files from benchmarks/ (other targets, other machines) to add side by side",
+    )
+    p_report.add_argument("--force", action="store_true", help="re-measure every row")
+    p_report.set_defaults(run=_cmd_report)
     return parser
 
 

@@ -81,9 +81,17 @@ Handle = Callable[[tuple[Any, ...], dict[str, Any], list[Tensor]], OpCost]
 
 
 def _convolution(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
-    x, weight, bias = args[0], args[1], args[2]
-    transposed, groups = bool(args[6]), int(args[8])
-    y = out[0]
+    return _conv_cost(args[0], args[1], args[2], transposed=bool(args[6]), groups=int(args[8]), y=out[0])
+
+
+def _conv2d(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+    """aten.conv2d, seen before decomposition on real tensors under inference mode (latency breakdowns)."""
+    bias = args[2] if len(args) > 2 else kwargs.get("bias")
+    groups = int(args[6]) if len(args) > 6 else int(kwargs.get("groups", 1))
+    return _conv_cost(args[0], args[1], bias, transposed=False, groups=groups, y=out[0])
+
+
+def _conv_cost(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool, groups: int, y: Tensor) -> OpCost:
     per_output = weight[0].numel()  # (c_in / groups) · kh · kw
     if transposed:  # each input element is scattered through c_out/groups · kh · kw weights
         flops = x.numel() * weight.numel() // weight.shape[0]
@@ -112,6 +120,15 @@ def _addmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> 
     return OpCost("linear", flops, y.numel(), a.numel() + b.numel() + bias.numel() + y.numel())
 
 
+def _linear(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+    """aten.linear before decomposition (inference mode on real tensors)."""
+    x, weight = args[0], args[1]
+    bias = args[2] if len(args) > 2 else kwargs.get("bias")
+    y = out[0]
+    mac = x.numel() + weight.numel() + y.numel() + (bias.numel() if bias is not None else 0)
+    return OpCost("linear", x.numel() * weight.shape[0], y.numel() if bias is not None else 0, mac)
+
+
 def _mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
     a, b = args[0], args[1]
     return OpCost("linear", a.numel() * b.shape[-1], 0, a.numel() + b.numel() + out[0].numel())
@@ -130,6 +147,19 @@ def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]
     training = bool(args[5]) if len(args) > 5 and isinstance(args[5], bool) else False
     ops = x.numel() * (3 if training else 1)
     return OpCost("norm", 0, ops, x.numel() + out[0].numel() + params)
+
+
+def _batch_norm_composite(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+    """aten.batch_norm before decomposition: same arguments as native_batch_norm, then cudnn_enabled."""
+    return _batch_norm(args[:8], kwargs, out)
+
+
+def _reshape(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+    """aten.reshape before decomposition: a view when it can be, else a copy (a channel shuffle's last step)."""
+    x, y = args[0], out[0]
+    if x.device.type == "meta" or y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        return OpCost("shuffle")
+    return OpCost("shuffle", 0, 0, x.numel() + y.numel())
 
 
 def _batch_norm_no_training(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
@@ -182,6 +212,10 @@ def _data_movement(kind: str) -> Handle:
 
 HANDLES: dict[Any, Handle] = {
     aten.convolution: _convolution,
+    aten.conv2d: _conv2d,
+    aten.linear: _linear,
+    aten.batch_norm: _batch_norm_composite,
+    aten.reshape: _reshape,
     aten.addmm: _addmm,
     aten.mm: _mm,
     aten.bmm: _bmm,
@@ -194,6 +228,7 @@ HANDLES: dict[Any, Handle] = {
     aten.max_pool2d: _pool_window,
     aten.avg_pool2d: _pool_window,
     aten._adaptive_avg_pool2d: _pool_global,
+    aten.adaptive_avg_pool2d: _pool_global,
     aten.adaptive_max_pool2d: _pool_global,
     aten.mean: _pool_global,
     aten.sum: _reduction,
@@ -223,7 +258,8 @@ ZERO_COST: frozenset[Any] = frozenset(
         aten.squeeze, aten.unsqueeze, aten.alias, aten.detach, aten.split, aten.split_with_sizes, aten.chunk,
         aten.slice, aten.select, aten.narrow, aten.as_strided, aten.unbind, aten.empty, aten.empty_like,
         aten.empty_strided, aten.new_empty, aten.new_empty_strided, aten.lift_fresh, aten.dropout,
-        aten.feature_dropout, aten.bernoulli_, aten.bernoulli,
+        aten.feature_dropout, aten.dropout_, aten.feature_dropout_, aten.bernoulli_, aten.bernoulli, aten.flatten,
+        aten.contiguous,
         aten.zeros, aten.ones, aten.fill_, aten.zero_, aten.sym_size, aten.sym_stride, aten.sym_numel,
         aten.is_same_size, aten._local_scalar_dense,
     }
@@ -259,6 +295,7 @@ class CountingMode(TorchDispatchMode):
         super().__init__()
         self.records: list[tuple[Any, ...]] = []  # RECORD_FIELDS
         self.module_stack: list[tuple[str, str]] = [("", "")]
+        self.modules_run: set[int] = set()  # ids of the modules whose forward ran (filled by the profiler's hooks)
         self.unknown: dict[str, int] = {}
         self._external = {StorageWeakRef(t.untyped_storage()).cdata for t in external}
         self._live: dict[int, tuple[StorageWeakRef, int]] = {}

@@ -18,17 +18,21 @@ import contextlib
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from .counting import HANDLES, KINDS, ZERO_COST
 from .errors import CnnbenchError
 from .models import build_model
 from .target import Target, describe, resolve_target
 
-__all__ = ["Timing", "LatencyResult", "measure", "prepare", "fuse_batchnorm", "time_callable"]
+__all__ = ["Timing", "LatencyResult", "measure", "prepare", "fuse_batchnorm", "time_callable", "time_by_kind"]
 
 
 @dataclass(frozen=True)
@@ -263,3 +267,73 @@ def measure(
         peak_mem_bytes=peak,
         notes="; ".join(notes),
     )
+
+
+class _OpTimer(TorchDispatchMode):
+    """Times every aten op (synchronised on a GPU) and names its kind with the counting engine's handles."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device = device
+        self.times: list[tuple[str, float]] = []
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        self._sync()
+        t0 = time.perf_counter()
+        result = func(*args, **kwargs)
+        self._sync()
+        elapsed = (time.perf_counter() - t0) * 1e3
+        packet = func.overloadpacket
+        if packet in ZERO_COST:
+            return result
+        handle = HANDLES.get(packet)
+        outputs = [t for t in (result if isinstance(result, (tuple, list)) else [result]) if isinstance(t, Tensor)]
+        kind = handle(args, kwargs, outputs).kind if handle is not None else "other"
+        self.times.append((kind, elapsed))
+        return result
+
+
+def time_by_kind(
+    model: nn.Module | str,
+    target: Target | None = None,
+    batch: int = 1,
+    resolution: int | None = None,
+    repeats: int = 5,
+) -> pd.DataFrame:
+    """Time per op kind (conv, conv_1x1, conv_depthwise, ..., the counting engine's kinds) of one forward.
+
+    Every aten op is timed on its own (each is synchronised on a GPU), ``repeats`` times after a warm-up; the
+    median per op is summed per kind. The per-op synchronisation and Python dispatch add a little to each op, so
+    use the shares, not the sum, beside :func:`measure`'s end-to-end latency.
+    """
+    target, _ = resolve_target(target or Target())
+    if isinstance(model, str):
+        resolved = build_model(model, device="cpu")
+        net, resolution = resolved.model, resolution or resolved.resolution
+    else:
+        net, resolution = model, resolution or int(getattr(model, "resolution", 224))
+    net, _ = prepare(net, replace(target, backend="eager"))
+    x = torch.randn(batch, 3, resolution, resolution, device=target.torch_device)
+    if target.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    runs: list[list[tuple[str, float]]] = []
+    with _threads(target.threads), torch.inference_mode(), _autocast(target):
+        net(x)  # warm-up
+        for _ in range(repeats):
+            timer = _OpTimer(target.torch_device)
+            with timer:
+                net(x)
+            runs.append(timer.times)
+    kinds = [k for k, _ in runs[0]]
+    per_op = np.median(np.array([[t for _, t in run] for run in runs]), axis=0)
+    frame = pd.DataFrame({"kind": kinds, "time_ms": per_op}).groupby("kind", sort=False)["time_ms"].sum()
+    frame = frame.reindex([k for k in KINDS if k in frame.index]).reset_index()
+    frame["time_share"] = frame["time_ms"] / frame["time_ms"].sum()
+    return frame

@@ -35,6 +35,7 @@ class ProfileTotals:
     batch: int
     dtype: str
     params: int
+    params_used: int  # parameters of the modules the inference forward runs (GoogLeNet's training-only heads out)
     flops: int  # multiply-adds of conv, linear and matmul
     flops_elementwise: int  # activations, norms, adds, muls, pooling; counted apart
     mac: int  # memory access cost, elements read + written, weights included (ShuffleNetV2 §2)
@@ -85,6 +86,7 @@ def _module_paths(model: nn.Module, mode: CountingMode) -> Iterator[None]:
 
     def push(module: nn.Module, _inputs: object) -> None:
         mode.module_stack.append((names.get(id(module), "?"), type(module).__name__))
+        mode.modules_run.add(id(module))
 
     def pop(module: nn.Module, _inputs: object, _output: object) -> None:
         mode.module_stack.pop()
@@ -226,6 +228,9 @@ def profile(
         batch=batch,
         dtype=str(dtype).removeprefix("torch."),
         params=sum(p.numel() for p in net.parameters()),
+        params_used=sum(
+            p.numel() for m in net.modules() if id(m) in mode.modules_run for p in m.parameters(recurse=False)
+        ),
         flops=int(layers["flops"].sum()),
         flops_elementwise=int(layers["flops_elementwise"].sum()),
         mac=int(layers["mac"].sum()),

@@ -281,3 +281,12 @@ def test_memory_and_traffic_equal_the_torchvision_twin(name: str) -> None:
     assert (ours.flops, ours.flops_elementwise, ours.mac) == (twin.flops, twin.flops_elementwise, twin.mac)
     assert ours.activation_peak_bytes == pytest.approx(twin.activation_peak_bytes, rel=0.001)
     assert ours.training_saved_bytes == twin.training_saved_bytes
+
+
+def test_params_used_leave_out_training_only_heads() -> None:
+    """GoogLeNet's two auxiliary classifiers run in training only: torchvision's num_params (6,624,904) is the
+    network without them, the model as built holds 13,004,888."""
+    totals = profile("googlenet", training_memory=False).totals
+    assert (totals.params, totals.params_used) == (13_004_888, 6_624_904)
+    resnet = profile("resnet18", training_memory=False).totals
+    assert resnet.params_used == resnet.params == 11_689_512
