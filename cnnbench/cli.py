@@ -13,6 +13,7 @@ import pandas as pd
 
 from .bench import as_frame, iter_bench
 from .catalog import catalog, resolve_patterns, versus_published
+from .cli_guidelines import add_commands as add_guideline_commands
 from .errors import CnnbenchError
 from .latency import Timing
 from .output import FORMATS, emit, progress
@@ -125,6 +126,27 @@ def _cmd_profile(args: argparse.Namespace) -> str:
     return emit(frame if args.format != "table" else table, args.format, columns)
 
 
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that make a target: device, threads, dtype, memory format, backend, BN folding."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+    parser.add_argument("--backend", choices=("eager", "compile"), default="eager", help="compile: torch.compile")
+    parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
+
+
+def target_from(args: argparse.Namespace) -> Target:
+    return Target(
+        device=args.device,
+        threads=args.threads,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        backend=args.backend,
+        fuse_bn=args.fuse_bn,
+    )
+
+
 def _batches(text: str) -> list[int]:
     try:
         batches = [int(b) for b in text.split(",") if b.strip()]
@@ -137,15 +159,7 @@ def _batches(text: str) -> list[int]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> str:
-    target = Target(
-        device=args.device,
-        threads=args.threads,
-        dtype=args.dtype,
-        channels_last=args.channels_last,
-        backend=args.backend,
-        fuse_bn=args.fuse_bn,
-    )
-    target, notes = resolve_target(target)
+    target, notes = resolve_target(target_from(args))
     batches = _batches(args.batch)
     names = _model_names(args)
     for note in notes:
@@ -194,7 +208,7 @@ def _cmd_report(args: argparse.Namespace) -> str:
 
     from .report import ReportConfig, run_report
 
-    target = Target(device=args.device, threads=args.threads, dtype=args.dtype, channels_last=args.channels_last)
+    target = target_from(args)
     files = tuple(Path(p) for p in args.from_benchmark)
     for path in files:
         if not path.is_file():
@@ -259,14 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
     )
     p_bench.add_argument("--all", action="store_true", help="every zoo model")
-    p_bench.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    p_bench.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    add_target_arguments(p_bench)
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
     p_bench.add_argument("--res", type=int, default=None, help="input side (default: each model's own)")
-    p_bench.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
-    p_bench.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
-    p_bench.add_argument("--backend", choices=("eager", "compile"), default="eager")
-    p_bench.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
     p_bench.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per run")
     p_bench.add_argument("--no-roofline", action="store_true", help="skip the roofline (measured once per target)")
     p_bench.add_argument("--format", choices=FORMATS, default="table")
@@ -280,10 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_report.add_argument("--out", default="results", help="output folder (default results/)")
     p_report.add_argument("--quick", action="store_true", help="four models, short timing: a first look, or tests")
-    p_report.add_argument("--device", default="cpu", help="target device: cpu, cuda, cuda:N or mps")
-    p_report.add_argument("--threads", type=int, default=None)
-    p_report.add_argument("--dtype", choices=list(DTYPES), default="fp32")
-    p_report.add_argument("--channels-last", action="store_true")
+    add_target_arguments(p_report)
     p_report.add_argument("--batch", type=int, default=1)
     p_report.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per model")
     p_report.add_argument(
@@ -292,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     p_report.set_defaults(run=_cmd_report)
+    add_guideline_commands(sub)
     return parser
 
 

@@ -253,7 +253,8 @@ def measure(
             f"{name} ran out of memory at batch {batch} on {target.device}; try a smaller --batch"
         ) from None
     except RuntimeError as err:
-        if "out of memory" in str(err).lower():
+        message = str(err).lower()
+        if "out of memory" in message or "can't allocate memory" in message:  # CUDA / CPU allocator wording
             raise CnnbenchError(f"{name} ran out of memory at batch {batch}; try a smaller --batch") from None
         raise
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
