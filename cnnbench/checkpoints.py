@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +52,15 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        # weights_only refuses every global outside its allow-list, i.e. anything that would call a function.
-        raise CnnbenchError(
-            f"refused to load {path.name}: its pickle would run code ({_first_line(err).removesuffix(':')}); "
-            "load only weights you trust, saved as torch.save(model.state_dict()) or .safetensors"
-        ) from None
+        # weights_only refuses every global outside its allow-list, i.e. anything unpickling would call; torch
+        # names it as "GLOBAL module.name". Other refusals are opcodes a torch.save file never holds.
+        called = re.search(r"GLOBAL (\S+)", str(err))
+        if called:
+            raise CnnbenchError(
+                f"refused to load {path.name}: its pickle would run code (it calls {called.group(1)}); "
+                "load only weights saved as torch.save(model.state_dict()) or .safetensors"
+            ) from None
+        raise CnnbenchError(f"{path.name} is not a PyTorch checkpoint that weights_only=True can read") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CnnbenchError(f"{path.name} is not a readable PyTorch checkpoint ({_first_line(err)})") from None
     return _unwrap(obj, path.name)
@@ -103,7 +108,11 @@ def fit_report(model: nn.Module, state: Mapping[str, Tensor], shown: int = 3) ->
     given = {k: tuple(v.shape) for k, v in state.items()}
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
-    shapes = [f"{k} {_dims(given[k])} vs {_dims(expected[k])}" for k in expected if k in given and given[k] != expected[k]]
+    shapes = [
+        f"{k}: file {_dims(given[k])} vs model {_dims(expected[k])}"
+        for k in expected
+        if k in given and given[k] != expected[k]
+    ]
     parts = []
     for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", shapes)):
         if keys:
@@ -144,6 +153,8 @@ def load_model(name: str, weights: str | os.PathLike[str]) -> LoadedModel:
     model = zoo.create_model(name, num_classes=num_classes, **build)
     report = fit_report(model, state)
     if report:
-        raise CnnbenchError(f"{Path(weights).name} does not fit {name}: {report}; is it a checkpoint for another model?")
+        raise CnnbenchError(
+            f"{Path(weights).name} does not fit {name}: {report}; is it a checkpoint for another model?"
+        )
     model.load_state_dict(state, strict=True)
     return LoadedModel(model.eval(), layout, num_classes, build)

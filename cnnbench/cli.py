@@ -13,6 +13,7 @@ import pandas as pd
 
 from .bench import as_frame, iter_bench
 from .catalog import catalog, resolve_patterns, versus_published
+from .cli_accuracy import add_commands as add_accuracy_commands
 from .cli_guidelines import add_commands as add_guideline_commands
 from .errors import CnnbenchError
 from .latency import Timing
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     p_report.set_defaults(run=_cmd_report)
     add_guideline_commands(sub)
+    add_accuracy_commands(sub)
     return parser
 
 

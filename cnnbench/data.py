@@ -1,4 +1,5 @@
-"""The images accuracy is measured on: scikit-learn's handwritten digits, and a torchvision-style image folder.
+"""The images accuracy is measured on, and how they are prepared: scikit-learn's handwritten digits for training,
+a torchvision-style image folder for evaluating a checkpoint (preprocessed as the model's reference implementation).
 
 Nothing here downloads anything. The digits (``sklearn.datasets.load_digits``) ship inside scikit-learn: 1,797 real
 8×8 grey-level scans (values 0–16) of ten classes, from the UCI "Optical Recognition of Handwritten Digits" set.
@@ -6,7 +7,9 @@ Nothing here downloads anything. The digits (``sklearn.datasets.load_digits``) s
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+import zoo
 
 from .errors import CnnbenchError
 
@@ -29,6 +34,9 @@ __all__ = [
     "scan_image_folder",
     "Preprocess",
     "load_image",
+    "reference_preprocess",
+    "FolderImages",
+    "collate_readable",
 ]
 
 DIGITS_CLASSES = 10
@@ -91,12 +99,18 @@ def shift_images(images: Tensor, shifts: Tensor) -> Tensor:
     return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
 
 
-def digits_to_input(images: Tensor, resolution: int, mean: float = DIGITS_MEAN, std: float = DIGITS_STD) -> Tensor:
-    """N×1×8×8 digits in [0, 1] → N×3×R×R model input: bilinear resize, normalise, repeat the grey channel 3 times.
+def digits_to_input(
+    images: Tensor,
+    resolution: int,
+    mean: float = DIGITS_MEAN,
+    std: float = DIGITS_STD,
+    interpolation: str = "bilinear",
+) -> Tensor:
+    """N×1×8×8 digits in [0, 1] → N×3×R×R model input: resize, normalise, repeat the grey channel 3 times.
 
     The zoo's stems take three channels; a grey image repeated is what a colour camera would see of a grey page.
     """
-    resized = F.interpolate(images, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    resized = F.interpolate(images, size=(resolution, resolution), mode=interpolation, align_corners=False)
     return ((resized - mean) / std).expand(-1, 3, -1, -1).contiguous()
 
 
@@ -176,3 +190,64 @@ def load_image(path: Path) -> object | None:
             return image.convert("RGB")  # convert() forces the full decode, so a truncated file fails here
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # PIL raises SyntaxError on some bad headers
         return None
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CROP_PCT = 0.875  # 224 / 256, the usual ImageNet evaluation crop
+
+
+def reference_preprocess(name: str, resolution: int | None = None, crop_pct: float | None = None) -> Preprocess:
+    """The evaluation transform of ``name``'s reference implementation (its default weights' preset), read from
+    torchvision's weights enum or timm's pretrained config (nothing downloaded); ImageNet's usual 0.875 crop,
+    bilinear, for a model with no reference. ``resolution`` (the crop side) and ``crop_pct`` override it."""
+    info = zoo.model_info(name)
+    crop, resize, interpolation = info.resolution, None, "bilinear"
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    kind, _, ref = (info.reference or "").partition(":")
+    if kind == "torchvision":
+        from torchvision.models import get_model_weights
+
+        preset = get_model_weights(ref).DEFAULT.transforms()
+        crop, resize = preset.crop_size[0], preset.resize_size[0]
+        interpolation = preset.interpolation.value  # bicubic for EfficientNet, bilinear elsewhere
+        mean, std = tuple(preset.mean), tuple(preset.std)
+    elif kind == "timm":
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(ref)
+        crop, interpolation = cfg.input_size[-1], cfg.interpolation
+        resize = math.floor(crop / cfg.crop_pct)  # timm's transforms_factory rounding
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+    if resolution is not None or crop_pct is not None or resize is None:
+        pct = crop_pct if crop_pct is not None else (crop / resize if resize else DEFAULT_CROP_PCT)
+        if not 0 < pct <= 1:
+            raise CnnbenchError(f"crop fraction must be in (0, 1], got {pct}")
+        crop = resolution if resolution is not None else crop
+        if crop < 1:
+            raise CnnbenchError(f"resolution must be a positive number of pixels, got {crop}")
+        resize = math.floor(crop / pct + 1e-6)  # + 1e-6: 224 / (224 / 232) must stay 232
+    return Preprocess(crop, resize, interpolation, mean, std)  # type: ignore[arg-type]
+
+
+class FolderImages(torch.utils.data.Dataset):
+    """The files of an :class:`ImageFolderScan`, preprocessed; ``None`` for a file that cannot be decoded."""
+
+    def __init__(self, samples: Sequence[tuple[Path, int]], preprocess: Preprocess) -> None:
+        self.samples, self.preprocess = samples, preprocess
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Tensor | None, int]:
+        path, label = self.samples[i]
+        image = load_image(path)
+        return (None if image is None else self.preprocess(image)), label
+
+
+def collate_readable(batch: list[tuple[Tensor | None, int]]) -> tuple[Tensor | None, Tensor, int]:
+    """Stack the decoded images of a batch; also return how many were not (``None``)."""
+    kept = [(x, y) for x, y in batch if x is not None]
+    if not kept:
+        return None, torch.empty(0, dtype=torch.long), len(batch)
+    return torch.stack([x for x, _ in kept]), torch.tensor([y for _, y in kept]), len(batch) - len(kept)

@@ -1,0 +1,273 @@
+"""``cnnbench train`` and ``cnnbench eval``: thin commands over :mod:`cnnbench.accuracy`.
+
+``train`` writes each finished model's row to the ``--out`` CSV at once (a temporary file in the same folder, then
+``os.replace``), so an interrupted sweep keeps what it finished and a rerun skips it. Launched by ``torchrun``, it
+joins the process group (gloo on the CPU, NCCL on GPUs) and trains data-parallel; rank 0 alone prints and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .accuracy import (
+    DATASETS,
+    DEFAULT_EPOCHS,
+    DEFAULT_SEEDS,
+    RECIPE,
+    TRAIN_COLUMNS,
+    Recipe,
+    evaluate,
+    train_model,
+    training_resolution,
+)
+from .catalog import resolve_patterns
+from .data import scan_image_folder
+from .errors import CnnbenchError
+from .output import FORMATS, emit, progress
+
+__all__ = ["add_commands"]
+
+# The columns that say two rows measured the same thing; a rerun skips a model whose key is already in --out.
+KEY = ["model", "dataset", "recipe", "epochs", "seeds", "resolution"]
+_TEXT_COLUMNS = {"recipe": str, "seeds": str, "commit": str, "error": str}
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise CnnbenchError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise CnnbenchError(f"--seeds needs at least one seed and no repeats; got {text!r}")
+    return seeds
+
+
+def _recipe(overrides: list[str]) -> Recipe:
+    """The default recipe with ``KEY=VALUE`` changes (values read as Python literals); its id changes with them."""
+    fields = {f.name: f for f in dataclasses.fields(Recipe)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise CnnbenchError(f"--recipe takes KEY=VALUE with KEY one of {', '.join(fields)}; got {item!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word: optimizer=sgd
+        default = getattr(RECIPE, key)
+        if isinstance(value, int) and not isinstance(value, bool) and "float" in str(fields[key].type):
+            value = float(value)  # dropout=0 and dropout=0.0 are one recipe, with one id
+        if value is not None and default is not None and type(value) is not type(default):
+            raise CnnbenchError(f"--recipe {key} takes a {type(default).__name__}, got {text!r}")
+        changes[key] = value
+    return dataclasses.replace(RECIPE, **changes)
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame(columns=TRAIN_COLUMNS)
+    try:
+        frame = pd.read_csv(path, dtype=_TEXT_COLUMNS)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise CnnbenchError(f"{path} is not a results CSV ({err}); move it away or give another --out") from None
+    missing = [c for c in KEY if c not in frame.columns]
+    if missing:
+        raise CnnbenchError(f"{path} lacks the columns {', '.join(missing)}; give another --out")
+    frame["error"] = frame["error"].fillna("") if "error" in frame else ""
+    return frame
+
+
+def _key(row: dict[str, Any] | pd.Series) -> tuple[str, ...]:
+    return tuple(str(row[c]) for c in KEY)
+
+
+def _write_row(path: Path, row: dict[str, Any]) -> None:
+    """Replace-or-append ``row`` in the CSV at ``path``, atomically: readers see the old file or the new one."""
+    frame = _read_rows(path)
+    if len(frame):
+        frame = frame[[_key(r) != _key(row) for _, r in frame.iterrows()]]
+    new = pd.DataFrame([row], columns=TRAIN_COLUMNS)
+    frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp makes 0600; a results table is shared
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _process_group(device: str) -> Iterator[tuple[int, str]]:
+    """Join torchrun's process group when launched by it (it sets WORLD_SIZE, RANK, MASTER_ADDR/PORT); yield
+    (rank, device). A plain launch yields (0, device) and touches nothing."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
+        yield 0, device
+        return
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    try:
+        yield dist.get_rank(), device
+    finally:
+        dist.destroy_process_group()
+
+
+TRAIN_TABLE = {
+    "model": "model",
+    "resolution": "res",
+    "top1_mean": "top-1 (%)",
+    "top1_std": "± std",
+    "top5_mean": "top-5 (%)",
+    "train_loss": "loss",
+    "wall_s": "wall (s)",
+    "train_images_per_s": "img/s",
+    "error": "error",
+}
+
+
+def _cmd_train(args: argparse.Namespace) -> str:
+    if args.epochs < 1:
+        raise CnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.all:
+        names = resolve_patterns(["*"])
+    elif args.models:
+        names = resolve_patterns(args.models)
+    else:
+        raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
+    seeds = _seeds(args.seeds)
+    recipe = _recipe(args.recipe)
+    out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CnnbenchError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    done = {_key(r): r.to_dict() for _, r in _read_rows(out).iterrows() if not r["error"]}  # before any rank writes
+    rows: list[dict[str, Any]] = []
+    with _process_group(args.device) as (rank, device):
+        bar = progress(names, "train") if rank == 0 else names
+
+        def on_epoch(event: dict[str, object]) -> None:
+            if isinstance(bar, tqdm):
+                bar.set_postfix_str(f"{event['model']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']} "
+                                    f"loss {event['loss']:.3f}")  # fmt: skip
+
+        for name in bar:
+            key = (name, args.dataset, recipe.id, str(args.epochs), ",".join(map(str, seeds)))
+            try:
+                resolution = training_resolution(name, args.res, recipe)
+            except Exception:  # noqa: BLE001 - train_model records the failure in the model's row
+                resolution = args.res
+            previous = done.get((*key, str(resolution)))
+            if previous is not None and not args.force:
+                rows.append(previous)
+                continue
+            row = train_model(name, args.dataset, args.res, args.epochs, seeds, recipe, device, on_epoch)
+            if rank == 0:
+                _write_row(out, row)
+            rows.append(row)
+    if rank != 0:
+        return ""
+    frame = pd.DataFrame(rows, columns=TRAIN_COLUMNS)
+    return emit(frame, args.format, TRAIN_TABLE)
+
+
+EVAL_TABLE = {
+    "model": "model",
+    "layout": "layout",
+    "images": "images",
+    "skipped": "skipped",
+    "top1": "top-1 (%)",
+    "top5": "top-5 (%)",
+    "resolution": "res",
+    "resize": "resize",
+    "interpolation": "interp",
+}
+
+
+def _cmd_eval(args: argparse.Namespace) -> str:
+    total = len(scan_image_folder(args.data).samples)  # also fails early, one line, on a missing or empty folder
+    with tqdm(total=total, desc="eval", unit="image", disable=None, file=sys.stderr) as bar:
+        frame = evaluate(
+            args.model,
+            args.data,
+            args.weights,
+            resolution=args.res,
+            crop_pct=args.crop,
+            batch=args.batch,
+            device=args.device,
+            workers=args.workers,
+            on_batch=bar.update,
+        )
+    return emit(frame, args.format, EVAL_TABLE)
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``train`` and ``eval`` to the CLI's subparsers."""
+    p_train = sub.add_parser(
+        "train",
+        help="train models from scratch on the handwritten digits with one fixed recipe; top-1 on a held-out split",
+        description="Trains each model from scratch with one recipe (cnnbench.accuracy.Recipe, id "
+        f"{RECIPE.id}) on scikit-learn's 1,797 handwritten digits (no download), 80/20 stratified split, and "
+        "reports held-out top-1/top-5 as mean ± std over seeds. Rows are appended to --out as each model finishes; "
+        "a rerun skips rows already there. Under torchrun it trains data-parallel (DistributedDataParallel).",
+    )
+    p_train.add_argument("models", nargs="*", metavar="MODEL", help="zoo names or wildcards, e.g. 'mobilenet*'")
+    p_train.add_argument("--all", action="store_true", help="every zoo model")
+    p_train.add_argument("--dataset", choices=DATASETS, default="digits")
+    p_train.add_argument(
+        "--res", type=int, default=32, help="input side; a model that needs more is trained at its smallest (32)"
+    )
+    p_train.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS}")
+    p_train.add_argument(
+        "--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated, e.g. 0,1,2 (default %(default)s)"
+    )
+    p_train.add_argument("--out", help="results CSV, appended to row by row (default results/accuracy-DATASET.csv)")
+    p_train.add_argument(
+        "--recipe", action="append", default=[], metavar="KEY=VALUE",
+        help="change one field of the recipe, e.g. lr=0.001 or dropout=0 (the rows' recipe id changes with it)",
+    )
+    p_train.add_argument("--force", action="store_true", help="retrain models whose rows are already in --out")
+    p_train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p_train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    p_train.add_argument("--format", choices=FORMATS, default="table")
+    p_train.set_defaults(run=_cmd_train)
+
+    p_eval = sub.add_parser(
+        "eval",
+        help="top-1/top-5 of a local checkpoint on an image folder (a class per sub-folder)",
+        description="Loads --weights (ours, torchvision's or, for mobilenet_v1_x1_0, timm's layout; .pt/.pth read "
+        "with weights_only=True, or .safetensors) and scores it on --data, preprocessed as the model's reference "
+        "implementation does. Unreadable images are skipped and counted.",
+    )
+    p_eval.add_argument("model", metavar="MODEL", help="a zoo name")
+    p_eval.add_argument("--data", required=True, help="image folder: DIR/CLASS/IMAGE, classes in sorted order")
+    p_eval.add_argument("--weights", required=True, help="checkpoint file: .pt, .pth or .safetensors")
+    p_eval.add_argument("--res", type=int, help="crop side fed to the model (default: the reference's)")
+    p_eval.add_argument(
+        "--crop", type=float, help="crop fraction: resize the short side to res / crop, then centre-crop (0.875)"
+    )
+    p_eval.add_argument("--batch", type=int, default=64)
+    p_eval.add_argument("--device", default="cpu")
+    p_eval.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
+    p_eval.add_argument("--format", choices=FORMATS, default="table")
+    p_eval.set_defaults(run=_cmd_eval)
