@@ -1,0 +1,204 @@
+"""``cnnbench guidelines``: ShuffleNetV2's G1–G4 microbenchmarks on a target, or an audit of models against them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .catalog import resolve_patterns
+from .errors import CnnbenchError
+from .guidelines import GUIDELINES, QUICK_TIMING, SCALES, cases, default_batch, paper_column, results_frame, run_case
+from .guidelines import verdict as guideline_verdict
+from .guidelines_audit import G1_FLAG, audit, audit_frame, offenders_frame
+from .latency import Timing
+from .output import FORMATS, emit, progress
+from .profiling import DTYPES
+from .target import Target, describe, resolve_target
+
+__all__ = ["add_commands"]
+
+PAPER_COLUMN = {"cpu": "Snapdragon 810 ARM, 1 thread, img/s", "gpu": "GTX 1080Ti, batches/s"}
+
+
+def _target(args: argparse.Namespace) -> Target:
+    wanted = Target(
+        device=args.device,
+        threads=args.threads,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        backend=args.backend,
+    )
+    target, notes = resolve_target(wanted)
+    for note in notes:
+        print(f"cnnbench guidelines: note: {note}", file=sys.stderr)
+    return target
+
+
+def _microbenchmarks(args: argparse.Namespace) -> str:
+    target = _target(args)
+    batch = default_batch(target) if args.batch is None else args.batch
+    if batch < 1:
+        raise CnnbenchError(f"--batch must be at least 1, got {batch}")
+    if args.min_time <= 0:
+        raise CnnbenchError(f"--min-time must be positive, got {args.min_time}")
+    scales = (1,) if args.quick else SCALES
+    timing = QUICK_TIMING if args.quick else Timing(min_time_s=args.min_time)
+    column = paper_column(target)
+    todo = cases(args.only or tuple(GUIDELINES), column, scales)
+    frame = results_frame([run_case(c, target, batch, timing) for c in progress(todo, "guidelines", "config")], target)
+    verdicts = {g: guideline_verdict(frame, g) for g in frame["guideline"].unique()}
+    frame["verdict"] = frame["guideline"].map(lambda g: verdicts[g].summary)
+    if args.format in ("csv", "json"):
+        return emit(frame, args.format)
+    info = describe(target)
+    shown = frame.assign(
+        scale=frame["scale"].map(lambda s: f"×{s}"),
+        flops_m=(frame["flops"] / 1e6).round(1),
+        mac_m=(frame["mac"] / 1e6).round(2),
+    ).round({"latency_ms_median": 3, "batches_s": 1, "images_s": 1, "flops_vs_base": 3, "speed_vs_base": 2})
+    shown = shown.round({"paper_vs_base": 2})
+    columns = {
+        "config": "config",
+        "scale": "scale",
+        "channels": "channels",
+        "flops_m": "MFLOPs (mult-adds)",
+        "flops_vs_base": "FLOPs vs base",
+        "mac_m": "MAC (M elem)",
+        "latency_ms_median": "median (ms)",
+        "batches_s": "batches/s",
+        "images_s": "images/s",
+        "speed_vs_base": "speed vs base",
+        "paper_speed": "paper",
+        "paper_vs_base": "paper vs base",
+    }
+    parts = [
+        f"# target: {target.key} ({info['device_name']}), torch {info['torch']}, batch {batch}, "
+        f"input {batch}×c×56×56, 10 blocks; channels and 'paper' speeds: SN2's {column.upper()} column "
+        f"({PAPER_COLUMN[column]})\n"
+    ]
+    for key, rows in shown.groupby("guideline", sort=False):
+        g = GUIDELINES[str(key)]
+        parts.append(f"\n## {g.key} ({g.source}): {g.title}\n")
+        parts.append(emit(rows, args.format, columns))
+        parts.append(f"verdict: {verdicts[str(key)].summary}\n")
+    return "".join(parts)
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    if args.all:
+        return resolve_patterns(["*"])
+    if not args.audit:
+        raise CnnbenchError("name at least one model after --audit, or pass --all (`cnnbench list` shows the zoo)")
+    names: list[str] = []
+    for spec in args.audit:
+        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns([spec]))
+    return names
+
+
+def _audit(args: argparse.Namespace) -> str:
+    if args.batch is not None and args.batch < 1:
+        raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
+    if args.top < 1:
+        raise CnnbenchError(f"--top must be at least 1, got {args.top}")
+    time_target = _target(args) if args.time else None
+    names = _names(args)
+    audits = [
+        audit(name, resolution=args.res, batch=args.batch or 1, time_target=time_target)
+        for name in progress(names, "audit")
+    ]
+    if args.per_layer:
+        frame = offenders_frame(audits, args.top)
+        if args.format in ("csv", "json"):
+            return emit(frame, args.format)
+        table = frame.assign(mac_pct=(100 * frame["mac_share"]).round(2), mac_k=(frame["mac"] / 1e3).round(1))
+        columns = {
+            "model": "model",
+            "guideline": "guideline",
+            "module": "module",
+            "kind": "kind",
+            "detail": "detail",
+            "mac_k": "MAC (k elem)",
+            "mac_pct": "% of model MAC",
+        }
+        return emit(table, args.format, columns)
+    frame = audit_frame(audits)
+    if args.format in ("csv", "json"):
+        return emit(frame, args.format)
+    pct = {c: (100 * frame[c]).round(1) for c in frame.columns if c.endswith("_share")}
+    table = frame.assign(
+        flops_m=(frame["flops"] / 1e6).round(1),
+        mac_m=(frame["mac"] / 1e6).round(2),
+        g1_mac_over_bound=frame["g1_mac_over_bound"].round(3),
+        g1_worst=frame["g1_worst"].round(2),
+        g3_mean_fragments=frame["g3_mean_fragments"].round(2),
+        **pct,
+    )
+    columns: dict[str, str] = {
+        "model": "model",
+        "flops_m": "MFLOPs",
+        "mac_m": "MAC (M)",
+        "g1_mac_over_bound": "G1 1×1 MAC/bound",
+        "g1_worst": "G1 worst",
+        "g1_flagged": f"G1 ≥{G1_FLAG}",
+        "g2_mac_share": "G2 group-conv MAC %",
+        "g2_groups": "G2 groups",
+        "g3_max_branches": "G3 max branches",
+        "g3_flagged_blocks": "G3 blocks >2 br.",
+        "g3_mean_fragments": "G3 conv/pool per block",
+        "g4_mac_share": "G4 elementwise MAC %",
+        "g4_conv_depthwise_share": "G4 of which depthwise %",
+        "flags": "flags",
+    }
+    if "g4_time_share" in frame:
+        columns = {**{k: v for k, v in columns.items() if k != "flags"}, "g4_time_share": "G4 time %", "flags": "flags"}
+    table["g2_groups"] = table["g2_groups"].where(table["g2_groups"] != "", "–")
+    legend = (
+        f"# G1: ΣMAC/ΣBound over 1×1 convs (1 = equal widths), worst layer, layers ≥{G1_FLAG}; G2: MAC share in group "
+        "convs, group counts; G3: most branches in a block, blocks with >2, conv/pool ops per block; G4: MAC share "
+        "of activation + add/mul + norm + depthwise conv. flags: the guidelines a model breaks by these thresholds "
+        "(G4: ≥50%).\n"
+    )
+    out = emit(table, args.format, columns)
+    return legend + out if args.format == "table" else out
+
+
+def _cmd_guidelines(args: argparse.Namespace) -> str:
+    if args.audit is not None or args.all:
+        return _audit(args)
+    for flag, given in (("--per-layer", args.per_layer), ("--time", args.time), ("--res", args.res is not None)):
+        if given:
+            raise CnnbenchError(f"{flag} goes with --audit MODEL... or --all")
+    return _microbenchmarks(args)
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``cnnbench guidelines`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "guidelines",
+        help="ShuffleNetV2's guidelines G1-G4: the paper's microbenchmarks on a target, or an audit of models",
+        description="Without --audit: SN2 Tables 1-4 re-run on the target (10 blocks on a 56×56 input, FLOPs held "
+        "constant per table), each row beside the paper's figure, with a verdict per guideline. With --audit: each "
+        "model's 1×1 MAC over its bound (G1), group-conv MAC share (G2), branches and conv/pool ops per block (G3) "
+        "and element-wise MAC share (G4), counted on the meta device. FLOPs are multiply-adds; MAC is memory "
+        "access cost (elements read + written).",
+    )
+    p.add_argument("--device", "--target", dest="device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument("--backend", choices=("eager", "compile"), default="eager")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: 1 on the CPU, 8 on a GPU; audit: 1)")
+    p.add_argument("--quick", action="store_true", help="the ×1 scale only, with short timing (tests, CI)")
+    p.add_argument("--only", nargs="+", choices=list(GUIDELINES), metavar="G", help="run only these: G1 G2 G3 G4")
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per configuration")
+    p.add_argument(
+        "--audit", nargs="*", metavar="MODEL", help="audit models: zoo names or wildcards, timm:NAME, torchvision:NAME"
+    )
+    p.add_argument("--all", action="store_true", help="audit every zoo model")
+    p.add_argument("--per-layer", action="store_true", help="with --audit: the worst offending layers per guideline")
+    p.add_argument("--top", type=int, default=5, help="offenders listed per guideline and model (default 5)")
+    p.add_argument("--res", type=int, default=None, help="with --audit: input side (default: each model's own)")
+    p.add_argument("--time", action="store_true", help="with --audit: also time each op on the target (G4 time %%)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(run=_cmd_guidelines)
