@@ -163,6 +163,40 @@ def accuracy_table(config: ReportConfig, names: list[str]) -> pd.DataFrame:
     return frame
 
 
+def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> Path:
+    """results/guidelines-<target>.csv (SN2 Tables 1–4 re-run here), guidelines-audit.csv (every model audited)
+    and guidelines-<target>.md (tables with verdicts, for results/README.md). Reused while the code is unchanged."""
+    from . import guidelines as g
+    from .guidelines_audit import audit, audit_frame
+
+    path = config.out / f"guidelines-{config.target.key}.csv"
+    code = code_fingerprint(None, [g, latency])  # no zoo model: keyed by the benchmark code alone
+    table = ResultTable(path, key=["guideline", "config", "scale"])
+    scales = (1,) if config.quick else g.SCALES
+    wanted = len(g.cases(tuple(g.GUIDELINES), g.paper_column(config.target), scales))
+    if config.force or len(table.find(code=code)) != wanted:
+        frame = g.run_guidelines(config.target, scales=scales, timing=config.timing)
+        for record in frame.assign(code=code).to_dict("records"):
+            table.put(record)
+    frame = table.frame()
+    write_sidecar(path, describe(config.target))
+    audits = audit_frame([audit(name) for name in progress(names, "audit")])
+    atomic_write_text(config.out / "guidelines-audit.csv", audits.to_csv(index=False))
+    lines = [f"## ShuffleNetV2's guidelines on {config.target.key}", ""]
+    for guideline in g.GUIDELINES:
+        lines += [f"- {g.verdict(frame, guideline).summary}"]
+    shown = frame[["guideline", "config", "scale", "flops", "mac", "latency_ms_median", "images_s", "speed_vs_base",
+                   "paper_vs_base"]].copy()
+    shown["flops"] = (pd.to_numeric(shown["flops"]) / 1e6).round(1)
+    shown["mac"] = (pd.to_numeric(shown["mac"]) / 1e6).round(2)
+    shown = shown.round(3).rename(columns={"flops": "MFLOPs (mult-adds)", "mac": "MAC (M elem)"})
+    lines += ["", shown.to_markdown(index=False), "", "Audit of every model: `guidelines-audit.csv` "
+              "(`cnnbench guidelines --audit --all` explains the columns).", ""]
+    md = config.out / f"guidelines-{config.target.key}.md"
+    atomic_write_text(md, "\n".join(lines))
+    return path
+
+
 # --- pytest-benchmark JSON from other targets --------------------------------------------------------------------
 
 
@@ -263,6 +297,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     written["latency"] = out / f"latency-{target.key}.csv"
     breakdown = breakdown_table(config, names, progress)
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
+    written["guidelines"] = guidelines_tables(config, names, progress)
     for path in merge_benchmarks(config) if config.benchmark_files else []:
         written[path.stem] = path
     everything = _all_latency(out)

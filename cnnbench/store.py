@@ -42,14 +42,16 @@ def _source_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def code_fingerprint(model: str, modules: Iterable[ModuleType] = ()) -> str:
+def code_fingerprint(model: str | None, modules: Iterable[ModuleType] = ()) -> str:
     """12 hex digits that change when the code that builds ``model`` or measures it changes.
 
     Covers the model's family file (where its builder lives), the shared zoo files, and ``modules``. Models from
-    timm or torchvision are keyed by the library's version instead.
+    timm or torchvision are keyed by the library's version instead; ``None`` keys by ``modules`` alone.
     """
     parts: list[str] = []
-    if model.startswith(("timm:", "torchvision:")):
+    if model is None:
+        pass
+    elif model.startswith(("timm:", "torchvision:")):
         library = __import__(model.split(":", 1)[0])
         parts.append(f"{model}@{library.__version__}")
     else:
