@@ -198,7 +198,7 @@ def roofline_chart(frame: pd.DataFrame, peak_flops: float, bandwidth: float, ste
     palette = _palette(sorted(data["family"].unique()))
     fig, ax = plt.subplots(figsize=(11, 7))
     xs = np.logspace(np.log10(max(data["intensity"].min() / 2, 1e-2)), np.log10(data["intensity"].max() * 4), 200)
-    roof_label = "roof: min(peak matmul, copy bandwidth × intensity)"
+    roof_label = "roof: min(peak compute, copy bandwidth × intensity)"
     ax.plot(xs, np.minimum(peak_flops, bandwidth * xs) / 1e9, "k-", lw=2, label=roof_label)
     for family, colour in palette.items():
         group = data[data["family"] == family]

@@ -197,7 +197,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     header = f"# target: {target.key} ({describe(target)['device_name']}), torch {describe(target)['torch']}\n"
     if roof is not None and args.format == "table":
         header += (
-            f"# roofline: {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s (matmul {roof.matmul_size}), "
+            f"# roofline: {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s peak (matmul / 3×3 conv), "
             f"{roof.bandwidth_bytes_per_s / 1e9:.1f} GB/s (copy)\n"
         )
     out = emit(frame if args.format in ("csv", "json") else table, args.format, columns)

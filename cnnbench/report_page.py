@@ -67,7 +67,7 @@ def write_charts(
         stem = out / f"roofline-{target.key}"
         data = latency_frame.merge(zoo_frame[["model", "family"]], on="model", how="left", suffixes=("_x", ""))
         title = (
-            f"Roofline of {target.key}: {roof.peak_flops_per_s / 1e9:.0f} GFLOP/s matmul, "
+            f"Roofline of {target.key}: {roof.peak_flops_per_s / 1e9:.0f} GFLOP/s peak, "
             f"{roof.bandwidth_bytes_per_s / 1e9:.1f} GB/s copy"
         )
         charts.roofline_chart(data, roof.peak_flops_per_s, roof.bandwidth_bytes_per_s, stem, title)
@@ -144,7 +144,8 @@ def write_readme(
     sections += [
         f"## Latency on {target.key} (batch {config.batch})",
         "",
-        f"Roofline: peak {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s (fp32 matmul {roof.matmul_size}²), "
+        f"Roofline: peak {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s (the faster of a {roof.matmul_size}² matmul "
+        "and a 256-channel 3×3 conv), "
         f"bandwidth {roof.bandwidth_bytes_per_s / 1e9:.1f} GB/s (copy). `of roofline` = bound / median: 1.0 is at "
         "the roof; above 1 means a kernel beat the matmul peak or reused caches that the MAC count charges to memory.",
         "",
