@@ -94,7 +94,7 @@ MOBILENET_V1_RESOLUTIONS: dict[int, Published] = {
     128: Published(_T7, 64.4, None, 4.2e6, 186e6),
 }
 
-# timm's own figures for its ``mobilenetv1_100`` (results-imagenet.csv at 224, crop_pct 0.875; "infer GMACs" from its
+# timm's own figures for its ``mobilenetv1_100`` (results-imagenet.csv at 224, crop_pct 0.875; multiply-adds from its
 # benchmark csv, which counts slightly more than conv+linear: our count is 568,740,352). Own recipe, ReLU6: never mix
 # with the paper's figures.
 TIMM_FIGURES = Published("timm 1.0, mobilenetv1_100.ra4_e3600_r224_in1k (crop 224)", 75.388, 92.310, 4_231_976, 0.58e9)
