@@ -103,14 +103,15 @@ def _cpu_model() -> str:
 
 @cache
 def git_commit() -> str:
-    """The short commit of the checkout cnnbench runs from, with ``+dirty`` when it has changes; else unknown."""
+    """The short commit of the checkout cnnbench runs from, with ``+dirty`` when its code has uncommitted changes
+    (results/, which the report itself rewrites, does not count); ``unknown`` outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=5
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],  # results/: outputs
             cwd=root,
             capture_output=True,
             text=True,
