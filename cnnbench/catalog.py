@@ -11,7 +11,7 @@ import zoo
 
 from .errors import NoMatchError
 
-__all__ = ["catalog", "count_params", "resolve_patterns", "versus_published"]
+__all__ = ["catalog", "count_params", "resolve_patterns", "resolve_specs", "versus_published"]
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -32,6 +32,15 @@ def resolve_patterns(patterns: Iterable[str]) -> list[str]:
                 zoo.model_info(pattern)  # raises UnknownModelError naming the closest names
             raise NoMatchError(f"no model matches {pattern!r}; `cnnbench list` shows every name")
         names.extend(n for n in matched if n not in names)
+    return names
+
+
+def resolve_specs(specs: Iterable[str]) -> list[str]:
+    """Model specs as the harness takes them: zoo names and wildcards resolve against the registry (see
+    :func:`resolve_patterns`); ``timm:NAME`` and ``torchvision:NAME`` pass through as they are."""
+    names: list[str] = []
+    for spec in specs:
+        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns([spec]))
     return names
 
 

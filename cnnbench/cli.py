@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .bench import as_frame, iter_bench
-from .catalog import catalog, resolve_patterns, versus_published
+from .catalog import catalog, resolve_patterns, resolve_specs, versus_published
 from .cli_accuracy import add_commands as add_accuracy_commands
 from .cli_guidelines import add_commands as add_guideline_commands
 from .errors import CnnbenchError
@@ -70,10 +70,7 @@ def _model_names(args: argparse.Namespace) -> list[str]:
         return resolve_patterns(["*"])
     if not args.models:
         raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
-    names: list[str] = []
-    for spec in args.models:
-        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns([spec]))
-    return names
+    return resolve_specs(args.models)
 
 
 MB = 1e6

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .catalog import resolve_patterns
+from .catalog import resolve_patterns, resolve_specs
 from .errors import CnnbenchError
 from .guidelines import GUIDELINES, QUICK_TIMING, SCALES, cases, default_batch, paper_column, results_frame, run_case
 from .guidelines import verdict as guideline_verdict
@@ -90,10 +90,7 @@ def _names(args: argparse.Namespace) -> list[str]:
         return resolve_patterns(["*"])
     if not args.audit:
         raise CnnbenchError("name at least one model after --audit, or pass --all (`cnnbench list` shows the zoo)")
-    names: list[str] = []
-    for spec in args.audit:
-        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns([spec]))
-    return names
+    return resolve_specs(args.audit)
 
 
 def _audit(args: argparse.Namespace) -> str:
