@@ -48,7 +48,9 @@ BENCH_COLUMNS = [
 
 
 def _counts(name: str, resolution: int | None, batch: int, target: Target) -> dict[str, object]:
-    totals = profile(name, resolution=resolution, batch=batch, dtype=target.dtype, training_memory=False).totals
+    # The target runs fp16/bf16 under autocast: fp32 weights, activations at the dtype (cnnbench.counting).
+    totals = profile(name, resolution=resolution, batch=batch, dtype=target.dtype, training_memory=False,
+                     autocast=True).totals  # fmt: skip
     return {
         "resolution": totals.resolution,
         "params": totals.params,

@@ -9,7 +9,11 @@ Units, stated where the numbers are made:
   pooling. Counted apart, never mixed into ``flops``.
 - ``mac``: memory access cost as ShuffleNetV2 (arXiv 1807.11164, §2) defines it, in elements: every input read and
   every output written, weights included. A 1×1 conv costs hw(c1+c2) + c1·c2; a group conv hw(c1+c2) + c1·c2/g.
-  ``mac_bytes`` is the same traffic in bytes for the dtypes in use.
+  ``mac_bytes`` is the same traffic in bytes for the dtypes in use. Under autocast (fp16/bf16, as every target
+  runs them) the bytes really moved are counted: weights and buffers at their stored dtype (fp32: autocast keeps
+  them so and casts per op), activations at the autocast dtype (``CountingMode(weight_itemsize=4)``). The cast
+  copy autocast makes of each weight is not counted, and the few ops autocast runs in fp32 count at the autocast
+  dtype too.
 
 Each op's cost is a small function in :data:`HANDLES`, keyed by aten op; views and metadata ops are in
 :data:`ZERO_COST`. An op in neither is recorded with kind ``other`` and listed in ``unknown_ops``: never silently
@@ -288,11 +292,17 @@ RECORD_FIELDS = (
 class CountingMode(TorchDispatchMode):
     """Record every aten op with its cost, and the live activation bytes over time.
 
-    ``external`` storages (parameters, buffers, the input) are never counted as activations.
+    ``external`` storages (parameters, buffers, the input) are never counted as activations. ``weights`` are the
+    parameters and buffers; with ``weight_itemsize`` their share of each op's traffic is counted at that many bytes
+    per element (4 for fp32 weights under autocast) and the rest at the op's output dtype.
     """
 
-    def __init__(self, external: Sequence[Tensor] = ()) -> None:
+    def __init__(
+        self, external: Sequence[Tensor] = (), weights: Sequence[Tensor] = (), weight_itemsize: int | None = None
+    ) -> None:
         super().__init__()
+        self._weights = {StorageWeakRef(t.untyped_storage()).cdata for t in weights}
+        self.weight_itemsize = weight_itemsize
         self.records: list[tuple[Any, ...]] = []  # RECORD_FIELDS
         self.module_stack: list[tuple[str, str]] = [("", "")]
         self.modules_run: set[int] = set()  # ids of the modules whose forward ran (filled by the profiler's hooks)
@@ -343,6 +353,11 @@ class CountingMode(TorchDispatchMode):
         if outputs:
             self._track(outputs)
         itemsize = outputs[0].element_size() if outputs else 4
+        mac_bytes = cost.mac * itemsize
+        if self.weight_itemsize is not None and self._weights:
+            weight_elems = sum(t.numel() for t in inputs if StorageWeakRef(t.untyped_storage()).cdata in self._weights)
+            weight_elems = min(weight_elems, cost.mac)
+            mac_bytes += weight_elems * (self.weight_itemsize - itemsize)
         module, module_type = self.module_stack[-1]
         self.records.append(
             (
@@ -355,7 +370,7 @@ class CountingMode(TorchDispatchMode):
                 cost.flops,
                 cost.flops_elementwise,
                 cost.mac,
-                cost.mac * itemsize,
+                mac_bytes,
                 handle is not None,
             )
         )

@@ -177,12 +177,17 @@ def profile(
     batch: int = 1,
     dtype: torch.dtype | str = torch.float32,
     training_memory: bool = True,
+    autocast: bool = False,
 ) -> Profile:
     """Count params, multiply-adds, element-wise work, memory-access cost and memory of one forward pass.
 
     ``model`` is a module or a name (a zoo name, ``timm:NAME`` or ``torchvision:NAME``); ``resolution`` defaults to
     the model's own. The model is counted in eval mode on the meta device (a copy, when yours holds real weights).
     ``training_memory=False`` skips the second, training-mode pass (``training_saved_bytes`` is then ``None``).
+
+    ``dtype`` other than fp32 counts the model cast to it (``model.half()``), unless ``autocast``: then the model
+    runs as a target runs it, under autocast, and ``mac_bytes`` counts what that moves: weights and buffers at fp32,
+    activations at ``dtype`` (see :mod:`cnnbench.counting`). Activation memory is at ``dtype`` either way.
     """
     if isinstance(dtype, str):
         if dtype not in DTYPES:
@@ -204,7 +209,9 @@ def profile(
     net.eval()
 
     x = torch.empty(batch, 3, resolution, resolution, device="meta", dtype=dtype)
-    mode = CountingMode(external=[*net.parameters(), *net.buffers(), x])
+    weights = [*net.parameters(), *net.buffers()]
+    weight_itemsize = torch.finfo(torch.float32).bits // 8 if autocast and dtype != torch.float32 else None
+    mode = CountingMode(external=[*weights, x], weights=weights, weight_itemsize=weight_itemsize)
     try:
         with torch.no_grad(), _module_paths(net, mode), mode:
             net(x)

@@ -170,6 +170,17 @@ def test_mac_bytes_follow_the_dtype() -> None:
     assert fp32.arithmetic_intensity == pytest.approx(fp32.flops / fp32.mac_bytes)
 
 
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_bytes_under_autocast_keep_weights_at_fp32(dtype: str) -> None:
+    c1, c2 = 32, 64
+    wrap = _Wrap(nn.Conv2d(c1, c2, 1, bias=False), (c1, H, W))
+    cast = profile(wrap, resolution=W, dtype=dtype, training_memory=False).layers.iloc[0]
+    assert cast["mac_bytes"] == 2 * (H * W * (c1 + c2) + c1 * c2)  # model.half(): everything at 2 bytes
+    mixed = profile(wrap, resolution=W, dtype=dtype, autocast=True, training_memory=False).layers.iloc[0]
+    assert mixed["mac"] == cast["mac"] and mixed["flops"] == cast["flops"]
+    assert mixed["mac_bytes"] == 2 * H * W * (c1 + c2) + 4 * c1 * c2  # activations at 2 bytes, fp32 weights at 4
+
+
 class _Cumsum(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cumsum(x, dim=1)
