@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
-import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,12 +40,12 @@ from torch import Tensor, nn
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .counting import HANDLES, ZERO_COST, _tensors
+from .counting import ZERO_COST, _tensors
 from .errors import CnnbenchError
-from .latency import _autocast, _threads, prepare
+from .latency import time_by_kind
 from .models import build_model
 from .profiling import profile
-from .target import Target, resolve_target
+from .target import Target
 
 __all__ = [
     "Audit",
@@ -55,7 +53,6 @@ __all__ = [
     "audit_frame",
     "offenders_frame",
     "block_of",
-    "time_by_kind",
     "G1_FLAG",
     "G3_FLAG",
     "G4_FLAG",
@@ -328,71 +325,3 @@ def audit_frame(audits: Sequence[Audit]) -> pd.DataFrame:
 def offenders_frame(audits: Sequence[Audit], top: int = 5) -> pd.DataFrame:
     """Every audit's worst offenders, one after the other."""
     return pd.concat([a.offenders(top) for a in audits], ignore_index=True)
-
-
-# --- time per op kind (optional, real execution) -----------------------------------------------------------------
-
-
-class _OpTimer(TorchDispatchMode):
-    """Time every op outside ``ZERO_COST`` (synchronised on a GPU) and name its kind with the counting handles."""
-
-    def __init__(self, sync: Callable[[], None]) -> None:
-        super().__init__()
-        self.sync = sync
-        self.records: list[tuple[str, float]] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        packet = func.overloadpacket
-        if packet in ZERO_COST:
-            return func(*args, **kwargs)
-        self.sync()
-        start = time.perf_counter()
-        result = func(*args, **kwargs)
-        self.sync()
-        elapsed = time.perf_counter() - start
-        handle = HANDLES.get(packet)
-        kind = handle(args, kwargs, _tensors([result])).kind if handle else "other"
-        self.records.append((kind, elapsed * 1e3))
-        return result
-
-
-def time_by_kind(
-    model: nn.Module, target: Target, batch: int = 1, resolution: int = 224, repeats: int = 5, warmup: int = 3
-) -> pd.DataFrame:
-    """Time per op kind of one forward on ``target``: each op timed alone (synchronised), medians over ``repeats``.
-
-    Timing op by op adds the dispatch overhead to every op and stops the device from overlapping them, so the
-    shares are those of a serialised run; they say where the time goes, not how long the model takes.
-    """
-    target, _ = resolve_target(target)
-    device = target.torch_device
-    net, _ = prepare(model, target)
-    x = torch.randn(batch, 3, resolution, resolution, device=device)
-    if target.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    sync: Callable[[], None] = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    per_run: list[dict[str, float]] = []
-    counts: dict[str, int] = {}
-    with _threads(target.threads), torch.inference_mode(), _autocast(target):
-        for _ in range(warmup):
-            net(x)
-        for _ in range(repeats):
-            timer = _OpTimer(sync)
-            with timer:
-                net(x)
-            totals: dict[str, float] = defaultdict(float)
-            for kind, ms in timer.records:
-                totals[kind] += ms
-            per_run.append(totals)
-            counts = dict(Counter(kind for kind, _ in timer.records))
-    kinds = sorted(counts, key=lambda k: -statistics.median(r.get(k, 0.0) for r in per_run))
-    frame = pd.DataFrame(
-        {
-            "kind": kinds,
-            "ops": [counts[k] for k in kinds],
-            "time_ms": [statistics.median(r.get(k, 0.0) for r in per_run) for k in kinds],
-        }
-    )
-    frame["time_share"] = frame["time_ms"] / frame["time_ms"].sum()
-    return frame

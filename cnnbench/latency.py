@@ -32,7 +32,10 @@ from .errors import CnnbenchError
 from .models import build_model
 from .target import Target, describe, resolve_target
 
-__all__ = ["Timing", "LatencyResult", "measure", "prepare", "fuse_batchnorm", "time_callable", "time_by_kind"]
+__all__ = [
+    "Timing", "LatencyResult", "measure", "prepare", "fuse_batchnorm", "warm_up", "time_iterations", "time_callable",
+    "time_by_kind",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,8 @@ def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
     return cpu_time
 
 
-def time_callable(fn: Callable[[], object], device: torch.device, timing: Timing) -> tuple[list[float], int]:
-    """Warm up until settled, then time; returns (samples in ms, warm-up iterations)."""
+def warm_up(fn: Callable[[], object], device: torch.device, timing: Timing) -> int:
+    """Run ``fn`` in windows until a window's median settles (see :class:`Timing`); returns the iterations run."""
     once = _timer(device)
     warmup, previous, started = 0, None, time.perf_counter()
     while True:
@@ -200,13 +203,24 @@ def time_callable(fn: Callable[[], object], device: torch.device, timing: Timing
         median = statistics.median(window)
         settled = previous is not None and abs(median - previous) <= timing.settle * previous
         if (settled and warmup >= timing.min_warmup_iters) or time.perf_counter() - started > timing.max_warmup_s:
-            break
+            return warmup
         previous = median
+
+
+def time_iterations(fn: Callable[[], object], device: torch.device, min_time_s: float, min_iters: int) -> list[float]:
+    """Per-iteration times (ms) of ``fn``, synchronised for the device, until both ``min_time_s`` and ``min_iters``."""
+    once = _timer(device)
     samples: list[float] = []
     started = time.perf_counter()
-    while len(samples) < timing.min_iters or time.perf_counter() - started < timing.min_time_s:
+    while len(samples) < min_iters or time.perf_counter() - started < min_time_s:
         samples.append(once(fn))
-    return samples, warmup
+    return samples
+
+
+def time_callable(fn: Callable[[], object], device: torch.device, timing: Timing) -> tuple[list[float], int]:
+    """Warm up until settled, then time; returns (samples in ms, warm-up iterations)."""
+    warmup = warm_up(fn, device, timing)
+    return time_iterations(fn, device, timing.min_time_s, timing.min_iters), warmup
 
 
 def measure(
@@ -310,9 +324,10 @@ def time_by_kind(
 ) -> pd.DataFrame:
     """Time per op kind (conv, conv_1x1, conv_depthwise, ..., the counting engine's kinds) of one forward.
 
-    Every aten op is timed on its own (each is synchronised on a GPU), ``repeats`` times after a warm-up; the
-    median per op is summed per kind. The per-op synchronisation and Python dispatch add a little to each op, so
-    use the shares, not the sum, beside :func:`measure`'s end-to-end latency.
+    Every aten op is timed on its own (synchronised on a GPU, CUDA or MPS), ``repeats`` times after a warm-up; the
+    median per op is summed per kind, and ``timed_ops`` counts the ops of each kind. The per-op synchronisation and
+    Python dispatch add a little to each op, so use the shares, not the sum, beside :func:`measure`'s end-to-end
+    latency.
     """
     target, _ = resolve_target(target or Target())
     if isinstance(model, str):
@@ -334,7 +349,8 @@ def time_by_kind(
             runs.append(timer.times)
     kinds = [k for k, _ in runs[0]]
     per_op = np.median(np.array([[t for _, t in run] for run in runs]), axis=0)
-    frame = pd.DataFrame({"kind": kinds, "time_ms": per_op}).groupby("kind", sort=False)["time_ms"].sum()
-    frame = frame.reindex([k for k in KINDS if k in frame.index]).reset_index()
+    grouped = pd.DataFrame({"kind": kinds, "time_ms": per_op}).groupby("kind", sort=False)["time_ms"]
+    frame = pd.DataFrame({"timed_ops": grouped.size(), "time_ms": grouped.sum()})
+    frame = frame.reindex([k for k in KINDS if k in frame.index]).rename_axis("kind").reset_index()
     frame["time_share"] = frame["time_ms"] / frame["time_ms"].sum()
     return frame

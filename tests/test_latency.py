@@ -18,7 +18,7 @@ import zoo
 from cnnbench.bench import BENCH_COLUMNS, bench
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
-from cnnbench.latency import LatencyResult, Timing, fuse_batchnorm, measure, time_callable
+from cnnbench.latency import LatencyResult, Timing, _OpTimer, fuse_batchnorm, measure, time_callable
 from cnnbench.roofline import Roofline, roofline_bound_ms
 from cnnbench.target import Target, describe, resolve_target
 
@@ -88,6 +88,23 @@ def test_measure_runs_channels_last_and_bf16_on_cpu() -> None:
     assert result.peak_mem_bytes is None  # the CPU reports no device memory high-water mark
 
 
+@pytest.mark.parametrize("device", ["mps", "cuda"])
+def test_per_op_timer_synchronises_on_gpus(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each op is timed between two synchronisations of its device, MPS as well as CUDA; none on the CPU.
+    calls: list[str] = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("mps"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append("cuda"))
+    x = torch.ones(4, 4)
+    with _OpTimer(torch.device(device)) as timer:
+        torch.relu(x @ x)
+    assert [kind for kind, _ in timer.times] == ["linear", "activation"]
+    assert calls == [device] * 4
+    calls.clear()
+    with _OpTimer(torch.device("cpu")):
+        torch.relu(x)
+    assert calls == []
+
+
 def test_target_descriptions() -> None:
     target, notes = resolve_target(Target(device="cpu", dtype="fp16", threads=2))
     assert any("fp16 on the CPU" in n for n in notes)
@@ -139,7 +156,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 def test_bench_cli_csv(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(
         capsys, "bench", "shufflenet_v2_x0_5", "--res", "32", "--batch", "1,2", "--threads", "1",
-        "--min-time", "0", "--no-roofline", "--format", "csv",
+        "--min-time", "0.01", "--no-roofline", "--format", "csv",
     )
     assert code == 0
     frame = pd.read_csv(io.StringIO(out))
