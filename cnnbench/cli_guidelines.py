@@ -8,7 +8,18 @@ from typing import Any
 
 from .catalog import resolve_patterns, resolve_specs
 from .errors import CnnbenchError
-from .guidelines import GUIDELINES, QUICK_TIMING, SCALES, cases, default_batch, paper_column, results_frame, run_case
+from .guidelines import (
+    GUIDELINES,
+    QUICK_ROUNDS,
+    QUICK_TIMING,
+    ROUNDS,
+    SCALES,
+    cases,
+    default_batch,
+    paper_column,
+    results_frame,
+    run_table,
+)
 from .guidelines import verdict as guideline_verdict
 from .guidelines_audit import G1_FLAG, audit, audit_frame, offenders_frame
 from .latency import Timing
@@ -42,11 +53,18 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--batch must be at least 1, got {batch}")
     if args.min_time <= 0:
         raise CnnbenchError(f"--min-time must be positive, got {args.min_time}")
+    rounds = args.rounds if args.rounds is not None else QUICK_ROUNDS if args.quick else ROUNDS
+    if rounds < 1:
+        raise CnnbenchError(f"--rounds must be at least 1, got {rounds}")
     scales = (1,) if args.quick else SCALES
     timing = QUICK_TIMING if args.quick else Timing(min_time_s=args.min_time)
     column = paper_column(target)
-    todo = cases(args.only or tuple(GUIDELINES), column, scales)
-    frame = results_frame([run_case(c, target, batch, timing) for c in progress(todo, "guidelines", "config")], target)
+    chosen = args.only or tuple(GUIDELINES)
+    cases(chosen, column, scales)  # unknown names fail here, before any timing
+    tables = [(g, s) for g in chosen for s in scales]
+    rows = [row for g, s in progress(tables, "guidelines", "table") for row in run_table(g, s, target, batch, timing,
+                                                                                       rounds)]  # fmt: skip
+    frame = results_frame(rows, target)
     verdicts = {g: guideline_verdict(frame, g) for g in frame["guideline"].unique()}
     frame["verdict"] = frame["guideline"].map(lambda g: verdicts[g].summary)
     if args.format in ("csv", "json"):
@@ -58,6 +76,11 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
         mac_m=(frame["mac"] / 1e6).round(2),
     ).round({"latency_ms_median": 3, "batches_s": 1, "images_s": 1, "flops_vs_base": 3, "speed_vs_base": 2})
     shown = shown.round({"paper_vs_base": 2})
+    shown["speed_vs_base"] = [
+        f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
+        for p, lo, hi in zip(frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"],
+                             strict=True)
+    ]  # fmt: skip
     columns = {
         "config": "config",
         "scale": "scale",
@@ -68,14 +91,14 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
         "latency_ms_median": "median (ms)",
         "batches_s": "batches/s",
         "images_s": "images/s",
-        "speed_vs_base": "speed vs base",
+        "speed_vs_base": "speed vs base [95% CI]",
         "paper_speed": "paper",
         "paper_vs_base": "paper vs base",
     }
     parts = [
         f"# target: {target.key} ({info['device_name']}), torch {info['torch']}, batch {batch}, "
         f"input {batch}×c×56×56, 10 blocks; channels and 'paper' speeds: SN2's {column.upper()} column "
-        f"({PAPER_COLUMN[column]})\n"
+        f"({PAPER_COLUMN[column]}); each table timed in {rounds} interleaved rounds\n"
     ]
     for key, rows in shown.groupby("guideline", sort=False):
         g = GUIDELINES[str(key)]
@@ -189,6 +212,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--quick", action="store_true", help="the ×1 scale only, with short timing (tests, CI)")
     p.add_argument("--only", nargs="+", choices=list(GUIDELINES), metavar="G", help="run only these: G1 G2 G3 G4")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per configuration")
+    p.add_argument(
+        "--rounds", type=int, default=None,
+        help=f"interleaved rounds per table (default {ROUNDS}, {QUICK_ROUNDS} with --quick); ratios get a 95%% "
+        "bootstrap interval over them",
+    )
     p.add_argument(
         "--audit", nargs="*", metavar="MODEL", help="audit models: zoo names or wildcards, timm:NAME, torchvision:NAME"
     )

@@ -19,6 +19,13 @@ Where the paper is silent, the choices are:
   each conv (the last after the shortcut's add), so c is the unit's input and output width;
 - weights are drawn with variance 1/fan-in (activations neither vanish into denormals nor blow up over 40 convs).
 
+Speeds are compared in interleaved rounds: every configuration of a table (one guideline at one scale) is warmed up,
+then timed for a slice of ``min_time`` in turn, A B C D, A B C D, ..., :data:`ROUNDS` times, so that a machine whose
+speed drifts (this one's drifted 2.5× within an hour) slows all of them alike. Each configuration's time is the
+median of its round medians; each speed ratio is the median of the per-round ratios, with a 95% bootstrap interval
+over the rounds. A guideline's ordering claim holds, fails or is undecided at a scale by those intervals, never by a
+fixed margin (see :func:`verdict`).
+
 The paper's own channel numbers do not hold FLOPs exactly equal: in Table 1, (22, 44) has 5.5% fewer FLOPs than
 (32, 32), and Table 2's (180, g=2) 1.1% fewer than (128, g=1); its CPU c = 180 for g = 8 is not divisible by 8 (184
 runs there). The counted FLOPs and their ratio to the baseline row are in every row, so a reader sees the difference.
@@ -27,16 +34,19 @@ runs there). The counted FLOPs and their ratio to the baseline row are in every 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import bootstrap
 from torch import Tensor, nn
 
 from .errors import CnnbenchError
-from .latency import Timing, _autocast, _threads, prepare, time_callable
+from .latency import Timing, _autocast, _threads, prepare, time_iterations, warm_up
 from .profiling import profile
 from .target import Target, describe, resolve_target
 
@@ -53,14 +63,17 @@ __all__ = [
     "SIDE",
     "BLOCKS",
     "SCALES",
+    "ROUNDS",
+    "QUICK_ROUNDS",
     "QUICK_TIMING",
     "cases",
     "build_stack",
     "countable_stack",
     "count_case",
     "prepared_forward",
-    "time_case",
-    "run_case",
+    "time_table",
+    "run_table",
+    "speed_ratio",
     "results_frame",
     "verdict",
     "run_guidelines",
@@ -71,7 +84,9 @@ __all__ = [
 SIDE = 56  # input side of every microbenchmark (SN2 §2)
 BLOCKS = 10  # blocks stacked per network (SN2 §2)
 SCALES = (1, 2, 4)  # the ×1, ×2, ×4 columns: channel counts multiplied by the scale
-TIE = 0.03  # speeds within 3% are a tie: an ordering claim counts as holding when broken by less than this
+ROUNDS = 7  # interleaved rounds per table: 7 gave stable verdicts here where one pass per configuration flipped
+QUICK_ROUNDS = 3
+CONFIDENCE = 0.95  # of the bootstrap interval of each speed ratio
 QUICK_TIMING = Timing(min_time_s=0.1, min_iters=5, window=3, max_warmup_s=1.0)
 
 
@@ -408,46 +423,118 @@ def prepared_forward(case: Case, target: Target, batch: int) -> Callable[[], Ten
     return forward
 
 
-def time_case(case: Case, target: Target, batch: int, timing: Timing) -> list[float]:
-    """Per-iteration times (ms) of one forward of the case's stack on ``target``, by :func:`time_callable`."""
+def time_table(
+    table: Sequence[Case], target: Target, batch: int, timing: Timing, rounds: int = ROUNDS
+) -> list[list[float]]:
+    """Per-round median times (ms) of each case of one table, measured in interleaved rounds.
+
+    Every case is built and warmed up first; then each round times every case in turn for ``min_time_s / rounds``
+    seconds (at least ``ceil(min_iters / rounds)`` iterations) and keeps the median. Returns one list per case.
+    """
+    if rounds < 1:
+        raise CnnbenchError(f"rounds must be at least 1, got {rounds}")
     target, _ = resolve_target(target)
-    forward = prepared_forward(case, target, batch)
+    device = target.torch_device
+    slice_s, slice_iters = timing.min_time_s / rounds, max(1, math.ceil(timing.min_iters / rounds))
     with _threads(target.threads), torch.inference_mode():
-        samples, _ = time_callable(forward, target.torch_device, timing)
-    return samples
+        forwards = [prepared_forward(case, target, batch) for case in table]
+        for forward in forwards:
+            warm_up(forward, device, timing)
+        medians: list[list[float]] = [[] for _ in table]
+        for _ in range(rounds):
+            for i, forward in enumerate(forwards):
+                medians[i].append(statistics.median(time_iterations(forward, device, slice_s, slice_iters)))
+    return medians
 
 
-def run_case(case: Case, target: Target, batch: int, timing: Timing) -> dict[str, object]:
-    """One row: the configuration, its counted FLOPs and MAC, its median time and speed, the paper's speed."""
+def _rounds_text(rounds: Sequence[float]) -> str:
+    return ";".join(f"{r:.6g}" for r in rounds)
+
+
+def _rounds_of(row: pd.Series | dict[str, object]) -> list[float]:
+    text = row.get("rounds_ms")
+    if isinstance(text, str) and text:
+        return [float(v) for v in text.split(";")]
+    return []
+
+
+def run_table(
+    guideline: str, scale: int, target: Target, batch: int, timing: Timing, rounds: int = ROUNDS
+) -> list[dict[str, object]]:
+    """Rows of one table at one scale: each configuration, its counted FLOPs and MAC, its median time over the
+    interleaved rounds and their per-round medians (``rounds_ms``), its speed, and the paper's speed."""
     if batch < 1:
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
-    flops, mac = count_case(case)
-    median = float(pd.Series(time_case(case, target, batch, timing)).median())
-    return {
-        "guideline": case.guideline,
-        "config": case.row.label,
-        "scale": case.scale,
-        "channels": case.block.channels(),
-        "batch": batch,
-        "flops": flops,  # multiply-adds, one image
-        "mac": mac,  # elements, one image
-        "latency_ms_median": median,
-        "batches_s": 1000.0 / median,
-        "images_s": 1000.0 * batch / median,
-        "paper_column": case.column,
-        "paper_speed": case.paper_speed,  # GPU: batches/s, CPU: images/s
-    }
+    target, _ = resolve_target(target)
+    table = cases([guideline], paper_column(target), [scale])
+    times = time_table(table, target, batch, timing, rounds)
+    rows = []
+    for case, per_round in zip(table, times, strict=True):
+        flops, mac = count_case(case)
+        median = statistics.median(per_round)
+        rows.append(
+            {
+                "guideline": case.guideline,
+                "config": case.row.label,
+                "scale": case.scale,
+                "channels": case.block.channels(),
+                "batch": batch,
+                "flops": flops,  # multiply-adds, one image
+                "mac": mac,  # elements, one image
+                "latency_ms_median": median,
+                "batches_s": 1000.0 / median,
+                "images_s": 1000.0 * batch / median,
+                "rounds": len(per_round),
+                "rounds_ms": _rounds_text(per_round),
+                "paper_column": case.column,
+                "paper_speed": case.paper_speed,  # GPU: batches/s, CPU: images/s
+            }
+        )
+    return rows
+
+
+def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> tuple[float, float, float]:
+    """Speed of A relative to B from paired per-round times: (median of B/A per round, 95% interval's low, high).
+
+    The interval is a percentile bootstrap over rounds (seeded, so the same times give the same interval); with one
+    round, or identical ratios, it is the point itself.
+    """
+    ratios = np.asarray(times_b, dtype=float) / np.asarray(times_a, dtype=float)
+    point = float(np.median(ratios))
+    if len(ratios) < 2 or np.ptp(ratios) == 0:
+        return point, point, point
+    result = bootstrap((ratios,), np.median, confidence_level=CONFIDENCE, n_resamples=2000, method="percentile",
+                       rng=np.random.default_rng(0))  # fmt: skip
+    low, high = result.confidence_interval
+    return point, float(low), float(high)
+
+
+def _pair_ratio(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+    """Speed of row ``a`` relative to row ``b``: from their rounds when both have them, else from ``images_s``."""
+    rounds_a, rounds_b = _rounds_of(a), _rounds_of(b)
+    if rounds_a and len(rounds_a) == len(rounds_b):
+        return speed_ratio(rounds_a, rounds_b)
+    point = float(a["images_s"]) / float(b["images_s"])
+    return point, point, point
 
 
 def results_frame(rows: Sequence[dict[str, object]], target: Target | None = None) -> pd.DataFrame:
-    """Rows of :func:`run_case` as a table, with each row's ratio to its table's first row at the same scale."""
+    """Rows of :func:`run_table` as a table, with each row's ratio to its table's first row at the same scale:
+    ``speed_vs_base`` with its interval ``speed_vs_base_low``/``_high``."""
     frame = pd.DataFrame(list(rows))
     if frame.empty:
         return frame
     keys = ["guideline", "scale"]
     first = frame.groupby(keys, sort=False).transform("first")
     frame["flops_vs_base"] = frame["flops"] / first["flops"]
-    frame["speed_vs_base"] = frame["images_s"] / first["images_s"]
+    ratios = []
+    for _, group in frame.groupby(keys, sort=False):
+        base = group.iloc[0]
+        ratios += [(i, *_pair_ratio(row, base)) for i, row in group.iterrows()]
+    by_index = {i: r for i, *r in ratios}
+    frame["speed_vs_base"] = [by_index[i][0] for i in frame.index]
+    frame["speed_vs_base_low"] = [by_index[i][1] for i in frame.index]
+    frame["speed_vs_base_high"] = [by_index[i][2] for i in frame.index]
     frame["paper_vs_base"] = frame["paper_speed"] / first["paper_speed"]
     if target is not None:
         info = describe(resolve_target(target)[0])
@@ -459,67 +546,112 @@ def results_frame(rows: Sequence[dict[str, object]], target: Target | None = Non
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """One ordering the paper claims: ``slower`` runs no faster than ``faster`` (``strict``: runs slower)."""
+
+    slower: str
+    faster: str
+    strict: bool = False
+
+    def outcome(self, low: float, high: float) -> str:
+        """By the interval of speed(slower) / speed(faster): ``holds``, ``fails`` or ``undecided``."""
+        if high < 1 or (high == 1 and not self.strict):
+            return "holds"
+        if low > 1 or (low == 1 and self.strict):
+            return "fails"
+        return "undecided"
+
+
+def _falling(labels: Sequence[str]) -> list[Comparison]:
+    """The first is the fastest, and each is no faster than the one before."""
+    return [Comparison(lab, labels[0]) for lab in labels[1:]] + [
+        Comparison(later, earlier) for earlier, later in zip(labels[1:], labels[2:], strict=False)
+    ]
+
+
+def _labels(rows: tuple[PaperRow, ...]) -> list[str]:
+    return [r.label for r in rows]
+
+
+_G3_LABELS = _labels(G3_ROWS)
+CLAIMS: dict[str, tuple[str, list[Comparison], str]] = {
+    "G1": ("1:1 fastest, speed falling as c1:c2 grows", _falling(_labels(G1_ROWS)), "1:12"),
+    "G2": ("g=1 fastest, speed falling as g grows", _falling(_labels(G2_ROWS)), "g=8"),
+    "G3": (
+        "1-fragment fastest, parallel no faster than series",
+        [Comparison(lab, _G3_LABELS[0]) for lab in _G3_LABELS[1:]]
+        + [Comparison(f"{k}-fragment-parallel", f"{k}-fragment-series") for k in (2, 4)],
+        "4-fragment-parallel",
+    ),
+    "G4": (
+        "removing ReLU and shortcut speeds the unit up",
+        [Comparison("ReLU+shortcut", "ReLU only"), Comparison("ReLU+shortcut", "shortcut only"),
+         Comparison("ReLU+shortcut", "neither", strict=True)],
+        "neither",
+    ),
+}  # guideline → (claim, the orderings it makes, the config whose ratio to the baseline is quoted)
+
+
+@dataclass(frozen=True)
 class Verdict:
     guideline: str
     claim: str  # what the paper's ordering says, in our words
-    holds: int  # scales at which it holds (speeds within TIE count as ties)
-    scales: int
-    detail: str  # by how much, here and in the paper
+    outcomes: tuple[str, ...]  # per scale, in SCALES order: holds | fails | undecided
+    detail: str  # the quoted ratio with its interval, here and in the paper
+
+    @property
+    def holds(self) -> int:
+        return self.outcomes.count("holds")
+
+    @property
+    def scales(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def word(self) -> str:
+        counts = {o: self.outcomes.count(o) for o in ("holds", "fails", "undecided")}
+        if counts["holds"] == self.scales:
+            return "holds"
+        if counts["fails"] == self.scales:
+            return "does not hold"
+        if counts["undecided"] == self.scales:
+            return "undecided"
+        return "partly holds" if counts["holds"] else "mixed"
 
     @property
     def summary(self) -> str:
-        word = "holds" if self.holds == self.scales else "partly holds" if self.holds else "does not hold"
-        return f"{self.guideline} {word} at {self.holds}/{self.scales} scales: {self.claim}. {self.detail}"
+        parts = [f"{o} at {self.outcomes.count(o)}/{self.scales}" for o in ("holds", "fails", "undecided")
+                 if o in self.outcomes]  # fmt: skip
+        return f"{self.guideline} {self.word} ({', '.join(parts)} scales): {self.claim}. {self.detail}"
 
 
-def _not_faster(a: float, b: float) -> bool:
-    """``a`` is no faster than ``b``, up to the tie margin."""
-    return a <= b * (1 + TIE)
-
-
-def _falling(speeds: list[float]) -> bool:
-    """The first is the fastest and each is no faster than the one before, up to the tie margin."""
-    fastest = all(_not_faster(v, speeds[0]) for v in speeds)
-    return fastest and all(_not_faster(later, earlier) for earlier, later in zip(speeds, speeds[1:], strict=False))
-
-
-def _fragments_hold(s: dict[str, float]) -> bool:
-    first = s["1-fragment"]
-    fastest = all(_not_faster(v, first) for v in s.values())
-    parallel_slower = all(_not_faster(s[f"{k}-fragment-parallel"], s[f"{k}-fragment-series"]) for k in (2, 4))
-    return fastest and parallel_slower
-
-
-def _elementwise_hold(s: dict[str, float]) -> bool:
-    base = s["ReLU+shortcut"]
-    return all(_not_faster(base, s[k]) for k in ("ReLU only", "shortcut only", "neither")) and s["neither"] > base
-
-
-# guideline → (claim, check on {config: speed} at one scale, the config whose ratio to the baseline is quoted)
-CLAIMS: dict[str, tuple[str, Callable[[dict[str, float]], bool], str]] = {
-    "G1": ("1:1 fastest, speed falling as c1:c2 grows", lambda s: _falling(list(s.values())), "1:12"),
-    "G2": ("g=1 fastest, speed falling as g grows", lambda s: _falling(list(s.values())), "g=8"),
-    "G3": ("1-fragment fastest, parallel no faster than series", _fragments_hold, "4-fragment-parallel"),
-    "G4": ("removing ReLU and shortcut speeds the unit up", _elementwise_hold, "neither"),
-}
+def _ratio_text(point: float, low: float, high: float) -> str:
+    return f"{point:.2f}" if low == high else f"{point:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def verdict(frame: pd.DataFrame, guideline: str) -> Verdict:
-    """Does the paper's ordering hold in ``frame`` (rows of :func:`results_frame`) for a guideline, and by how much."""
-    claim, check, quoted = CLAIMS[guideline]
+    """Does the paper's ordering hold in ``frame`` (rows of :func:`results_frame`) for a guideline, and by how much.
+
+    At each scale every ordering the claim makes (:data:`CLAIMS`) is judged by the 95% interval of its speed ratio:
+    it holds when the interval lies at or below 1 (strictly below for a claimed speed-up), fails when it lies above,
+    and is undecided when it straddles 1. A scale holds when every ordering holds, fails when any fails, and is
+    undecided otherwise.
+    """
+    claim, comparisons, quoted = CLAIMS[guideline]
     rows = frame[frame["guideline"] == guideline]
     if rows.empty:
         raise CnnbenchError(f"no results for {guideline}")
-    holds, ours, theirs = 0, [], []
+    outcomes, ours, theirs = [], [], []
     for _, at_scale in rows.groupby("scale", sort=True):
-        speeds = dict(zip(at_scale["config"], at_scale["images_s"], strict=True))
-        holds += bool(check(speeds))
-        row = at_scale[at_scale["config"] == quoted].iloc[0]
-        ours.append(f"{row['speed_vs_base']:.2f}")
+        by_config = {str(r["config"]): r for _, r in at_scale.iterrows()}
+        results = [c.outcome(*_pair_ratio(by_config[c.slower], by_config[c.faster])[1:]) for c in comparisons]
+        outcomes.append("fails" if "fails" in results else "undecided" if "undecided" in results else "holds")
+        row = by_config[quoted]
+        ours.append(_ratio_text(*_pair_ratio(row, at_scale.iloc[0])))
         theirs.append(f"{row['paper_vs_base']:.2f}")
     base = rows["config"].iloc[0]
     detail = f"{quoted} vs {base}: {' / '.join(ours)}× here, {' / '.join(theirs)}× in the paper"
-    return Verdict(guideline, claim, holds, rows["scale"].nunique(), detail)
+    return Verdict(guideline, claim, tuple(outcomes), detail)
 
 
 def run_guidelines(
@@ -528,10 +660,13 @@ def run_guidelines(
     scales: Sequence[int] = SCALES,
     batch: int | None = None,
     timing: Timing | None = None,
+    rounds: int = ROUNDS,
 ) -> pd.DataFrame:
-    """Run the named tables on ``target``: every configuration counted and timed, with ratios (see module doc)."""
+    """Run the named tables on ``target``: every configuration counted and timed in interleaved rounds, one table
+    (guideline and scale) at a time, with ratios and their intervals (see the module doc)."""
     target, _ = resolve_target(target or Target())
     batch = default_batch(target) if batch is None else batch
     timing = timing or Timing()
-    rows = [run_case(case, target, batch, timing) for case in cases(guidelines, paper_column(target), scales)]
+    cases(guidelines, paper_column(target), scales)  # checks the names and scales before any timing
+    rows = [row for g in guidelines for s in scales for row in run_table(g, s, target, batch, timing, rounds)]
     return results_frame(rows, target)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import statistics
 
 import pandas as pd
 import pytest
@@ -16,7 +17,8 @@ import zoo
 from cnnbench import guidelines
 from cnnbench.cli import main
 from cnnbench.guidelines import GUIDELINES, SCALES, Case, ParallelConcat, cases, count_case, countable_stack, verdict
-from cnnbench.guidelines_audit import audit, block_of, time_by_kind
+from cnnbench.guidelines_audit import audit, block_of
+from cnnbench.latency import Timing, time_by_kind
 from cnnbench.target import Target
 
 HW = 56 * 56
@@ -186,6 +188,59 @@ def test_verdicts_fail_on_reversed_speeds() -> None:
         assert v.holds == 0 and "does not hold" in v.summary
 
 
+def test_time_table_measures_in_interleaved_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A B C D, A B C D, ...: each configuration timed once per round, in table order, after all are warmed up."""
+    calls: list[str] = []
+    monkeypatch.setattr(guidelines, "prepared_forward", lambda case, target, batch: lambda: calls.append(
+        case.row.label))  # fmt: skip
+    monkeypatch.setattr(guidelines, "warm_up", lambda fn, device, timing: (calls.append("warm"), 0)[1])
+    monkeypatch.setattr(guidelines, "time_iterations", lambda fn, device, s, n: (fn(), [1.5, 1.0, 2.0])[1])
+    table = cases(["G1"], "cpu", [1])
+    times = guidelines.time_table(table, Target(threads=1), 1, Timing(min_time_s=0.7, min_iters=7), rounds=3)
+    labels = [c.row.label for c in table]
+    assert calls == ["warm"] * 4 + labels * 3
+    assert times == [[1.5] * 3] * 4  # each round's median
+
+
+def test_speed_ratio_interval_by_hand() -> None:
+    """Speed of A vs B = B's time / A's time per round; the point is the median of the per-round ratios, the interval
+    a seeded bootstrap over rounds that contains it; identical ratios give a zero-width interval."""
+    a = [10.0, 10.2, 9.9, 10.1, 10.0, 10.3, 9.8]
+    b = [9.0, 9.3, 8.8, 9.1, 9.2, 9.0, 9.1]
+    point, low, high = guidelines.speed_ratio(a, b)
+    assert point == pytest.approx(statistics.median([y / x for x, y in zip(a, b, strict=True)]))
+    assert low <= point <= high < 1  # A is slower, with confidence
+    assert guidelines.speed_ratio(a, b) == (point, low, high)  # seeded: the same rounds, the same interval
+    assert guidelines.speed_ratio([2.0] * 5, [1.0] * 5) == (0.5, 0.5, 0.5)
+
+
+def _g4_rounds(times: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [
+        {"guideline": "G4", "config": label, "scale": 1, "images_s": 1000 / statistics.median(t), "flops": 1,
+         "paper_speed": 1.0, "batch": 1, "rounds_ms": ";".join(map(str, t))}
+        for label, t in times.items()
+    ]  # fmt: skip
+    return guidelines.results_frame(rows)
+
+
+@pytest.mark.parametrize(
+    ("others", "outcome"),
+    [
+        ([9.0, 9.1, 8.9, 9.0, 9.2, 9.1, 8.8], "holds"),  # removing ReLU or shortcut: clearly faster
+        ([11.0, 11.1, 10.9, 11.2, 11.0, 10.8, 11.1], "fails"),  # clearly slower
+        ([10.4, 9.6, 10.5, 9.5, 10.3, 9.7, 10.0], "undecided"),  # as fast, within the noise
+    ],
+)
+def test_verdict_by_interval(others: list[float], outcome: str) -> None:
+    base = [10.0, 10.1, 9.9, 10.0, 10.2, 9.8, 10.0]
+    frame = _g4_rounds({"ReLU+shortcut": base, "ReLU only": others, "shortcut only": others, "neither": others})
+    v = verdict(frame, "G4")
+    assert v.outcomes == (outcome,), v.summary
+    low, high = frame.loc[frame["config"] == "neither", ["speed_vs_base_low", "speed_vs_base_high"]].iloc[0]
+    assert (high < 1) if outcome == "fails" else (low > 1) if outcome == "holds" else (low < 1 < high)
+    assert "[" in v.detail  # the quoted ratio carries its interval
+
+
 # --- the audit on toy models ---------------------------------------------------------------------------------------
 
 
@@ -280,9 +335,9 @@ def test_blocks_follow_module_paths(name: str, module: str, block: str) -> None:
 def test_time_by_kind_names_the_counted_kinds() -> None:
     """On the CPU, for real: every kind the counting engine sees appears, and the shares add up (no time asserted)."""
     model = toy(True).eval()
-    frame = time_by_kind(model, Target(threads=1), resolution=32, repeats=2, warmup=1)
+    frame = time_by_kind(model, Target(threads=1), resolution=32, repeats=2)
     counted = audit(toy(True), resolution=32).layers
-    assert dict(zip(frame["kind"], frame["ops"], strict=True)) == counted["kind"].value_counts().to_dict()
+    assert dict(zip(frame["kind"], frame["timed_ops"], strict=True)) == counted["kind"].value_counts().to_dict()
     assert frame["time_share"].sum() == pytest.approx(1.0)
 
 
@@ -315,14 +370,16 @@ def test_audit_per_layer_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_microbenchmark_table_without_timing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The whole microbenchmark path, with the clock replaced by fixed samples: 2 ms for every configuration."""
-    monkeypatch.setattr(guidelines, "time_case", lambda case, target, batch, timing: [2.0, 2.0, 2.0])
+    """The whole microbenchmark path, with the clock replaced by fixed rounds: 2 ms for every configuration."""
+    monkeypatch.setattr(guidelines, "time_table", lambda table, target, batch, timing, rounds: [[2.0] * rounds
+                                                                                               for _ in table])
     assert main(["guidelines", "--quick", "--only", "G1", "G4", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "## G1 (SN2 Table 1)" in out and "## G4 (SN2 Table 4)" in out and "## G2" not in out
     assert "500.0" in out  # 1000 / 2 ms, batch 1
-    assert "verdict: G1 holds at 1/1 scales" in out  # equal speeds are ties
-    assert "verdict: G4 does not hold at 0/1 scales" in out  # equal speeds: no speed-up
+    assert "3 interleaved rounds" in out and "1.00 [1.00, 1.00]" in out
+    assert "verdict: G1 holds (holds at 1/1 scales)" in out  # equal speeds: "no faster than" holds
+    assert "verdict: G4 does not hold (fails at 1/1 scales)" in out  # equal speeds: no speed-up
 
 
 @pytest.mark.parametrize(
