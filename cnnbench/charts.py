@@ -22,6 +22,7 @@ from adjustText import adjust_text  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from .counting import KINDS  # noqa: E402
+from .store import atomic_path  # noqa: E402
 
 __all__ = ["accuracy_chart", "latency_chart", "breakdown_chart", "roofline_chart", "short_label", "save"]
 
@@ -63,11 +64,15 @@ def short_label(name: str) -> str:
 
 
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """``stem.png`` and ``stem.svg``, each written atomically: a chart is the old one or the new one, never half."""
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
+    try:
+        for path in paths:
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight", **({"dpi": 130} if path.suffix == ".png"
+                                                                                  else {}))  # fmt: skip
+    finally:
+        plt.close(fig)
     return paths
 
 

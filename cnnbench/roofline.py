@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
 from .latency import Timing, _autocast, _threads, time_callable
-from .target import Target, environment, resolve_target
+from .provenance import git_commit, machine_identity, now
+from .target import Target, resolve_target
 
 __all__ = ["Roofline", "measure_roofline", "cached_roofline", "roofline_bound_ms", "default_cache"]
 
@@ -28,6 +30,9 @@ class Roofline:
     bandwidth_bytes_per_s: float  # bytes read + written per second, large copy
     matmul_size: int
     copy_bytes: int
+    machine: str = ""  # where and when it was measured (cnnbench.provenance)
+    commit: str = ""
+    measured_at: str = ""
 
     @property
     def ridge_point(self) -> float:
@@ -49,7 +54,7 @@ def measure_roofline(target: Target, timing: Timing | None = None) -> Roofline:
         copy_ms, _ = time_callable(lambda: dst.copy_(src), device, timing)
     copy_s = sorted(copy_ms)[len(copy_ms) // 2] / 1e3
     copy_bytes = 2 * src.numel() * src.element_size()  # read once, written once
-    return Roofline(target.key, peak, copy_bytes / copy_s, n, copy_bytes)
+    return Roofline(target.key, peak, copy_bytes / copy_s, n, copy_bytes, machine_identity(device), git_commit(), now())
 
 
 def _peak_matmul(target: Target, max_n: int = 8192, max_call_ms: float = 500.0) -> tuple[int, float]:
@@ -101,25 +106,30 @@ def default_cache() -> Path:
 
 
 def cached_roofline(target: Target, cache: Path | None = None, refresh: bool = False) -> Roofline:
-    """The target's roofline from the cache (keyed by target, host, CPU and torch version), measured once if absent."""
+    """The target's roofline from the cache, measured once if absent.
+
+    Keyed by target, machine identity, torch version and the code of this module, so another machine with the same
+    host name and CPU, or a changed measurement, measures anew. The cache is rewritten atomically under a unique
+    temporary name, so two runs at once cannot clobber each other's half-written file.
+    """
+    from .store import atomic_write_text, code_fingerprint
+
     target, _ = resolve_target(target)
     cache = cache or default_cache()
-    env = environment()
-    key = f"v2|{target.key}|{env['host']}|{env['cpu']}|{env['torch']}"  # v2: peak = max(matmul, 3×3 conv)
+    code = code_fingerprint(None, [sys.modules[__name__]])
+    key = f"v3|{target.key}|{machine_identity(target.torch_device)}|{torch.__version__}|{code}"
     entries: dict[str, dict[str, object]] = {}
     if cache.exists():
         try:
             entries = json.loads(cache.read_text())
         except (OSError, json.JSONDecodeError):
             entries = {}
-    if key in entries and not refresh:
+    known = {f.name for f in fields(Roofline)}
+    if key in entries and not refresh and set(entries[key]) <= known:
         return Roofline(**entries[key])  # type: ignore[arg-type]
     roof = measure_roofline(target)
     entries[key] = asdict(roof)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2))
-    tmp.replace(cache)
+    atomic_write_text(cache, json.dumps(entries, indent=2))
     return roof
 
 

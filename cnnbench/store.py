@@ -1,8 +1,10 @@
 """Results files that survive interruption: a CSV table written atomically after every row, keyed so that a rerun
-reuses what it finished, and a JSON sidecar that records where the table was measured.
+reuses what it finished, and a JSON sidecar that says where its rows were measured.
 
-A row is reused when its key columns match and its ``code`` fingerprint (the source of the model's family file,
-the shared zoo code and the measuring modules) is unchanged, so editing a model re-measures that family only.
+A row is reused only when its key columns match and its :class:`~cnnbench.provenance.Stamp` (machine, torch,
+target, settings, and the ``code`` fingerprint of the model's family file, the shared zoo code and the measuring
+modules) equals the caller's; editing a model re-measures that family only, and another machine re-measures all.
+Files are written with the mode a new file gets under the umask (0644 as a rule), not ``mkstemp``'s 0600.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import inspect
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -21,20 +24,51 @@ import pandas as pd
 
 import zoo
 
-__all__ = ["ResultTable", "atomic_write_text", "code_fingerprint", "write_sidecar"]
+from .provenance import PROVENANCE_COLUMNS, Stamp
+
+__all__ = [
+    "ResultTable",
+    "TEXT_COLUMNS",
+    "atomic_path",
+    "atomic_write_text",
+    "code_fingerprint",
+    "provenance_summary",
+    "write_sidecar",
+]
+
+# Columns read back as text whatever they hold: a fingerprint or commit of digits only must not become a number.
+TEXT_COLUMNS = frozenset({*PROVENANCE_COLUMNS, "error", "notes", "status", "recipe", "seeds", "rounds_ms", "source"})
+
+
+@cache
+def _new_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, unique to this call; on success it is renamed over ``path`` (atomic on
+    POSIX) with the mode a new file gets, or that ``path`` already has; on failure it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        mode = path.stat().st_mode & 0o777 if path.exists() else _new_file_mode()
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @cache
@@ -64,15 +98,35 @@ def code_fingerprint(model: str | None, modules: Iterable[ModuleType] = ()) -> s
 
 
 class ResultTable:
-    """A CSV of rows with a key; every :meth:`put` rewrites the file atomically."""
+    """A CSV of rows with a key; every change rewrites the file atomically.
 
-    def __init__(self, path: Path, key: Sequence[str]) -> None:
+    Provenance columns, ``error``, ``notes`` and the other :data:`TEXT_COLUMNS` (and ``text_columns``) are read
+    back as text. A file that is not a CSV, or lacks the key columns, is refused with a one-line error.
+    """
+
+    def __init__(self, path: Path, key: Sequence[str], text_columns: Iterable[str] = ()) -> None:
         self.path = path
         self.key = list(key)
+        self.text = TEXT_COLUMNS | set(text_columns)
         self._rows: list[dict[str, object]] = []
         if path.exists() and path.stat().st_size:
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-            self._rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+            self._rows = self._read(path)
+
+    def _read(self, path: Path) -> list[dict[str, object]]:
+        from .errors import CnnbenchError
+
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
+                                dtype={c: str for c in header if c in self.text})  # fmt: skip
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+            raise CnnbenchError(f"{path} is not a results CSV ({err}); move it away or give another --out") from None
+        missing = [k for k in self.key if k not in frame.columns]
+        if missing:
+            raise CnnbenchError(f"{path} lacks the key columns {', '.join(missing)}; move it away or use another --out")
+        for column in self.text & set(frame.columns):
+            frame[column] = frame[column].fillna("")
+        return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
     def _key_of(self, row: dict[str, object]) -> tuple[str, ...]:
         return tuple(str(row.get(k)) for k in self.key)
@@ -80,6 +134,11 @@ class ResultTable:
     def get(self, **key: object) -> dict[str, object] | None:
         wanted = self._key_of(key)
         return next((r for r in self._rows if self._key_of(r) == wanted), None)
+
+    def reusable(self, stamp: Stamp, **key: object) -> dict[str, object] | None:
+        """The row with ``key`` if its stamp equals ``stamp`` (same machine, torch, target, settings and code)."""
+        row = self.get(**key)
+        return row if row is not None and stamp.matches(row) else None
 
     def find(self, **filters: object) -> list[dict[str, object]]:
         """Rows whose columns equal every filter (compared as text, as they are read back from CSV)."""
@@ -89,10 +148,24 @@ class ResultTable:
         """Insert or replace the row with the same key, then save the whole table atomically."""
         wanted = self._key_of(row)
         self._rows = [r for r in self._rows if self._key_of(r) != wanted] + [row]
+        self._save()
+
+    def replace(self, rows: Sequence[dict[str, object]], **filters: object) -> None:
+        """Drop every row matching ``filters``, add ``rows``, and save once: a group of rows (a model's op kinds,
+        a guideline table) is replaced whole or not at all."""
+        keys = {self._key_of(r) for r in rows}
+        self._rows = [
+            r for r in self._rows
+            if not all(str(r.get(k)) == str(v) for k, v in filters.items()) and self._key_of(r) not in keys
+        ] + list(rows)  # fmt: skip
+        self._save()
+
+    def _save(self) -> None:
         atomic_write_text(self.path, self.frame().to_csv(index=False))
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self._rows)
+    def frame(self, where: Callable[[dict[str, object]], bool] | None = None) -> pd.DataFrame:
+        """The rows (those for which ``where`` is true) as a DataFrame."""
+        return pd.DataFrame([r for r in self._rows if where is None or where(r)])
 
     def keep_only(self, keys: Iterable[dict[str, object]]) -> None:
         """Drop rows whose key is not among ``keys`` (models removed from the zoo), and save."""
@@ -100,11 +173,34 @@ class ResultTable:
         kept = [r for r in self._rows if self._key_of(r) in wanted]
         if len(kept) != len(self._rows):
             self._rows = kept
-            atomic_write_text(self.path, self.frame().to_csv(index=False))
+            self._save()
 
 
-def write_sidecar(results_file: Path, environment: dict[str, object]) -> Path:
-    """``name.csv`` → ``name.env.json``: where and with what the table was measured."""
+def provenance_summary(frame: pd.DataFrame) -> dict[str, object]:
+    """Where the rows of a table came from: their commits, machines, torch versions and times of measurement."""
+    if frame.empty or "machine" not in frame:
+        return {"rows": int(len(frame))}
+    machines = (
+        frame[["machine", "host", "device_name"]].drop_duplicates().sort_values("machine").to_dict("records")
+        if {"host", "device_name"} <= set(frame.columns) else [{"machine": m} for m in sorted(set(frame["machine"]))]
+    )  # fmt: skip
+    times = sorted(str(t) for t in frame.get("measured_at", pd.Series(dtype=str)) if t)
+    return {
+        "rows": int(len(frame)),
+        "commits": sorted({str(c) for c in frame.get("commit", []) if c}),
+        "machines": machines,
+        "torch": sorted({str(t) for t in frame.get("torch", []) if t}),
+        "measured": {"first": times[0], "last": times[-1]} if times else {},
+        "quick_rows": int(frame["quick"].astype(str).eq("True").sum()) if "quick" in frame else 0,
+    }
+
+
+def write_sidecar(results_file: Path, frame: pd.DataFrame | None, settings: dict[str, object] | None = None) -> Path:
+    """``name.csv`` → ``name.env.json``: where its rows were measured (from the rows themselves) and ``settings``."""
     sidecar = results_file.with_suffix(".env.json")
-    atomic_write_text(sidecar, json.dumps(environment, indent=2, sort_keys=True, default=str) + "\n")
+    record: dict[str, object] = {"file": results_file.name}
+    if frame is not None:
+        record["provenance"] = provenance_summary(frame)
+    record.update(settings or {})
+    atomic_write_text(sidecar, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return sidecar

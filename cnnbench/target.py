@@ -6,18 +6,14 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from dataclasses import asdict, dataclass, replace
-from functools import cache
-from pathlib import Path
 
 import torch
 
 from .errors import CnnbenchError
+from .provenance import environment
 
-__all__ = ["Target", "resolve_target", "describe", "DTYPES", "git_commit", "environment"]
+__all__ = ["Target", "resolve_target", "describe", "DTYPES"]
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 BACKENDS = ("eager", "compile")
@@ -90,58 +86,7 @@ def resolve_target(target: Target) -> tuple[Target, list[str]]:
     return target, notes
 
 
-@cache
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@cache
-def git_commit() -> str:
-    """The short commit of the checkout cnnbench runs from, with ``+dirty`` when its code has uncommitted changes
-    (results/, which the report itself rewrites, does not count); ``unknown`` outside a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],  # results/: outputs
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
-
-
-def environment() -> dict[str, str]:
-    """What every results file records about the software it was measured with."""
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "commit": git_commit(),
-        "host": platform.node(),
-        "cpu": _cpu_model(),
-        "cpu_count": str(os.cpu_count()),
-    }
-
-
 def describe(target: Target) -> dict[str, object]:
-    """The target's full description: its settings, the device's name, and the environment."""
-    device = target.torch_device
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    elif device.type == "mps":
-        name = "Apple GPU (mps)"
-    else:
-        name = _cpu_model()
-    return {**asdict(target), "target": target.key, "device_name": name, **environment()}
+    """The target's full description: its settings, and the machine, device and software (see
+    :func:`cnnbench.provenance.environment`)."""
+    return {**asdict(target), "target": target.key, **environment(target.torch_device)}
