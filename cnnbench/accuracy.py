@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import os
-import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +37,8 @@ from torch.utils.data import DistributedSampler
 
 import zoo
 
+from . import data as data_module
+from . import models, provenance
 from .catalog import resolve_patterns
 from .checkpoints import load_model
 from .data import (
@@ -54,6 +56,8 @@ from .data import (
 )
 from .errors import CnnbenchError
 from .profiling import smallest_resolution
+from .provenance import PROVENANCE_COLUMNS, Stamp
+from .store import code_fingerprint
 
 __all__ = [
     "Recipe",
@@ -64,6 +68,7 @@ __all__ = [
     "TRAIN_COLUMNS",
     "published_accuracy",
     "environment",
+    "train_stamp",
     "training_resolution",
     "FitResult",
     "fit",
@@ -187,33 +192,32 @@ def training_resolution(name: str, requested: int, recipe: Recipe = RECIPE) -> i
 # Provenance
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
 def environment(device: torch.device | str = "cpu") -> dict[str, object]:
-    """Where a row was measured: torch version, device, threads, dtype, ranks, git commit."""
+    """Where a row was trained or evaluated: the machine and software (:func:`cnnbench.provenance.environment`),
+    with the device, threads, dtype and ranks."""
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {
-        "torch": torch.__version__,
-        "device": name,
+        **provenance.environment(device),
+        "device": device.type if device.type != "cuda" else str(device),
         "threads": torch.get_num_threads(),
         "dtype": "float32",
         "world_size": dist.get_world_size() if _distributed() else 1,
-        "commit": _git_commit(),
     }
+
+
+def train_stamp(
+    name: str, dataset: str, resolution: int, epochs: int, seeds: Sequence[int], recipe: Recipe,
+    device: torch.device | str = "cpu",
+) -> Stamp:  # fmt: skip
+    """What a stored row of :func:`train_model` must match to be reused: this machine and torch, the device and
+    threads, the data, recipe, epochs, seeds and resolution asked for, and the code that built and trained it."""
+    device = torch.device(device)
+    world = dist.get_world_size() if _distributed() else 1
+    target = f"{device.type}-t{torch.get_num_threads()}" + (f"-w{world}" if world > 1 else "")
+    settings = {"dataset": dataset, "recipe": recipe.id, "epochs": epochs, "seeds": _seeds_text(seeds),
+                "resolution": resolution, "world_size": world}  # fmt: skip
+    code = code_fingerprint(name, [sys.modules[__name__], data_module, models])
+    return Stamp.here(target, settings, code, device=device)
 
 
 def _distributed() -> bool:
@@ -372,7 +376,7 @@ def fit(
 TRAIN_COLUMNS = [
     "model", "dataset", "recipe", "epochs", "seeds", "resolution",
     "top1_mean", "top1_std", "top5_mean", "train_loss", "wall_s", "train_images_per_s", "params", "error",
-    "torch", "device", "threads", "dtype", "world_size", "commit",
+    "device", "threads", "dtype", "world_size", *PROVENANCE_COLUMNS,
 ]  # fmt: skip
 
 
@@ -398,6 +402,7 @@ def train_model(
         "model": name, "dataset": dataset, "recipe": recipe.id, "epochs": epochs, "seeds": _seeds_text(seeds),
         "resolution": resolution,
     }  # fmt: skip
+    stamp = train_stamp(name, dataset, resolution, epochs, seeds, recipe, device)
     start = time.perf_counter()
     try:
         row["resolution"] = used = training_resolution(name, resolution, recipe)
@@ -409,7 +414,7 @@ def train_model(
     except Exception as err:  # noqa: BLE001 - recorded in the row: one model's failure must not end a sweep
         message = " ".join(str(err).split())[:300]
         return {**row, "wall_s": round(time.perf_counter() - start, 1), "error": f"{type(err).__name__}: {message}",
-                **environment(device)}  # fmt: skip
+                **environment(device), **stamp.columns(device)}  # fmt: skip
     top1 = np.array([r.top1 for r in runs])
     row.update(
         top1_mean=round(float(top1.mean()), 2),
@@ -420,8 +425,8 @@ def train_model(
         train_images_per_s=round(sum(r.train_images for r in runs) / sum(r.train_seconds for r in runs), 1),
         params=sum(p.numel() for p in runs[0].model.parameters()),
         error="",
-        **environment(device),
     )
+    row.update({**environment(device), **stamp.columns(device)})
     return row
 
 

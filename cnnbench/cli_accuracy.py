@@ -1,7 +1,8 @@
 """``cnnbench train`` and ``cnnbench eval``: thin commands over :mod:`cnnbench.accuracy`.
 
-``train`` writes each finished model's row to the ``--out`` CSV at once (a temporary file in the same folder, then
-``os.replace``), so an interrupted sweep keeps what it finished and a rerun skips it. Launched by ``torchrun``, it
+``train`` writes each finished model's row to the ``--out`` CSV at once (a :class:`~cnnbench.store.ResultTable`,
+rewritten atomically), so an interrupted sweep keeps what it finished and a rerun on the same machine, with the same
+settings and code, skips it. Launched by ``torchrun``, it
 joins the process group (gloo on the CPU, NCCL on GPUs) and trains data-parallel; rank 0 alone prints and writes.
 """
 
@@ -12,7 +13,6 @@ import ast
 import dataclasses
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,18 +32,19 @@ from .accuracy import (
     Recipe,
     evaluate,
     train_model,
+    train_stamp,
     training_resolution,
 )
 from .catalog import resolve_patterns
 from .data import scan_image_folder
 from .errors import CnnbenchError
 from .output import FORMATS, emit, progress
+from .store import ResultTable
 
 __all__ = ["add_commands"]
 
 # The columns that say two rows measured the same thing; a rerun skips a model whose key is already in --out.
 KEY = ["model", "dataset", "recipe", "epochs", "seeds", "resolution"]
-_TEXT_COLUMNS = {"recipe": str, "seeds": str, "commit": str, "error": str}
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -77,42 +78,9 @@ def _recipe(overrides: list[str]) -> Recipe:
     return dataclasses.replace(RECIPE, **changes)
 
 
-def _read_rows(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        return pd.DataFrame(columns=TRAIN_COLUMNS)
-    try:
-        frame = pd.read_csv(path, dtype=_TEXT_COLUMNS)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise CnnbenchError(f"{path} is not a results CSV ({err}); move it away or give another --out") from None
-    missing = [c for c in KEY if c not in frame.columns]
-    if missing:
-        raise CnnbenchError(f"{path} lacks the columns {', '.join(missing)}; give another --out")
-    frame["error"] = frame["error"].fillna("") if "error" in frame else ""
-    return frame
-
-
-def _key(row: dict[str, Any] | pd.Series) -> tuple[str, ...]:
-    return tuple(str(row[c]) for c in KEY)
-
-
-def _write_row(path: Path, row: dict[str, Any]) -> None:
-    """Replace-or-append ``row`` in the CSV at ``path``, atomically: readers see the old file or the new one."""
-    frame = _read_rows(path)
-    if len(frame):
-        frame = frame[[_key(r) != _key(row) for _, r in frame.iterrows()]]
-    new = pd.DataFrame([row], columns=TRAIN_COLUMNS)
-    frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp makes 0600; a results table is shared
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _table(path: Path) -> ResultTable:
+    """The --out CSV as a results table keyed by :data:`KEY` (refused in one line if it is not one)."""
+    return ResultTable(path, key=KEY)
 
 
 @contextmanager
@@ -161,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
         if args.threads < 1:
             raise CnnbenchError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    done = {_key(r): r.to_dict() for _, r in _read_rows(out).iterrows() if not r["error"]}  # before any rank writes
+    table = _table(out)  # read before any rank writes
     rows: list[dict[str, Any]] = []
     with _process_group(args.device) as (rank, device):
         bar = progress(names, "train") if rank == 0 else names
@@ -172,18 +140,20 @@ def _cmd_train(args: argparse.Namespace) -> str:
                                     f"loss {event['loss']:.3f}")  # fmt: skip
 
         for name in bar:
-            key = (name, args.dataset, recipe.id, str(args.epochs), ",".join(map(str, seeds)))
             try:
                 resolution = training_resolution(name, args.res, recipe)
             except Exception:  # noqa: BLE001 - train_model records the failure in the model's row
                 resolution = args.res
-            previous = done.get((*key, str(resolution)))
-            if previous is not None and not args.force:
+            # Reused only when measured on this machine and device, with this torch, these settings and this code.
+            stamp = train_stamp(name, args.dataset, args.res, args.epochs, seeds, recipe, device)
+            previous = table.reusable(stamp, model=name, dataset=args.dataset, recipe=recipe.id, epochs=args.epochs,
+                                      seeds=",".join(map(str, seeds)), resolution=resolution)  # fmt: skip
+            if previous is not None and not previous.get("error") and not args.force:
                 rows.append(previous)
                 continue
             row = train_model(name, args.dataset, args.res, args.epochs, seeds, recipe, device, on_epoch)
             if rank == 0:
-                _write_row(out, row)
+                table.put(row)
             rows.append(row)
     if rank != 0:
         return ""

@@ -28,6 +28,7 @@ from cnnbench.checkpoints import load_model, read_state_dict
 from cnnbench.cli import main
 from cnnbench.data import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.errors import CnnbenchError
+from cnnbench.provenance import MACHINE_ENV
 
 SMALL = "mobilenet_v3_small"  # learns the digits in one or two epochs at 32 px, a few seconds on two cores
 
@@ -359,8 +360,20 @@ def test_train_resumes_skips_finished_rows_and_records_failures(
     code, stdout, _ = run(capsys, *argv)
     assert code == 0 and calls == []
     assert sorted(pd.read_csv(io.StringIO(stdout), dtype=str)["top1_mean"]) == sorted(second["top1_mean"])
-    monkeypatch.setattr(cli_accuracy, "train_model", lambda name, *a, **k: {**second.iloc[0].to_dict(), "model": name})
+    def stand_in(name: str, *args: object, **kwargs: object) -> dict[str, object]:
+        calls.append(name)
+        return {**second.iloc[0].to_dict(), "model": name}
+
+    monkeypatch.setattr(cli_accuracy, "train_model", stand_in)
     assert run(capsys, *argv, "--force")[0] == 0
+    assert calls == ["mobilenet_v1_x0_25", "shufflenet_v1_g1_x0_25"]
+    assert len(pd.read_csv(out)) == 2
+
+    # Rows another machine trained are not reused here (same CPU model and hostname, another machine id).
+    calls.clear()
+    monkeypatch.setenv(MACHINE_ENV, "another-machine")
+    assert run(capsys, *argv)[0] == 0
+    assert calls == ["mobilenet_v1_x0_25", "shufflenet_v1_g1_x0_25"]
     assert len(pd.read_csv(out)) == 2
     assert not list(tmp_path.glob(".acc.csv.*"))  # no temporary file left behind
     assert out.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600
