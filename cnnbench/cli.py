@@ -80,7 +80,8 @@ def _cmd_profile(args: argparse.Namespace) -> str:
     if args.batch < 1:
         raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
     profiles = [
-        profile(name, resolution=args.res, batch=args.batch, dtype=args.dtype, training_memory=not args.no_training)
+        profile(name, resolution=args.res, batch=args.batch, dtype=args.dtype, training_memory=not args.no_training,
+                autocast=args.autocast)
         for name in progress(_model_names(args), "profile")
     ]
     if args.per_layer:
@@ -208,28 +209,55 @@ def _cmd_report(args: argparse.Namespace) -> str:
 
     target = target_from(args)
     files = tuple(Path(p) for p in args.from_benchmark)
-    for path in files:
-        if not path.is_file():
-            raise CnnbenchError(
-                f"--from-benchmark {path}: no such file (make one with pytest benchmarks/ --benchmark-json)"
-            )
     out = Path(args.out)
+    common = {"target": target, "force": args.force, "benchmark_files": files, "resolution": args.res,
+              "guideline_rounds": args.rounds}  # fmt: skip
+    if args.models:
+        common["models"] = tuple(args.models)
     if args.quick:
-        config = ReportConfig.quick_config(out, target=target, force=args.force, benchmark_files=files)
+        config = ReportConfig.quick_config(out, **common)
     else:
-        config = ReportConfig(out=out, target=target, force=args.force, benchmark_files=files, batch=args.batch,
-                              timing=Timing(min_time_s=args.min_time))
-    written = run_report(config, progress)
+        config = ReportConfig(out=out, batch=args.batch, timing=Timing(min_time_s=args.min_time), **common)
+    written = run_report(config, progress)  # checks every input, in seconds, before the first model is measured
     lines = [f"wrote {len(written)} files to {out}/:"] + [f"  {p}" for p in sorted(map(str, set(written.values())))]
     return "\n".join(lines) + "\n"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (``cnnbench report: error: ...``) and exit code 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cnnbench",
         description="Compare lightweight CNNs side by side on your own hardware.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     p_list = sub.add_parser("list", help="list the zoo's models (name, family, resolution, params, published top-1)")
     p_list.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style wildcards, e.g. 'efficientnet*'")
@@ -251,9 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
         "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
     )
     p_prof.add_argument("--all", action="store_true", help="every zoo model")
-    p_prof.add_argument("--res", type=int, default=None, help="input side in pixels (default: each model's own)")
-    p_prof.add_argument("--batch", type=int, default=1)
+    p_prof.add_argument("--res", type=positive_int, default=None, help="input side in pixels (default: each "
+                        "model's own)")
+    p_prof.add_argument("--batch", type=positive_int, default=1)
     p_prof.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="sets mac_bytes and memory")
+    p_prof.add_argument(
+        "--autocast", action="store_true",
+        help="count --dtype as a target runs it, under autocast: fp32 weights, activations at --dtype",
+    )
     p_prof.add_argument("--per-layer", action="store_true", help="one row per aten op, with its module path")
     p_prof.add_argument("--by", choices=("kind", "module"), help="sums per op kind or per module")
     p_prof.add_argument("--depth", type=int, default=2, help="module path depth for --by module (default 2)")
@@ -273,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--all", action="store_true", help="every zoo model")
     add_target_arguments(p_bench)
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
-    p_bench.add_argument("--res", type=int, default=None, help="input side (default: each model's own)")
-    p_bench.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per run")
+    p_bench.add_argument("--res", type=positive_int, default=None, help="input side (default: each model's own)")
+    p_bench.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per run")
     p_bench.add_argument("--no-roofline", action="store_true", help="skip the roofline (measured once per target)")
     p_bench.add_argument("--format", choices=FORMATS, default="table")
     p_bench.set_defaults(run=_cmd_bench)
@@ -285,11 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reuses rows already measured for the same model, target and code (--force re-measures); "
         "every file is written atomically, so an interrupted run resumes.",
     )
+    p_report.add_argument(
+        "models", nargs="*", metavar="MODEL",
+        help="zoo names or wildcards to report (default: the whole zoo); their rows join the same tables",
+    )
     p_report.add_argument("--out", default="results", help="output folder (default results/)")
     p_report.add_argument("--quick", action="store_true", help="four models, short timing: a first look, or tests")
     add_target_arguments(p_report)
-    p_report.add_argument("--batch", type=int, default=1)
-    p_report.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per model")
+    p_report.add_argument("--batch", type=positive_int, default=1)
+    p_report.add_argument("--res", type=positive_int, default=None,
+                          help="input side for latency and breakdown (default: each model's own)")
+    p_report.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per model")
+    p_report.add_argument("--rounds", type=positive_int, default=None,
+                          help="interleaved rounds per guideline table (default 7, 3 with --quick)")
     p_report.add_argument(
         "--from-benchmark", nargs="*", default=[], metavar="JSON",
         help="pytest-benchmark JSON files from benchmarks/ (other targets, other machines) to add side by side",
@@ -303,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a bad option (one line already printed), or --help
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         out = args.run(args)
     except CnnbenchError as err:

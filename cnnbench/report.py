@@ -1,16 +1,22 @@
-"""``cnnbench report``: regenerate results/ — the tables and charts of the whole zoo on one target.
+"""``cnnbench report``: regenerate results/ — the tables and charts of the zoo (or of some models) on one target.
 
-Every table is a :class:`~cnnbench.store.ResultTable`: written atomically after each row, and keyed by model (and
-batch) with a fingerprint of the code that built and measured it, so a rerun reuses finished rows and a run killed
-half-way resumes where it stopped. Every table has a ``.env.json`` sidecar saying where it was measured.
+Every table is a :class:`~cnnbench.store.ResultTable`, written atomically after each row (or group of rows), and
+every row carries its provenance: the machine, torch, target, settings and code that measured it, its commit and
+its time. A stored row is reused only when all of these match what this run would measure (its
+:class:`~cnnbench.provenance.Stamp`); anything else is measured again, so a fresh clone on another machine measures
+everything, a rerun on the same machine reuses everything, and a run killed half-way resumes where it stopped.
+The page and the charts show only rows this machine measured (and, labelled as such, rows imported from
+pytest-benchmark JSON); every sidecar says which commits and machines its rows came from.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,17 +25,28 @@ import pandas as pd
 import zoo
 
 from . import bench as bench_module
-from . import counting, latency, profiling
+from . import counting, latency, models, profiling
+from .accuracy import published_accuracy
 from .bench import as_frame, iter_bench
+from .benchmark_json import read_benchmark_json
 from .catalog import resolve_patterns
 from .errors import CnnbenchError
 from .latency import Timing, time_by_kind
 from .profiling import profile
+from .provenance import Stamp, machine_identity
 from .roofline import Roofline, cached_roofline, roofline_bound_ms
-from .store import ResultTable, atomic_write_text, code_fingerprint, write_sidecar
-from .target import Target, describe, environment, resolve_target
+from .store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
+from .target import Target, resolve_target
 
-__all__ = ["ReportConfig", "run_report", "QUICK_MODELS", "BREAKDOWN_MODELS", "read_benchmark_json"]
+__all__ = [
+    "ReportConfig",
+    "run_report",
+    "check_config",
+    "QUICK_MODELS",
+    "BREAKDOWN_MODELS",
+    "read_benchmark_json",
+    "measured_here",
+]
 
 T = TypeVar("T")
 Progress = Callable[[Sequence[T], str], Iterable[T]]
@@ -47,28 +64,88 @@ QUICK_TIMING = Timing(min_time_s=0.0, min_iters=3, window=2, max_warmup_s=0.5, m
 class ReportConfig:
     out: Path = Path("results")
     target: Target = field(default_factory=Target)
-    models: tuple[str, ...] = ("*",)  # zoo wildcards
+    models: tuple[str, ...] = ("*",)  # zoo names or wildcards
     batch: int = 1
+    resolution: int | None = None  # input side of latency and breakdown; None: each model's own
     timing: Timing = field(default_factory=Timing)
-    quick: bool = False  # a few models, short timing (tests, a first look)
+    quick: bool = False  # a few models, short timing (tests, a first look); never reused by a full run
     force: bool = False  # re-measure rows that could be reused
     benchmark_files: tuple[Path, ...] = ()  # pytest-benchmark JSON files from benchmarks/ (other targets)
     breakdown_repeats: int = 5
+    guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
 
     @classmethod
     def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
         return replace(cls(out=out, models=QUICK_MODELS, timing=QUICK_TIMING, quick=True, breakdown_repeats=2),
                        **changes)  # type: ignore[arg-type]
 
+    @property
+    def whole_zoo(self) -> bool:
+        return tuple(self.models) == ("*",)
+
 
 def _identity(items: Sequence[T], desc: str) -> Iterable[T]:
     return items
 
 
+# --- checks before any measurement ----------------------------------------------------------------------------
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cnnbench-write-check.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CnnbenchError(f"cannot write to {out} ({reason}); give a folder you can write with --out") from None
+
+
+def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd.DataFrame]]:
+    """Every input checked before the first model is measured: the target, the models, the numbers, the output
+    folder and every ``--from-benchmark`` file. Returns the config with the target resolved, the model names and the
+    parsed benchmark rows; raises :class:`CnnbenchError` with one line for the first bad input."""
+    target, _ = resolve_target(config.target)
+    if config.batch < 1:
+        raise CnnbenchError(f"batch must be at least 1, got {config.batch}")
+    if config.resolution is not None and config.resolution < 1:
+        raise CnnbenchError(f"resolution must be a positive number of pixels, got {config.resolution}")
+    timing = config.timing
+    if timing.min_time_s < 0 or timing.min_iters < 1 or timing.window < 1 or timing.max_warmup_s < 0:
+        raise CnnbenchError(f"timing must have min_time_s ≥ 0, min_iters ≥ 1, window ≥ 1; got {timing}")
+    if config.breakdown_repeats < 1:
+        raise CnnbenchError(f"breakdown_repeats must be at least 1, got {config.breakdown_repeats}")
+    if config.guideline_rounds is not None and config.guideline_rounds < 1:
+        raise CnnbenchError(f"guideline rounds must be at least 1, got {config.guideline_rounds}")
+    names = resolve_patterns(config.models)
+    benchmarks = [read_benchmark_json(p) for p in config.benchmark_files]
+    _check_writable(config.out)
+    if config.resolution is not None:  # an impossible input side fails here, not after the zoo
+        for name in names:
+            profile(name, resolution=config.resolution, training_memory=False)
+    return replace(config, target=target), names, benchmarks
+
+
+# --- stamps: what a stored row must match to be reused -----------------------------------------------------------
+
+
+def _stamp(config: ReportConfig, target: str, settings: dict[str, object], code: str) -> Stamp:
+    return Stamp.here(target, settings, code, device=config.target.torch_device, quick=config.quick)
+
+
+def _here(config: ReportConfig) -> str:
+    return machine_identity(config.target.torch_device)
+
+
+def _mine(machine: str) -> Callable[[dict[str, object]], bool]:
+    return lambda row: str(row.get("machine")) == machine
+
+
 # --- tables ----------------------------------------------------------------------------------------------------
 
 
-def _zoo_row(name: str, code: str) -> dict[str, object]:
+def _zoo_row(name: str) -> dict[str, object]:
     info = zoo.model_info(name)
     totals = profile(name).totals
     ref = info.reference_figures
@@ -84,7 +161,6 @@ def _zoo_row(name: str, code: str) -> dict[str, object]:
         "reference": info.reference,
         "reference_top1": ref.top1 if ref else None,
         "reference_source": ref.source if ref else None,
-        "code": code,
     }
 
 
@@ -92,232 +168,269 @@ def zoo_table(config: ReportConfig, names: list[str], progress: Progress[str]) -
     """results/zoo.csv: params, FLOPs (multiply-adds), MAC, memory and published figures of every model."""
     table = ResultTable(config.out / "zoo.csv", key=["model"])
     for name in progress(names, "profile"):
-        code = code_fingerprint(name, [counting, profiling])
-        row = table.get(model=name)
-        if config.force or row is None or row.get("code") != code:
-            table.put(_zoo_row(name, code))
-    if not config.quick:
+        stamp = _stamp(config, "meta", {"batch": 1, "dtype": "fp32"}, code_fingerprint(name, [counting, profiling,
+                                                                                                models]))  # fmt: skip
+        if config.force or table.reusable(stamp, model=name) is None:
+            table.put({**_zoo_row(name), **stamp.columns()})
+    if config.whole_zoo and not config.quick:
         table.keep_only([{"model": n} for n in names])
-    write_sidecar(table.path, {**environment(), "dtype": "float32", "batch": 1, "counted_on": "meta device"})
-    return table.frame()
+    frame = table.frame(_mine(_here(config)))
+    write_sidecar(table.path, table.frame(), {"dtype": "float32", "batch": 1, "counted_on": "meta device"})
+    return frame
 
 
-def latency_table(
-    config: ReportConfig, names: list[str], roof: Roofline, progress: Progress[str]
-) -> pd.DataFrame:
-    """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason."""
-    path = config.out / f"latency-{config.target.key}.csv"
-    table = ResultTable(path, key=["model", "batch"])
-    for name in progress(names, "latency"):
-        code = code_fingerprint(name, [latency, bench_module])
-        row = table.get(model=name, batch=config.batch)
-        if not config.force and row is not None and row.get("code") == code and row.get("status") == "ok":
-            continue
-        (result,) = iter_bench([name], config.target, [config.batch], None, config.timing, roof)
-        table.put({**result, "family": zoo.model_info(name).family, "code": code})
-    frame = as_frame(table.frame().to_dict("records"))
-    # Reused rows were bounded with the roofline of their day: bound every row with today's.
-    ok = frame["status"] == "ok"
-    pairs = zip(frame.loc[ok, "flops"], frame.loc[ok, "mac_bytes"], strict=True)
-    frame.loc[ok, "roofline_bound_ms"] = [roofline_bound_ms(int(f), int(b), roof) for f, b in pairs]
-    frame.loc[ok, "roofline_fraction"] = frame.loc[ok, "roofline_bound_ms"] / frame.loc[ok, "latency_ms_median"]
+def accuracy_table(config: ReportConfig) -> pd.DataFrame:
+    """results/accuracy-imagenet.csv: the papers' top-1 and, apart, the reference implementations' own, for every
+    zoo model (published figures: nothing is measured)."""
+    frame = published_accuracy()
+    families = {n: zoo.model_info(n).family for n in zoo.list_models()}
+    frame.insert(1, "family", frame["model"].map(families))
+    frame = frame[frame["top1"].notna()].reset_index(drop=True)
+    path = config.out / "accuracy-imagenet.csv"
     atomic_write_text(path, frame.to_csv(index=False))
-    write_sidecar(path, {**describe(config.target), "timing": config.timing.__dict__, "roofline": roof.__dict__})
+    write_sidecar(path, None, {"note": "published figures (papers, reference implementations), not measured"})
+    return frame
+
+
+def _latency_settings(config: ReportConfig) -> dict[str, object]:
+    return {"timing": asdict(config.timing), "batch": config.batch, "resolution": config.resolution}
+
+
+def latency_table(config: ReportConfig, names: list[str], roof: Roofline, progress: Progress[str]) -> pd.DataFrame:
+    """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
+
+    Returns this machine's rows, each bounded with this machine's roofline (the bound is derived, not measured).
+    """
+    target = config.target
+    path = config.out / f"latency-{target.key}.csv"
+    table = ResultTable(path, key=["model", "batch"])
+    settings = _latency_settings(config)
+    for name in progress(names, "latency"):
+        stamp = _stamp(config, target.key, settings, code_fingerprint(name, [counting, profiling, latency,
+                                                                             bench_module, models]))  # fmt: skip
+        row = table.reusable(stamp, model=name, batch=config.batch)
+        if not config.force and row is not None and row.get("status") == "ok":
+            continue
+        (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof)
+        table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
+    write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+                                        "timing": asdict(config.timing), "roofline": asdict(roof)})  # fmt: skip
+    frame = as_frame(table.frame(_mine(_here(config))).to_dict("records"))
+    ok = frame["status"] == "ok"
+    if ok.any():
+        pairs = zip(frame.loc[ok, "flops"], frame.loc[ok, "mac_bytes"], strict=True)
+        frame.loc[ok, "roofline_bound_ms"] = [roofline_bound_ms(int(f), int(b), roof) for f, b in pairs]
+        frame.loc[ok, "roofline_fraction"] = frame.loc[ok, "roofline_bound_ms"] / pd.to_numeric(
+            frame.loc[ok, "latency_ms_median"])
     return frame
 
 
 def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[str]) -> pd.DataFrame:
     """results/breakdown-<target>.csv: share of FLOPs, MAC and time per op kind for one model of each family."""
-    path = config.out / f"breakdown-{config.target.key}.csv"
+    target = config.target
+    path = config.out / f"breakdown-{target.key}.csv"
     table = ResultTable(path, key=["model", "kind"])
     chosen = [n for n in BREAKDOWN_MODELS if n in names] or names[:4]
+    settings = {"batch": config.batch, "resolution": config.resolution, "repeats": config.breakdown_repeats}
     for name in progress(chosen, "breakdown"):
-        code = code_fingerprint(name, [counting, profiling, latency])
-        if not config.force and table.find(model=name, code=code):
+        stamp = _stamp(config, target.key, settings, code_fingerprint(name, [counting, profiling, latency, models]))
+        kept = table.find(model=name)
+        if not config.force and kept and all(stamp.matches(r) for r in kept):
             continue
-        counts = profile(name, training_memory=False).by_kind()
-        times = time_by_kind(name, config.target, config.batch, repeats=config.breakdown_repeats)
+        counts = profile(name, resolution=config.resolution, batch=config.batch, training_memory=False).by_kind()
+        times = time_by_kind(name, target, config.batch, config.resolution, repeats=config.breakdown_repeats)
         merged = counts.merge(times, on="kind", how="outer").fillna(0)
-        for record in merged.to_dict("records"):
-            table.put({"model": name, **record, "code": code})
-    write_sidecar(path, describe(config.target))
-    return table.frame()
+        columns = stamp.columns(target.torch_device)
+        table.replace([{"model": name, **record, **columns} for record in merged.to_dict("records")], model=name)
+    write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+                                        "repeats": config.breakdown_repeats})  # fmt: skip
+    return table.frame(_mine(_here(config)))
 
 
-def accuracy_table(config: ReportConfig, names: list[str]) -> pd.DataFrame:
-    """results/accuracy-imagenet.csv: the papers' top-1 and, apart, the reference implementations' own."""
-    rows = []
-    for name in names:
-        info = zoo.model_info(name)
-        for origin, figures in (("paper", info.published), ("reference", info.reference_figures)):
-            if figures is None or figures.top1 is None:
-                continue
-            rows.append(
-                {
-                    "model": name,
-                    "family": info.family,
-                    "origin": origin,
-                    "top1": figures.top1,
-                    "top5": figures.top5,
-                    "source": figures.source,
-                    "resolution": figures.resolution or info.resolution,
-                }
-            )
-    frame = pd.DataFrame(rows)
-    path = config.out / "accuracy-imagenet.csv"
-    atomic_write_text(path, frame.to_csv(index=False))
-    write_sidecar(path, {**environment(), "note": "published figures, not measured here"})
+def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> pd.DataFrame:
+    """results/guidelines-<target>.csv (SN2 Tables 1–4 re-run here, one interleaved table per guideline and scale),
+    guidelines-audit.csv (models audited) and guidelines-<target>.md (tables with verdicts, for the README)."""
+    from . import guidelines as g
+    from . import guidelines_audit
+    from .guidelines_audit import audit
+
+    target = config.target
+    path = config.out / f"guidelines-{target.key}.csv"
+    table = ResultTable(path, key=["guideline", "config", "scale"])
+    scales = (1,) if config.quick else g.SCALES
+    rounds = config.guideline_rounds or (g.QUICK_ROUNDS if config.quick else g.ROUNDS)
+    batch = g.default_batch(target)
+    settings = {"timing": asdict(config.timing), "batch": batch, "rounds": rounds}
+    code = code_fingerprint(None, [g, latency, counting, profiling])  # no zoo model: the benchmark's own code
+    stamp = _stamp(config, target.key, settings, code)
+    for guideline, scale in progress([(k, s) for k in g.GUIDELINES for s in scales], "guidelines"):
+        kept = table.find(guideline=guideline, scale=scale)
+        wanted = len(g.GUIDELINES[guideline].rows)
+        if not config.force and len(kept) == wanted and all(stamp.matches(r) for r in kept):
+            continue
+        rows = g.run_table(guideline, scale, target, batch, config.timing, rounds)
+        columns = stamp.columns(target.torch_device)
+        table.replace([{**row, **columns} for row in rows], guideline=guideline, scale=scale)
+    write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+                                        "timing": asdict(config.timing), "rounds": rounds})  # fmt: skip
+    mine = table.frame(_mine(stamp.machine))
+    frame = g.results_frame(mine.to_dict("records")) if not mine.empty else mine
+
+    audits = ResultTable(config.out / "guidelines-audit.csv", key=["model"], text_columns=["g2_groups", "flags"])
+    for name in progress(names, "audit"):
+        a_stamp = _stamp(config, "meta", {"batch": 1},
+                         code_fingerprint(name, [guidelines_audit, counting, profiling, models]))  # fmt: skip
+        if config.force or audits.reusable(a_stamp, model=name) is None:
+            audits.put({**audit(name).summary, **a_stamp.columns()})
+    if config.whole_zoo and not config.quick:
+        audits.keep_only([{"model": n} for n in names])
+    write_sidecar(audits.path, audits.frame(), {"counted_on": "meta device", "batch": 1})
+    _guidelines_page(config, frame, rounds)
     return frame
 
 
-def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> Path:
-    """results/guidelines-<target>.csv (SN2 Tables 1–4 re-run here), guidelines-audit.csv (every model audited)
-    and guidelines-<target>.md (tables with verdicts, for results/README.md). Reused while the code is unchanged."""
+def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> Path:
     from . import guidelines as g
-    from .guidelines_audit import audit, audit_frame
 
-    path = config.out / f"guidelines-{config.target.key}.csv"
-    code = code_fingerprint(None, [g, latency])  # no zoo model: keyed by the benchmark code alone
-    table = ResultTable(path, key=["guideline", "config", "scale"])
-    scales = (1,) if config.quick else g.SCALES
-    wanted = len(g.cases(tuple(g.GUIDELINES), g.paper_column(config.target), scales))
-    if config.force or len(table.find(code=code)) != wanted:
-        frame = g.run_guidelines(config.target, scales=scales, timing=config.timing)
-        for record in frame.assign(code=code).to_dict("records"):
-            table.put(record)
-    frame = table.frame()
-    write_sidecar(path, describe(config.target))
-    audits = audit_frame([audit(name) for name in progress(names, "audit")])
-    atomic_write_text(config.out / "guidelines-audit.csv", audits.to_csv(index=False))
-    lines = [f"## ShuffleNetV2's guidelines on {config.target.key}", ""]
-    for guideline in g.GUIDELINES:
-        lines += [f"- {g.verdict(frame, guideline).summary}"]
-    shown = frame[["guideline", "config", "scale", "flops", "mac", "latency_ms_median", "images_s", "speed_vs_base",
-                   "paper_vs_base"]].copy()
+    key = config.target.key
+    md = config.out / f"guidelines-{key}.md"
+    lines = [f"## ShuffleNetV2's guidelines on {key}", ""]
+    if frame.empty:
+        atomic_write_text(md, "\n".join([*lines, "Not measured on this machine.", ""]))
+        return md
+    lines += [
+        f"Each table (a guideline at one scale) was timed in {rounds} interleaved rounds; `speed vs base` is the "
+        "median of the per-round speed ratios with its 95% bootstrap interval. An ordering holds when its interval "
+        "lies at or below 1, fails when it lies above, and is undecided when it straddles 1.",
+        "",
+    ]
+    lines += [f"- {g.verdict(frame, guideline).summary}" for guideline in g.GUIDELINES
+              if guideline in set(frame["guideline"])]  # fmt: skip
+    shown = frame[["guideline", "config", "scale", "flops", "mac", "latency_ms_median", "images_s", "paper_vs_base"]]
+    shown = shown.copy()
+    shown.insert(7, "speed_vs_base", [
+        f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
+        for p, lo, hi in zip(frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"],
+                             strict=True)
+    ])  # fmt: skip
     shown["flops"] = (pd.to_numeric(shown["flops"]) / 1e6).round(1)
     shown["mac"] = (pd.to_numeric(shown["mac"]) / 1e6).round(2)
-    shown = shown.round(3).rename(columns={"flops": "MFLOPs (mult-adds)", "mac": "MAC (M elem)"})
+    shown = shown.round(3).rename(columns={"flops": "MFLOPs (mult-adds)", "mac": "MAC (M elem)",
+                                           "speed_vs_base": "speed vs base [95% CI]"})  # fmt: skip
     lines += ["", shown.to_markdown(index=False), "", "Audit of every model: `guidelines-audit.csv` "
               "(`cnnbench guidelines --audit --all` explains the columns).", ""]
-    md = config.out / f"guidelines-{config.target.key}.md"
     atomic_write_text(md, "\n".join(lines))
-    return path
+    return md
 
 
-# --- pytest-benchmark JSON from other targets --------------------------------------------------------------------
+# --- pytest-benchmark JSON from other targets and machines --------------------------------------------------------
 
 
-def read_benchmark_json(path: Path) -> pd.DataFrame:
-    """Latency rows from a ``pytest benchmarks/ --benchmark-json`` file, one per test of the latency group.
-
-    The target comes from the ``extra_info`` our latency tests store (``target_target``, ``target_device_name``, ...)
-    and falls back on pytest-benchmark's own ``machine_info``.
-    """
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CnnbenchError(f"cannot read benchmark JSON {path}: {err}") from None
-    if "benchmarks" not in data:
-        raise CnnbenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    machine = data.get("machine_info", {})
-    rows = []
-    for entry in data["benchmarks"]:
-        extra = entry.get("extra_info", {})
-        if "model" not in extra or "flops" not in extra:
-            continue  # not a latency test of ours
-        stats = entry["stats"]
-        target = extra.get("target_target") or f"{machine.get('node', 'unknown')}-{machine.get('cpu', {}).get('arch')}"
-        rows.append(
-            {
-                "model": extra["model"],
-                "family": extra.get("family", ""),
-                "batch": extra.get("batch", 1),
-                "status": "ok",
-                "latency_ms_median": stats["median"] * 1e3,
-                "latency_ms_mean": stats["mean"] * 1e3,
-                "latency_ms_std": stats["stddev"] * 1e3,
-                "latency_ms_iqr": stats["iqr"] * 1e3,
-                "cv": stats["stddev"] / stats["mean"] if stats["mean"] else 0.0,
-                "throughput_img_s": extra.get("batch", 1) / stats["median"],
-                "iters": stats["rounds"],
-                "params": extra.get("params"),
-                "flops": extra["flops"],
-                "mac": extra.get("mac"),
-                "mac_bytes": extra.get("mac_bytes"),
-                "target": target,
-                "device_name": extra.get("target_device_name", machine.get("cpu", {}).get("brand_raw", "")),
-                "torch": extra.get("target_torch", ""),
-                "commit": extra.get("target_commit", data.get("commit_info", {}).get("id", "")),
-                "source": str(path),
-            }
-        )
-    if not rows:
-        raise CnnbenchError(f"{path} holds no latency test from benchmarks/test_latency.py")
-    return pd.DataFrame(rows)
-
-
-def merge_benchmarks(config: ReportConfig) -> list[Path]:
-    """Write results/latency-<target>.csv for each target found in the JSON files (a target's rows replaced)."""
+def merge_benchmarks(config: ReportConfig, frames: list[pd.DataFrame]) -> list[Path]:
+    """Write ``latency-<target>@<host>-<machine>.csv`` for each target and machine found in the JSON files: apart
+    from anything this report measures, with the provenance the files record."""
     written = []
-    frames = [read_benchmark_json(p) for p in config.benchmark_files]
     merged = pd.concat(frames, ignore_index=True)
-    for target, group in merged.groupby("target", sort=False):
-        path = config.out / f"latency-{target}.csv"
+    for (target, machine, host), group in merged.groupby(["target", "machine", "host"], sort=False):
+        path = config.out / f"latency-{target}@{host}-{str(machine)[:6]}.csv"
         table = ResultTable(path, key=["model", "batch"])
         for record in group.to_dict("records"):
             table.put(record)
-        sources = sorted(set(group["source"]))
-        write_sidecar(path, {"target": target, "from": sources, "device": group["device_name"].iloc[0]})
+        write_sidecar(path, table.frame(), {"target": target, "from": sorted(set(group["source"]))})
         written.append(path)
     return written
 
 
-def _all_latency(out: Path) -> pd.DataFrame:
-    frames = []
+def measured_here(path: Path, machine: str) -> bool:
+    """Whether a results CSV holds rows measured on ``machine``."""
+    try:
+        frame = pd.read_csv(path, usecols=lambda c: c == "machine", dtype=str)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False
+    return "machine" in frame and bool((frame["machine"] == machine).any())
+
+
+def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
+    """Every latency row to show side by side: this machine's on any target, and imported ones (``@`` files),
+    labelled ``target @ host``. Also returns the files left out because another machine measured them."""
+    frames, left_out = [], []
     for path in sorted(out.glob("latency-*.csv")):
-        frame = pd.read_csv(path)
-        frame["target"] = frame["target"] if "target" in frame else path.stem.removeprefix("latency-")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        frame = ResultTable(path, key=["model", "batch"]).frame()
+        if frame.empty:
+            continue
+        if "target" not in frame:
+            frame["target"] = path.stem.removeprefix("latency-")
+        if "@" in path.stem:
+            frame["target"] = frame["target"].astype(str) + " @ " + frame["host"].astype(str)
+        else:
+            mine = frame["machine"].astype(str) == machine if "machine" in frame else pd.Series(False, frame.index)
+            if not mine.all():
+                left_out.append(f"{path.name} ({int((~mine).sum())} rows measured elsewhere)")
+            frame = frame[mine]
+        if not frame.empty:
+            frames.append(frame)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), left_out
+
+
+def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, int]:
+    """Rows of accuracy-digits.csv (``cnnbench train``) measured on this machine, and how many others there are."""
+    path = out / "accuracy-digits.csv"
+    if not path.exists():
+        return pd.DataFrame(), 0
+    frame = ResultTable(path, key=["model"]).frame()
+    if frame.empty:
+        return frame, 0
+    mine = frame["machine"].astype(str) == machine if "machine" in frame else pd.Series(False, frame.index)
+    return frame[mine].reset_index(drop=True), int((~mine).sum())
 
 
 # --- the whole report ----------------------------------------------------------------------------------------
 
 
 def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dict[str, Path]:  # type: ignore[assignment]
-    """Measure what is missing, then write every table, chart and results/README.md. Returns the files written."""
+    """Check every input, measure what is missing, then write every table, chart and results/README.md.
+
+    Returns the files written.
+    """
     started = time.perf_counter()
-    target, _ = resolve_target(config.target)
-    config = replace(config, target=target)
-    names = resolve_patterns(config.models)
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
+    config, names, benchmarks = check_config(config)
+    target, out = config.target, config.out
+    machine = _here(config)
     written: dict[str, Path] = {}
 
     zoo_frame = zoo_table(config, names, progress)
     written["zoo"] = out / "zoo.csv"
-    accuracy = accuracy_table(config, names)
+    accuracy = accuracy_table(config)
     written["accuracy-imagenet"] = out / "accuracy-imagenet.csv"
     roof = cached_roofline(target)
-    atomic_write_text(out / f"roofline-{target.key}.json", json.dumps(roof.__dict__, indent=2) + "\n")
+    atomic_write_text(out / f"roofline-{target.key}.json", json.dumps(asdict(roof), indent=2) + "\n")
+    written["roofline"] = out / f"roofline-{target.key}.json"
     latency_frame = latency_table(config, names, roof, progress)
     written["latency"] = out / f"latency-{target.key}.csv"
     breakdown = breakdown_table(config, names, progress)
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
-    written["guidelines"] = guidelines_tables(config, names, progress)
-    for path in merge_benchmarks(config) if config.benchmark_files else []:
+    guidelines = guidelines_tables(config, names, progress)
+    written["guidelines"] = out / f"guidelines-{target.key}.csv"
+    for path in merge_benchmarks(config, benchmarks) if benchmarks else []:
         written[path.stem] = path
-    everything = _all_latency(out)
-    if "family" not in everything or everything["family"].isna().any():
+    everything, left_out = all_latency(out, machine)
+    if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         families = {n: zoo.model_info(n).family for n in zoo.list_models()}
         everything["family"] = everything["model"].map(families).fillna("other")
+    digits, digits_elsewhere = digits_here(out, machine)
 
-    from .report_page import write_charts, write_readme  # charts and page, kept apart from measuring
+    from .report_page import Page, write_charts, write_readme  # charts and page, kept apart from measuring
 
     chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target)
     written.update(chart_paths)
-    written["readme"] = write_readme(
-        out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof, chart_paths,
+    shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits) if not f.empty]
+    page = Page(
+        provenance=provenance_summary(pd.concat(shown, ignore_index=True)) if shown else {},
+        left_out=left_out,
+        digits=digits,
+        digits_elsewhere=digits_elsewhere,
         elapsed_s=time.perf_counter() - started,
     )
+    written["readme"] = write_readme(out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof,
+                                     chart_paths, page)  # fmt: skip
     return written

@@ -91,7 +91,12 @@ def test_profile_per_layer_and_by_kind(capsys: pytest.CaptureFixture[str]) -> No
     [
         (["profile", "efficientnet_b9"], "closest: efficientnet_b"),
         (["profile", "alexnet", "--res", "16"], "the smallest it takes is 63"),
-        (["profile", "resnet18", "--batch", "0"], "--batch must be at least 1"),
+        (["profile", "resnet18", "--batch", "0"], "argument --batch: must be at least 1, got 0"),
+        (["profile", "resnet18", "--res", "-3"], "argument --res: must be at least 1, got -3"),
+        (["profile", "resnet18", "--res", "abc"], "argument --res: takes a whole number"),
+        (["profile", "resnet18", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["bench", "resnet18", "--min-time", "0"], "argument --min-time: must be greater than 0, got 0"),
+        (["bench", "resnet18", "--min-time", "-1"], "argument --min-time: must be greater than 0"),
         (["profile", "timm:not_a_model"], "timm has no model 'not_a_model'"),
         (["profile"], "name at least one model, or pass --all"),
     ],

@@ -1,9 +1,12 @@
-"""`cnnbench report`: every file written, rows reused on a rerun, an interrupted run resumed without duplicates,
-benchmark JSON from two targets kept apart. No timing is asserted."""
+"""`cnnbench report`: every file written; rows reused only on the machine, settings and code that measured them;
+an interrupted run resumed without duplicates; provenance in every row and sidecar; bad input refused before any
+measurement; subsets; benchmark JSON from two targets kept apart. No timing is asserted."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,21 +14,30 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import cnnbench.guidelines as guidelines
 import cnnbench.report as report
 from cnnbench.cli import main
 from cnnbench.latency import Timing
-from cnnbench.report import ReportConfig, read_benchmark_json, run_report
+from cnnbench.provenance import MACHINE_ENV, machine_identity
+from cnnbench.report import QUICK_TIMING, ReportConfig, read_benchmark_json, run_report
 from cnnbench.roofline import Roofline
 from cnnbench.target import Target
 
 MODELS = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1")
 ROOF = Roofline("fixed", peak_flops_per_s=50e9, bandwidth_bytes_per_s=15e9, matmul_size=1024, copy_bytes=1)
+KEY = "cpu-t1-fp32-nchw-eager"
 
 
 @pytest.fixture(autouse=True)
-def fixed_roofline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The roofline is measured (and cached) per machine; tests use fixed figures."""
+def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The roofline is measured (and cached) per machine, and the guideline tables take seconds each: tests use
+    fixed figures for both (the guidelines' own tests time them)."""
     monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
+    monkeypatch.setattr(guidelines, "time_table", _fake_rounds)
+
+
+def _fake_rounds(table: list[object], target: object, batch: int, timing: object, rounds: int) -> list[list[float]]:
+    return [[1.0 + 0.1 * i + 0.01 * r for r in range(rounds)] for i in range(len(table))]
 
 
 def config(out: Path, **changes: object) -> ReportConfig:
@@ -37,13 +49,14 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     out = tmp_path_factory.mktemp("results")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "cached_roofline", lambda target: ROOF)
+        mp.setattr(guidelines, "time_table", _fake_rounds)
         written = run_report(config(out))
     return out, written
 
 
 def test_report_writes_every_file(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, written = first_run
-    key = "cpu-t1-fp32-nchw-eager"
+    key = KEY
     expected = {
         "zoo.csv", "zoo.env.json", "accuracy-imagenet.csv", f"latency-{key}.csv", f"latency-{key}.env.json",
         f"breakdown-{key}.csv", f"roofline-{key}.json", "README.md",
@@ -84,25 +97,133 @@ def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[s
     paper = accuracy[(accuracy["model"] == "shufflenet_v2_x0_5") & (accuracy["origin"] == "paper")]
     assert paper["top1"].item() == pytest.approx(100 - 39.7)  # ShuffleNetV2 Table 8: 39.7% error
     env = json.loads((out / "latency-cpu-t1-fp32-nchw-eager.env.json").read_text())
-    assert {"torch", "commit", "device_name", "threads", "dtype"} <= set(env)
+    assert {"threads", "dtype", "device"} <= set(env["target_settings"]) and env["target_settings"]["threads"] == 1
+
+
+def test_every_row_carries_its_provenance_and_sidecars_agree(first_run: tuple[Path, dict[str, Path]]) -> None:
+    out, _ = first_run
+    here = machine_identity("cpu")
+    for name in ("zoo", f"latency-{KEY}", f"breakdown-{KEY}", f"guidelines-{KEY}", "guidelines-audit"):
+        rows = pd.read_csv(out / f"{name}.csv", dtype=str)
+        assert {"machine", "torch", "target", "settings", "code", "quick", "commit", "host", "device_name",
+                "measured_at"} <= set(rows.columns), name
+        assert set(rows["machine"]) == {here} and set(rows["quick"]) == {"True"}
+        env = json.loads((out / f"{name}.env.json").read_text())["provenance"]
+        assert env["commits"] == sorted(set(rows["commit"])) and env["rows"] == len(rows)
+        assert [m["machine"] for m in env["machines"]] == [here]
+        assert env["measured"]["first"] == min(rows["measured_at"]) and env["quick_rows"] == len(rows)
+    readme = (out / "README.md").read_text()
+    commits = set(pd.read_csv(out / f"latency-{KEY}.csv", dtype=str)["commit"])
+    assert all(c in readme for c in commits) and f"machine id {here}" in readme
+    roof = json.loads((out / f"roofline-{KEY}.json").read_text())
+    assert {"machine", "commit", "measured_at"} <= set(roof)
+
+
+def test_guideline_tables_carry_intervals(first_run: tuple[Path, dict[str, Path]]) -> None:
+    out, _ = first_run
+    rows = pd.read_csv(out / f"guidelines-{KEY}.csv", dtype={"rounds_ms": str})
+    assert (rows["rounds"] == 3).all() and rows["rounds_ms"].str.count(";").eq(2).all()
+    md = (out / f"guidelines-{KEY}.md").read_text()
+    assert "3 interleaved rounds" in md and "speed vs base [95% CI]" in md and "(fails at 1/1" in md
+
+
+def _count_measurements(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Record what each table measures: latency (iter_bench), counts (profile), breakdown (time_by_kind),
+    guidelines (run_table) and the audit."""
+    calls: dict[str, list[str]] = {"latency": [], "profile": [], "breakdown": [], "guidelines": [], "audit": []}
+
+    def spy(kind: str, real, key=lambda *a, **k: str(a[0])):  # type: ignore[no-untyped-def]
+        def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls[kind].append(key(*args, **kwargs))
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(report, "iter_bench", spy("latency", report.iter_bench, lambda names, *a, **k: names[0]))
+    monkeypatch.setattr(report, "profile", spy("profile", report.profile))
+    monkeypatch.setattr(report, "time_by_kind", spy("breakdown", report.time_by_kind))
+    monkeypatch.setattr(guidelines, "run_table", spy("guidelines", guidelines.run_table, lambda g, s, *a: f"{g}x{s}"))
+    import cnnbench.guidelines_audit as guidelines_audit
+
+    monkeypatch.setattr(guidelines_audit, "audit", spy("audit", guidelines_audit.audit))
+    return calls
 
 
 def test_rerun_reuses_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "results"
     run_report(config(out, models=MODELS[:2]))
-    calls: list[str] = []
-    real = report.iter_bench
-    monkeypatch.setattr(report, "iter_bench", lambda names, *a, **k: calls.append(names[0]) or real(names, *a, **k))
-    monkeypatch.setattr(report, "profile", lambda *a, **k: pytest.fail("a reusable row was re-profiled"))
-    before = pd.read_csv(out / "zoo.csv")
+    before = pd.read_csv(out / "zoo.csv", dtype=str)
+    calls = _count_measurements(monkeypatch)
     run_report(config(out, models=MODELS[:2]))
-    assert calls == []
-    pd.testing.assert_frame_equal(pd.read_csv(out / "zoo.csv"), before)
-    monkeypatch.undo()
-    monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
-    monkeypatch.setattr(report, "iter_bench", lambda names, *a, **k: calls.append(names[0]) or real(names, *a, **k))
+    assert calls == {k: [] for k in calls}  # nothing measured again
+    pd.testing.assert_frame_equal(pd.read_csv(out / "zoo.csv", dtype=str), before)
     run_report(config(out, models=MODELS[:2], force=True))
-    assert calls == list(MODELS[:2])
+    assert calls["latency"] == list(MODELS[:2]) and calls["guidelines"] == ["G1x1", "G2x1", "G3x1", "G4x1"]
+
+
+def test_another_machine_measures_every_row_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results from machine A (same host name and CPU here) never stand in for machine B: B measures every row of
+    every table, and a second run on B reuses them all. A's rows are replaced, never re-labelled."""
+    out = tmp_path / "results"
+    monkeypatch.setenv(MACHINE_ENV, "machine-A")
+    run_report(config(out, models=MODELS[:2]))
+    a = machine_identity("cpu")
+    first = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str).set_index("model")
+    monkeypatch.setenv(MACHINE_ENV, "machine-B")
+    b = machine_identity("cpu")
+    assert a != b
+    calls = _count_measurements(monkeypatch)
+    run_report(config(out, models=MODELS[:2]))
+    assert calls["latency"] == list(MODELS[:2]) and sorted(calls["breakdown"]) == sorted(MODELS[:2])
+    assert calls["guidelines"] == ["G1x1", "G2x1", "G3x1", "G4x1"] and calls["audit"] == list(MODELS[:2])
+    assert set(calls["profile"]) >= set(MODELS[:2])  # zoo.csv counted again
+    for name in ("zoo", f"latency-{KEY}", f"breakdown-{KEY}", f"guidelines-{KEY}", "guidelines-audit"):
+        assert set(pd.read_csv(out / f"{name}.csv", dtype=str)["machine"]) == {b}, name
+    second = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str).set_index("model")
+    assert (second["measured_at"] >= first["measured_at"]).all()
+    assert (second["latency_ms_median"] != first["latency_ms_median"]).any()  # measured, not copied
+    for kind in calls:
+        calls[kind].clear()
+    run_report(config(out, models=MODELS[:2]))
+    assert calls == {k: [] for k in calls}  # B's second run reuses everything
+
+
+def test_quick_rows_are_never_reused_by_a_full_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "results"
+    run_report(config(out, models=MODELS[:1]))
+    calls = _count_measurements(monkeypatch)
+    full = ReportConfig(out=out, models=MODELS[:1], target=Target(threads=1), timing=QUICK_TIMING,
+                        breakdown_repeats=2, guideline_rounds=3)  # fmt: skip
+    run_report(full)
+    assert calls["latency"] == list(MODELS[:1]) and calls["breakdown"] == list(MODELS[:1])
+    assert len(calls["guidelines"]) == 12  # every table at every scale
+    rows = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str)
+    assert list(rows["quick"]) == ["False"]
+
+
+def test_changed_settings_or_code_measure_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "results"
+    run_report(config(out, models=MODELS[:1]))
+    calls = _count_measurements(monkeypatch)
+    run_report(config(out, models=MODELS[:1], timing=Timing(min_time_s=0.0, min_iters=4, window=2,
+                                                              max_warmup_s=0.5, min_warmup_iters=0)))  # fmt: skip
+    assert calls["latency"] == list(MODELS[:1])
+    calls["latency"].clear()
+    monkeypatch.setattr(report, "code_fingerprint", lambda *a, **k: "changed-code")
+    run_report(config(out, models=MODELS[:1]))
+    assert calls["latency"] == list(MODELS[:1]) and calls["audit"] == list(MODELS[:1])
+
+
+def test_subset_rows_join_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "results"
+    run_report(config(out, models=MODELS[:2]))
+    before = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str).set_index("model")
+    assert main(["report", "--quick", "--threads", "1", "--out", str(out), "squeezenet*"]) == 0
+    after = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str).set_index("model")
+    assert sorted(after.index) == sorted([*MODELS[:2], "squeezenet1_0", "squeezenet1_1"])  # added, others kept
+    pd.testing.assert_series_equal(after.loc[list(MODELS[:2]), "measured_at"], before["measured_at"])
+    assert set(pd.read_csv(out / "zoo.csv")["model"]) >= set(MODELS)
+    assert "| squeezenet1_1" in (out / "README.md").read_text()
 
 
 def test_interrupted_run_resumes_without_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,9 +248,10 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path, monkeypatch:
     assert measured == [*MODELS[:2], MODELS[2]]  # the rerun measured only the missing model
     final = pd.read_csv(out / "latency-cpu-t1-fp32-nchw-eager.csv")
     assert sorted(final["model"]) == sorted(MODELS) and not final["model"].duplicated().any()
+    assert not list(out.glob(".*tmp*"))  # no temporary file left behind
 
 
-def benchmark_json(path: Path, target: str, device: str, median_s: float) -> Path:
+def benchmark_json(path: Path, target: str, device: str, median_s: float, machine: str = "0123456789ab") -> Path:
     """A pytest-benchmark JSON file shaped like benchmarks/test_latency.py's output."""
     entry = {
         "name": "test_latency[mobilenet_v3_small-1]",
@@ -137,11 +259,14 @@ def benchmark_json(path: Path, target: str, device: str, median_s: float) -> Pat
         "extra_info": {
             "model": "mobilenet_v3_small", "family": "mobilenet_v3", "batch": 1, "params": 2_542_856,
             "flops": 56_510_400, "mac": 11_930_000, "mac_bytes": 47_720_000, "target_target": target,
-            "target_device_name": device, "target_torch": "2.14.1",
+            "target_device_name": device, "target_torch": "2.14.1", "target_machine": machine,
+            "target_host": "box", "target_commit": "abc1234",
         },
     }
     other = {"name": "test_sweep[fvcore]", "stats": entry["stats"], "extra_info": {"models": 30}}
-    path.write_text(json.dumps({"machine_info": {"node": "x"}, "benchmarks": [entry, other]}))
+    path.write_text(json.dumps({"machine_info": {"node": "box"}, "commit_info": {"id": "abc1234"},
+                                "datetime": "2026-11-30T10:00:00", "version": "5.1.0",
+                                "benchmarks": [entry, other]}))  # fmt: skip
     return path
 
 
@@ -151,21 +276,126 @@ def test_benchmark_json_from_two_targets_stays_apart(tmp_path: Path) -> None:
     assert read_benchmark_json(a)["latency_ms_median"].item() == pytest.approx(2.1)
     out = tmp_path / "results"
     run_report(config(out, models=MODELS[:1], benchmark_files=(a, b)))
-    gpu = pd.read_csv(out / "latency-cuda0-fp16-nhwc-eager.csv")
-    cpu = pd.read_csv(out / "latency-cpu-t8-fp32-nchw-eager.csv")
+    gpu = pd.read_csv(out / "latency-cuda0-fp16-nhwc-eager@box-012345.csv", dtype={"commit": str})
+    cpu = pd.read_csv(out / "latency-cpu-t8-fp32-nchw-eager@box-012345.csv")
     assert (gpu["device_name"].item(), gpu["latency_ms_median"].item()) == ("NVIDIA H100", pytest.approx(2.1))
     assert (cpu["device_name"].item(), cpu["latency_ms_median"].item()) == ("Some CPU", pytest.approx(13.0))
+    assert (gpu["commit"].item(), gpu["measured_at"].item()) == ("abc1234", "2026-11-30T10:00:00")  # as recorded
     readme = (out / "README.md").read_text()
-    assert "Latency on cuda0-fp16-nhwc-eager" in readme and "Latency on cpu-t8-fp32-nchw-eager" in readme
+    assert "Latency on cuda0-fp16-nhwc-eager @ box (imported" in readme
+    assert "Latency on cpu-t8-fp32-nchw-eager @ box (imported" in readme
 
 
-def test_report_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "--quick", "--out", str(tmp_path), "--from-benchmark", str(tmp_path / "no.json")]) == 2
-    assert "no such file" in capsys.readouterr().err
-    (tmp_path / "bad.json").write_text("{}")
-    assert main(["report", "--quick", "--out", str(tmp_path), "--from-benchmark", str(tmp_path / "bad.json")]) == 2
-    assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
-    assert main(["report", "--quick", "--out", str(tmp_path), "--device", "cuda:3"]) == 2
+def test_rows_of_another_machine_are_not_shown_as_measured_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A latency table another machine made for another target (committed results on a fresh clone) is left alone
+    and left out of the page and charts, with a note."""
+    out = tmp_path / "results"
+    monkeypatch.setenv(MACHINE_ENV, "machine-A")
+    run_report(config(out, models=MODELS[:1], target=Target(threads=2)))
+    monkeypatch.setenv(MACHINE_ENV, "machine-B")
+    run_report(config(out, models=MODELS[:1]))
+    readme = (out / "README.md").read_text()
+    assert "## Latency on cpu-t2" not in readme
+    assert "Not shown, because another machine measured them: latency-cpu-t2-fp32-nchw-eager.csv" in readme
+
+
+BAD_REPORTS = [
+    (["--from-benchmark", "{tmp}/no.json"], "no such file"),
+    (["--from-benchmark", "{tmp}/broken.json"], "is not JSON"),
+    (["--from-benchmark", "{tmp}/empty.json"], "it lacks machine_info, commit_info, benchmarks, datetime, version"),
+    (["--from-benchmark", "{tmp}/other.json"], "holds no latency test of benchmarks/test_latency.py"),
+    (["--from-benchmark", "{tmp}/old.json"], "lacks extra_info.target_machine"),
+    (["--out", "{tmp}/a-file/results"], "cannot write to"),
+    (["--min-time", "-1"], "argument --min-time: must be greater than 0"),
+    (["--min-time", "0"], "argument --min-time: must be greater than 0"),
+    (["--batch", "0"], "argument --batch: must be at least 1"),
+    (["--res", "-2"], "argument --res: must be at least 1"),
+    (["alexnet", "--res", "32"], "resolution 32 is too small for alexnet"),
+    (["--device", "cuda:3"], "cuda:3"),
+    (["no_such_model"], "unknown model 'no_such_model'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_REPORTS, ids=[e for _, e in BAD_REPORTS])
+def test_report_refuses_bad_input_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str],
+    expected: str,
+) -> None:  # fmt: skip
+    (tmp_path / "broken.json").write_text('{"benchmarks": [')
+    (tmp_path / "empty.json").write_text("{}")
+    other = {"machine_info": {}, "commit_info": {}, "datetime": "x", "version": "5", "benchmarks": [
+        {"name": "test_sweep", "stats": {}, "extra_info": {"models": 3}}]}  # fmt: skip
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    old = json.loads(benchmark_json(tmp_path / "old.json", "cpu-t8-fp32-nchw-eager", "CPU", 0.01).read_text())
+    del old["benchmarks"][0]["extra_info"]["target_machine"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setattr(report, "zoo_table", lambda *a, **k: pytest.fail("measured before refusing bad input"))
+    out = ["--out", str(tmp_path / "results")] if "--out" not in argv else []
+    code = main(["report", "--quick", *out, *[a.format(tmp=tmp_path) for a in argv]])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert expected in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "Traceback" not in captured.err
+
+
+def test_results_files_are_readable_by_others_and_keep_text_columns(tmp_path: Path) -> None:
+    from cnnbench.store import ResultTable, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "t.csv"
+        table = ResultTable(path, key=["model"])
+        table.put({"model": "m", "code": "123456789012", "commit": "0123456", "value": 1.5})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # mkstemp alone gives 0600
+        atomic_write_text(tmp_path / "x.txt", "x")
+        assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+    row = ResultTable(path, key=["model"]).get(model="m")
+    assert row is not None and row["code"] == "123456789012" and row["commit"] == "0123456"  # text, not numbers
+    assert row["value"] == 1.5
+
+
+def test_charts_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from cnnbench import charts
+
+    stem = tmp_path / "chart"
+    fig, _ = plt.subplots()
+    charts.save(fig, stem)
+    before = stem.with_suffix(".png").read_bytes()
+
+    def broken(self, fname, *args, **kwargs):  # type: ignore[no-untyped-def]
+        Path(fname).write_bytes(b"half a PNG")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(plt.Figure, "savefig", broken)
+    fig, _ = plt.subplots()
+    with pytest.raises(OSError, match="disk full"):
+        charts.save(fig, stem)
+    assert stem.with_suffix(".png").read_bytes() == before  # the old chart, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "chart.svg"]  # no temporary file left
+
+
+def test_roofline_cache_uses_a_unique_temporary_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process writing the cache at the same moment has its own temporary file: ours never touches it."""
+    import cnnbench.roofline as roofline
+
+    monkeypatch.setattr(roofline, "measure_roofline", lambda target: ROOF)
+    cache = tmp_path / "roofline.json"
+    theirs = cache.with_suffix(".tmp")  # the fixed name the cache used to write through
+    theirs.write_text("another writer's half-written file")
+    assert roofline.cached_roofline(Target(threads=1), cache=cache) == ROOF
+    assert theirs.read_text() == "another writer's half-written file"
+    assert json.loads(cache.read_text())  # whole JSON
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roofline.json", "roofline.tmp"]
+    monkeypatch.setenv(MACHINE_ENV, "machine-B")  # another machine: measured again, both entries kept
+    roofline.cached_roofline(Target(threads=1), cache=cache)
+    assert len(json.loads(cache.read_text())) == 2
 
 
 def test_quick_timing_is_short() -> None:

@@ -1,0 +1,105 @@
+"""Latency rows from the JSON files ``pytest benchmarks/test_latency.py --benchmark-json FILE`` writes.
+
+A file is checked whole before anything is measured: it must parse, have pytest-benchmark's shape, and hold latency
+tests of ours whose ``extra_info`` names the model, its counts and the target with its provenance (machine,
+commit, torch). A file of another shape is refused with one line naming what it lacks. The rows keep the
+provenance the file records; they are never labelled as measured by the report that reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import CnnbenchError
+from .provenance import fingerprint
+
+__all__ = ["read_benchmark_json", "REQUIRED_TOP", "REQUIRED_STATS", "REQUIRED_EXTRA"]
+
+REQUIRED_TOP = ("machine_info", "commit_info", "benchmarks", "datetime", "version")  # pytest-benchmark's own keys
+REQUIRED_STATS = ("median", "mean", "stddev", "iqr", "rounds")
+# What benchmarks/test_latency.py stores in extra_info (target_* is describe(target)).
+REQUIRED_EXTRA = (
+    "model", "batch", "flops", "mac_bytes", "target_target", "target_machine", "target_host", "target_device_name",
+    "target_torch", "target_commit",
+)  # fmt: skip
+HOW = "make one with `pytest benchmarks/test_latency.py --benchmark-only --benchmark-json FILE`"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CnnbenchError(f"--from-benchmark {path}: no such file ({HOW})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CnnbenchError(f"cannot read benchmark JSON {path}: {err}") from None
+    except json.JSONDecodeError as err:
+        raise CnnbenchError(f"{path} is not JSON ({err}); {HOW}") from None
+    if not isinstance(data, dict):
+        raise CnnbenchError(f"{path} is not a pytest-benchmark JSON file (a JSON object); {HOW}")
+    missing = [k for k in REQUIRED_TOP if k not in data]
+    if missing:
+        raise CnnbenchError(f"{path} is not a pytest-benchmark JSON file: it lacks {', '.join(missing)}; {HOW}")
+    if not isinstance(data["benchmarks"], list):
+        raise CnnbenchError(f"{path} is not a pytest-benchmark JSON file: 'benchmarks' is not a list; {HOW}")
+    return data
+
+
+def read_benchmark_json(path: Path) -> pd.DataFrame:
+    """Latency rows, one per test of benchmarks/test_latency.py in ``path``, with the provenance the file records.
+
+    Raises :class:`CnnbenchError` (one line) for a missing, unreadable or misshapen file.
+    """
+    data = _load(path)
+    ours = [e for e in data["benchmarks"] if isinstance(e, dict) and {"model", "flops"} <= set(e.get("extra_info", {}))]
+    if not ours:
+        raise CnnbenchError(
+            f"{path} holds no latency test of benchmarks/test_latency.py (no benchmark with extra_info 'model' and "
+            f"'flops'); {HOW}"
+        )
+    rows = []
+    for entry in ours:
+        name = entry.get("name", "?")
+        stats, extra = entry.get("stats", {}), entry["extra_info"]
+        lacking = [f"stats.{k}" for k in REQUIRED_STATS if k not in stats]
+        lacking += [f"extra_info.{k}" for k in REQUIRED_EXTRA if k not in extra]
+        if lacking:
+            raise CnnbenchError(
+                f"{path}: {name} lacks {', '.join(lacking)} (made by an older benchmarks/?); {HOW} with this version"
+            )
+        batch = int(extra["batch"])
+        rows.append(
+            {
+                "model": extra["model"],
+                "family": extra.get("family", ""),
+                "batch": batch,
+                "resolution": extra.get("resolution"),
+                "status": "ok",
+                "latency_ms_median": stats["median"] * 1e3,
+                "latency_ms_mean": stats["mean"] * 1e3,
+                "latency_ms_std": stats["stddev"] * 1e3,
+                "latency_ms_iqr": stats["iqr"] * 1e3,
+                "cv": stats["stddev"] / stats["mean"] if stats["mean"] else 0.0,
+                "throughput_img_s": batch / stats["median"] if stats["median"] else 0.0,
+                "iters": stats["rounds"],
+                "params": extra.get("params"),
+                "flops": extra["flops"],
+                "mac": extra.get("mac"),
+                "mac_bytes": extra["mac_bytes"],
+                "machine": extra["target_machine"],
+                "torch": extra["target_torch"],
+                "target": extra["target_target"],
+                "settings": fingerprint({"harness": "pytest-benchmark", "rounds": stats["rounds"]}),
+                "code": "",
+                "quick": False,
+                "commit": extra["target_commit"],
+                "host": extra["target_host"],
+                "device_name": extra["target_device_name"],
+                "measured_at": data["datetime"],
+                "source": str(path),
+            }
+        )
+    return pd.DataFrame(rows)
