@@ -1,0 +1,59 @@
+"""The committed ``results/`` tell the truth about where they came from.
+
+Every measured row names a clean commit (made on a committed tree, never ``+dirty``), a machine and a time; every
+sidecar states the commits, machines and row count of its own table's rows, not those of the latest run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+MEASURED = sorted(p for p in RESULTS.glob("*.csv") if "commit" in pd.read_csv(p, nrows=0).columns)
+
+
+def test_measured_tables_are_committed() -> None:
+    names = {p.name for p in MEASURED}
+    assert {"zoo.csv", "guidelines-audit.csv"} <= names
+    assert any(n.startswith("latency-") for n in names) and any(n.startswith("guidelines-cpu") for n in names)
+
+
+@pytest.mark.parametrize("path", MEASURED, ids=lambda p: p.name)
+def test_every_row_names_a_clean_commit_a_machine_and_a_time(path: Path) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert len(frame) > 0
+    for column in ("commit", "machine", "measured_at", "torch"):
+        assert column in frame.columns, f"{path.name} has no {column} column"
+        assert (frame[column] != "").all(), f"{path.name}: a row without {column}"
+    assert not frame["commit"].str.endswith("+dirty").any(), f"{path.name}: rows measured on a dirty tree"
+    assert not frame["commit"].eq("unknown").any()
+    assert not frame.get("quick", pd.Series(["False"])).eq("True").any(), f"{path.name}: --quick rows committed"
+
+
+@pytest.mark.parametrize("path", MEASURED, ids=lambda p: p.name)
+def test_sidecar_states_the_rows_own_provenance(path: Path) -> None:
+    sidecar = path.with_suffix(".env.json")
+    if not sidecar.exists():
+        pytest.skip(f"{path.name} has no sidecar")
+    record = json.loads(sidecar.read_text())
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    provenance = record["provenance"]
+    assert record["file"] == path.name
+    assert provenance["rows"] == len(frame)
+    assert provenance["commits"] == sorted(set(frame["commit"]))
+    assert sorted(m["machine"] for m in provenance["machines"]) == sorted(set(frame["machine"]))
+    assert provenance["measured"]["first"] == min(frame["measured_at"])
+    assert provenance["measured"]["last"] == max(frame["measured_at"])
+    assert "commit" not in record  # the commit of a run is not the commit of its rows
+
+
+def test_results_readme_names_the_commits_of_its_rows() -> None:
+    text = (RESULTS / "README.md").read_text()
+    commits = set().union(*(set(pd.read_csv(p, dtype=str)["commit"]) for p in MEASURED))
+    for commit in commits:
+        assert commit in text, f"results/README.md does not name commit {commit}"
+    assert "+dirty" not in text
