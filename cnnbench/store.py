@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path``, unique to this call; on success it is renamed over ``path`` (atomic on
     POSIX) with the mode a new file gets, or that ``path`` already has; on failure it is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -63,6 +64,32 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp(\.[^.]+)?$")
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when its process was killed (``kill -9``
+    skips every clean-up); a file whose process still runs on this host is kept. Returns what was deleted."""
+    removed = []
+    for candidate in folder.glob(".*.tmp*") if folder.is_dir() else ():
+        match = _TEMPORARY.match(candidate.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -109,6 +136,7 @@ class ResultTable:
         self.key = list(key)
         self.text = TEXT_COLUMNS | set(text_columns)
         self._rows: list[dict[str, object]] = []
+        remove_stale_temporaries(path.parent)
         if path.exists() and path.stat().st_size:
             self._rows = self._read(path)
 

@@ -359,6 +359,22 @@ def test_results_files_are_readable_by_others_and_keep_text_columns(tmp_path: Pa
     assert row["value"] == 1.5
 
 
+def test_temporaries_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from cnnbench.store import ResultTable
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f".latency-cpu.{int(dead.stdout)}-k3x_9q.tmp.csv"  # what kill -9 mid-write leaves
+    live = tmp_path / f".accuracy_vs_flops.{os.getpid()}-a1b2c3.tmp.svg"  # a write in progress: kept
+    other = tmp_path / ".notes.tmp"  # not ours: kept
+    for path in (orphan, live, other):
+        path.write_text("partial")
+    ResultTable(tmp_path / "latency-cpu.csv", key=["model"])
+    assert not orphan.exists() and live.exists() and other.exists()
+
+
 def test_charts_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib.pyplot as plt
 
