@@ -117,7 +117,7 @@ def code_fingerprint(model: str | None, modules: Iterable[ModuleType] = ()) -> s
         parts.append(f"{model}@{library.__version__}")
     else:
         builder = zoo.model_builder(model)
-        family_file = inspect.getsourcefile(builder) or ""
+        family_file = inspect.getsourcefile(inspect.unwrap(builder)) or ""
         zoo_dir = Path(zoo.__file__).parent
         parts += [_source_hash(family_file), _source_hash(str(zoo_dir / "_layers.py"))]
     parts += [_source_hash(inspect.getsourcefile(m) or "") for m in modules]

@@ -1,6 +1,7 @@
 """The model registry: one decorator, one dict, shell-style wildcards, natural sort.
 
-Every family file registers its models at import time; ``zoo/__init__.py`` imports each family explicitly, one line
+Every family file registers its models at import time, a single model with :func:`register_model`, a table of
+variants with :func:`register_variant` (one call per row); ``zoo/__init__.py`` imports each family explicitly, one line
 each, so the registry is complete as soon as ``zoo`` is imported.
 """
 
@@ -10,7 +11,7 @@ import difflib
 import fnmatch
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ __all__ = [
     "Published",
     "ModelInfo",
     "register_model",
+    "register_variant",
     "create_model",
     "list_models",
     "model_info",
@@ -94,6 +96,67 @@ def register_model(info: ModelInfo) -> Callable[[_B], _B]:
         return builder
 
     return decorate
+
+
+def register_variant(
+    name: str,
+    build: Callable[..., nn.Module],
+    spec: Any,
+    *,
+    family: str,
+    paper: Paper,
+    published: Published,
+    resolution: int = 224,
+    reference: str | None = None,
+    reference_figures: Published | None = None,
+    variant: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> ModelBuilder:
+    """Register one member of a family: ``build`` applied to its ``spec``, under ``name``, with its metadata.
+
+    ``build`` is a plain function of the family's file whose first parameter takes ``spec`` (the member's row of
+    the family's table: a width, a depth, a spec object) and whose other parameters, each with a default, are the
+    overrides that ``create_model`` accepts. ``defaults`` replaces the defaults of the parameters it names, for
+    members whose defaults differ (EfficientNet's dropout, say). The registered builder is named ``name``; its
+    signature is ``build``'s without the first parameter and with those defaults, and ``__wrapped__`` points at
+    ``build``, so ``inspect.unwrap`` finds the family's file (``cnnbench.store.code_fingerprint`` keys a model's
+    results by it). The other keywords are :class:`ModelInfo`'s fields. Returns the builder.
+    """
+    params = list(inspect.signature(build).parameters.values())
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        raise TypeError(f"{name}: the first parameter of {build.__qualname__} must be positional; it takes the spec")
+    overrides = params[1:]
+    bad = [p.name for p in overrides if p.default is p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if bad:
+        raise TypeError(f"{name}: every override of {build.__qualname__} needs a default; {', '.join(bad)} has none")
+    defaults = dict(defaults or {})
+    unknown = sorted(set(defaults) - {p.name for p in overrides})
+    if unknown:
+        raise TypeError(f"{name}: {build.__qualname__} has no override named {', '.join(unknown)}")
+
+    def builder(**kwargs: Any) -> nn.Module:
+        return build(spec, **{**defaults, **kwargs})
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__module__ = build.__module__
+    builder.__doc__ = build.__doc__
+    builder.__wrapped__ = build  # type: ignore[attr-defined]
+    builder.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p.replace(kind=p.KEYWORD_ONLY, default=defaults.get(p.name, p.default)) for p in overrides],
+        return_annotation=inspect.signature(build).return_annotation,
+    )
+    info = ModelInfo(
+        name=name,
+        family=family,
+        paper=paper,
+        resolution=resolution,
+        published=published,
+        reference=reference,
+        reference_figures=reference_figures,
+        variant=dict(variant or {}),
+    )
+    register_model(info)(builder)
+    return builder
 
 
 def _natural_key(name: str) -> list[Any]:

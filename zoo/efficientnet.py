@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, SqueezeExcite, StochasticDepth, init_weights, inverted_residual_layers, make_divisible
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = [
     "MBConvStage",
@@ -265,36 +265,21 @@ def efficientnet_scaled(
     return build_efficientnet(compound_coefficients(phi, alpha, beta, gamma), **overrides)  # type: ignore[arg-type]
 
 
-def _register(variant: str, compound: Compound, published: Published) -> None:
-    # torchvision builds B5–B7 with BatchNorm eps 1e-3 / momentum 0.01 (the TF values) and B0–B4 with PyTorch's
-    # defaults, because their weights were ported from different sources; following it keeps outputs equal with the
-    # same weights. The TF reference uses eps 1e-3 everywhere: pass ``norm_eps=1e-3`` for that.
-    big = variant in ("b5", "b6", "b7")
-    eps, momentum = (1e-3, 0.01) if big else (1e-5, 0.1)
-    name = f"efficientnet_{variant}"
-    info = ModelInfo(
-        name=name,
+# torchvision builds B5–B7 with BatchNorm eps 1e-3 / momentum 0.01 (the TF values) and B0–B4 with PyTorch's
+# defaults, because their weights were ported from different sources; following it keeps outputs equal with the
+# same weights. The TF reference uses eps 1e-3 everywhere: pass ``norm_eps=1e-3`` for that.
+for _variant, (_compound, _published) in EFFICIENTNET_VARIANTS.items():
+    _eps, _momentum = (1e-3, 0.01) if _variant in ("b5", "b6", "b7") else (1e-5, 0.1)
+    register_variant(
+        f"efficientnet_{_variant}",
+        build_efficientnet,
+        _compound,
         family="efficientnet",
         paper=PAPER,
-        resolution=compound.resolution,
-        published=published,
-        reference=f"torchvision:{name}",
-        reference_figures=TORCHVISION_FIGURES[variant],
-        variant={"width": compound.width, "depth": compound.depth, "dropout": compound.dropout},
+        resolution=_compound.resolution,
+        published=_published,
+        reference=f"torchvision:efficientnet_{_variant}",
+        reference_figures=TORCHVISION_FIGURES[_variant],
+        variant={"width": _compound.width, "depth": _compound.depth, "dropout": _compound.dropout},
+        defaults={"dropout": _compound.dropout, "norm_eps": _eps, "norm_momentum": _momentum},
     )
-
-    def builder(
-        num_classes: int = 1000,
-        dropout: float = compound.dropout,
-        stochastic_depth: float = 0.2,
-        norm_eps: float = eps,
-        norm_momentum: float = momentum,
-    ) -> EfficientNet:
-        return build_efficientnet(compound, num_classes, dropout, stochastic_depth, norm_eps, norm_momentum)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
-
-
-for _variant, (_compound, _published) in EFFICIENTNET_VARIANTS.items():
-    _register(_variant, _compound, _published)

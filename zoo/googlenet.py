@@ -54,15 +54,33 @@ class InceptionRow:
 
 # The paper's Table 1. Comments give the input side at 224 and the output channels.
 GOOGLENET_INCEPTIONS: tuple[InceptionRow, ...] = (
-    InceptionRow("3a", 64, 96, 128, 16, 32, 32),  # 28×28, 256
-    InceptionRow("3b", 128, 128, 192, 32, 96, 64, pool_after=3),  # 28×28, 480
-    InceptionRow("4a", 192, 96, 208, 16, 48, 64, aux_after=True),  # 14×14, 512
-    InceptionRow("4b", 160, 112, 224, 24, 64, 64),  # 14×14, 512
-    InceptionRow("4c", 128, 128, 256, 24, 64, 64),  # 14×14, 512
-    InceptionRow("4d", 112, 144, 288, 32, 64, 64, aux_after=True),  # 14×14, 528
-    InceptionRow("4e", 256, 160, 320, 32, 128, 128, pool_after=2),  # 14×14, 832; torchvision pools 2×2 here
-    InceptionRow("5a", 256, 160, 320, 32, 128, 128),  # 7×7, 832
-    InceptionRow("5b", 384, 192, 384, 48, 128, 128),  # 7×7, 1024
+    InceptionRow(  # 28×28, 256
+        name="3a", ch1x1=64, ch3x3_reduce=96, ch3x3=128, ch5x5_reduce=16, ch5x5=32, pool_proj=32
+    ),
+    InceptionRow(  # 28×28, 480
+        name="3b", ch1x1=128, ch3x3_reduce=128, ch3x3=192, ch5x5_reduce=32, ch5x5=96, pool_proj=64, pool_after=3
+    ),
+    InceptionRow(  # 14×14, 512
+        name="4a", ch1x1=192, ch3x3_reduce=96, ch3x3=208, ch5x5_reduce=16, ch5x5=48, pool_proj=64, aux_after=True
+    ),
+    InceptionRow(  # 14×14, 512
+        name="4b", ch1x1=160, ch3x3_reduce=112, ch3x3=224, ch5x5_reduce=24, ch5x5=64, pool_proj=64
+    ),
+    InceptionRow(  # 14×14, 512
+        name="4c", ch1x1=128, ch3x3_reduce=128, ch3x3=256, ch5x5_reduce=24, ch5x5=64, pool_proj=64
+    ),
+    InceptionRow(  # 14×14, 528
+        name="4d", ch1x1=112, ch3x3_reduce=144, ch3x3=288, ch5x5_reduce=32, ch5x5=64, pool_proj=64, aux_after=True
+    ),
+    InceptionRow(  # 14×14, 832; torchvision pools 2×2 here
+        name="4e", ch1x1=256, ch3x3_reduce=160, ch3x3=320, ch5x5_reduce=32, ch5x5=128, pool_proj=128, pool_after=2
+    ),
+    InceptionRow(  # 7×7, 832
+        name="5a", ch1x1=256, ch3x3_reduce=160, ch3x3=320, ch5x5_reduce=32, ch5x5=128, pool_proj=128
+    ),
+    InceptionRow(  # 7×7, 1024
+        name="5b", ch1x1=384, ch3x3_reduce=192, ch3x3=384, ch5x5_reduce=48, ch5x5=128, pool_proj=128
+    ),
 )
 
 TORCHVISION_FIGURES = Published(

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ._errors import BadOverrideError, CnnbenchError
 from ._layers import ConvBNAct, init_weights
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = [
     "SeparableRow",
@@ -214,27 +214,17 @@ def convert_timm_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _register(suffix: str, width: float, published: Published) -> None:
-    name = f"mobilenet_v1_{suffix}"
-    reference = "timm:mobilenetv1_100" if width == 1.0 else None  # timm has no 0.75/0.5/0.25
-    info = ModelInfo(
-        name=name,
+# No dropout by default (build_mobilenet_v1's): the paper names none, and timm's mobilenetv1_100 trains with
+# drop_rate 0. timm has no 0.75/0.5/0.25, so only width 1.0 has a reference.
+for _suffix, (_width, _published) in MOBILENET_V1_WIDTHS.items():
+    register_variant(
+        f"mobilenet_v1_{_suffix}",
+        build_mobilenet_v1,
+        _width,
         family="mobilenet_v1",
         paper=PAPER,
-        resolution=224,
-        published=published,
-        reference=reference,
-        reference_figures=TIMM_FIGURES if reference else None,
-        variant={"width": width},
+        published=_published,
+        reference="timm:mobilenetv1_100" if _width == 1.0 else None,
+        reference_figures=TIMM_FIGURES if _width == 1.0 else None,
+        variant={"width": _width},
     )
-
-    # No dropout by default: the paper names none, and timm's mobilenetv1_100 trains with drop_rate 0.
-    def builder(num_classes: int = 1000, dropout: float = 0.0, act: str = "relu") -> MobileNetV1:
-        return build_mobilenet_v1(width, num_classes, dropout, act)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
-
-
-for _suffix, (_width, _published) in MOBILENET_V1_WIDTHS.items():
-    _register(_suffix, _width, _published)

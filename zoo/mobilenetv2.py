@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, init_weights, inverted_residual_layers, make_divisible
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = [
     "InvertedResidualStage",
@@ -26,8 +26,6 @@ __all__ = [
     "MobileNetV2",
     "build_mobilenet_v2",
 ]
-
-Activation = Callable[..., nn.Module]
 
 PAPER = Paper("MobileNetV2: Inverted Residuals and Linear Bottlenecks", "1801.04381", 2018)
 
@@ -175,34 +173,19 @@ def build_mobilenet_v2(
     return MobileNetV2(scale(MOBILENET_V2, width), 224, num_classes, dropout, norm_eps, norm_momentum)
 
 
-def _register(name: str, width: float, published: Published) -> None:
-    # Only width 1.0 is a torchvision model name; torchvision's builder takes width_mult=1.4 but registers no name,
-    # so the 1.4 model has no reference here (tests/test_mobilenet.py checks it against that builder directly).
-    torchvision_name = name if name in TORCHVISION_FIGURES else None
-    info = ModelInfo(
-        name=name,
+# Dropout 0.2 before the classifier and PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1), build_mobilenet_v2's,
+# as torchvision, whose checkpoints these builders load. Only width 1.0 is a torchvision model name; torchvision's
+# builder takes width_mult=1.4 but registers no name, so the 1.4 model has no reference here (tests/test_mobilenet.py
+# checks it against that builder directly).
+for _name, (_width, _published) in MOBILENET_V2_VARIANTS.items():
+    register_variant(
+        _name,
+        build_mobilenet_v2,
+        _width,
         family="mobilenet_v2",
         paper=PAPER,
-        resolution=224,
-        published=published,
-        reference=f"torchvision:{torchvision_name}" if torchvision_name else None,
-        reference_figures=TORCHVISION_FIGURES.get(name),
-        variant={"width": width},
+        published=_published,
+        reference=f"torchvision:{_name}" if _name in TORCHVISION_FIGURES else None,
+        reference_figures=TORCHVISION_FIGURES.get(_name),
+        variant={"width": _width},
     )
-
-    # Dropout 0.2 before the classifier and PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1), as torchvision,
-    # whose checkpoints these builders load.
-    def builder(
-        num_classes: int = 1000,
-        dropout: float = 0.2,
-        norm_eps: float = 1e-5,
-        norm_momentum: float = 0.1,
-    ) -> MobileNetV2:
-        return build_mobilenet_v2(width, num_classes, dropout, norm_eps, norm_momentum)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
-
-
-for _name, (_width, _published) in MOBILENET_V2_VARIANTS.items():
-    _register(_name, _width, _published)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, SqueezeExcite, init_weights, inverted_residual_layers, make_divisible
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = [
     "Bneck",
@@ -225,31 +225,29 @@ def build_mobilenet_v3(
     return MobileNetV3(scale(spec, width), 224, num_classes, dropout, norm_eps, norm_momentum)
 
 
-def _register(name: str, spec: MobileNetV3Spec, published: Published, figures: Published) -> None:
-    info = ModelInfo(
-        name=name,
-        family="mobilenet_v3",
-        paper=PAPER,
-        resolution=224,
-        published=published,
-        reference=f"torchvision:{name}",
-        reference_figures=figures,
-        variant={"width": 1.0},
-    )
-
-    # BatchNorm eps 1e-3 / momentum 0.01 (the TensorFlow values) and dropout 0.2, as torchvision: its weights were
-    # trained so, and other values change eval outputs with the same weights.
-    def builder(
-        num_classes: int = 1000,
-        dropout: float = 0.2,
-        norm_eps: float = 1e-3,
-        norm_momentum: float = 0.01,
-    ) -> MobileNetV3:
-        return build_mobilenet_v3(spec, 1.0, num_classes, dropout, norm_eps, norm_momentum)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
+# The registered builders take no width (build_mobilenet_v3 does): BatchNorm eps 1e-3 / momentum 0.01 (the
+# TensorFlow values) and dropout 0.2, as torchvision: its weights were trained so, and other values change eval
+# outputs with the same weights.
+def _mobilenet_v3_builder(
+    spec: MobileNetV3Spec,
+    /,
+    num_classes: int = 1000,
+    dropout: float = 0.2,
+    norm_eps: float = 1e-3,
+    norm_momentum: float = 0.01,
+) -> MobileNetV3:
+    return build_mobilenet_v3(spec, 1.0, num_classes, dropout, norm_eps, norm_momentum)
 
 
 for _name, (_spec, _published, _figures) in MOBILENET_V3_VARIANTS.items():
-    _register(_name, _spec, _published, _figures)
+    register_variant(
+        _name,
+        _mobilenet_v3_builder,
+        _spec,
+        family="mobilenet_v3",
+        paper=PAPER,
+        published=_published,
+        reference=f"torchvision:{_name}",
+        reference_figures=_figures,
+        variant={"width": 1.0},
+    )

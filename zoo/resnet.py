@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import init_weights
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNetSpec", "RESNET_DEPTHS", "STAGE_WIDTHS", "ResNet", "build_resnet"]
 
@@ -190,25 +190,20 @@ def build_resnet(
     return ResNet(RESNET_DEPTHS[depth], num_classes, zero_init_residual, stride_in_3x3)
 
 
-def _register(depth: int, spec: ResNetSpec) -> None:
-    name = f"resnet{depth}"
-    info = ModelInfo(
-        name=name,
-        family="resnet",
-        paper=PAPER,
-        resolution=224,
-        published=Published(f"ResNet (arXiv 1512.03385), ResNet-{depth}: no single-crop figure transcribed"),
-        reference=f"torchvision:{name}",
-        reference_figures=TORCHVISION_FIGURES[depth],
-        variant={"block": spec.block.__name__, "layers": spec.layers},
-    )
-
-    def builder(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
-        return build_resnet(depth, num_classes, zero_init_residual)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
+# The registered builders leave ``stride_in_3x3`` at build_resnet's default (torchvision's v1.5 layout).
+def _resnet_builder(depth: int, /, num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+    return build_resnet(depth, num_classes, zero_init_residual)
 
 
 for _depth, _spec in RESNET_DEPTHS.items():
-    _register(_depth, _spec)
+    register_variant(
+        f"resnet{_depth}",
+        _resnet_builder,
+        _depth,
+        family="resnet",
+        paper=PAPER,
+        published=Published(f"ResNet (arXiv 1512.03385), ResNet-{_depth}: no single-crop figure transcribed"),
+        reference=f"torchvision:resnet{_depth}",
+        reference_figures=TORCHVISION_FIGURES[_depth],
+        variant={"block": _spec.block.__name__, "layers": _spec.layers},
+    )

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import ChannelShuffle, ConvBNAct, init_weights, make_divisible
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = [
     "ShuffleV1Stage",
@@ -244,27 +244,25 @@ REFERENCE_FIGURES: dict[tuple[str, int], Published] = {
 }
 
 
-def _register(groups: int, width: str) -> None:
-    name = f"shufflenet_v1_g{groups}_x{width}"
-    s = SCALES[width]
-    info = ModelInfo(
-        name=name,
-        family="shufflenet_v1",
-        paper=PAPER,
-        resolution=224,
-        published=_published(width, groups),
-        reference=None,  # neither torchvision nor timm has ShuffleNet v1
-        reference_figures=REFERENCE_FIGURES.get((width, groups)),
-        variant={"groups": groups, "width": s.width, "stem": scale(SHUFFLENET_V1_1X[groups], s.width, s.stem).stem},
-    )
-
-    def builder(num_classes: int = 1000) -> ShuffleNetV1:
-        return build_shufflenet_v1(groups, width, num_classes)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
+def _shufflenet_v1_builder(member: tuple[int, str], /, num_classes: int = 1000) -> ShuffleNetV1:
+    groups, width = member
+    return build_shufflenet_v1(groups, width, num_classes)
 
 
 for _groups in GROUPS:
-    for _width in SCALES:
-        _register(_groups, _width)
+    for _width, _scale in SCALES.items():
+        register_variant(
+            f"shufflenet_v1_g{_groups}_x{_width}",
+            _shufflenet_v1_builder,
+            (_groups, _width),
+            family="shufflenet_v1",
+            paper=PAPER,
+            published=_published(_width, _groups),
+            reference=None,  # neither torchvision nor timm has ShuffleNet v1
+            reference_figures=REFERENCE_FIGURES.get((_width, _groups)),
+            variant={
+                "groups": _groups,
+                "width": _scale.width,
+                "stem": scale(SHUFFLENET_V1_1X[_groups], _scale.width, _scale.stem).stem,
+            },
+        )

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, channel_shuffle
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = [
     "ShuffleV2Stage",
@@ -168,25 +168,15 @@ def build_shufflenet_v2(width: str, num_classes: int = 1000) -> ShuffleNetV2:
     return ShuffleNetV2(spec, num_classes=num_classes)
 
 
-def _register(width: str) -> None:
-    name = f"shufflenet_v2_x{width}"
-    info = ModelInfo(
-        name=name,
+for _width in SHUFFLENET_V2:
+    register_variant(
+        f"shufflenet_v2_x{_width}",
+        build_shufflenet_v2,
+        _width,
         family="shufflenet_v2",
         paper=PAPER,
-        resolution=224,
-        published=PUBLISHED[width],
-        reference=f"torchvision:{name}",
-        reference_figures=TORCHVISION_FIGURES[width],
-        variant={"width": _WIDTHS[width]},
+        published=PUBLISHED[_width],
+        reference=f"torchvision:shufflenet_v2_x{_width}",
+        reference_figures=TORCHVISION_FIGURES[_width],
+        variant={"width": _WIDTHS[_width]},
     )
-
-    def builder(num_classes: int = 1000) -> ShuffleNetV2:
-        return build_shufflenet_v2(width, num_classes)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
-
-
-for _width in SHUFFLENET_V2:
-    _register(_width)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = ["FireRow", "SqueezeNetSpec", "SQUEEZENET_VERSIONS", "Fire", "SqueezeNet", "build_squeezenet"]
 
@@ -50,28 +50,28 @@ SQUEEZENET_VERSIONS: dict[str, SqueezeNetSpec] = {
         stem=96,  # 7×7/2: 224 → 109, pool → 54
         stem_kernel=7,
         fires=(
-            FireRow(16, 64, 64),  # fire2: 128, 54
-            FireRow(16, 64, 64),  # fire3: 128
-            FireRow(32, 128, 128),  # fire4: 256
-            FireRow(32, 128, 128, pool_before=True),  # fire5: 256, 27
-            FireRow(48, 192, 192),  # fire6: 384
-            FireRow(48, 192, 192),  # fire7: 384
-            FireRow(64, 256, 256),  # fire8: 512
-            FireRow(64, 256, 256, pool_before=True),  # fire9: 512, 13
+            FireRow(squeeze=16, expand1x1=64, expand3x3=64),  # fire2: 128, 54
+            FireRow(squeeze=16, expand1x1=64, expand3x3=64),  # fire3: 128
+            FireRow(squeeze=32, expand1x1=128, expand3x3=128),  # fire4: 256
+            FireRow(squeeze=32, expand1x1=128, expand3x3=128, pool_before=True),  # fire5: 256, 27
+            FireRow(squeeze=48, expand1x1=192, expand3x3=192),  # fire6: 384
+            FireRow(squeeze=48, expand1x1=192, expand3x3=192),  # fire7: 384
+            FireRow(squeeze=64, expand1x1=256, expand3x3=256),  # fire8: 512
+            FireRow(squeeze=64, expand1x1=256, expand3x3=256, pool_before=True),  # fire9: 512, 13
         ),
     ),
     "1_1": SqueezeNetSpec(
         stem=64,  # 3×3/2: 224 → 111, pool → 55
         stem_kernel=3,
         fires=(
-            FireRow(16, 64, 64),  # fire2: 128, 55
-            FireRow(16, 64, 64),  # fire3: 128
-            FireRow(32, 128, 128, pool_before=True),  # fire4: 256, 27
-            FireRow(32, 128, 128),  # fire5: 256
-            FireRow(48, 192, 192, pool_before=True),  # fire6: 384, 13
-            FireRow(48, 192, 192),  # fire7: 384
-            FireRow(64, 256, 256),  # fire8: 512
-            FireRow(64, 256, 256),  # fire9: 512
+            FireRow(squeeze=16, expand1x1=64, expand3x3=64),  # fire2: 128, 55
+            FireRow(squeeze=16, expand1x1=64, expand3x3=64),  # fire3: 128
+            FireRow(squeeze=32, expand1x1=128, expand3x3=128, pool_before=True),  # fire4: 256, 27
+            FireRow(squeeze=32, expand1x1=128, expand3x3=128),  # fire5: 256
+            FireRow(squeeze=48, expand1x1=192, expand3x3=192, pool_before=True),  # fire6: 384, 13
+            FireRow(squeeze=48, expand1x1=192, expand3x3=192),  # fire7: 384
+            FireRow(squeeze=64, expand1x1=256, expand3x3=256),  # fire8: 512
+            FireRow(squeeze=64, expand1x1=256, expand3x3=256),  # fire9: 512
         ),
     ),
 }
@@ -144,25 +144,16 @@ def build_squeezenet(version: str, num_classes: int = 1000, dropout: float = 0.5
     return SqueezeNet(SQUEEZENET_VERSIONS[version], num_classes, dropout)
 
 
-def _register(version: str) -> None:
-    name, dotted = f"squeezenet{version}", version.replace("_", ".")
-    info = ModelInfo(
-        name=name,
+for _version in SQUEEZENET_VERSIONS:
+    _dotted = _version.replace("_", ".")
+    register_variant(
+        f"squeezenet{_version}",
+        build_squeezenet,
+        _version,
         family="squeezenet",
         paper=PAPER,
-        resolution=224,
-        published=Published(f"SqueezeNet (arXiv 1602.07360), v{dotted}: no single-crop figure transcribed"),
-        reference=f"torchvision:{name}",
-        reference_figures=TORCHVISION_FIGURES[version],
-        variant={"version": dotted},
+        published=Published(f"SqueezeNet (arXiv 1602.07360), v{_dotted}: no single-crop figure transcribed"),
+        reference=f"torchvision:squeezenet{_version}",
+        reference_figures=TORCHVISION_FIGURES[_version],
+        variant={"version": _dotted},
     )
-
-    def builder(num_classes: int = 1000, dropout: float = 0.5) -> SqueezeNet:
-        return build_squeezenet(version, num_classes, dropout)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
-
-
-for _version in SQUEEZENET_VERSIONS:
-    _register(_version)

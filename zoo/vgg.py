@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layers import init_weights
-from ._registry import ModelInfo, Paper, Published, register_model
+from ._registry import Paper, Published, register_variant
 
 __all__ = ["VGGStage", "VGG_CONFIGS", "VGG_FC", "VGG", "build_vgg"]
 
@@ -110,26 +110,22 @@ def build_vgg(config: str, batch_norm: bool = False, num_classes: int = 1000, dr
     return VGG(VGG_CONFIGS[config], batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
 
 
-def _register(depth: int, config: str, batch_norm: bool) -> None:
-    name = f"vgg{depth}" + ("_bn" if batch_norm else "")
-    info = ModelInfo(
-        name=name,
-        family="vgg",
-        paper=PAPER,
-        resolution=224,
-        published=Published(f"VGG (arXiv 1409.1556), configuration {config}: no single-crop figure transcribed"),
-        reference=f"torchvision:{name}",
-        reference_figures=TORCHVISION_FIGURES[name],
-        variant={"config": config, "batch_norm": batch_norm},
-    )
-
-    def builder(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
-        return build_vgg(config, batch_norm, num_classes, dropout)
-
-    builder.__name__ = builder.__qualname__ = name
-    register_model(info)(builder)
+def _vgg_builder(member: tuple[str, bool], /, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    config, batch_norm = member
+    return build_vgg(config, batch_norm, num_classes, dropout)
 
 
 for _depth, _config in VGG_DEPTHS.items():
     for _bn in (False, True):
-        _register(_depth, _config, _bn)
+        _name = f"vgg{_depth}" + ("_bn" if _bn else "")
+        register_variant(
+            _name,
+            _vgg_builder,
+            (_config, _bn),
+            family="vgg",
+            paper=PAPER,
+            published=Published(f"VGG (arXiv 1409.1556), configuration {_config}: no single-crop figure transcribed"),
+            reference=f"torchvision:{_name}",
+            reference_figures=TORCHVISION_FIGURES[_name],
+            variant={"config": _config, "batch_norm": _bn},
+        )
