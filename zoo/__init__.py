@@ -22,6 +22,7 @@ from . import (
     vgg,  # noqa: F401
 )
 from ._errors import BadOverrideError, CnnbenchError, UnknownModelError
+from ._layers import IMAGENET_MEAN, IMAGENET_STD
 from ._registry import (
     ModelInfo,
     Paper,
@@ -36,6 +37,8 @@ from ._registry import (
 from .efficientnet import compound_coefficients, efficientnet_scaled
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "BadOverrideError",
     "CnnbenchError",
     "ModelInfo",

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "make_divisible",
     "ConvBNAct",
     "inverted_residual_layers",
@@ -22,6 +24,10 @@ __all__ = [
     "ChannelShuffle",
     "init_weights",
 ]
+
+# ImageNet's per-channel statistics (RGB, pixels in [0, 1]): what every reference implementation normalises with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Activation = Callable[..., nn.Module]
 Norm = Callable[[int], nn.Module]

@@ -25,6 +25,7 @@ __all__ = [
     "ModelInfo",
     "register_model",
     "register_variant",
+    "natural_key",
     "create_model",
     "list_models",
     "model_info",
@@ -159,7 +160,7 @@ def register_variant(
     return builder
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
     """Sort key that puts b2 before b10, and reads width suffixes as decimals: x0_25 < x0_5 < x1_0."""
     parts = re.split(r"(\d+(?:_\d+)?)", name)
     return [(0, float(p.replace("_", "."))) if p[:1].isdigit() else (1, p) for p in parts]
@@ -172,7 +173,7 @@ def list_models(pattern: str | Iterable[str] = "*") -> list[str]:
     """
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     names = [n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    return sorted(names, key=_natural_key)
+    return sorted(names, key=natural_key)
 
 
 def _closest(name: str, n: int = 3) -> list[str]:
@@ -180,7 +181,7 @@ def _closest(name: str, n: int = 3) -> list[str]:
     close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
     if not close:  # fall back on a shared prefix ("efficientnet" alone, a typo late in the name)
         stem = name.split("_")[0]
-        close = [m for m in sorted(names, key=_natural_key) if m.startswith(stem)][:n]
+        close = [m for m in sorted(names, key=natural_key) if m.startswith(stem)][:n]
     return close
 
 

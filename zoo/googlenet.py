@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._layers import IMAGENET_MEAN, IMAGENET_STD
 from ._registry import ModelInfo, Paper, Published, register_model
 
 __all__ = ["InceptionRow", "GOOGLENET_INCEPTIONS", "GoogLeNetOutputs", "GoogLeNet", "googlenet"]
@@ -91,10 +92,8 @@ TORCHVISION_FIGURES = Published(
     1.498e9,
 )
 
-# ImageNet channel statistics; ``transform_input`` maps inputs normalised with them to the (x - 0.5) / 0.5
-# normalisation that the ported weights expect.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+# ``transform_input`` maps inputs normalised with ImageNet's statistics to the (x - 0.5) / 0.5 normalisation that
+# the ported weights expect.
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -194,7 +193,7 @@ class GoogLeNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(channels, num_classes)
-        mean, std = torch.tensor(_IMAGENET_MEAN), torch.tensor(_IMAGENET_STD)
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         # Not persistent: no state_dict key, so torchvision's checkpoint format is unchanged.
         self.register_buffer("_input_scale", (std / 0.5).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_input_shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1), persistent=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -141,8 +142,7 @@ class MobileNetV2(nn.Module):
         self.spec = spec
         self.resolution = resolution
 
-        def norm(channels: int) -> nn.Module:
-            return nn.BatchNorm2d(channels, eps=norm_eps, momentum=norm_momentum)
+        norm = partial(nn.BatchNorm2d, eps=norm_eps, momentum=norm_momentum)
 
         features: list[nn.Module] = [ConvBNAct(3, spec.stem, 3, 2, norm=norm, act=nn.ReLU6)]
         channels = spec.stem

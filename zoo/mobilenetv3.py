@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 import torch
@@ -189,8 +190,7 @@ class MobileNetV3(nn.Module):
         self.spec = spec
         self.resolution = resolution
 
-        def norm(channels: int) -> nn.Module:
-            return nn.BatchNorm2d(channels, eps=norm_eps, momentum=norm_momentum)
+        norm = partial(nn.BatchNorm2d, eps=norm_eps, momentum=norm_momentum)
 
         features: list[nn.Module] = [ConvBNAct(3, spec.stem, 3, 2, norm=norm, act=nn.Hardswish)]
         channels = spec.stem
