@@ -6,6 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+# The largest models: building them with real weights takes most of a test run on a 2-core CPU.
+BIG = {"vgg19", "vgg19_bn", "efficientnet_b7"}
+
+
+def slow_if_big(names: list[str]) -> list[object]:
+    """``names`` as pytest parameters, those in :data:`BIG` marked ``slow`` (``pytest -m 'not slow'`` skips them)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in names]
+
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -12,7 +12,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from conftest import param_count, randomize_bn_stats, shapes
+from conftest import param_count, randomize_bn_stats, shapes, slow_if_big
 from torch import nn
 
 import zoo
@@ -46,7 +46,7 @@ def test_param_count_equals_reference(name: str) -> None:
     assert param_count(ours) == param_count(theirs)
 
 
-@pytest.mark.parametrize("name", TORCHVISION)
+@pytest.mark.parametrize("name", slow_if_big(TORCHVISION))
 def test_torchvision_checkpoint_loads_and_outputs_match(name: str, generator: torch.Generator) -> None:
     ours = zoo.create_model(name).eval()
     theirs = build_reference(zoo.model_info(name).reference).eval()  # type: ignore[arg-type]
