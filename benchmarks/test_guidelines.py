@@ -12,10 +12,9 @@ counted FLOPs (multiply-adds) and MAC, the paper's speed and the target's descri
 from __future__ import annotations
 
 import pytest
-import torch
 
-from cnnbench.guidelines import Case, cases, count_case, default_batch, paper_column, prepared_forward
-from cnnbench.latency import _threads
+from cnnbench.guidelines.microbench import Case, cases, count_case, default_batch, paper_column, prepared_forward
+from cnnbench.measure.forward import running
 from cnnbench.target import Target, describe
 
 CONFIGS = [(c.guideline, c.row.label, c.scale) for c in cases()]
@@ -25,24 +24,13 @@ def _case(guideline: str, label: str, scale: int, target: Target) -> Case:
     return next(c for c in cases([guideline], paper_column(target), [scale]) if c.row.label == label)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 @pytest.mark.parametrize(("guideline", "label", "scale"), CONFIGS, ids=[f"{g}-{lab}-x{s}" for g, lab, s in CONFIGS])
 def test_guideline(benchmark, target: Target, guideline: str, label: str, scale: int) -> None:  # type: ignore[no-untyped-def]
     case = _case(guideline, label, scale, target)
     batch = default_batch(target)
     flops, mac = count_case(case)
-    forward = prepared_forward(case, target, batch)
-    device = target.torch_device
-
-    def run() -> None:
-        forward()
-        _sync(device)  # pytest-benchmark reads the host clock: the call must not return before the device is done
+    run = prepared_forward(case, target, batch)
+    run.sync = True  # pytest-benchmark reads the host clock: the call must not return before the device is done
 
     benchmark.group = f"{guideline}-x{scale}"
     benchmark.extra_info.update(
@@ -59,7 +47,7 @@ def test_guideline(benchmark, target: Target, guideline: str, label: str, scale:
             **{f"target_{k}": v for k, v in describe(target).items()},
         }
     )
-    with _threads(target.threads), torch.inference_mode():
+    with running(target):
         for _ in range(3):  # warm-up outside the measurement: allocator, oneDNN/cuDNN caches, torch.compile
             run()
         benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)

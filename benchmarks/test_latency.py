@@ -19,32 +19,16 @@ import torch.utils.benchmark as tb
 from torch import nn
 
 import zoo
-from cnnbench.latency import Timing, _autocast, _threads, measure, prepare
+from cnnbench.measure.forward import Forward, forward_on, running
+from cnnbench.measure.latency import Timing, measure
+from cnnbench.measure.profiling import profile
 from cnnbench.models import build_model
-from cnnbench.profiling import profile
 from cnnbench.target import Target, describe
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def _forward(model: nn.Module, target: Target, batch: int, resolution: int):  # type: ignore[no-untyped-def]
-    device = target.torch_device
-    net, _ = prepare(model, target)
-    x = torch.randn(batch, 3, resolution, resolution, device=device)
-    if target.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def run() -> None:
-        with torch.inference_mode(), _autocast(target):
-            net(x)
-        _sync(device)
-
-    return run
+def _forward(model: nn.Module, target: Target, batch: int, resolution: int) -> Forward:
+    # pytest-benchmark reads the host clock: each call waits for the device (sync=True)
+    return forward_on(model, target, batch, resolution, sync=True)
 
 
 @pytest.mark.benchmark(group="latency")
@@ -67,7 +51,7 @@ def test_latency(benchmark, target: Target, model_name: str, batch: int) -> None
             **{f"target_{k}": v for k, v in describe(target).items()},
         }
     )
-    with _threads(target.threads):
+    with running(target):
         for _ in range(3):  # warm-up outside the measurement: allocator, oneDNN/cuDNN caches, torch.compile
             run()
         benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
@@ -82,7 +66,7 @@ def test_latency_harness_overhead(benchmark, target: Target, model_name: str) ->
     model = zoo.create_model(model_name).eval()
     run = _forward(model, target, 1, info.resolution)
     ours, theirs = [], []
-    with _threads(target.threads):
+    with running(target):
         for _ in range(3):  # alternate the two so that drift on a shared machine hits both
             result = measure(model, target, 1, info.resolution, Timing(min_time_s=0.5), name=model_name)
             ours.append(result.median_ms)
@@ -123,7 +107,7 @@ def test_latency_vs_twin(benchmark, target: Target, model_name: str) -> None:  #
     ratios = {"ours/twin": m["ours"] / m["twin"], "ours_fused/twin": m["ours_fused"] / m["twin"]}
     benchmark.extra_info.update({"model": model_name, "twin": info.reference, "median_ms": m, **ratios})
     run = _forward(twin, plain, 1, info.resolution)
-    with _threads(target.threads):
+    with running(target):
         for _ in range(3):
             run()
         benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)

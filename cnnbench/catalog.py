@@ -8,8 +8,7 @@ import pandas as pd
 import torch
 
 import zoo
-
-from .errors import NoMatchError
+from cnnbench.errors import NoMatchError
 
 __all__ = ["catalog", "count_params", "resolve_patterns", "resolve_specs", "versus_published"]
 
@@ -77,7 +76,9 @@ def versus_published(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
 
     ``*_dev_pct`` is (counted − published) / published in percent; empty where the paper prints nothing.
     """
-    from .profiling import profile  # the counting engine imports the registry; keep catalog importable alone
+    from cnnbench.measure.profiling import (
+        profile,  # the counting engine imports the registry; keep catalog importable alone
+    )
 
     names = resolve_patterns([patterns] if isinstance(patterns, str) else patterns)
     rows = []

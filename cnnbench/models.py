@@ -13,10 +13,9 @@ import torch
 from torch import nn
 
 import zoo
+from cnnbench.errors import CnnbenchError
 
-from .errors import CnnbenchError
-
-__all__ = ["ResolvedModel", "build_model", "default_resolution"]
+__all__ = ["ResolvedModel", "build_model"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +66,3 @@ def build_model(spec: str, device: torch.device | str = "meta", **overrides: obj
             model = zoo.create_model(spec, **overrides)
             resolution = zoo.model_info(spec).resolution
     return ResolvedModel(spec, model.eval(), resolution)
-
-
-def default_resolution(spec: str) -> int:
-    if not spec.startswith(("timm:", "torchvision:")):
-        return zoo.model_info(spec).resolution
-    return build_model(spec).resolution

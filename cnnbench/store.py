@@ -24,8 +24,7 @@ from types import ModuleType
 import pandas as pd
 
 import zoo
-
-from .provenance import PROVENANCE_COLUMNS, Stamp
+from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp
 
 __all__ = [
     "ResultTable",
@@ -141,7 +140,7 @@ class ResultTable:
             self._rows = self._read(path)
 
     def _read(self, path: Path) -> list[dict[str, object]]:
-        from .errors import CnnbenchError
+        from cnnbench.errors import CnnbenchError
 
         try:
             header = pd.read_csv(path, nrows=0).columns

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .errors import CnnbenchError
-from .provenance import environment
+from cnnbench.errors import CnnbenchError
+from cnnbench.provenance import environment
 
 __all__ = ["Target", "resolve_target", "describe", "DTYPES"]
 

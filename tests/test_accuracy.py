@@ -21,12 +21,13 @@ import pytest
 import torch
 from PIL import Image
 
-import cnnbench.accuracy as accuracy
-import cnnbench.cli_accuracy as cli_accuracy
-from cnnbench.accuracy import RECIPE, FitResult, evaluate, fit, published_accuracy, train_model, training_resolution
-from cnnbench.checkpoints import load_model, read_state_dict
+import cnnbench.accuracy.train as accuracy
+from cnnbench.accuracy.checkpoints import load_model, read_state_dict
+from cnnbench.accuracy.data import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
+from cnnbench.accuracy.evaluate import evaluate
+from cnnbench.accuracy.published import published_accuracy
+from cnnbench.accuracy.train import RECIPE, FitResult, fit, train_model, training_resolution
 from cnnbench.cli import main
-from cnnbench.data import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import MACHINE_ENV
 
@@ -348,7 +349,7 @@ def test_train_resumes_skips_finished_rows_and_records_failures(
         calls.append(name)
         return train_model(name, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(cli_accuracy, "train_model", counting)
+    monkeypatch.setattr(accuracy, "train_model", counting)
     assert run(capsys, *argv)[0] == 0
     assert calls == ["shufflenet_v1_g1_x0_25"]
     second = pd.read_csv(out, dtype=str, keep_default_na=False)
@@ -364,7 +365,7 @@ def test_train_resumes_skips_finished_rows_and_records_failures(
         calls.append(name)
         return {**second.iloc[0].to_dict(), "model": name}
 
-    monkeypatch.setattr(cli_accuracy, "train_model", stand_in)
+    monkeypatch.setattr(accuracy, "train_model", stand_in)
     assert run(capsys, *argv, "--force")[0] == 0
     assert calls == ["mobilenet_v1_x0_25", "shufflenet_v1_g1_x0_25"]
     assert len(pd.read_csv(out)) == 2

@@ -28,6 +28,13 @@ def test_list_efficientnet_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "5.29" in lines[1] and "66.35" in lines[-1]
 
 
+def test_list_family_without_paper_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    # ResNet's paper prints no single-crop params: the column is empty, not a crash
+    code, out, _ = run(capsys, "list", "resnet*")
+    assert code == 0
+    assert "11.69" in out.splitlines()[1] and out.count("resnet") == 2 * 5  # name and family, five depths
+
+
 def test_list_csv_and_json_agree(capsys: pytest.CaptureFixture[str]) -> None:
     _, out_csv, _ = run(capsys, "list", "efficientnet_b0", "efficientnet_b7", "--format", "csv")
     _, out_json, _ = run(capsys, "list", "efficientnet_b0", "efficientnet_b7", "--format", "json")

@@ -14,11 +14,21 @@ import torch
 from torch import Tensor, nn
 
 import zoo
-from cnnbench import guidelines
 from cnnbench.cli import main
-from cnnbench.guidelines import GUIDELINES, SCALES, Case, ParallelConcat, cases, count_case, countable_stack, verdict
-from cnnbench.guidelines_audit import audit, block_of
-from cnnbench.latency import Timing, time_by_kind
+from cnnbench.guidelines import microbench as guidelines
+from cnnbench.guidelines.audit import audit, block_of
+from cnnbench.guidelines.microbench import (
+    GUIDELINES,
+    SCALES,
+    Case,
+    ParallelConcat,
+    cases,
+    count_case,
+    countable_stack,
+)
+from cnnbench.guidelines.verdicts import verdict
+from cnnbench.measure.breakdown import time_by_kind
+from cnnbench.measure.latency import Timing
 from cnnbench.target import Target
 
 HW = 56 * 56
@@ -390,7 +400,7 @@ def test_microbenchmark_table_without_timing(
         (["guidelines", "--audit", "resnet18", "--top", "0"], "--top must be at least 1"),
         (["guidelines", "--audit", "alexnet", "--res", "16"], "alexnet: resolution 16 is too small"),
         (["guidelines", "--audit", "resnet18", "--res", "0"], "resolution must be a positive number"),
-        (["guidelines", "--threads", "0"], "--threads must be at least 1"),
+        (["guidelines", "--threads", "0"], "argument --threads: must be at least 1"),
         (["guidelines", "--batch", "0"], "--batch must be at least 1"),
         (["guidelines", "--per-layer"], "--per-layer goes with --audit"),
         (["guidelines", "--device", "cuda:7"], "cuda:7"),

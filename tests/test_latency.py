@@ -15,11 +15,13 @@ from conftest import conv_linear_madds
 from torch import nn
 
 import zoo
-from cnnbench.bench import BENCH_COLUMNS, bench
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
-from cnnbench.latency import LatencyResult, Timing, _OpTimer, fuse_batchnorm, measure, time_callable
-from cnnbench.roofline import Roofline, roofline_bound_ms
+from cnnbench.measure.bench import BENCH_COLUMNS, bench
+from cnnbench.measure.breakdown import OpTimer
+from cnnbench.measure.forward import fuse_batchnorm
+from cnnbench.measure.latency import LatencyResult, Timing, measure, time_callable
+from cnnbench.measure.roofline import Roofline, roofline_bound_ms
 from cnnbench.target import Target, describe, resolve_target
 
 QUICK = Timing(min_time_s=0.0, min_iters=3, window=2, max_warmup_s=0.0, min_warmup_iters=0)
@@ -47,7 +49,7 @@ def test_warm_up_ends_when_timings_settle() -> None:
         nonlocal calls
         calls += 1
 
-    import cnnbench.latency as latency
+    import cnnbench.measure.latency as latency
 
     real_timer = latency._timer
     latency._timer = lambda device: (lambda f: (f(), next(durations))[1])  # type: ignore[assignment]
@@ -95,12 +97,12 @@ def test_per_op_timer_synchronises_on_gpus(device: str, monkeypatch: pytest.Monk
     monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("mps"))
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append("cuda"))
     x = torch.ones(4, 4)
-    with _OpTimer(torch.device(device)) as timer:
+    with OpTimer(torch.device(device)) as timer:
         torch.relu(x @ x)
     assert [kind for kind, _ in timer.times] == ["linear", "activation"]
     assert calls == [device] * 4
     calls.clear()
-    with _OpTimer(torch.device("cpu")):
+    with OpTimer(torch.device("cpu")):
         torch.relu(x)
     assert calls == []
 
@@ -172,7 +174,7 @@ def test_bench_cli_csv(capsys: pytest.CaptureFixture[str]) -> None:
         (["bench", "resnet18", "--batch", "0"], "every --batch must be at least 1"),
         (["bench", "resnet18", "--batch", "a,b"], "comma-separated integers"),
         (["bench", "resnet18", "--device", "mps"], "not available on this machine"),
-        (["bench", "resnet18", "--threads", "0"], "--threads must be at least 1"),
+        (["bench", "resnet18", "--threads", "0"], "argument --threads: must be at least 1"),
         (["bench", "efficientnet_b9"], "closest: efficientnet_b"),
         (["bench", "alexnet", "--res", "16", "--no-roofline"], "the smallest it takes is 63"),
     ],

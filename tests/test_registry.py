@@ -6,7 +6,7 @@ import pytest
 from torch import nn
 
 import zoo
-from zoo._registry import _natural_key
+from zoo._registry import natural_key
 
 
 def test_wildcards_and_natural_sort() -> None:
@@ -14,9 +14,9 @@ def test_wildcards_and_natural_sort() -> None:
     assert zoo.list_models(["efficientnet_b7", "efficientnet_b0"]) == ["efficientnet_b0", "efficientnet_b7"]
     assert zoo.list_models("nothing*") == []
     # b2 before b10, x0_5 before x1_0: digits compare as numbers
-    assert sorted(["m_b10", "m_b2", "m_b1"], key=_natural_key) == ["m_b1", "m_b2", "m_b10"]
+    assert sorted(["m_b10", "m_b2", "m_b1"], key=natural_key) == ["m_b1", "m_b2", "m_b10"]
     widths = ["s_x0_25", "s_x0_5", "s_x1_0", "s_x2_0"]  # width suffixes read as decimals
-    assert sorted(reversed(widths), key=_natural_key) == widths
+    assert sorted(reversed(widths), key=natural_key) == widths
     scales = ("0_25", "0_5", "1_0", "1_5", "2_0")
     assert zoo.list_models("shufflenet_v1_g3_*") == [f"shufflenet_v1_g3_x{s}" for s in scales]
 

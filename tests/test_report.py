@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import cnnbench.guidelines as guidelines
-import cnnbench.report as report
+import cnnbench.guidelines.microbench as guidelines
+import cnnbench.report.tables as report
 from cnnbench.cli import main
-from cnnbench.latency import Timing
+from cnnbench.measure.latency import QUICK_TIMING, Timing
+from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
-from cnnbench.report import QUICK_TIMING, ReportConfig, read_benchmark_json, run_report
-from cnnbench.roofline import Roofline
+from cnnbench.report.benchmark_json import read_benchmark_json
+from cnnbench.report.tables import ReportConfig, run_report
 from cnnbench.target import Target
 
 MODELS = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1")
@@ -143,9 +144,7 @@ def _count_measurements(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]
     monkeypatch.setattr(report, "profile", spy("profile", report.profile))
     monkeypatch.setattr(report, "time_by_kind", spy("breakdown", report.time_by_kind))
     monkeypatch.setattr(guidelines, "run_table", spy("guidelines", guidelines.run_table, lambda g, s, *a: f"{g}x{s}"))
-    import cnnbench.guidelines_audit as guidelines_audit
-
-    monkeypatch.setattr(guidelines_audit, "audit", spy("audit", guidelines_audit.audit))
+    monkeypatch.setattr(report, "audit", spy("audit", report.audit))
     return calls
 
 
@@ -378,7 +377,7 @@ def test_temporaries_of_a_killed_run_are_removed(tmp_path: Path) -> None:
 def test_charts_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib.pyplot as plt
 
-    from cnnbench import charts
+    from cnnbench.report import charts
 
     stem = tmp_path / "chart"
     fig, _ = plt.subplots()
@@ -399,7 +398,7 @@ def test_charts_are_written_atomically(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_roofline_cache_uses_a_unique_temporary_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process writing the cache at the same moment has its own temporary file: ours never touches it."""
-    import cnnbench.roofline as roofline
+    import cnnbench.measure.roofline as roofline
 
     monkeypatch.setattr(roofline, "measure_roofline", lambda target: ROOF)
     cache = tmp_path / "roofline.json"
@@ -415,6 +414,7 @@ def test_roofline_cache_uses_a_unique_temporary_name(tmp_path: Path, monkeypatch
 
 
 def test_quick_timing_is_short() -> None:
-    assert ReportConfig.quick_config(Path("x")).timing == Timing(
-        min_time_s=0.0, min_iters=3, window=2, max_warmup_s=0.5, min_warmup_iters=0
+    # one QUICK_TIMING for report, bench and guidelines alike
+    assert ReportConfig.quick_config(Path("x")).timing == QUICK_TIMING == Timing(
+        min_time_s=0.1, min_iters=3, window=2, max_warmup_s=0.5, min_warmup_iters=0
     )

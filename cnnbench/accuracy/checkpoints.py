@@ -21,9 +21,8 @@ import torch
 from torch import Tensor, nn
 
 import zoo
+from cnnbench.errors import CnnbenchError
 from zoo.mobilenetv1 import convert_timm_state_dict
-
-from .errors import CnnbenchError
 
 __all__ = ["LoadedModel", "read_state_dict", "load_model", "fit_report"]
 

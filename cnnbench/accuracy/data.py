@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import zoo
-
-from .errors import CnnbenchError
+from cnnbench.errors import CnnbenchError
 
 __all__ = [
     "DIGITS_CLASSES",
@@ -192,8 +191,6 @@ def load_image(path: Path) -> object | None:
         return None
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CROP_PCT = 0.875  # 224 / 256, the usual ImageNet evaluation crop
 
 
@@ -203,7 +200,7 @@ def reference_preprocess(name: str, resolution: int | None = None, crop_pct: flo
     bilinear, for a model with no reference. ``resolution`` (the crop side) and ``crop_pct`` override it."""
     info = zoo.model_info(name)
     crop, resize, interpolation = info.resolution, None, "bilinear"
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    mean, std = zoo.IMAGENET_MEAN, zoo.IMAGENET_STD
     kind, _, ref = (info.reference or "").partition(":")
     if kind == "torchvision":
         from torchvision.models import get_model_weights

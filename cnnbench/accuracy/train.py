@@ -1,16 +1,12 @@
-"""Accuracy: the figures printed elsewhere, a measured one on real images that ship with scikit-learn, and a
-checkpoint's on your own image folder.
+"""Accuracy measured here: every model trained from scratch on real images that ship with scikit-learn.
 
-- :func:`published_accuracy`: ImageNet top-1/top-5 as the paper prints them (origin ``"paper"``) and as the reference
-  implementation's weights score (origin ``"reference"``), one row each, never merged.
-- :func:`train`: every model trained from scratch with one fixed :class:`Recipe` on the handwritten digits, top-1 on a
-  fixed held-out split, mean ± std over seeds. It runs data-parallel when a ``torch.distributed`` process group is
-  initialised (``cnnbench train`` under ``torchrun`` does so): same global batch, same result up to BatchNorm's
-  per-rank statistics.
-- :func:`evaluate`: top-1/top-5 of a local checkpoint on a torchvision-style image folder, preprocessed as the model's
-  reference implementation does.
+:func:`train` trains each model with one fixed :class:`Recipe` on the handwritten digits and gives top-1 on a fixed
+held-out split, mean ± std over seeds. It runs data-parallel when a ``torch.distributed`` process group is
+initialised (``cnnbench train`` under ``torchrun`` does so): same global batch, same result up to BatchNorm's
+per-rank statistics. With ``out`` it trains into a results table, row by row, reusing a stored row only where this
+machine, torch, settings and code made it (:func:`train_stamp`).
 
-Nothing here prints or writes files; the CLI does (``cnnbench/cli_accuracy.py``).
+Nothing here prints; the CLI does (:mod:`cnnbench.cli.accuracy`).
 """
 
 from __future__ import annotations
@@ -21,7 +17,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,28 +33,22 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DistributedSampler
 
 import zoo
-
-from . import data as data_module
-from . import models, provenance
-from .catalog import resolve_patterns
-from .checkpoints import load_model
-from .data import (
+from cnnbench import models
+from cnnbench.accuracy import data as data_module
+from cnnbench.accuracy.data import (
     DIGITS_CLASSES,
     DIGITS_MEAN,
     DIGITS_STD,
     DigitsSplit,
-    FolderImages,
-    collate_readable,
     digits_split,
     digits_to_input,
-    reference_preprocess,
-    scan_image_folder,
     shift_images,
 )
-from .errors import CnnbenchError
-from .profiling import smallest_resolution
-from .provenance import PROVENANCE_COLUMNS, Stamp
-from .store import code_fingerprint
+from cnnbench.catalog import resolve_patterns
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.profiling import smallest_resolution
+from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp
+from cnnbench.store import ResultTable, code_fingerprint
 
 __all__ = [
     "Recipe",
@@ -66,48 +57,16 @@ __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_SEEDS",
     "TRAIN_COLUMNS",
-    "published_accuracy",
-    "environment",
+    "TRAIN_KEY",
+    "device_columns",
     "train_stamp",
     "training_resolution",
     "FitResult",
     "fit",
     "train_model",
     "train",
-    "evaluate",
+    "process_group",
 ]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Published figures
-
-
-def published_accuracy(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
-    """ImageNet top-1/top-5 (%) per model and origin: ``"paper"`` (``ModelInfo.published``) and, where the model has
-    a reference implementation, ``"reference"`` (its own weights' figures, ``ModelInfo.reference_figures``).
-
-    The two are rows apart, with their source, so a chart has to pick one. ``resolution`` is the input side the
-    figure was measured at (the model's default unless the source says otherwise). Empty where no figure exists.
-    """
-    rows = []
-    for name in resolve_patterns([patterns] if isinstance(patterns, str) else patterns):
-        info = zoo.model_info(name)
-        origins = [("paper", info.published, None), ("reference", info.reference_figures, info.reference)]
-        for origin, figures, reference in origins:
-            if figures is None:
-                continue
-            rows.append(
-                {
-                    "model": name,
-                    "origin": origin,
-                    "top1": figures.top1,
-                    "top5": figures.top5,
-                    "resolution": figures.resolution or info.resolution,
-                    "source": figures.source,
-                    "reference": reference,
-                }
-            )
-    return pd.DataFrame(rows, columns=["model", "origin", "top1", "top5", "resolution", "source", "reference"])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -192,12 +151,10 @@ def training_resolution(name: str, requested: int, recipe: Recipe = RECIPE) -> i
 # Provenance
 
 
-def environment(device: torch.device | str = "cpu") -> dict[str, object]:
-    """Where a row was trained or evaluated: the machine and software (:func:`cnnbench.provenance.environment`),
-    with the device, threads, dtype and ranks."""
+def device_columns(device: torch.device | str = "cpu") -> dict[str, object]:
+    """The columns of a trained or evaluated row beyond its provenance: device, threads, dtype and ranks."""
     device = torch.device(device)
     return {
-        **provenance.environment(device),
         "device": device.type if device.type != "cuda" else str(device),
         "threads": torch.get_num_threads(),
         "dtype": "float32",
@@ -414,7 +371,7 @@ def train_model(
     except Exception as err:  # noqa: BLE001 - recorded in the row: one model's failure must not end a sweep
         message = " ".join(str(err).split())[:300]
         return {**row, "wall_s": round(time.perf_counter() - start, 1), "error": f"{type(err).__name__}: {message}",
-                **environment(device), **stamp.columns(device)}  # fmt: skip
+                **device_columns(device), **stamp.columns(device)}  # fmt: skip
     top1 = np.array([r.top1 for r in runs])
     row.update(
         top1_mean=round(float(top1.mean()), 2),
@@ -426,7 +383,7 @@ def train_model(
         params=sum(p.numel() for p in runs[0].model.parameters()),
         error="",
     )
-    row.update({**environment(device), **stamp.columns(device)})
+    row.update({**device_columns(device), **stamp.columns(device)})
     return row
 
 
@@ -448,86 +405,74 @@ def train(
     recipe: Recipe = RECIPE,
     device: torch.device | str = "cpu",
     on_epoch: EpochCallback | None = None,
+    *,
+    out: Path | None = None,
+    force: bool = False,
+    write: bool = True,
+    each: Callable[[Sequence[str]], Iterable[str]] = lambda names: names,
 ) -> pd.DataFrame:
     """Train each model (names or wildcards) from scratch on ``dataset`` with ``recipe``; one row per model.
 
     Columns (:data:`TRAIN_COLUMNS`): top-1/top-5 (%) on the held-out split as mean (and sample std) over ``seeds``,
     the resolution actually used, the last epoch's training loss, wall time of the row, training throughput
-    (images/s, training loop only), params, ``error`` ("" when it trained) and the environment.
+    (images/s, training loop only), params, ``error`` ("" when it trained), the device and the provenance.
+
+    With ``out``, the rows go to that results table (a :class:`~cnnbench.store.ResultTable` keyed by
+    :data:`TRAIN_KEY`) as each model finishes, atomically, so an interrupted sweep keeps what it finished; a stored
+    row is reused, unless ``force``, only when it trained without error and its stamp (:func:`train_stamp`: this
+    machine, torch, device, settings and code) matches, and any other is trained again and replaced.
+    ``write=False`` (the ranks other than 0 under torchrun) reads the table but never writes it. ``each`` wraps the
+    names (a progress bar).
     """
     _check_budget(dataset, epochs, seeds)
     names = resolve_patterns([model_names] if isinstance(model_names, str) else model_names)
+    table = ResultTable(out, key=TRAIN_KEY) if out is not None else None
     data = digits_split(recipe.test_size, recipe.split_seed)
-    rows = [train_model(n, dataset, resolution, epochs, seeds, recipe, device, on_epoch, data) for n in names]
+    rows: list[dict[str, object]] = []
+    for name in each(names):
+        previous = None if table is None or force else _reusable(table, name, dataset, resolution, epochs, seeds,
+                                                                  recipe, device)  # fmt: skip
+        if previous is not None:
+            rows.append(previous)
+            continue
+        row = train_model(name, dataset, resolution, epochs, seeds, recipe, device, on_epoch, data)
+        if table is not None and write:
+            table.put(row)
+        rows.append(row)
     return pd.DataFrame(rows, columns=TRAIN_COLUMNS)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Evaluating a checkpoint on an image folder
+# The columns that say two rows trained the same thing; the reuse rule also compares the stamp (train_stamp).
+TRAIN_KEY = ["model", "dataset", "recipe", "epochs", "seeds", "resolution"]
 
-def evaluate(
-    name: str,
-    data_dir: str | os.PathLike[str],
-    weights: str | os.PathLike[str],
-    resolution: int | None = None,
-    crop_pct: float | None = None,
-    batch: int = 64,
-    device: torch.device | str = "cpu",
-    workers: int = 0,
-    on_batch: Callable[[int], None] | None = None,
-) -> pd.DataFrame:
-    """Top-1/top-5 (%) of ``weights`` loaded into zoo model ``name`` on the image folder ``data_dir``; one row.
 
-    Images are preprocessed as :func:`reference_preprocess` says. A file that cannot be decoded is skipped and
-    counted (``skipped``); ``images`` counts those scored. Class indices are the sorted sub-folder names, as in
-    torchvision's ImageFolder, so a folder for an ImageNet checkpoint needs all 1,000 class folders (wnids) in order.
-    ``on_batch`` gets the number of files of each batch read (for a progress bar).
-    """
-    if batch < 1:
-        raise CnnbenchError(f"batch must be at least 1, got {batch}")
-    preprocess = reference_preprocess(name, resolution, crop_pct)
-    scan = scan_image_folder(data_dir)
-    loaded = load_model(name, weights)
-    if len(scan.classes) > loaded.num_classes:
-        raise CnnbenchError(
-            f"{data_dir} has {len(scan.classes)} class folders but the checkpoint's head has {loaded.num_classes} "
-            "classes; is it the right folder?"
-        )
-    device = torch.device(device)
-    model = loaded.model.to(device)
-    loader = torch.utils.data.DataLoader(
-        FolderImages(scan.samples, preprocess), batch_size=batch, num_workers=workers, collate_fn=collate_readable
-    )
-    hits1 = hits5 = read = skipped = 0
-    with torch.no_grad():
-        for x, y, bad in loader:
-            skipped += bad
-            if x is not None:
-                logits = model(x.to(device)).float().cpu()
-                k = min(5, logits.shape[1])
-                top = logits.topk(k, dim=1).indices
-                hits1 += int((top[:, 0] == y).sum())
-                hits5 += int((top == y[:, None]).any(dim=1).sum())
-                read += len(y)
-            if on_batch is not None:
-                on_batch(len(y) + bad)
-    if read == 0:
-        raise CnnbenchError(f"none of the {skipped} image files in {data_dir} could be read")
-    row = {
-        "model": name,
-        "weights": Path(weights).name,
-        "layout": loaded.layout,
-        "classes": len(scan.classes),
-        "num_classes": loaded.num_classes,
-        "images": read,
-        "skipped": skipped,
-        "top1": round(100.0 * hits1 / read, 3),
-        "top5": round(100.0 * hits5 / read, 3),
-        "resolution": preprocess.crop,
-        "resize": preprocess.resize,
-        "crop_pct": round(preprocess.crop_pct, 4),
-        "interpolation": preprocess.interpolation,
-        **environment(device),
-    }
-    return pd.DataFrame([row])
+def _reusable(
+    table: ResultTable, name: str, dataset: str, resolution: int, epochs: int, seeds: Sequence[int], recipe: Recipe,
+    device: torch.device | str,
+) -> dict[str, object] | None:  # fmt: skip
+    """The stored row of ``name`` that this run would train again, if it trained without error here."""
+    try:
+        used = training_resolution(name, resolution, recipe)
+    except Exception:  # noqa: BLE001 - train_model records the failure in the model's row
+        used = resolution
+    stamp = train_stamp(name, dataset, resolution, epochs, seeds, recipe, device)
+    row = table.reusable(stamp, model=name, dataset=dataset, recipe=recipe.id, epochs=epochs,
+                         seeds=_seeds_text(seeds), resolution=used)  # fmt: skip
+    return row if row is not None and not row.get("error") else None
 
+
+@contextmanager
+def process_group(device: str) -> Iterator[tuple[int, str]]:
+    """Join torchrun's process group when launched by it (it sets WORLD_SIZE, RANK, MASTER_ADDR/PORT); yield
+    (rank, device). A plain launch yields (0, device) and touches nothing."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
+        yield 0, device
+        return
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    try:
+        yield dist.get_rank(), device
+    finally:
+        dist.destroy_process_group()

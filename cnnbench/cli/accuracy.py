@@ -1,9 +1,9 @@
 """``cnnbench train`` and ``cnnbench eval``: thin commands over :mod:`cnnbench.accuracy`.
 
-``train`` writes each finished model's row to the ``--out`` CSV at once (a :class:`~cnnbench.store.ResultTable`,
-rewritten atomically), so an interrupted sweep keeps what it finished and a rerun on the same machine, with the same
-settings and code, skips it. Launched by ``torchrun``, it
-joins the process group (gloo on the CPU, NCCL on GPUs) and trains data-parallel; rank 0 alone prints and writes.
+``train`` trains into the ``--out`` CSV through :func:`cnnbench.accuracy.train.train` (each finished row
+written at once; a rerun on the same machine, with the same settings and code, reuses it). Launched by
+``torchrun``, it joins the process group (gloo on the CPU, NCCL on GPUs) and trains data-parallel; rank 0 alone
+prints and writes.
 """
 
 from __future__ import annotations
@@ -11,41 +11,22 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from .accuracy import (
-    DATASETS,
-    DEFAULT_EPOCHS,
-    DEFAULT_SEEDS,
-    RECIPE,
-    TRAIN_COLUMNS,
-    Recipe,
-    evaluate,
-    train_model,
-    train_stamp,
-    training_resolution,
-)
-from .catalog import resolve_patterns
-from .data import scan_image_folder
-from .errors import CnnbenchError
-from .output import FORMATS, emit, progress
-from .store import ResultTable
+from cnnbench.accuracy.data import scan_image_folder
+from cnnbench.accuracy.evaluate import evaluate
+from cnnbench.accuracy.train import DATASETS, DEFAULT_EPOCHS, DEFAULT_SEEDS, RECIPE, Recipe, process_group, train
+from cnnbench.catalog import resolve_patterns
+from cnnbench.cli.common import add_model_arguments, printed_by
+from cnnbench.errors import CnnbenchError
+from cnnbench.output import emit, progress
 
 __all__ = ["add_commands"]
-
-# The columns that say two rows measured the same thing; a rerun skips a model whose key is already in --out.
-KEY = ["model", "dataset", "recipe", "epochs", "seeds", "resolution"]
-
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:
@@ -78,28 +59,6 @@ def _recipe(overrides: list[str]) -> Recipe:
     return dataclasses.replace(RECIPE, **changes)
 
 
-def _table(path: Path) -> ResultTable:
-    """The --out CSV as a results table keyed by :data:`KEY` (refused in one line if it is not one)."""
-    return ResultTable(path, key=KEY)
-
-
-@contextmanager
-def _process_group(device: str) -> Iterator[tuple[int, str]]:
-    """Join torchrun's process group when launched by it (it sets WORLD_SIZE, RANK, MASTER_ADDR/PORT); yield
-    (rank, device). A plain launch yields (0, device) and touches nothing."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
-        yield 0, device
-        return
-    if device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    try:
-        yield dist.get_rank(), device
-    finally:
-        dist.destroy_process_group()
-
-
 TRAIN_TABLE = {
     "model": "model",
     "resolution": "res",
@@ -129,9 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
         if args.threads < 1:
             raise CnnbenchError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    table = _table(out)  # read before any rank writes
-    rows: list[dict[str, Any]] = []
-    with _process_group(args.device) as (rank, device):
+    with process_group(args.device) as (rank, device):
         bar = progress(names, "train") if rank == 0 else names
 
         def on_epoch(event: dict[str, object]) -> None:
@@ -139,25 +96,10 @@ def _cmd_train(args: argparse.Namespace) -> str:
                 bar.set_postfix_str(f"{event['model']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']} "
                                     f"loss {event['loss']:.3f}")  # fmt: skip
 
-        for name in bar:
-            try:
-                resolution = training_resolution(name, args.res, recipe)
-            except Exception:  # noqa: BLE001 - train_model records the failure in the model's row
-                resolution = args.res
-            # Reused only when measured on this machine and device, with this torch, these settings and this code.
-            stamp = train_stamp(name, args.dataset, args.res, args.epochs, seeds, recipe, device)
-            previous = table.reusable(stamp, model=name, dataset=args.dataset, recipe=recipe.id, epochs=args.epochs,
-                                      seeds=",".join(map(str, seeds)), resolution=resolution)  # fmt: skip
-            if previous is not None and not previous.get("error") and not args.force:
-                rows.append(previous)
-                continue
-            row = train_model(name, args.dataset, args.res, args.epochs, seeds, recipe, device, on_epoch)
-            if rank == 0:
-                table.put(row)
-            rows.append(row)
+        frame = train(names, args.dataset, args.res, args.epochs, seeds, recipe, device, on_epoch, out=out,
+                      force=args.force, write=rank == 0, each=lambda _: bar)  # fmt: skip
     if rank != 0:
         return ""
-    frame = pd.DataFrame(rows, columns=TRAIN_COLUMNS)
     return emit(frame, args.format, TRAIN_TABLE)
 
 
@@ -201,8 +143,7 @@ def add_commands(sub: Any) -> None:
         "reports held-out top-1/top-5 as mean ± std over seeds. Rows are appended to --out as each model finishes; "
         "a rerun skips rows already there. Under torchrun it trains data-parallel (DistributedDataParallel).",
     )
-    p_train.add_argument("models", nargs="*", metavar="MODEL", help="zoo names or wildcards, e.g. 'mobilenet*'")
-    p_train.add_argument("--all", action="store_true", help="every zoo model")
+    add_model_arguments(p_train, "zoo names or wildcards, e.g. 'mobilenet*'")
     p_train.add_argument("--dataset", choices=DATASETS, default="digits")
     p_train.add_argument(
         "--res", type=int, default=32, help="input side; a model that needs more is trained at its smallest (32)"
@@ -219,8 +160,7 @@ def add_commands(sub: Any) -> None:
     p_train.add_argument("--force", action="store_true", help="retrain models whose rows are already in --out")
     p_train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p_train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
-    p_train.add_argument("--format", choices=FORMATS, default="table")
-    p_train.set_defaults(run=_cmd_train)
+    printed_by(p_train, _cmd_train)
 
     p_eval = sub.add_parser(
         "eval",
@@ -239,5 +179,4 @@ def add_commands(sub: Any) -> None:
     p_eval.add_argument("--batch", type=int, default=64)
     p_eval.add_argument("--device", default="cpu")
     p_eval.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
-    p_eval.add_argument("--format", choices=FORMATS, default="table")
-    p_eval.set_defaults(run=_cmd_eval)
+    printed_by(p_eval, _cmd_eval)

@@ -1,26 +1,30 @@
-"""``cnnbench``: a thin command line over the Python API. Every command prints a table, CSV or JSON.
-
-A :class:`~cnnbench.errors.CnnbenchError` becomes one line on stderr and exit code 2, with no traceback.
-"""
+"""``cnnbench list``, ``profile``, ``bench`` and ``report``: parse, call the Python API, print."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .bench import as_frame, iter_bench
-from .catalog import catalog, resolve_patterns, resolve_specs, versus_published
-from .cli_accuracy import add_commands as add_accuracy_commands
-from .cli_guidelines import add_commands as add_guideline_commands
-from .errors import CnnbenchError
-from .latency import Timing
-from .output import FORMATS, emit, progress
-from .profiling import DTYPES, layers_frame, profile, totals_frame
-from .roofline import cached_roofline
-from .target import Target, describe, resolve_target
+from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_published
+from cnnbench.cli.common import (
+    add_model_arguments,
+    add_target_arguments,
+    positive_float,
+    positive_int,
+    printed_by,
+    target_from,
+)
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.bench import as_frame, iter_bench
+from cnnbench.measure.latency import Timing
+from cnnbench.measure.profiling import layers_frame, profile, totals_frame
+from cnnbench.measure.roofline import cached_roofline
+from cnnbench.output import emit, progress
+from cnnbench.target import DTYPES, describe, resolve_target
 
 
 def _cmd_list(args: argparse.Namespace) -> str:
@@ -29,7 +33,7 @@ def _cmd_list(args: argparse.Namespace) -> str:
     frame = catalog(args.patterns or ["*"])
     table = frame.assign(
         params_m=(frame["params"] / 1e6).round(2),
-        published_params_m=(frame["published_params"] / 1e6).round(2),
+        published_params_m=(pd.to_numeric(frame["published_params"]) / 1e6).round(2),  # all None for ResNet
     )
     columns = {
         "name": "name",
@@ -125,27 +129,6 @@ def _cmd_profile(args: argparse.Namespace) -> str:
     return emit(frame if args.format != "table" else table, args.format, columns)
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that make a target: device, threads, dtype, memory format, backend, BN folding."""
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
-    parser.add_argument("--backend", choices=("eager", "compile"), default="eager", help="compile: torch.compile")
-    parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
-
-
-def target_from(args: argparse.Namespace) -> Target:
-    return Target(
-        device=args.device,
-        threads=args.threads,
-        dtype=args.dtype,
-        channels_last=args.channels_last,
-        backend=args.backend,
-        fuse_bn=args.fuse_bn,
-    )
-
-
 def _batches(text: str) -> list[int]:
     try:
         batches = [int(b) for b in text.split(",") if b.strip()]
@@ -203,9 +186,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> str:
-    from pathlib import Path
-
-    from .report import ReportConfig, run_report
+    from cnnbench.report import ReportConfig, run_report  # matplotlib and the rest load only for the report
 
     target = target_from(args)
     files = tuple(Path(p) for p in args.from_benchmark)
@@ -223,42 +204,13 @@ def _cmd_report(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def add_commands(sub: Any) -> None:
+    """``list``, ``profile``, ``bench`` and ``report``."""
+    for add in (_add_list, _add_profile, _add_bench, _add_report):
+        add(sub)
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors in one line (``cnnbench report: error: ...``) and exit code 2, no usage dump."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="cnnbench",
-        description="Compare lightweight CNNs side by side on your own hardware.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-
+def _add_list(sub: Any) -> None:
     p_list = sub.add_parser("list", help="list the zoo's models (name, family, resolution, params, published top-1)")
     p_list.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style wildcards, e.g. 'efficientnet*'")
     p_list.add_argument(
@@ -266,19 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="counted params and FLOPs (multiply-adds) beside the paper's figures, with the deviation",
     )
-    p_list.add_argument("--format", choices=FORMATS, default="table")
-    p_list.set_defaults(run=_cmd_list)
+    printed_by(p_list, _cmd_list)
 
+
+def _add_profile(sub: Any) -> None:
     p_prof = sub.add_parser(
         "profile",
         help="count params, FLOPs (multiply-adds), memory-access cost and memory, per model or per layer",
         description="Counted on the meta device: nothing is computed, nothing downloaded. FLOPs are multiply-adds "
         "(one fused multiply-add = 1); MAC is ShuffleNetV2's memory access cost (elements read + written).",
     )
-    p_prof.add_argument(
-        "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
-    )
-    p_prof.add_argument("--all", action="store_true", help="every zoo model")
+    add_model_arguments(p_prof)
     p_prof.add_argument("--res", type=positive_int, default=None, help="input side in pixels (default: each "
                         "model's own)")
     p_prof.add_argument("--batch", type=positive_int, default=1)
@@ -291,27 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     p_prof.add_argument("--by", choices=("kind", "module"), help="sums per op kind or per module")
     p_prof.add_argument("--depth", type=int, default=2, help="module path depth for --by module (default 2)")
     p_prof.add_argument("--no-training", action="store_true", help="skip the training-memory pass (faster)")
-    p_prof.add_argument("--format", choices=FORMATS, default="table")
-    p_prof.set_defaults(run=_cmd_profile)
+    printed_by(p_prof, _cmd_profile)
 
+
+def _add_bench(sub: Any) -> None:
     p_bench = sub.add_parser(
         "bench",
         help="measure latency on a target (device, threads, dtype, layout, backend) beside the roofline",
         description="Warm-up until timings settle, then timed iterations until --min-time; CUDA events on a GPU. "
         "Prints the median, its spread, throughput, and the roofline bound max(2·FLOPs/peak, MAC bytes/bandwidth).",
     )
-    p_bench.add_argument(
-        "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
-    )
-    p_bench.add_argument("--all", action="store_true", help="every zoo model")
+    add_model_arguments(p_bench)
     add_target_arguments(p_bench)
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
     p_bench.add_argument("--res", type=positive_int, default=None, help="input side (default: each model's own)")
     p_bench.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per run")
     p_bench.add_argument("--no-roofline", action="store_true", help="skip the roofline (measured once per target)")
-    p_bench.add_argument("--format", choices=FORMATS, default="table")
-    p_bench.set_defaults(run=_cmd_bench)
+    printed_by(p_bench, _cmd_bench)
 
+
+def _add_report(sub: Any) -> None:
     p_report = sub.add_parser(
         "report",
         help="the main job: profile and time the whole zoo, write results/ tables, charts and README.md",
@@ -337,28 +286,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     p_report.set_defaults(run=_cmd_report)
-    add_guideline_commands(sub)
-    add_accuracy_commands(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # a bad option (one line already printed), or --help
-        return stop.code if isinstance(stop.code, int) else 2
-    try:
-        out = args.run(args)
-    except CnnbenchError as err:
-        print(f"cnnbench {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cnnbench: interrupted", file=sys.stderr)
-        return 130
-    sys.stdout.write(out)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

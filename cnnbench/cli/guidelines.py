@@ -6,12 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from .catalog import resolve_patterns, resolve_specs
-from .errors import CnnbenchError
-from .guidelines import (
+from cnnbench.catalog import resolve_patterns, resolve_specs
+from cnnbench.cli.common import add_target_arguments, printed_by, target_from
+from cnnbench.errors import CnnbenchError
+from cnnbench.guidelines.audit import G1_FLAG, audit, audit_frame, offenders_frame
+from cnnbench.guidelines.microbench import (
     GUIDELINES,
     QUICK_ROUNDS,
-    QUICK_TIMING,
     ROUNDS,
     SCALES,
     cases,
@@ -20,12 +21,10 @@ from .guidelines import (
     results_frame,
     run_table,
 )
-from .guidelines import verdict as guideline_verdict
-from .guidelines_audit import G1_FLAG, audit, audit_frame, offenders_frame
-from .latency import Timing
-from .output import FORMATS, emit, progress
-from .profiling import DTYPES
-from .target import Target, describe, resolve_target
+from cnnbench.guidelines.verdicts import verdict as guideline_verdict
+from cnnbench.measure.latency import QUICK_TIMING, Timing
+from cnnbench.output import emit, progress
+from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["add_commands"]
 
@@ -33,14 +32,7 @@ PAPER_COLUMN = {"cpu": "Snapdragon 810 ARM, 1 thread, img/s", "gpu": "GTX 1080Ti
 
 
 def _target(args: argparse.Namespace) -> Target:
-    wanted = Target(
-        device=args.device,
-        threads=args.threads,
-        dtype=args.dtype,
-        channels_last=args.channels_last,
-        backend=args.backend,
-    )
-    target, notes = resolve_target(wanted)
+    target, notes = resolve_target(target_from(args))
     for note in notes:
         print(f"cnnbench guidelines: note: {note}", file=sys.stderr)
     return target
@@ -203,11 +195,7 @@ def add_commands(sub: Any) -> None:
         "and element-wise MAC share (G4), counted on the meta device. FLOPs are multiply-adds; MAC is memory "
         "access cost (elements read + written).",
     )
-    p.add_argument("--device", "--target", dest="device", default="cpu", help="cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    p.add_argument("--backend", choices=("eager", "compile"), default="eager")
+    add_target_arguments(p)
     p.add_argument("--batch", type=int, default=None, help="batch size (default: 1 on the CPU, 8 on a GPU; audit: 1)")
     p.add_argument("--quick", action="store_true", help="the ×1 scale only, with short timing (tests, CI)")
     p.add_argument("--only", nargs="+", choices=list(GUIDELINES), metavar="G", help="run only these: G1 G2 G3 G4")
@@ -225,5 +213,4 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--top", type=int, default=5, help="offenders listed per guideline and model (default 5)")
     p.add_argument("--res", type=int, default=None, help="with --audit: input side (default: each model's own)")
     p.add_argument("--time", action="store_true", help="with --audit: also time each op on the target (G4 time %%)")
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.set_defaults(run=_cmd_guidelines)
+    printed_by(p, _cmd_guidelines)

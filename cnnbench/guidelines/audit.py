@@ -40,12 +40,12 @@ from torch import Tensor, nn
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .counting import ZERO_COST, _tensors
-from .errors import CnnbenchError
-from .latency import time_by_kind
-from .models import build_model
-from .profiling import profile
-from .target import Target
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.breakdown import time_by_kind
+from cnnbench.measure.counting import ZERO_COST, tensors_in
+from cnnbench.measure.profiling import profile
+from cnnbench.models import build_model
+from cnnbench.target import Target
 
 __all__ = [
     "Audit",
@@ -108,8 +108,8 @@ class _GraphMode(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
-        inputs = [self._key(t) for t in _tensors([*args, *kwargs.values()])]
-        outputs = [self._key(t) for t in _tensors([result])]
+        inputs = [self._key(t) for t in tensors_in([*args, *kwargs.values()])]
+        outputs = [self._key(t) for t in tensors_in([result])]
         if func.overloadpacket in ZERO_COST:
             for key in outputs:
                 if key not in inputs:  # an allocation, not a view: whatever wrote that address before is gone
@@ -297,14 +297,13 @@ def audit(
     else:
         name, net = name or type(model).__name__, model
         resolution = int(getattr(model, "resolution", 224)) if resolution is None else resolution
-        if any(p.device.type != "meta" for p in net.parameters()):
-            net = copy.deepcopy(net).to("meta")  # shapes are all the audit needs
+        net = copy.deepcopy(net).to("meta")  # shapes are all the audit needs; the caller's model is left as it is
     # One forward serves both: our graph mode sits under the counting engine's mode, so it sees every op the engine
     # records, with the same arguments, in the same order.
     graph = _GraphMode(external=[*net.parameters(), *net.buffers()])
     try:
         with graph:
-            counted = profile(net, resolution=resolution, batch=batch, training_memory=False)
+            counted = profile(net, resolution=resolution, batch=batch, training_memory=False, copy_model=False)
     except CnnbenchError as err:  # the engine names the module's class; say which model the user asked for
         raise CnnbenchError(f"{name}: {err}") from None
     layers = _with_graph(counted.layers, graph.nodes, block_of(net), name)

@@ -23,9 +23,7 @@ Speeds are compared in interleaved rounds: every configuration of a table (one g
 then timed for a slice of ``min_time`` in turn, A B C D, A B C D, ..., :data:`ROUNDS` times, so that a machine whose
 speed drifts (this one's drifted 2.5× within an hour) slows all of them alike. Each configuration's time is the
 median of its round medians; each speed ratio is the median of the per-round ratios, with a 95% bootstrap interval
-over the rounds. A guideline's ordering claim holds, fails or is undecided at a scale by those intervals, taken on
-speed per multiply-add so that the tables' small FLOPs differences do not decide it, with a tie margin of
-:data:`TIE` for "no faster than" (see :func:`verdict`).
+over the rounds. :mod:`cnnbench.guidelines.verdicts` judges the paper's orderings by those intervals.
 
 The paper's own channel numbers do not hold FLOPs exactly equal: in Table 1, (22, 44) has 5.5% fewer FLOPs than
 (32, 32), and Table 2's (180, g=2) 1.1% fewer than (128, g=1); its CPU c = 180 for g = 8 is not divisible by 8 (184
@@ -36,7 +34,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -46,10 +44,11 @@ import torch
 from scipy.stats import bootstrap
 from torch import Tensor, nn
 
-from .errors import CnnbenchError
-from .latency import Timing, _autocast, _threads, prepare, time_iterations, warm_up
-from .profiling import profile
-from .target import Target, describe, resolve_target
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.forward import Forward, forward_on, running
+from cnnbench.measure.latency import Timing, time_iterations, warm_up
+from cnnbench.measure.profiling import profile
+from cnnbench.target import Target, describe, resolve_target
 
 __all__ = [
     "PointwisePair",
@@ -60,13 +59,11 @@ __all__ = [
     "Guideline",
     "GUIDELINES",
     "Case",
-    "Verdict",
     "SIDE",
     "BLOCKS",
     "SCALES",
     "ROUNDS",
     "QUICK_ROUNDS",
-    "QUICK_TIMING",
     "cases",
     "build_stack",
     "countable_stack",
@@ -76,7 +73,7 @@ __all__ = [
     "run_table",
     "speed_ratio",
     "results_frame",
-    "verdict",
+    "pair_ratio",
     "run_guidelines",
     "default_batch",
     "paper_column",
@@ -88,7 +85,6 @@ SCALES = (1, 2, 4)  # the ×1, ×2, ×4 columns: channel counts multiplied by th
 ROUNDS = 7  # interleaved rounds per table: 7 gave stable verdicts here where one pass per configuration flipped
 QUICK_ROUNDS = 3
 CONFIDENCE = 0.95  # of the bootstrap interval of each speed ratio
-QUICK_TIMING = Timing(min_time_s=0.1, min_iters=5, window=3, max_warmup_s=1.0)
 
 
 def _conv1x1(c_in: int, c_out: int, groups: int = 1) -> nn.Conv2d:
@@ -405,23 +401,12 @@ def count_case(case: Case) -> tuple[int, int]:
     return totals.flops, totals.mac
 
 
-def prepared_forward(case: Case, target: Target, batch: int) -> Callable[[], Tensor]:
-    """One forward of the case's stack on ``target`` (device, layout, backend; dtype by autocast), input made once.
-
-    Call it inside ``torch.inference_mode()`` and the target's thread setting; on a GPU it returns unsynchronised.
-    """
+def prepared_forward(case: Case, target: Target, batch: int) -> Forward:
+    """One forward of the case's stack on ``target`` (device, layout, backend; dtype by autocast), input made once
+    (seeded). Call it inside :func:`~cnnbench.measure.forward.running`; on a GPU it returns unsynchronised."""
     target, _ = resolve_target(target)
-    net, _ = prepare(build_stack(case.block), target)
-    x = torch.randn(batch, case.block.in_channels, SIDE, SIDE, generator=torch.Generator().manual_seed(1))
-    x = x.to(target.torch_device)
-    if target.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def forward() -> Tensor:
-        with _autocast(target):
-            return net(x)
-
-    return forward
+    return forward_on(build_stack(case.block), target, batch, SIDE, channels=case.block.in_channels, seed=1,
+                      copy_model=False)  # fmt: skip
 
 
 def time_table(
@@ -437,7 +422,7 @@ def time_table(
     target, _ = resolve_target(target)
     device = target.torch_device
     slice_s, slice_iters = timing.min_time_s / rounds, max(1, math.ceil(timing.min_iters / rounds))
-    with _threads(target.threads), torch.inference_mode():
+    with running(target):
         forwards = [prepared_forward(case, target, batch) for case in table]
         for forward in forwards:
             warm_up(forward, device, timing)
@@ -510,7 +495,7 @@ def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> tuple[flo
     return point, float(low), float(high)
 
 
-def _pair_ratio(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+def pair_ratio(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
     """Speed of row ``a`` relative to row ``b``: from their rounds when both have them, else from ``images_s``."""
     rounds_a, rounds_b = _rounds_of(a), _rounds_of(b)
     if rounds_a and len(rounds_a) == len(rounds_b):
@@ -531,7 +516,7 @@ def results_frame(rows: Sequence[dict[str, object]], target: Target | None = Non
     ratios = []
     for _, group in frame.groupby(keys, sort=False):
         base = group.iloc[0]
-        ratios += [(i, *_pair_ratio(row, base)) for i, row in group.iterrows()]
+        ratios += [(i, *pair_ratio(row, base)) for i, row in group.iterrows()]
     by_index = {i: r for i, *r in ratios}
     frame["speed_vs_base"] = [by_index[i][0] for i in frame.index]
     frame["speed_vs_base_low"] = [by_index[i][1] for i in frame.index]
@@ -541,135 +526,6 @@ def results_frame(rows: Sequence[dict[str, object]], target: Target | None = Non
         info = describe(resolve_target(target)[0])
         frame["target"], frame["device_name"], frame["torch"] = info["target"], info["device_name"], info["torch"]
     return frame
-
-
-# --- verdicts ------------------------------------------------------------------------------------------------------
-
-
-# Speeds per multiply-add within 5% are a tie for a "no faster than" claim: about the spread of one latency row on a
-# shared CPU (the median CV of the zoo's rows here is 4%). Without it, a pair the paper itself has within a few per
-# cent (G1's 1:1 and 1:2) flips between "holds" and "fails" from one run to the next.
-TIE = 0.05
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One ordering the paper claims: ``slower`` runs no faster than ``faster`` (``strict``: runs slower)."""
-
-    slower: str
-    faster: str
-    strict: bool = False
-
-    def outcome(self, low: float, high: float) -> str:
-        """By the 95% interval of speed(slower) / speed(faster), per multiply-add: ``holds``, ``fails`` or
-        ``undecided``. "No faster than" holds when the interval lies at or below 1 + :data:`TIE` and fails when it
-        lies above; a claimed speed-up (``strict``) holds when the interval lies below 1 and fails when it lies at
-        or above 1."""
-        limit = 1.0 if self.strict else 1.0 + TIE
-        if high < limit or (high == limit and not self.strict):
-            return "holds"
-        if low > limit or (low == limit and self.strict):
-            return "fails"
-        return "undecided"
-
-
-def _falling(labels: Sequence[str]) -> list[Comparison]:
-    """The first is the fastest, and each is no faster than the one before."""
-    return [Comparison(lab, labels[0]) for lab in labels[1:]] + [
-        Comparison(later, earlier) for earlier, later in zip(labels[1:], labels[2:], strict=False)
-    ]
-
-
-def _labels(rows: tuple[PaperRow, ...]) -> list[str]:
-    return [r.label for r in rows]
-
-
-_G3_LABELS = _labels(G3_ROWS)
-CLAIMS: dict[str, tuple[str, list[Comparison], str]] = {
-    "G1": ("1:1 fastest, speed falling as c1:c2 grows", _falling(_labels(G1_ROWS)), "1:12"),
-    "G2": ("g=1 fastest, speed falling as g grows", _falling(_labels(G2_ROWS)), "g=8"),
-    "G3": (
-        "1-fragment fastest, parallel no faster than series",
-        [Comparison(lab, _G3_LABELS[0]) for lab in _G3_LABELS[1:]]
-        + [Comparison(f"{k}-fragment-parallel", f"{k}-fragment-series") for k in (2, 4)],
-        "4-fragment-parallel",
-    ),
-    "G4": (
-        "removing ReLU and shortcut speeds the unit up",
-        [Comparison("ReLU+shortcut", "ReLU only"), Comparison("ReLU+shortcut", "shortcut only"),
-         Comparison("ReLU+shortcut", "neither", strict=True)],
-        "neither",
-    ),
-}  # guideline → (claim, the orderings it makes, the config whose ratio to the baseline is quoted)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    guideline: str
-    claim: str  # what the paper's ordering says, in our words
-    outcomes: tuple[str, ...]  # per scale, in SCALES order: holds | fails | undecided
-    detail: str  # the quoted ratio with its interval, here and in the paper
-
-    @property
-    def holds(self) -> int:
-        return self.outcomes.count("holds")
-
-    @property
-    def scales(self) -> int:
-        return len(self.outcomes)
-
-    @property
-    def word(self) -> str:
-        counts = {o: self.outcomes.count(o) for o in ("holds", "fails", "undecided")}
-        if counts["holds"] == self.scales:
-            return "holds"
-        if counts["fails"] == self.scales:
-            return "does not hold"
-        if counts["undecided"] == self.scales:
-            return "undecided"
-        return "partly holds" if counts["holds"] else "mixed"
-
-    @property
-    def summary(self) -> str:
-        parts = [f"{o} at {self.outcomes.count(o)}/{self.scales}" for o in ("holds", "fails", "undecided")
-                 if o in self.outcomes]  # fmt: skip
-        return f"{self.guideline} {self.word} ({', '.join(parts)} scales): {self.claim}. {self.detail}"
-
-
-def _ratio_text(point: float, low: float, high: float) -> str:
-    return f"{point:.2f}" if low == high else f"{point:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def _per_flop(a: pd.Series, b: pd.Series) -> tuple[float, float]:
-    """The interval of row ``a``'s speed per multiply-add relative to row ``b``'s."""
-    _, low, high = _pair_ratio(a, b)
-    flops = float(a["flops"]) / float(b["flops"])
-    return low * flops, high * flops
-
-
-def verdict(frame: pd.DataFrame, guideline: str) -> Verdict:
-    """Does the paper's ordering hold in ``frame`` (rows of :func:`results_frame`) for a guideline, and by how much.
-
-    At each scale every ordering the claim makes (:data:`CLAIMS`) is judged by the 95% interval of its speed ratio
-    times the ratio of the two rows' FLOPs (speed per multiply-add; the paper's channel numbers leave up to 5.5%
-    between rows): see :meth:`Comparison.outcome`. A scale holds when every ordering holds, fails when any fails,
-    and is undecided otherwise. The quoted detail gives plain speed ratios.
-    """
-    claim, comparisons, quoted = CLAIMS[guideline]
-    rows = frame[frame["guideline"] == guideline]
-    if rows.empty:
-        raise CnnbenchError(f"no results for {guideline}")
-    outcomes, ours, theirs = [], [], []
-    for _, at_scale in rows.groupby("scale", sort=True):
-        by_config = {str(r["config"]): r for _, r in at_scale.iterrows()}
-        results = [c.outcome(*_per_flop(by_config[c.slower], by_config[c.faster])) for c in comparisons]
-        outcomes.append("fails" if "fails" in results else "undecided" if "undecided" in results else "holds")
-        row = by_config[quoted]
-        ours.append(_ratio_text(*_pair_ratio(row, at_scale.iloc[0])))
-        theirs.append(f"{row['paper_vs_base']:.2f}")
-    base = rows["config"].iloc[0]
-    detail = f"{quoted} vs {base}: {' / '.join(ours)}× here, {' / '.join(theirs)}× in the paper"
-    return Verdict(guideline, claim, tuple(outcomes), detail)
 
 
 def run_guidelines(

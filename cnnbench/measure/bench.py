@@ -10,11 +10,11 @@ from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from .errors import CnnbenchError
-from .latency import Timing, measure
-from .profiling import profile
-from .roofline import Roofline, roofline_bound_ms
-from .target import Target, describe, resolve_target
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.latency import Timing, measure
+from cnnbench.measure.profiling import profile
+from cnnbench.measure.roofline import Roofline, roofline_bound_ms
+from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["iter_bench", "bench", "as_frame", "BENCH_COLUMNS"]
 

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["OpCost", "HANDLES", "ZERO_COST", "KINDS", "CountingMode", "RECORD_FIELDS"]
+__all__ = ["OpCost", "HANDLES", "ZERO_COST", "KINDS", "CountingMode", "RECORD_FIELDS", "tensors_in"]
 
 aten = torch.ops.aten
 
@@ -64,7 +64,7 @@ class OpCost:
     mac: int = 0  # elements read + written, weights included
 
 
-def _tensors(values: Sequence[Any]) -> list[Tensor]:
+def tensors_in(values: Sequence[Any]) -> list[Tensor]:
     """Tensors among ``values``, looking one level into lists and tuples (aten arguments never nest deeper)."""
     found: list[Tensor] = []
     for v in values:
@@ -76,7 +76,7 @@ def _tensors(values: Sequence[Any]) -> list[Tensor]:
 
 
 def _numel(values: Sequence[Any]) -> int:
-    return sum(t.numel() for t in _tensors(values))
+    return sum(t.numel() for t in tensors_in(values))
 
 
 # --- handles: (args, kwargs, outputs) -> OpCost ------------------------------------------------------------------
@@ -340,11 +340,11 @@ class CountingMode(TorchDispatchMode):
         packet = func.overloadpacket
         if packet in ZERO_COST:
             if packet in _ALLOCATIONS:
-                self._track(_tensors([result]))
+                self._track(tensors_in([result]))
             return result
-        outputs = _tensors([result])
+        outputs = tensors_in([result])
         handle = HANDLES.get(packet)
-        inputs = _tensors(args)
+        inputs = tensors_in(args)
         if handle is None:
             self.unknown[packet.__name__] = self.unknown.get(packet.__name__, 0) + 1
             cost = OpCost("other", 0, 0, sum(t.numel() for t in inputs) + sum(t.numel() for t in outputs))

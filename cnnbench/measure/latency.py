@@ -14,27 +14,22 @@ The method, and why:
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
-from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch import nn
 
-from .counting import HANDLES, KINDS, ZERO_COST
-from .errors import CnnbenchError
-from .models import build_model
-from .target import Target, describe, resolve_target
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.forward import forward_on, running
+from cnnbench.models import build_model
+from cnnbench.target import Target, describe, resolve_target
 
 __all__ = [
-    "Timing", "LatencyResult", "measure", "prepare", "fuse_batchnorm", "warm_up", "time_iterations", "time_callable",
-    "time_by_kind",
+    "Timing", "QUICK_TIMING", "LatencyResult", "measure", "warm_up", "time_iterations", "time_callable",
 ]  # fmt: skip
 
 
@@ -48,6 +43,11 @@ class Timing:
     settle: float = 0.05  # a window's median within 5% of the previous one ends the warm-up
     max_warmup_s: float = 10.0
     min_warmup_iters: int = 3
+
+
+# `--quick` everywhere (a first look, and the tests): 0.1 s and 3 iterations at least, a short warm-up. Figures
+# taken with it are never reused by a run with full timing (the report stamps its rows ``quick``).
+QUICK_TIMING = Timing(min_time_s=0.1, min_iters=3, window=2, max_warmup_s=0.5, min_warmup_iters=0)
 
 
 @dataclass(frozen=True)
@@ -98,67 +98,6 @@ class LatencyResult:
             "notes": self.notes,
             **{k: v for k, v in self.target.items()},
         }
-
-
-def fuse_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
-    """Fold every BatchNorm that directly follows a convolution into it (eval only); returns (model, folded).
-
-    Tries torch.fx's conv-BN fusion on the traced graph first (it sees through any module layout); models that fx
-    cannot trace (shape-dependent code such as channel shuffle) fall back on folding adjacent Conv2d → BatchNorm2d
-    children of every ``nn.Sequential``, which covers the zoo's conv-BN-activation blocks.
-    """
-    from torch.fx.experimental.optimization import fuse as fx_fuse
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    before = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    try:
-        fused: nn.Module = fx_fuse(model)
-    except Exception:  # noqa: BLE001 - any tracing failure sends us to the structural fallback
-        fused = model
-        for container in list(fused.modules()):
-            if not isinstance(container, nn.Sequential):
-                continue
-            children = list(container._modules.items())
-            for (_, first), (bn_name, second) in zip(children, children[1:], strict=False):
-                if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d):
-                    conv_name = next(n for n, m in children if m is first)
-                    container._modules[conv_name] = fuse_conv_bn_eval(first, second)
-                    container._modules[bn_name] = nn.Identity()
-    after = sum(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
-    return fused, before - after
-
-
-def prepare(model: nn.Module, target: Target) -> tuple[nn.Module, list[str]]:
-    """Move a model to the target's device and layout, optionally fold BN and compile. Returns notes."""
-    notes: list[str] = []
-    model = model.eval()
-    if target.fuse_bn:
-        model, folded = fuse_batchnorm(model)
-        left = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-        notes.append(f"fuse-bn folded {folded} BatchNorm" + (f", {left} left (not after a conv)" if left else ""))
-    model = model.to(target.torch_device)
-    if target.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if target.backend == "compile":
-        model = torch.compile(model)  # type: ignore[assignment]
-    return model, notes
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _autocast(target: Target) -> contextlib.AbstractContextManager[object]:
-    if target.dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=target.torch_device.type, dtype=target.torch_dtype)
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
@@ -241,26 +180,19 @@ def measure(
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
     if isinstance(model, str):
         resolved = build_model(model, device="cpu")
-        name, net = name or model, resolved.model
+        name, net, built_here = name or model, resolved.model, True
         resolution = resolution or resolved.resolution
     else:
-        name, net = name or type(model).__name__, model
+        name, net, built_here = name or type(model).__name__, model, False
         resolution = resolution or int(getattr(model, "resolution", 224))
     device = target.torch_device
-    net, prep_notes = prepare(net, target)
-    notes += prep_notes
-    x = torch.randn(batch, 3, resolution, resolution, device=device)
-    if target.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def forward() -> Tensor:
-        with _autocast(target):
-            return net(x)
+    forward = forward_on(net, target, batch, resolution, copy_model=not built_here)
+    notes += forward.notes
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        with _threads(target.threads), torch.inference_mode():
+        with running(target):
             samples, warmup = time_callable(forward, device, timing)
     except torch.OutOfMemoryError:
         raise CnnbenchError(
@@ -282,75 +214,3 @@ def measure(
         peak_mem_bytes=peak,
         notes="; ".join(notes),
     )
-
-
-class _OpTimer(TorchDispatchMode):
-    """Times every aten op (synchronised on a GPU) and names its kind with the counting engine's handles."""
-
-    def __init__(self, device: torch.device) -> None:
-        super().__init__()
-        self.device = device
-        self.times: list[tuple[str, float]] = []
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        elif self.device.type == "mps":
-            torch.mps.synchronize()
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        self._sync()
-        t0 = time.perf_counter()
-        result = func(*args, **kwargs)
-        self._sync()
-        elapsed = (time.perf_counter() - t0) * 1e3
-        packet = func.overloadpacket
-        if packet in ZERO_COST:
-            return result
-        handle = HANDLES.get(packet)
-        outputs = [t for t in (result if isinstance(result, (tuple, list)) else [result]) if isinstance(t, Tensor)]
-        kind = handle(args, kwargs, outputs).kind if handle is not None else "other"
-        self.times.append((kind, elapsed))
-        return result
-
-
-def time_by_kind(
-    model: nn.Module | str,
-    target: Target | None = None,
-    batch: int = 1,
-    resolution: int | None = None,
-    repeats: int = 5,
-) -> pd.DataFrame:
-    """Time per op kind (conv, conv_1x1, conv_depthwise, ..., the counting engine's kinds) of one forward.
-
-    Every aten op is timed on its own (synchronised on a GPU, CUDA or MPS), ``repeats`` times after a warm-up; the
-    median per op is summed per kind, and ``timed_ops`` counts the ops of each kind. The per-op synchronisation and
-    Python dispatch add a little to each op, so use the shares, not the sum, beside :func:`measure`'s end-to-end
-    latency.
-    """
-    target, _ = resolve_target(target or Target())
-    if isinstance(model, str):
-        resolved = build_model(model, device="cpu")
-        net, resolution = resolved.model, resolution or resolved.resolution
-    else:
-        net, resolution = model, resolution or int(getattr(model, "resolution", 224))
-    net, _ = prepare(net, replace(target, backend="eager"))
-    x = torch.randn(batch, 3, resolution, resolution, device=target.torch_device)
-    if target.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    runs: list[list[tuple[str, float]]] = []
-    with _threads(target.threads), torch.inference_mode(), _autocast(target):
-        net(x)  # warm-up
-        for _ in range(repeats):
-            timer = _OpTimer(target.torch_device)
-            with timer:
-                net(x)
-            runs.append(timer.times)
-    kinds = [k for k, _ in runs[0]]
-    per_op = np.median(np.array([[t for _, t in run] for run in runs]), axis=0)
-    grouped = pd.DataFrame({"kind": kinds, "time_ms": per_op}).groupby("kind", sort=False)["time_ms"]
-    frame = pd.DataFrame({"timed_ops": grouped.size(), "time_ms": grouped.sum()})
-    frame = frame.reindex([k for k in KINDS if k in frame.index]).rename_axis("kind").reset_index()
-    frame["time_share"] = frame["time_ms"] / frame["time_ms"].sum()
-    return frame

@@ -16,12 +16,12 @@ import torch
 from torch import Tensor, nn
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from .counting import KINDS, RECORD_FIELDS, CountingMode
-from .errors import CnnbenchError
-from .models import build_model
-from .target import DTYPES
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.counting import KINDS, RECORD_FIELDS, CountingMode
+from cnnbench.models import build_model
+from cnnbench.target import DTYPES
 
-__all__ = ["Profile", "ProfileTotals", "profile", "smallest_resolution", "totals_frame", "layers_frame", "DTYPES"]
+__all__ = ["Profile", "ProfileTotals", "profile", "smallest_resolution", "totals_frame", "layers_frame"]
 
 SUM_COLUMNS = ["flops", "flops_elementwise", "mac", "mac_bytes"]
 
@@ -165,10 +165,10 @@ def _fmt_shape(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
 
 
-def _to_meta(model: nn.Module) -> nn.Module:
-    if all(p.device.type == "meta" for p in model.parameters()):
+def _to_meta(model: nn.Module, copy_model: bool = True) -> nn.Module:
+    if not copy_model and all(p.device.type == "meta" for p in model.parameters()):
         return model
-    return copy.deepcopy(model).to("meta")
+    return copy.deepcopy(model).to("meta")  # a meta copy of a meta module costs no memory
 
 
 def profile(
@@ -178,11 +178,14 @@ def profile(
     dtype: torch.dtype | str = torch.float32,
     training_memory: bool = True,
     autocast: bool = False,
+    *,
+    copy_model: bool = True,
 ) -> Profile:
     """Count params, multiply-adds, element-wise work, memory-access cost and memory of one forward pass.
 
     ``model`` is a module or a name (a zoo name, ``timm:NAME`` or ``torchvision:NAME``); ``resolution`` defaults to
-    the model's own. The model is counted in eval mode on the meta device (a copy, when yours holds real weights).
+    the model's own. The model is counted in eval mode on the meta device, on a copy: yours is left as it is
+    (``copy_model=False`` counts a meta module in place, for a caller that made it and tracks its tensors).
     ``training_memory=False`` skips the second, training-mode pass (``training_saved_bytes`` is then ``None``).
 
     ``dtype`` other than fp32 counts the model cast to it (``model.half()``), unless ``autocast``: then the model
@@ -200,7 +203,7 @@ def profile(
         name, net = model, resolved.model
         resolution = resolved.resolution if resolution is None else resolution
     else:
-        name, net = type(model).__name__, _to_meta(model)
+        name, net = type(model).__name__, _to_meta(model, copy_model)
         resolution = getattr(net, "resolution", 224) if resolution is None else resolution
     if resolution < 1:
         raise CnnbenchError(f"resolution must be a positive number of pixels, got {resolution}")

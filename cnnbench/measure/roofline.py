@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .latency import Timing, _autocast, _threads, time_callable
-from .provenance import git_commit, machine_identity, now
-from .target import Target, resolve_target
+from cnnbench.measure.forward import autocast, running
+from cnnbench.measure.latency import Timing, time_callable
+from cnnbench.provenance import git_commit, machine_identity, now
+from cnnbench.target import Target, resolve_target
 
 __all__ = ["Roofline", "measure_roofline", "cached_roofline", "roofline_bound_ms", "default_cache"]
 
@@ -50,7 +51,7 @@ def measure_roofline(target: Target, timing: Timing | None = None) -> Roofline:
     elements = (64 if device.type == "cpu" else 256) * 2**20  # 256 MB (1 GB on a GPU) of fp32: far beyond any cache
     src = torch.empty(elements, device=device, dtype=target.torch_dtype)
     dst = torch.empty_like(src)
-    with _threads(target.threads), torch.inference_mode():
+    with running(target):
         copy_ms, _ = time_callable(lambda: dst.copy_(src), device, timing)
     copy_s = sorted(copy_ms)[len(copy_ms) // 2] / 1e3
     copy_bytes = 2 * src.numel() * src.element_size()  # read once, written once
@@ -65,10 +66,10 @@ def _peak_matmul(target: Target, max_n: int = 8192, max_call_ms: float = 500.0) 
     best_n, best, n = 512, 0.0, 512
     while n <= max_n:
         a = torch.randn(n, n, device=target.torch_device)
-        with _threads(target.threads), torch.inference_mode():
+        with running(target):
 
             def matmul(a: torch.Tensor = a) -> object:
-                with _autocast(target):
+                with autocast(target):
                     return a @ a
 
             samples, _ = time_callable(matmul, target.torch_device, timing)
@@ -89,10 +90,10 @@ def _peak_conv(target: Target) -> float:
     timing = Timing(min_time_s=0.3, min_iters=3, window=2, max_warmup_s=1.0)
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(target.torch_device).eval()
     x = torch.randn(4, 256, 56, 56, device=target.torch_device)
-    with _threads(target.threads), torch.inference_mode():
+    with running(target):
 
         def run() -> object:
-            with _autocast(target):
+            with autocast(target):
                 return conv(x)
 
         samples, _ = time_callable(run, target.torch_device, timing)
@@ -112,7 +113,7 @@ def cached_roofline(target: Target, cache: Path | None = None, refresh: bool = F
     host name and CPU, or a changed measurement, measures anew. The cache is rewritten atomically under a unique
     temporary name, so two runs at once cannot clobber each other's half-written file.
     """
-    from .store import atomic_write_text, code_fingerprint
+    from cnnbench.store import atomic_write_text, code_fingerprint
 
     target, _ = resolve_target(target)
     cache = cache or default_cache()

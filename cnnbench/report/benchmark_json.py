@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import CnnbenchError
-from .provenance import fingerprint
+from cnnbench.errors import CnnbenchError
+from cnnbench.provenance import fingerprint
 
 __all__ = ["read_benchmark_json", "REQUIRED_TOP", "REQUIRED_STATS", "REQUIRED_EXTRA"]
 

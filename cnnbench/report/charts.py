@@ -21,10 +21,10 @@ import seaborn as sns  # noqa: E402
 from adjustText import adjust_text  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from .counting import KINDS  # noqa: E402
-from .store import atomic_path  # noqa: E402
+from cnnbench.measure.counting import KINDS  # noqa: E402
+from cnnbench.store import atomic_path  # noqa: E402
 
-__all__ = ["accuracy_chart", "latency_chart", "breakdown_chart", "roofline_chart", "short_label", "save"]
+__all__ = ["main_line", "accuracy_chart", "latency_chart", "breakdown_chart", "roofline_chart", "short_label", "save"]
 
 FAMILY_ORDER = [
     "efficientnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "shufflenet_v1", "shufflenet_v2",
@@ -128,8 +128,8 @@ def accuracy_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[
     return save(fig, stem)
 
 
-def _labelled(models: pd.Series) -> pd.Series:
-    """Which points get a label on the crowded charts: all but ShuffleNetV1's g ≠ 3 members (25 members crowd the
+def main_line(models: pd.Series) -> pd.Series:
+    """Which models a crowded chart shows or labels: all but ShuffleNetV1's g ≠ 3 members (its 25 members crowd the
     low end; g=3 is the paper's main line)."""
     return ~models.str.startswith("shufflenet_v1_") | models.str.startswith("shufflenet_v1_g3")
 
@@ -160,7 +160,7 @@ def latency_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[P
         ax.set_title(f"{title}\n{target}", fontsize=11)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-        named = part[_labelled(part["model"])]
+        named = part[main_line(part["model"])]
         _labels(ax, list(named[x]), list(named["latency_ms_median"]), list(named["model"]))
     return save(fig, stem)
 
@@ -215,6 +215,6 @@ def roofline_chart(frame: pd.DataFrame, peak_flops: float, bandwidth: float, ste
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    named = data[_labelled(data["model"])]
+    named = data[main_line(data["model"])]
     _labels(ax, list(named["intensity"]), list(named["attained"]), list(named["model"]))
     return save(fig, stem)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import charts
-from .roofline import Roofline
-from .target import Target
-
-if TYPE_CHECKING:
-    from .report import ReportConfig
+from cnnbench.measure.roofline import Roofline
+from cnnbench.report import charts
+from cnnbench.report.config import ReportConfig
+from cnnbench.store import atomic_write_text
+from cnnbench.target import Target
 
 __all__ = ["Page", "write_charts", "write_readme", "accuracy_points", "provenance_line"]
 
@@ -62,8 +60,7 @@ def accuracy_points(zoo_frame: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataF
     points = chosen.merge(zoo_frame[["model", "params_used", "flops"]], on="model").rename(
         columns={"params_used": "params"}
     )
-    keep = ~points["model"].str.startswith("shufflenet_v1_") | points["model"].str.startswith("shufflenet_v1_g3")
-    return points[keep]
+    return points[charts.main_line(points["model"])]
 
 
 def write_charts(
@@ -121,7 +118,6 @@ def write_readme(
     chart_paths: dict[str, Path],
     page: Page,
 ) -> Path:
-    from .store import atomic_write_text
 
     target = config.target
     sections = [

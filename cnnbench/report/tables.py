@@ -12,119 +12,40 @@ pytest-benchmark JSON); every sidecar says which commits and machines its rows c
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
 
 import zoo
+from cnnbench import models
+from cnnbench.accuracy.published import published_accuracy
+from cnnbench.guidelines import audit as guidelines_audit
+from cnnbench.guidelines import microbench as g
+from cnnbench.guidelines.audit import audit
+from cnnbench.guidelines.verdicts import verdict
+from cnnbench.measure import bench as bench_module
+from cnnbench.measure import breakdown, counting, forward, latency, profiling
+from cnnbench.measure.bench import as_frame, iter_bench
+from cnnbench.measure.breakdown import time_by_kind
+from cnnbench.measure.profiling import profile
+from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_ms
+from cnnbench.provenance import Stamp, machine_identity
+from cnnbench.report.config import BREAKDOWN_MODELS, ReportConfig, check_config
+from cnnbench.report.page import Page, write_charts, write_readme
+from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 
-from . import bench as bench_module
-from . import counting, latency, models, profiling
-from .accuracy import published_accuracy
-from .bench import as_frame, iter_bench
-from .benchmark_json import read_benchmark_json
-from .catalog import resolve_patterns
-from .errors import CnnbenchError
-from .latency import Timing, time_by_kind
-from .profiling import profile
-from .provenance import Stamp, machine_identity
-from .roofline import Roofline, cached_roofline, roofline_bound_ms
-from .store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
-from .target import Target, resolve_target
-
-__all__ = [
-    "ReportConfig",
-    "run_report",
-    "check_config",
-    "QUICK_MODELS",
-    "BREAKDOWN_MODELS",
-    "read_benchmark_json",
-    "measured_here",
-]
+__all__ = ["run_report", "zoo_table", "accuracy_table", "latency_table", "breakdown_table", "guidelines_tables",
+           "measured_here", "all_latency", "digits_here"]
 
 T = TypeVar("T")
 Progress = Callable[[Sequence[T], str], Iterable[T]]
 
-QUICK_MODELS = ("efficientnet_b0", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
-# One representative per family for the per-kind breakdown chart.
-BREAKDOWN_MODELS = (
-    "efficientnet_b0", "mobilenet_v1_x1_0", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v1_g3_x1_0",
-    "shufflenet_v2_x1_0", "resnet50", "googlenet", "squeezenet1_1", "alexnet", "vgg16",
-)
-QUICK_TIMING = Timing(min_time_s=0.0, min_iters=3, window=2, max_warmup_s=0.5, min_warmup_iters=0)
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    out: Path = Path("results")
-    target: Target = field(default_factory=Target)
-    models: tuple[str, ...] = ("*",)  # zoo names or wildcards
-    batch: int = 1
-    resolution: int | None = None  # input side of latency and breakdown; None: each model's own
-    timing: Timing = field(default_factory=Timing)
-    quick: bool = False  # a few models, short timing (tests, a first look); never reused by a full run
-    force: bool = False  # re-measure rows that could be reused
-    benchmark_files: tuple[Path, ...] = ()  # pytest-benchmark JSON files from benchmarks/ (other targets)
-    breakdown_repeats: int = 5
-    guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
-
-    @classmethod
-    def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
-        return replace(cls(out=out, models=QUICK_MODELS, timing=QUICK_TIMING, quick=True, breakdown_repeats=2),
-                       **changes)  # type: ignore[arg-type]
-
-    @property
-    def whole_zoo(self) -> bool:
-        return tuple(self.models) == ("*",)
-
-
 def _identity(items: Sequence[T], desc: str) -> Iterable[T]:
     return items
-
-
-# --- checks before any measurement ----------------------------------------------------------------------------
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".cnnbench-write-check.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise CnnbenchError(f"cannot write to {out} ({reason}); give a folder you can write with --out") from None
-
-
-def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd.DataFrame]]:
-    """Every input checked before the first model is measured: the target, the models, the numbers, the output
-    folder and every ``--from-benchmark`` file. Returns the config with the target resolved, the model names and the
-    parsed benchmark rows; raises :class:`CnnbenchError` with one line for the first bad input."""
-    target, _ = resolve_target(config.target)
-    if config.batch < 1:
-        raise CnnbenchError(f"batch must be at least 1, got {config.batch}")
-    if config.resolution is not None and config.resolution < 1:
-        raise CnnbenchError(f"resolution must be a positive number of pixels, got {config.resolution}")
-    timing = config.timing
-    if timing.min_time_s < 0 or timing.min_iters < 1 or timing.window < 1 or timing.max_warmup_s < 0:
-        raise CnnbenchError(f"timing must have min_time_s ≥ 0, min_iters ≥ 1, window ≥ 1; got {timing}")
-    if config.breakdown_repeats < 1:
-        raise CnnbenchError(f"breakdown_repeats must be at least 1, got {config.breakdown_repeats}")
-    if config.guideline_rounds is not None and config.guideline_rounds < 1:
-        raise CnnbenchError(f"guideline rounds must be at least 1, got {config.guideline_rounds}")
-    names = resolve_patterns(config.models)
-    benchmarks = [read_benchmark_json(p) for p in config.benchmark_files]
-    _check_writable(config.out)
-    if config.resolution is not None:  # an impossible input side fails here, not after the zoo
-        for name in names:
-            profile(name, resolution=config.resolution, training_memory=False)
-    return replace(config, target=target), names, benchmarks
 
 
 # --- stamps: what a stored row must match to be reused -----------------------------------------------------------
@@ -206,7 +127,7 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline, progre
     table = ResultTable(path, key=["model", "batch"])
     settings = _latency_settings(config)
     for name in progress(names, "latency"):
-        stamp = _stamp(config, target.key, settings, code_fingerprint(name, [counting, profiling, latency,
+        stamp = _stamp(config, target.key, settings, code_fingerprint(name, [counting, profiling, forward, latency,
                                                                              bench_module, models]))  # fmt: skip
         row = table.reusable(stamp, model=name, batch=config.batch)
         if not config.force and row is not None and row.get("status") == "ok":
@@ -233,7 +154,8 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
     chosen = [n for n in BREAKDOWN_MODELS if n in names] or names[:4]
     settings = {"batch": config.batch, "resolution": config.resolution, "repeats": config.breakdown_repeats}
     for name in progress(chosen, "breakdown"):
-        stamp = _stamp(config, target.key, settings, code_fingerprint(name, [counting, profiling, latency, models]))
+        code = code_fingerprint(name, [counting, profiling, forward, breakdown, models])
+        stamp = _stamp(config, target.key, settings, code)
         kept = table.find(model=name)
         if not config.force and kept and all(stamp.matches(r) for r in kept):
             continue
@@ -250,10 +172,6 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
 def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> pd.DataFrame:
     """results/guidelines-<target>.csv (SN2 Tables 1–4 re-run here, one interleaved table per guideline and scale),
     guidelines-audit.csv (models audited) and guidelines-<target>.md (tables with verdicts, for the README)."""
-    from . import guidelines as g
-    from . import guidelines_audit
-    from .guidelines_audit import audit
-
     target = config.target
     path = config.out / f"guidelines-{target.key}.csv"
     table = ResultTable(path, key=["guideline", "config", "scale"])
@@ -261,7 +179,7 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
     rounds = config.guideline_rounds or (g.QUICK_ROUNDS if config.quick else g.ROUNDS)
     batch = g.default_batch(target)
     settings = {"timing": asdict(config.timing), "batch": batch, "rounds": rounds}
-    code = code_fingerprint(None, [g, latency, counting, profiling])  # no zoo model: the benchmark's own code
+    code = code_fingerprint(None, [g, forward, latency, counting, profiling])  # no zoo model: the benchmark's own code
     stamp = _stamp(config, target.key, settings, code)
     for guideline, scale in progress([(k, s) for k in g.GUIDELINES for s in scales], "guidelines"):
         kept = table.find(guideline=guideline, scale=scale)
@@ -290,8 +208,6 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
 
 
 def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> Path:
-    from . import guidelines as g
-
     key = config.target.key
     md = config.out / f"guidelines-{key}.md"
     lines = [f"## ShuffleNetV2's guidelines on {key}", ""]
@@ -304,7 +220,7 @@ def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> 
         "lies at or below 1, fails when it lies above, and is undecided when it straddles 1.",
         "",
     ]
-    lines += [f"- {g.verdict(frame, guideline).summary}" for guideline in g.GUIDELINES
+    lines += [f"- {verdict(frame, guideline).summary}" for guideline in g.GUIDELINES
               if guideline in set(frame["guideline"])]  # fmt: skip
     shown = frame[["guideline", "config", "scale", "flops", "mac", "latency_ms_median", "images_s", "paper_vs_base"]]
     shown = shown.copy()
@@ -418,8 +334,6 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
         families = {n: zoo.model_info(n).family for n in zoo.list_models()}
         everything["family"] = everything["model"].map(families).fillna("other")
     digits, digits_elsewhere = digits_here(out, machine)
-
-    from .report_page import Page, write_charts, write_readme  # charts and page, kept apart from measuring
 
     chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target)
     written.update(chart_paths)

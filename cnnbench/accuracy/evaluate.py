@@ -1,0 +1,88 @@
+"""Accuracy of a local checkpoint on the user's own image folder, preprocessed as the model's reference
+implementation does (torchvision's weight transforms, timm's pretrained_cfg)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from cnnbench.accuracy.checkpoints import load_model
+from cnnbench.accuracy.data import FolderImages, collate_readable, reference_preprocess, scan_image_folder
+from cnnbench.accuracy.train import device_columns
+from cnnbench.errors import CnnbenchError
+from cnnbench.provenance import environment
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    name: str,
+    data_dir: str | os.PathLike[str],
+    weights: str | os.PathLike[str],
+    resolution: int | None = None,
+    crop_pct: float | None = None,
+    batch: int = 64,
+    device: torch.device | str = "cpu",
+    workers: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Top-1/top-5 (%) of ``weights`` loaded into zoo model ``name`` on the image folder ``data_dir``; one row.
+
+    Images are preprocessed as :func:`reference_preprocess` says. A file that cannot be decoded is skipped and
+    counted (``skipped``); ``images`` counts those scored. Class indices are the sorted sub-folder names, as in
+    torchvision's ImageFolder, so a folder for an ImageNet checkpoint needs all 1,000 class folders (wnids) in order.
+    ``on_batch`` gets the number of files of each batch read (for a progress bar).
+    """
+    if batch < 1:
+        raise CnnbenchError(f"batch must be at least 1, got {batch}")
+    preprocess = reference_preprocess(name, resolution, crop_pct)
+    scan = scan_image_folder(data_dir)
+    loaded = load_model(name, weights)
+    if len(scan.classes) > loaded.num_classes:
+        raise CnnbenchError(
+            f"{data_dir} has {len(scan.classes)} class folders but the checkpoint's head has {loaded.num_classes} "
+            "classes; is it the right folder?"
+        )
+    device = torch.device(device)
+    model = loaded.model.to(device)
+    loader = torch.utils.data.DataLoader(
+        FolderImages(scan.samples, preprocess), batch_size=batch, num_workers=workers, collate_fn=collate_readable
+    )
+    hits1 = hits5 = read = skipped = 0
+    with torch.no_grad():
+        for x, y, bad in loader:
+            skipped += bad
+            if x is not None:
+                logits = model(x.to(device)).float().cpu()
+                k = min(5, logits.shape[1])
+                top = logits.topk(k, dim=1).indices
+                hits1 += int((top[:, 0] == y).sum())
+                hits5 += int((top == y[:, None]).any(dim=1).sum())
+                read += len(y)
+            if on_batch is not None:
+                on_batch(len(y) + bad)
+    if read == 0:
+        raise CnnbenchError(f"none of the {skipped} image files in {data_dir} could be read")
+    row = {
+        "model": name,
+        "weights": Path(weights).name,
+        "layout": loaded.layout,
+        "classes": len(scan.classes),
+        "num_classes": loaded.num_classes,
+        "images": read,
+        "skipped": skipped,
+        "top1": round(100.0 * hits1 / read, 3),
+        "top5": round(100.0 * hits5 / read, 3),
+        "resolution": preprocess.crop,
+        "resize": preprocess.resize,
+        "crop_pct": round(preprocess.crop_pct, 4),
+        "interpolation": preprocess.interpolation,
+        **environment(device),
+        **device_columns(device),
+    }
+    return pd.DataFrame([row])
+

@@ -1,0 +1,72 @@
+"""What every command shares: one-line argparse errors, checked number types, and the target options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import fields
+
+from cnnbench.output import FORMATS
+from cnnbench.target import DTYPES, Target
+
+__all__ = [
+    "Parser", "add_model_arguments", "add_target_arguments", "printed_by", "positive_float", "positive_int",
+    "target_from",
+]  # fmt: skip
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (``cnnbench report: error: ...``) and exit code 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that make a target: device, threads, dtype, memory format, backend, BN folding."""
+    parser.add_argument("--device", "--target", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+    parser.add_argument("--backend", choices=("eager", "compile"), default="eager", help="compile: torch.compile")
+    parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
+
+
+def target_from(args: argparse.Namespace) -> Target:
+    """The :class:`Target` that :func:`add_target_arguments`' options name."""
+    return Target(**{f.name: getattr(args, f.name) for f in fields(Target)})
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, specs: str = "zoo names or wildcards, timm:NAME, "
+                        "torchvision:NAME") -> None:  # fmt: skip
+    """The models a command takes: names (``specs`` says which kinds), or ``--all`` for the whole zoo."""
+    parser.add_argument("models", nargs="*", metavar="MODEL", help=specs)
+    parser.add_argument("--all", action="store_true", help="every zoo model")
+
+
+def printed_by(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], str]) -> None:
+    """``run`` handles the command; ``--format`` chooses how its table prints."""
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.set_defaults(run=run)

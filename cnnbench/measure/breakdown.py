@@ -1,0 +1,91 @@
+"""Where a forward's time goes: every aten op timed on its own and summed per op kind.
+
+The kinds are the counting engine's (:data:`cnnbench.measure.counting.KINDS`), so a kind's share of time stands
+beside its share of FLOPs and MAC. This is the one per-op timer: the report's breakdown and the guideline audit's
+``--time`` both use :func:`time_by_kind`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from cnnbench.measure.counting import HANDLES, KINDS, ZERO_COST
+from cnnbench.measure.forward import forward_on, running, synchronize
+from cnnbench.models import build_model
+from cnnbench.target import Target, resolve_target
+
+__all__ = ["OpTimer", "time_by_kind"]
+
+
+class OpTimer(TorchDispatchMode):
+    """Times every aten op (synchronised on a GPU) and names its kind with the counting engine's handles."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device = device
+        self.times: list[tuple[str, float]] = []
+
+    def _sync(self) -> None:
+        synchronize(self.device)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        self._sync()
+        t0 = time.perf_counter()
+        result = func(*args, **kwargs)
+        self._sync()
+        elapsed = (time.perf_counter() - t0) * 1e3
+        packet = func.overloadpacket
+        if packet in ZERO_COST:
+            return result
+        handle = HANDLES.get(packet)
+        outputs = [t for t in (result if isinstance(result, (tuple, list)) else [result]) if isinstance(t, Tensor)]
+        kind = handle(args, kwargs, outputs).kind if handle is not None else "other"
+        self.times.append((kind, elapsed))
+        return result
+
+
+def time_by_kind(
+    model: nn.Module | str,
+    target: Target | None = None,
+    batch: int = 1,
+    resolution: int | None = None,
+    repeats: int = 5,
+) -> pd.DataFrame:
+    """Time per op kind (conv, conv_1x1, conv_depthwise, ..., the counting engine's kinds) of one forward.
+
+    Every aten op is timed on its own (synchronised on a GPU, CUDA or MPS), ``repeats`` times after a warm-up; the
+    median per op is summed per kind, and ``timed_ops`` counts the ops of each kind. The per-op synchronisation and
+    Python dispatch add a little to each op, so use the shares, not the sum, beside :func:`measure`'s end-to-end
+    latency.
+    """
+    target, _ = resolve_target(target or Target())
+    if isinstance(model, str):
+        resolved = build_model(model, device="cpu")
+        net, resolution, built_here = resolved.model, resolution or resolved.resolution, True
+    else:
+        net, resolution, built_here = model, resolution or int(getattr(model, "resolution", 224)), False
+    forward = forward_on(net, replace(target, backend="eager"), batch, resolution, copy_model=not built_here)
+    runs: list[list[tuple[str, float]]] = []
+    with running(target):
+        forward()  # warm-up
+        for _ in range(repeats):
+            timer = OpTimer(target.torch_device)
+            with timer:
+                forward()
+            runs.append(timer.times)
+    kinds = [k for k, _ in runs[0]]
+    per_op = np.median(np.array([[t for _, t in run] for run in runs]), axis=0)
+    grouped = pd.DataFrame({"kind": kinds, "time_ms": per_op}).groupby("kind", sort=False)["time_ms"]
+    frame = pd.DataFrame({"timed_ops": grouped.size(), "time_ms": grouped.sum()})
+    frame = frame.reindex([k for k in KINDS if k in frame.index]).rename_axis("kind").reset_index()
+    frame["time_share"] = frame["time_ms"] / frame["time_ms"].sum()
+    return frame

@@ -1,0 +1,86 @@
+"""What a report measures, and the checks every input passes before the first model is measured."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from cnnbench.catalog import resolve_patterns
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.latency import QUICK_TIMING, Timing
+from cnnbench.measure.profiling import profile
+from cnnbench.report.benchmark_json import read_benchmark_json
+from cnnbench.target import Target, resolve_target
+
+__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "ReportConfig", "check_config"]
+
+QUICK_MODELS = ("efficientnet_b0", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
+# One representative per family for the per-kind breakdown chart.
+BREAKDOWN_MODELS = (
+    "efficientnet_b0", "mobilenet_v1_x1_0", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v1_g3_x1_0",
+    "shufflenet_v2_x1_0", "resnet50", "googlenet", "squeezenet1_1", "alexnet", "vgg16",
+)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    out: Path = Path("results")
+    target: Target = field(default_factory=Target)
+    models: tuple[str, ...] = ("*",)  # zoo names or wildcards
+    batch: int = 1
+    resolution: int | None = None  # input side of latency and breakdown; None: each model's own
+    timing: Timing = field(default_factory=Timing)
+    quick: bool = False  # a few models, short timing (tests, a first look); never reused by a full run
+    force: bool = False  # re-measure rows that could be reused
+    benchmark_files: tuple[Path, ...] = ()  # pytest-benchmark JSON files from benchmarks/ (other targets)
+    breakdown_repeats: int = 5
+    guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
+
+    @classmethod
+    def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
+        return replace(cls(out=out, models=QUICK_MODELS, timing=QUICK_TIMING, quick=True, breakdown_repeats=2),
+                       **changes)  # type: ignore[arg-type]
+
+    @property
+    def whole_zoo(self) -> bool:
+        return tuple(self.models) == ("*",)
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cnnbench-write-check.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CnnbenchError(f"cannot write to {out} ({reason}); give a folder you can write with --out") from None
+
+
+def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd.DataFrame]]:
+    """Every input checked before the first model is measured: the target, the models, the numbers, the output
+    folder and every ``--from-benchmark`` file. Returns the config with the target resolved, the model names and the
+    parsed benchmark rows; raises :class:`CnnbenchError` with one line for the first bad input."""
+    target, _ = resolve_target(config.target)
+    if config.batch < 1:
+        raise CnnbenchError(f"batch must be at least 1, got {config.batch}")
+    if config.resolution is not None and config.resolution < 1:
+        raise CnnbenchError(f"resolution must be a positive number of pixels, got {config.resolution}")
+    timing = config.timing
+    if timing.min_time_s < 0 or timing.min_iters < 1 or timing.window < 1 or timing.max_warmup_s < 0:
+        raise CnnbenchError(f"timing must have min_time_s ≥ 0, min_iters ≥ 1, window ≥ 1; got {timing}")
+    if config.breakdown_repeats < 1:
+        raise CnnbenchError(f"breakdown_repeats must be at least 1, got {config.breakdown_repeats}")
+    if config.guideline_rounds is not None and config.guideline_rounds < 1:
+        raise CnnbenchError(f"guideline rounds must be at least 1, got {config.guideline_rounds}")
+    names = resolve_patterns(config.models)
+    benchmarks = [read_benchmark_json(p) for p in config.benchmark_files]
+    _check_writable(config.out)
+    if config.resolution is not None:  # an impossible input side fails here, not after the zoo
+        for name in names:
+            profile(name, resolution=config.resolution, training_memory=False)
+    return replace(config, target=target), names, benchmarks
