@@ -26,7 +26,7 @@ from cnnbench.accuracy.published import published_accuracy
 from cnnbench.guidelines import audit as guidelines_audit
 from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
-from cnnbench.guidelines.verdicts import verdict
+from cnnbench.guidelines.verdicts import TIE, verdict
 from cnnbench.measure import bench as bench_module
 from cnnbench.measure import breakdown, counting, forward, latency, profiling
 from cnnbench.measure.bench import as_frame, iter_bench
@@ -216,8 +216,10 @@ def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> 
         return md
     lines += [
         f"Each table (a guideline at one scale) was timed in {rounds} interleaved rounds; `speed vs base` is the "
-        "median of the per-round speed ratios with its 95% bootstrap interval. An ordering holds when its interval "
-        "lies at or below 1, fails when it lies above, and is undecided when it straddles 1.",
+        "median of the per-round speed ratios with its 95% bootstrap interval. The verdicts judge each ordering the "
+        "paper claims by that interval per multiply-add (the rows' FLOPs differ by up to 5.5%): \"no faster than\" "
+        f"holds when the interval lies at or below {1 + TIE:.2f} and fails when it lies above; a claimed speed-up "
+        "holds when it lies below 1; anything else is undecided.",
         "",
     ]
     lines += [f"- {verdict(frame, guideline).summary}" for guideline in g.GUIDELINES
