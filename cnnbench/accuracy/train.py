@@ -53,6 +53,7 @@ from cnnbench.store import ResultTable, code_fingerprint
 __all__ = [
     "Recipe",
     "RECIPE",
+    "Budget",
     "DATASETS",
     "DEFAULT_EPOCHS",
     "DEFAULT_SEEDS",
@@ -118,6 +119,36 @@ DATASETS = ("digits",)
 DEFAULT_EPOCHS = 1
 DEFAULT_SEEDS: tuple[int, ...] = (0,)
 
+
+@dataclass(frozen=True)
+class Budget:
+    """What one training row is: the data, the input side asked for, the epochs, the seeds and the recipe. It is
+    checked when made, so a bad budget is refused before any model trains."""
+
+    dataset: str = "digits"
+    resolution: int = 32
+    epochs: int = DEFAULT_EPOCHS
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    recipe: Recipe = RECIPE
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise CnnbenchError(f"unknown dataset {self.dataset!r}; the one offered is {', '.join(DATASETS)}")
+        if self.epochs < 1:
+            raise CnnbenchError(f"epochs must be at least 1, got {self.epochs}")
+        if not self.seeds:
+            raise CnnbenchError("give at least one seed")
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    @property
+    def seeds_text(self) -> str:
+        return ",".join(str(s) for s in self.seeds)
+
+    def key(self, name: str, resolution: int) -> dict[str, object]:
+        """The :data:`TRAIN_KEY` columns of ``name``'s row, trained at ``resolution``."""
+        return {"model": name, "dataset": self.dataset, "recipe": self.recipe.id, "epochs": self.epochs,
+                "seeds": self.seeds_text, "resolution": resolution}  # fmt: skip
+
 # How a model is built for training beyond num_classes: GoogLeNet's auxiliary heads would add two losses that no
 # other model has, so they are left out (the recipe trains every model on its main logits alone).
 _TRAIN_BUILD: dict[str, dict[str, Any]] = {"googlenet": {"aux_logits": False}}
@@ -162,17 +193,15 @@ def device_columns(device: torch.device | str = "cpu") -> dict[str, object]:
     }
 
 
-def train_stamp(
-    name: str, dataset: str, resolution: int, epochs: int, seeds: Sequence[int], recipe: Recipe,
-    device: torch.device | str = "cpu",
-) -> Stamp:  # fmt: skip
+def train_stamp(name: str, budget: Budget, device: torch.device | str = "cpu") -> Stamp:
     """What a stored row of :func:`train_model` must match to be reused: this machine and torch, the device and
-    threads, the data, recipe, epochs, seeds and resolution asked for, and the code that built and trained it."""
+    threads, the budget (data, recipe, epochs, seeds and resolution asked for), and the code that built and
+    trained it."""
     device = torch.device(device)
     world = dist.get_world_size() if _distributed() else 1
     target = f"{device.type}-t{torch.get_num_threads()}" + (f"-w{world}" if world > 1 else "")
-    settings = {"dataset": dataset, "recipe": recipe.id, "epochs": epochs, "seeds": _seeds_text(seeds),
-                "resolution": resolution, "world_size": world}  # fmt: skip
+    settings = {"dataset": budget.dataset, "recipe": budget.recipe.id, "epochs": budget.epochs,
+                "seeds": budget.seeds_text, "resolution": budget.resolution, "world_size": world}  # fmt: skip
     code = code_fingerprint(name, [sys.modules[__name__], data_module, models])
     return Stamp.here(target, settings, code, device=device)
 
@@ -337,36 +366,24 @@ TRAIN_COLUMNS = [
 ]  # fmt: skip
 
 
-def _seeds_text(seeds: Sequence[int]) -> str:
-    return ",".join(str(s) for s in seeds)
-
-
 def train_model(
     name: str,
-    dataset: str = "digits",
-    resolution: int = 32,
-    epochs: int = DEFAULT_EPOCHS,
-    seeds: Sequence[int] = DEFAULT_SEEDS,
-    recipe: Recipe = RECIPE,
+    budget: Budget = Budget(),  # noqa: B008 - frozen, so one shared default is safe
     device: torch.device | str = "cpu",
     on_epoch: EpochCallback | None = None,
     data: DigitsSplit | None = None,
 ) -> dict[str, object]:
-    """One row of :func:`train`: ``name`` trained once per seed. A model that fails gives a row with ``error`` set
-    (and empty figures) instead of raising, so that a sweep goes on."""
-    _check_budget(dataset, epochs, seeds)
-    row: dict[str, object] = {
-        "model": name, "dataset": dataset, "recipe": recipe.id, "epochs": epochs, "seeds": _seeds_text(seeds),
-        "resolution": resolution,
-    }  # fmt: skip
-    stamp = train_stamp(name, dataset, resolution, epochs, seeds, recipe, device)
+    """One row of :func:`train`: ``name`` trained once per seed of ``budget``. A model that fails gives a row with
+    ``error`` set (and empty figures) instead of raising, so that a sweep goes on."""
+    row: dict[str, object] = budget.key(name, budget.resolution)
+    stamp = train_stamp(name, budget, device)
     start = time.perf_counter()
     try:
-        row["resolution"] = used = training_resolution(name, resolution, recipe)
+        row["resolution"] = used = training_resolution(name, budget.resolution, budget.recipe)
         runs = [
-            fit(name, resolution=used, epochs=epochs, seed=s, recipe=recipe, device=device, data=data,
+            fit(name, resolution=used, epochs=budget.epochs, seed=s, recipe=budget.recipe, device=device, data=data,
                 on_epoch=on_epoch)
-            for s in seeds
+            for s in budget.seeds
         ]  # fmt: skip
     except Exception as err:  # noqa: BLE001 - recorded in the row: one model's failure must not end a sweep
         message = " ".join(str(err).split())[:300]
@@ -387,22 +404,9 @@ def train_model(
     return row
 
 
-def _check_budget(dataset: str, epochs: int, seeds: Sequence[int]) -> None:
-    if dataset not in DATASETS:
-        raise CnnbenchError(f"unknown dataset {dataset!r}; the one offered is {', '.join(DATASETS)}")
-    if epochs < 1:
-        raise CnnbenchError(f"epochs must be at least 1, got {epochs}")
-    if not seeds:
-        raise CnnbenchError("give at least one seed")
-
-
 def train(
     model_names: str | Iterable[str],
-    dataset: str = "digits",
-    resolution: int = 32,
-    epochs: int = DEFAULT_EPOCHS,
-    seeds: Sequence[int] = DEFAULT_SEEDS,
-    recipe: Recipe = RECIPE,
+    budget: Budget = Budget(),  # noqa: B008 - frozen, so one shared default is safe
     device: torch.device | str = "cpu",
     on_epoch: EpochCallback | None = None,
     *,
@@ -411,9 +415,10 @@ def train(
     write: bool = True,
     each: Callable[[Sequence[str]], Iterable[str]] = lambda names: names,
 ) -> pd.DataFrame:
-    """Train each model (names or wildcards) from scratch on ``dataset`` with ``recipe``; one row per model.
+    """Train each model (names or wildcards) from scratch within ``budget`` (its dataset, input side, epochs, seeds
+    and recipe); one row per model.
 
-    Columns (:data:`TRAIN_COLUMNS`): top-1/top-5 (%) on the held-out split as mean (and sample std) over ``seeds``,
+    Columns (:data:`TRAIN_COLUMNS`): top-1/top-5 (%) on the held-out split as mean (and sample std) over the seeds,
     the resolution actually used, the last epoch's training loss, wall time of the row, training throughput
     (images/s, training loop only), params, ``error`` ("" when it trained), the device and the provenance.
 
@@ -424,18 +429,16 @@ def train(
     ``write=False`` (the ranks other than 0 under torchrun) reads the table but never writes it. ``each`` wraps the
     names (a progress bar).
     """
-    _check_budget(dataset, epochs, seeds)
     names = resolve_patterns([model_names] if isinstance(model_names, str) else model_names)
     table = ResultTable(out, key=TRAIN_KEY) if out is not None else None
-    data = digits_split(recipe.test_size, recipe.split_seed)
+    data = digits_split(budget.recipe.test_size, budget.recipe.split_seed)
     rows: list[dict[str, object]] = []
     for name in each(names):
-        previous = None if table is None or force else _reusable(table, name, dataset, resolution, epochs, seeds,
-                                                                  recipe, device)  # fmt: skip
+        previous = None if table is None or force else _reusable(table, name, budget, device)
         if previous is not None:
             rows.append(previous)
             continue
-        row = train_model(name, dataset, resolution, epochs, seeds, recipe, device, on_epoch, data)
+        row = train_model(name, budget, device, on_epoch, data)
         if table is not None and write:
             table.put(row)
         rows.append(row)
@@ -446,18 +449,13 @@ def train(
 TRAIN_KEY = ["model", "dataset", "recipe", "epochs", "seeds", "resolution"]
 
 
-def _reusable(
-    table: ResultTable, name: str, dataset: str, resolution: int, epochs: int, seeds: Sequence[int], recipe: Recipe,
-    device: torch.device | str,
-) -> dict[str, object] | None:  # fmt: skip
+def _reusable(table: ResultTable, name: str, budget: Budget, device: torch.device | str) -> dict[str, object] | None:
     """The stored row of ``name`` that this run would train again, if it trained without error here."""
     try:
-        used = training_resolution(name, resolution, recipe)
+        used = training_resolution(name, budget.resolution, budget.recipe)
     except Exception:  # noqa: BLE001 - train_model records the failure in the model's row
-        used = resolution
-    stamp = train_stamp(name, dataset, resolution, epochs, seeds, recipe, device)
-    row = table.reusable(stamp, model=name, dataset=dataset, recipe=recipe.id, epochs=epochs,
-                         seeds=_seeds_text(seeds), resolution=used)  # fmt: skip
+        used = budget.resolution
+    row = table.reusable(train_stamp(name, budget, device), **budget.key(name, used))
     return row if row is not None and not row.get("error") else None
 
 

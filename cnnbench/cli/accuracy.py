@@ -20,7 +20,16 @@ from tqdm import tqdm
 
 from cnnbench.accuracy.data import scan_image_folder
 from cnnbench.accuracy.evaluate import evaluate
-from cnnbench.accuracy.train import DATASETS, DEFAULT_EPOCHS, DEFAULT_SEEDS, RECIPE, Recipe, process_group, train
+from cnnbench.accuracy.train import (
+    DATASETS,
+    DEFAULT_EPOCHS,
+    DEFAULT_SEEDS,
+    RECIPE,
+    Budget,
+    Recipe,
+    process_group,
+    train,
+)
 from cnnbench.catalog import resolve_patterns
 from cnnbench.cli.common import add_model_arguments, printed_by
 from cnnbench.errors import CnnbenchError
@@ -81,8 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
         names = resolve_patterns(args.models)
     else:
         raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
-    seeds = _seeds(args.seeds)
-    recipe = _recipe(args.recipe)
+    budget = Budget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
     out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
     if args.threads is not None:
         if args.threads < 1:
@@ -96,8 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> str:
                 bar.set_postfix_str(f"{event['model']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']} "
                                     f"loss {event['loss']:.3f}")  # fmt: skip
 
-        frame = train(names, args.dataset, args.res, args.epochs, seeds, recipe, device, on_epoch, out=out,
-                      force=args.force, write=rank == 0, each=lambda _: bar)  # fmt: skip
+        frame = train(names, budget, device, on_epoch, out=out, force=args.force, write=rank == 0,
+                      each=lambda _: bar)  # fmt: skip
     if rank != 0:
         return ""
     return emit(frame, args.format, TRAIN_TABLE)

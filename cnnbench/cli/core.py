@@ -204,6 +204,26 @@ def _cmd_report(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What each command says of itself in --help: kept apart, as data, from the options it takes.
+ABOUT: dict[str, dict[str, str]] = {
+    "profile": dict(
+        help="count params, FLOPs (multiply-adds), memory-access cost and memory, per model or per layer",
+        description="Counted on the meta device: nothing is computed, nothing downloaded. FLOPs are multiply-adds "
+        "(one fused multiply-add = 1); MAC is ShuffleNetV2's memory access cost (elements read + written).",
+    ),
+    "bench": dict(
+        help="measure latency on a target (device, threads, dtype, layout, backend) beside the roofline",
+        description="Warm-up until timings settle, then timed iterations until --min-time; CUDA events on a GPU. "
+        "Prints the median, its spread, throughput, and the roofline bound max(2·FLOPs/peak, MAC bytes/bandwidth).",
+    ),
+    "report": dict(
+        help="the main job: profile and time the whole zoo, write results/ tables, charts and README.md",
+        description="Reuses rows already measured for the same model, target and code (--force re-measures); "
+        "every file is written atomically, so an interrupted run resumes.",
+    ),
+}
+
+
 def add_commands(sub: Any) -> None:
     """``list``, ``profile``, ``bench`` and ``report``."""
     for add in (_add_list, _add_profile, _add_bench, _add_report):
@@ -222,12 +242,7 @@ def _add_list(sub: Any) -> None:
 
 
 def _add_profile(sub: Any) -> None:
-    p_prof = sub.add_parser(
-        "profile",
-        help="count params, FLOPs (multiply-adds), memory-access cost and memory, per model or per layer",
-        description="Counted on the meta device: nothing is computed, nothing downloaded. FLOPs are multiply-adds "
-        "(one fused multiply-add = 1); MAC is ShuffleNetV2's memory access cost (elements read + written).",
-    )
+    p_prof = sub.add_parser("profile", **ABOUT["profile"])
     add_model_arguments(p_prof)
     p_prof.add_argument("--res", type=positive_int, default=None, help="input side in pixels (default: each "
                         "model's own)")
@@ -245,12 +260,7 @@ def _add_profile(sub: Any) -> None:
 
 
 def _add_bench(sub: Any) -> None:
-    p_bench = sub.add_parser(
-        "bench",
-        help="measure latency on a target (device, threads, dtype, layout, backend) beside the roofline",
-        description="Warm-up until timings settle, then timed iterations until --min-time; CUDA events on a GPU. "
-        "Prints the median, its spread, throughput, and the roofline bound max(2·FLOPs/peak, MAC bytes/bandwidth).",
-    )
+    p_bench = sub.add_parser("bench", **ABOUT["bench"])
     add_model_arguments(p_bench)
     add_target_arguments(p_bench)
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
@@ -261,12 +271,7 @@ def _add_bench(sub: Any) -> None:
 
 
 def _add_report(sub: Any) -> None:
-    p_report = sub.add_parser(
-        "report",
-        help="the main job: profile and time the whole zoo, write results/ tables, charts and README.md",
-        description="Reuses rows already measured for the same model, target and code (--force re-measures); "
-        "every file is written atomically, so an interrupted run resumes.",
-    )
+    p_report = sub.add_parser("report", **ABOUT["report"])
     p_report.add_argument(
         "models", nargs="*", metavar="MODEL",
         help="zoo names or wildcards to report (default: the whole zoo); their rows join the same tables",
