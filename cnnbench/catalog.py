@@ -76,9 +76,8 @@ def versus_published(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
 
     ``*_dev_pct`` is (counted − published) / published in percent; empty where the paper prints nothing.
     """
-    from cnnbench.measure.profiling import (
-        profile,  # the counting engine imports the registry; keep catalog importable alone
-    )
+    # the counting engine imports the registry; keep catalog importable alone
+    from cnnbench.measure.profiling import profile
 
     names = resolve_patterns([patterns] if isinstance(patterns, str) else patterns)
     rows = []

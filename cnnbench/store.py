@@ -24,6 +24,7 @@ from types import ModuleType
 import pandas as pd
 
 import zoo
+from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp
 
 __all__ = [
@@ -140,8 +141,6 @@ class ResultTable:
             self._rows = self._read(path)
 
     def _read(self, path: Path) -> list[dict[str, object]]:
-        from cnnbench.errors import CnnbenchError
-
         try:
             header = pd.read_csv(path, nrows=0).columns
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
@@ -169,7 +168,13 @@ class ResultTable:
 
     def find(self, **filters: object) -> list[dict[str, object]]:
         """Rows whose columns equal every filter (compared as text, as they are read back from CSV)."""
-        return [r for r in self._rows if all(str(r.get(k)) == str(v) for k, v in filters.items())]
+        return [r for r in self._rows if _matches(r, filters)]
+
+    def reusable_group(self, stamp: Stamp, size: int | None = None, **filters: object) -> bool:
+        """Whether the rows matching ``filters`` (a model's op kinds, a guideline table) can all stand: there are
+        some (``size`` of them, when given) and every one carries ``stamp``."""
+        rows = self.find(**filters)
+        return bool(rows) and (size is None or len(rows) == size) and all(stamp.matches(r) for r in rows)
 
     def put(self, row: dict[str, object]) -> None:
         """Insert or replace the row with the same key, then save the whole table atomically."""
@@ -181,10 +186,7 @@ class ResultTable:
         """Drop every row matching ``filters``, add ``rows``, and save once: a group of rows (a model's op kinds,
         a guideline table) is replaced whole or not at all."""
         keys = {self._key_of(r) for r in rows}
-        self._rows = [
-            r for r in self._rows
-            if not all(str(r.get(k)) == str(v) for k, v in filters.items()) and self._key_of(r) not in keys
-        ] + list(rows)  # fmt: skip
+        self._rows = [r for r in self._rows if not _matches(r, filters) and self._key_of(r) not in keys] + list(rows)
         self._save()
 
     def _save(self) -> None:
@@ -201,6 +203,10 @@ class ResultTable:
         if len(kept) != len(self._rows):
             self._rows = kept
             self._save()
+
+
+def _matches(row: dict[str, object], filters: dict[str, object]) -> bool:
+    return all(str(row.get(k)) == str(v) for k, v in filters.items())
 
 
 def provenance_summary(frame: pd.DataFrame) -> dict[str, object]:

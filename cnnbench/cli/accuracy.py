@@ -31,7 +31,7 @@ from cnnbench.accuracy.train import (
     train,
 )
 from cnnbench.catalog import resolve_patterns
-from cnnbench.cli.common import add_model_arguments, printed_by
+from cnnbench.cli.common import add_model_arguments, positive_int, printed_by
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
 
@@ -93,8 +93,6 @@ def _cmd_train(args: argparse.Namespace) -> str:
     budget = Budget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
     out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
     if args.threads is not None:
-        if args.threads < 1:
-            raise CnnbenchError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     with process_group(args.device) as (rank, device):
         bar = progress(names, "train") if rank == 0 else names
@@ -167,7 +165,7 @@ def add_commands(sub: Any) -> None:
     )
     p_train.add_argument("--force", action="store_true", help="retrain models whose rows are already in --out")
     p_train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p_train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    p_train.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own choice)")
     printed_by(p_train, _cmd_train)
 
     p_eval = sub.add_parser(

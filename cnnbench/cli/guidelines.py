@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from cnnbench.catalog import resolve_patterns, resolve_specs
-from cnnbench.cli.common import add_target_arguments, printed_by, target_from
+from cnnbench.cli.common import add_target_arguments, positive_float, positive_int, printed_by, target_from
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines.audit import G1_FLAG, audit, audit_frame, offenders_frame
 from cnnbench.guidelines.microbench import (
@@ -20,6 +20,7 @@ from cnnbench.guidelines.microbench import (
     paper_column,
     results_frame,
     run_table,
+    speed_texts,
 )
 from cnnbench.guidelines.verdicts import verdict as guideline_verdict
 from cnnbench.measure.latency import QUICK_TIMING, Timing
@@ -43,11 +44,7 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
     batch = default_batch(target) if args.batch is None else args.batch
     if batch < 1:
         raise CnnbenchError(f"--batch must be at least 1, got {batch}")
-    if args.min_time <= 0:
-        raise CnnbenchError(f"--min-time must be positive, got {args.min_time}")
     rounds = args.rounds if args.rounds is not None else QUICK_ROUNDS if args.quick else ROUNDS
-    if rounds < 1:
-        raise CnnbenchError(f"--rounds must be at least 1, got {rounds}")
     scales = (1,) if args.quick else SCALES
     timing = QUICK_TIMING if args.quick else Timing(min_time_s=args.min_time)
     column = paper_column(target)
@@ -68,11 +65,7 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
         mac_m=(frame["mac"] / 1e6).round(2),
     ).round({"latency_ms_median": 3, "batches_s": 1, "images_s": 1, "flops_vs_base": 3, "speed_vs_base": 2})
     shown = shown.round({"paper_vs_base": 2})
-    shown["speed_vs_base"] = [
-        f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
-        for p, lo, hi in zip(frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"],
-                             strict=True)
-    ]  # fmt: skip
+    shown["speed_vs_base"] = speed_texts(frame)
     columns = {
         "config": "config",
         "scale": "scale",
@@ -199,9 +192,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=None, help="batch size (default: 1 on the CPU, 8 on a GPU; audit: 1)")
     p.add_argument("--quick", action="store_true", help="the ×1 scale only, with short timing (tests, CI)")
     p.add_argument("--only", nargs="+", choices=list(GUIDELINES), metavar="G", help="run only these: G1 G2 G3 G4")
-    p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed iterations per configuration")
+    p.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per configuration")
     p.add_argument(
-        "--rounds", type=int, default=None,
+        "--rounds", type=positive_int, default=None,
         help=f"interleaved rounds per table (default {ROUNDS}, {QUICK_ROUNDS} with --quick); ratios get a 95%% "
         "bootstrap interval over them",
     )

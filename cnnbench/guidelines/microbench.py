@@ -74,6 +74,7 @@ __all__ = [
     "speed_ratio",
     "results_frame",
     "pair_ratio",
+    "speed_texts",
     "run_guidelines",
     "default_batch",
     "paper_column",
@@ -513,19 +514,22 @@ def results_frame(rows: Sequence[dict[str, object]], target: Target | None = Non
     keys = ["guideline", "scale"]
     first = frame.groupby(keys, sort=False).transform("first")
     frame["flops_vs_base"] = frame["flops"] / first["flops"]
-    ratios = []
-    for _, group in frame.groupby(keys, sort=False):
-        base = group.iloc[0]
-        ratios += [(i, *pair_ratio(row, base)) for i, row in group.iterrows()]
-    by_index = {i: r for i, *r in ratios}
-    frame["speed_vs_base"] = [by_index[i][0] for i in frame.index]
-    frame["speed_vs_base_low"] = [by_index[i][1] for i in frame.index]
-    frame["speed_vs_base_high"] = [by_index[i][2] for i in frame.index]
+    ratios = {i: pair_ratio(row, group.iloc[0]) for _, group in frame.groupby(keys, sort=False)
+              for i, row in group.iterrows()}  # fmt: skip
+    frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"] = zip(
+        *(ratios[i] for i in frame.index), strict=True
+    )
     frame["paper_vs_base"] = frame["paper_speed"] / first["paper_speed"]
     if target is not None:
         info = describe(resolve_target(target)[0])
         frame["target"], frame["device_name"], frame["torch"] = info["target"], info["device_name"], info["torch"]
     return frame
+
+
+def speed_texts(frame: pd.DataFrame) -> list[str]:
+    """``speed vs base [95% CI]`` of every row of :func:`results_frame`, as the tables print it."""
+    columns = (frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"])
+    return [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in zip(*columns, strict=True)]
 
 
 def run_guidelines(

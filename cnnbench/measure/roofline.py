@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from cnnbench.measure.forward import autocast, running
+from cnnbench.measure.forward import autocast, forward_on, running
 from cnnbench.measure.latency import Timing, time_callable
 from cnnbench.provenance import git_commit, machine_identity, now
+from cnnbench.store import atomic_write_text, code_fingerprint
 from cnnbench.target import Target, resolve_target
 
 __all__ = ["Roofline", "measure_roofline", "cached_roofline", "roofline_bound_ms", "default_cache"]
@@ -88,15 +89,10 @@ def _peak_conv(target: Target) -> float:
     """FLOP/s of a large dense 3×3 convolution (256 → 256 channels on 56×56, batch 4): on CPUs oneDNN's direct
     convolutions outrun the BLAS matmul, so the attainable compute is the faster of the two."""
     timing = Timing(min_time_s=0.3, min_iters=3, window=2, max_warmup_s=1.0)
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(target.torch_device).eval()
-    x = torch.randn(4, 256, 56, 56, device=target.torch_device)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False)
+    forward = forward_on(conv, target, 4, 56, channels=256, copy_model=False)
     with running(target):
-
-        def run() -> object:
-            with autocast(target):
-                return conv(x)
-
-        samples, _ = time_callable(run, target.torch_device, timing)
+        samples, _ = time_callable(forward, target.torch_device, timing)
     ms = sorted(samples)[len(samples) // 2]
     return 2 * 4 * 56 * 56 * 256 * 256 * 9 / (ms / 1e3)
 
@@ -113,8 +109,6 @@ def cached_roofline(target: Target, cache: Path | None = None, refresh: bool = F
     host name and CPU, or a changed measurement, measures anew. The cache is rewritten atomically under a unique
     temporary name, so two runs at once cannot clobber each other's half-written file.
     """
-    from cnnbench.store import atomic_write_text, code_fingerprint
-
     target, _ = resolve_target(target)
     cache = cache or default_cache()
     code = code_fingerprint(None, [sys.modules[__name__]])

@@ -39,7 +39,7 @@ from cnnbench.report.page import Page, write_charts, write_readme
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 
 __all__ = ["run_report", "zoo_table", "accuracy_table", "latency_table", "breakdown_table", "guidelines_tables",
-           "measured_here", "all_latency", "digits_here"]
+           "all_latency", "digits_here"]
 
 T = TypeVar("T")
 Progress = Callable[[Sequence[T], str], Iterable[T]]
@@ -104,8 +104,7 @@ def accuracy_table(config: ReportConfig) -> pd.DataFrame:
     """results/accuracy-imagenet.csv: the papers' top-1 and, apart, the reference implementations' own, for every
     zoo model (published figures: nothing is measured)."""
     frame = published_accuracy()
-    families = {n: zoo.model_info(n).family for n in zoo.list_models()}
-    frame.insert(1, "family", frame["model"].map(families))
+    frame.insert(1, "family", frame["model"].map(_families()))
     frame = frame[frame["top1"].notna()].reset_index(drop=True)
     path = config.out / "accuracy-imagenet.csv"
     atomic_write_text(path, frame.to_csv(index=False))
@@ -156,8 +155,7 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
     for name in progress(chosen, "breakdown"):
         code = code_fingerprint(name, [counting, profiling, forward, breakdown, models])
         stamp = _stamp(config, target.key, settings, code)
-        kept = table.find(model=name)
-        if not config.force and kept and all(stamp.matches(r) for r in kept):
+        if not config.force and table.reusable_group(stamp, model=name):
             continue
         counts = profile(name, resolution=config.resolution, batch=config.batch, training_memory=False).by_kind()
         times = time_by_kind(name, target, config.batch, config.resolution, repeats=config.breakdown_repeats)
@@ -182,9 +180,8 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
     code = code_fingerprint(None, [g, forward, latency, counting, profiling])  # no zoo model: the benchmark's own code
     stamp = _stamp(config, target.key, settings, code)
     for guideline, scale in progress([(k, s) for k in g.GUIDELINES for s in scales], "guidelines"):
-        kept = table.find(guideline=guideline, scale=scale)
-        wanted = len(g.GUIDELINES[guideline].rows)
-        if not config.force and len(kept) == wanted and all(stamp.matches(r) for r in kept):
+        size = len(g.GUIDELINES[guideline].rows)
+        if not config.force and table.reusable_group(stamp, size, guideline=guideline, scale=scale):
             continue
         rows = g.run_table(guideline, scale, target, batch, config.timing, rounds)
         columns = stamp.columns(target.torch_device)
@@ -226,11 +223,7 @@ def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> 
               if guideline in set(frame["guideline"])]  # fmt: skip
     shown = frame[["guideline", "config", "scale", "flops", "mac", "latency_ms_median", "images_s", "paper_vs_base"]]
     shown = shown.copy()
-    shown.insert(7, "speed_vs_base", [
-        f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
-        for p, lo, hi in zip(frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"],
-                             strict=True)
-    ])  # fmt: skip
+    shown.insert(7, "speed_vs_base", g.speed_texts(frame))
     shown["flops"] = (pd.to_numeric(shown["flops"]) / 1e6).round(1)
     shown["mac"] = (pd.to_numeric(shown["mac"]) / 1e6).round(2)
     shown = shown.round(3).rename(columns={"flops": "MFLOPs (mult-adds)", "mac": "MAC (M elem)",
@@ -259,13 +252,13 @@ def merge_benchmarks(config: ReportConfig, frames: list[pd.DataFrame]) -> list[P
     return written
 
 
-def measured_here(path: Path, machine: str) -> bool:
-    """Whether a results CSV holds rows measured on ``machine``."""
-    try:
-        frame = pd.read_csv(path, usecols=lambda c: c == "machine", dtype=str)
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return False
-    return "machine" in frame and bool((frame["machine"] == machine).any())
+def _measured_on(frame: pd.DataFrame, machine: str) -> pd.Series:
+    """Which rows ``machine`` measured (none, for a table written before rows carried their machine)."""
+    return frame["machine"].astype(str) == machine if "machine" in frame else pd.Series(False, frame.index)
+
+
+def _families() -> dict[str, str]:
+    return {n: zoo.model_info(n).family for n in zoo.list_models()}
 
 
 def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
@@ -281,7 +274,7 @@ def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
         if "@" in path.stem:
             frame["target"] = frame["target"].astype(str) + " @ " + frame["host"].astype(str)
         else:
-            mine = frame["machine"].astype(str) == machine if "machine" in frame else pd.Series(False, frame.index)
+            mine = _measured_on(frame, machine)
             if not mine.all():
                 left_out.append(f"{path.name} ({int((~mine).sum())} rows measured elsewhere)")
             frame = frame[mine]
@@ -298,7 +291,7 @@ def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, int]:
     frame = ResultTable(path, key=["model"]).frame()
     if frame.empty:
         return frame, 0
-    mine = frame["machine"].astype(str) == machine if "machine" in frame else pd.Series(False, frame.index)
+    mine = _measured_on(frame, machine)
     return frame[mine].reset_index(drop=True), int((~mine).sum())
 
 
@@ -333,8 +326,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
         written[path.stem] = path
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
-        families = {n: zoo.model_info(n).family for n in zoo.list_models()}
-        everything["family"] = everything["model"].map(families).fillna("other")
+        everything["family"] = everything["model"].map(_families()).fillna("other")
     digits, digits_elsewhere = digits_here(out, machine)
 
     chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target)
