@@ -103,6 +103,15 @@ def _source_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def cache_root() -> Path:
+    """cnnbench's cache folder: ``$CNNBENCH_CACHE``, else ``$XDG_CACHE_HOME/cnnbench`` (``~/.cache/cnnbench``). It
+    holds what is slow to make and safe to remake: the roofline, exported ONNX files, their INT8 versions."""
+    explicit = os.environ.get("CNNBENCH_CACHE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnbench"
+
+
 def code_fingerprint(model: str | None, modules: Iterable[ModuleType] = ()) -> str:
     """12 hex digits that change when the code that builds ``model`` or measures it changes.
 

@@ -13,10 +13,12 @@ import torch
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import environment
 
-__all__ = ["Target", "resolve_target", "describe", "DTYPES"]
+__all__ = ["Target", "resolve_target", "describe", "DTYPES", "BACKENDS", "RUNTIMES", "INT8", "runtime_version"]
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-BACKENDS = ("eager", "compile")
+INT8 = "int8"  # static post-training quantization (QDQ), deployment runtimes only: not a torch autocast dtype
+RUNTIMES = ("onnxruntime", "openvino")  # deployment runtimes: the model exported to ONNX (cnnbench.runtimes)
+BACKENDS = ("eager", "compile", *RUNTIMES)
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,9 @@ class Target:
 
     device: str = "cpu"  # cpu, cuda, cuda:N, mps
     threads: int | None = None  # CPU intra-op threads; None keeps torch's default
-    dtype: str = "fp32"  # fp32 | fp16 | bf16
+    dtype: str = "fp32"  # fp32 | fp16 | bf16 (autocast); int8 (onnxruntime, openvino: static QDQ quantization)
     channels_last: bool = False
-    backend: str = "eager"  # eager | compile (torch.compile)
+    backend: str = "eager"  # eager | compile (torch.compile) | onnxruntime | openvino
     fuse_bn: bool = False  # fold BatchNorm into the preceding convolution (inference only)
 
     @property
@@ -36,7 +38,14 @@ class Target:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        """The dtype PyTorch computes in: the autocast dtype; fp32 for int8, whose input is fp32 and whose integer
+        arithmetic happens inside the runtime."""
+        return DTYPES.get(self.dtype, torch.float32)
+
+    @property
+    def runtime(self) -> bool:
+        """True for a deployment runtime (the model runs as an exported ONNX graph, not as a torch module)."""
+        return self.backend in RUNTIMES
 
     @property
     def key(self) -> str:
@@ -56,10 +65,14 @@ def resolve_target(target: Target) -> tuple[Target, list[str]]:
     Raises :class:`CnnbenchError` for a device that is not here or a setting that cannot work.
     """
     notes: list[str] = []
-    if target.dtype not in DTYPES:
-        raise CnnbenchError(f"unknown dtype {target.dtype!r}; use one of {', '.join(DTYPES)}")
+    if target.dtype not in (*DTYPES, INT8):
+        raise CnnbenchError(f"unknown dtype {target.dtype!r}; use one of {', '.join((*DTYPES, INT8))}")
     if target.backend not in BACKENDS:
-        raise CnnbenchError(f"unknown backend {target.backend!r}; use eager or compile")
+        raise CnnbenchError(f"unknown backend {target.backend!r}; use one of {', '.join(BACKENDS)}")
+    if target.dtype == INT8 and not target.runtime:
+        raise CnnbenchError(f"--dtype int8 runs on {' or '.join(RUNTIMES)} only; add --backend onnxruntime")
+    if target.runtime:
+        _check_runtime(target)
     try:
         device = torch.device(target.device)
     except RuntimeError:
@@ -86,7 +99,42 @@ def resolve_target(target: Target) -> tuple[Target, list[str]]:
     return target, notes
 
 
+def _check_runtime(target: Target) -> None:
+    """A deployment runtime takes fp32 or int8 on its own layout; say so before anything is exported."""
+    import importlib.util
+
+    if target.dtype not in ("fp32", INT8):
+        raise CnnbenchError(f"--backend {target.backend} takes --dtype fp32 or int8, not {target.dtype}")
+    if target.channels_last:
+        raise CnnbenchError(f"--backend {target.backend} picks its own memory layout; drop --channels-last")
+    if target.fuse_bn:
+        raise CnnbenchError(f"--backend {target.backend} folds BatchNorm itself; drop --fuse-bn")
+    if importlib.util.find_spec(target.backend) is None:
+        raise CnnbenchError(f"{target.backend} is not installed; pip install {target.backend}")
+    kind = torch.device(target.device).type
+    if target.backend == "openvino" and kind != "cpu":
+        raise CnnbenchError(f"cnnbench runs openvino on its CPU plugin only; use --device cpu, not {target.device}")
+    if target.backend == "onnxruntime" and kind not in ("cpu", "cuda"):
+        raise CnnbenchError(f"onnxruntime runs on cpu or cuda here, not {target.device}")
+    if target.backend == "onnxruntime" and kind == "cuda":
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise CnnbenchError("this onnxruntime has no CUDA provider; pip install onnxruntime-gpu, or --device cpu")
+
+
 def describe(target: Target) -> dict[str, object]:
     """The target's full description: its settings, and the machine, device and software (see
     :func:`cnnbench.provenance.environment`)."""
-    return {**asdict(target), "target": target.key, **environment(target.torch_device)}
+    return {**asdict(target), "target": target.key, **environment(target.torch_device),
+            "runtime_version": runtime_version(target.backend)}  # fmt: skip
+
+
+def runtime_version(backend: str) -> str:
+    """The version of what runs the model: torch for eager and compile, the runtime's own otherwise."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(backend if backend in RUNTIMES else "torch")
+    except PackageNotFoundError:
+        return "not installed"

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -45,7 +45,7 @@ from scipy.stats import bootstrap
 from torch import Tensor, nn
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.forward import Forward, forward_on, running
+from cnnbench.measure.forward import forward_on, running
 from cnnbench.measure.latency import Timing, time_iterations, warm_up
 from cnnbench.measure.profiling import profile
 from cnnbench.target import Target, describe, resolve_target
@@ -402,7 +402,7 @@ def count_case(case: Case) -> tuple[int, int]:
     return totals.flops, totals.mac
 
 
-def prepared_forward(case: Case, target: Target, batch: int) -> Forward:
+def prepared_forward(case: Case, target: Target, batch: int) -> Callable[[], object]:
     """One forward of the case's stack on ``target`` (device, layout, backend; dtype by autocast), input made once
     (seeded). Call it inside :func:`~cnnbench.measure.forward.running`; on a GPU it returns unsynchronised."""
     target, _ = resolve_target(target)

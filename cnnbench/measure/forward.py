@@ -9,7 +9,9 @@ its forward through :func:`forward_on`, so each applies the target the same way:
 - the input is made once (random normal, optionally seeded) in the target's layout (:func:`make_input`);
 - fp16/bf16 run under autocast: weights stay fp32 and each op casts (:func:`autocast`);
 - :func:`running` sets the target's threads and ``torch.inference_mode()`` around the timed region;
-- :func:`synchronize` waits for a GPU (CUDA or MPS); the CPU needs nothing.
+- :func:`synchronize` waits for a GPU (CUDA or MPS); the CPU needs nothing;
+- a deployment runtime (``onnxruntime``, ``openvino``) gets the model exported to ONNX and loaded there instead
+  (:func:`cnnbench.runtimes.session.runtime_forward`), quantized to INT8 for an ``int8`` target.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ import contextlib
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from ..target import Target
+
+if TYPE_CHECKING:
+    from cnnbench.runtimes.int8 import Calibration
+    from cnnbench.runtimes.session import RuntimeForward
 
 __all__ = [
     "Forward", "autocast", "forward_on", "fuse_batchnorm", "make_input", "prepare", "running", "synchronize",
@@ -149,8 +156,19 @@ def forward_on(
     seed: int | None = None,
     sync: bool = False,
     copy_model: bool = True,
-) -> Forward:
-    """Prepare ``model`` for ``target`` (:func:`prepare`), make its input once, and return the forward to time."""
+    name: str | None = None,
+    calibration: Calibration | None = None,
+) -> Forward | RuntimeForward:
+    """Prepare ``model`` for ``target`` (:func:`prepare`), make its input once, and return the forward to time.
+
+    On a deployment runtime the model is exported and loaded there; ``name`` (a model name) caches the export, and
+    ``calibration`` gives an int8 target its images (see :func:`cnnbench.runtimes.session.runtime_forward`).
+    """
+    if target.runtime:
+        from cnnbench.runtimes.session import runtime_forward
+
+        return runtime_forward(model if name is None else None, target, batch, side, channels=channels, seed=seed,
+                               name=name, calibration=calibration)  # fmt: skip
     net, notes = prepare(model, target, copy_model=copy_model)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return Forward(net, make_input(target, batch, side, channels, generator), target, sync, tuple(notes))

@@ -9,7 +9,6 @@ The attained fraction is that bound over the measured latency (1.0 = at the roof
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from cnnbench.measure.forward import autocast, forward_on, running
 from cnnbench.measure.latency import Timing, time_callable
 from cnnbench.provenance import git_commit, machine_identity, now
-from cnnbench.store import atomic_write_text, code_fingerprint
+from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
 from cnnbench.target import Target, resolve_target
 
 __all__ = ["Roofline", "measure_roofline", "cached_roofline", "roofline_bound_ms", "default_cache"]
@@ -98,8 +97,7 @@ def _peak_conv(target: Target) -> float:
 
 
 def default_cache() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return root / "cnnbench" / "roofline.json"
+    return cache_root() / "roofline.json"
 
 
 def cached_roofline(target: Target, cache: Path | None = None, refresh: bool = False) -> Roofline:

@@ -1,0 +1,157 @@
+"""An ONNX file loaded on a deployment runtime, and the forward that cnnbench times on it.
+
+- ONNX Runtime: an ``InferenceSession`` with every graph optimisation, ``intra_op_num_threads`` = the target's
+  threads and one inter-op thread, on the CPU provider (the CUDA provider for a ``cuda`` target).
+- OpenVINO: the CPU plugin, ``PERFORMANCE_HINT=LATENCY``, ``INFERENCE_NUM_THREADS`` = the target's threads and, for
+  fp32, ``INFERENCE_PRECISION_HINT=f32`` (left alone, the plugin computes in bf16 on CPUs that have it).
+
+The timed call is the runtime's own, on a feed made once: ``session.run(None, feed)`` and
+``request.infer(feed)``. ``benchmarks/test_runtimes.py`` checks cnnbench adds nothing to it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnbench.errors import CnnbenchError
+from cnnbench.runtimes.export import INPUT_NAME, export_onnx, exported
+from cnnbench.runtimes.int8 import Calibration, digits_calibration, quantize_int8
+from cnnbench.target import INT8, Target
+
+__all__ = ["Session", "load_session", "RuntimeForward", "runtime_forward", "CALIBRATION_RANDOM"]
+
+CALIBRATION_RANDOM = 8  # inputs that are not images (a guideline's feature maps) calibrate on this many draws
+
+
+@dataclass
+class Session:
+    """A loaded model: ``run(x)`` returns its first output; ``call(feed)`` is the runtime's bare call."""
+
+    backend: str
+    call: Callable[[dict[str, np.ndarray]], object]
+    first_output: Callable[[object], np.ndarray]
+    load_s: float  # session creation (ONNX Runtime) or compilation (OpenVINO), seconds
+    providers: str = ""
+    raw: object = None  # the runtime's own object: onnxruntime.InferenceSession or openvino.InferRequest
+
+    def feed(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.first_output(self.call(self.feed(x)))
+
+
+def load_session(path: Path, target: Target) -> Session:
+    """Load ``path`` on ``target``'s runtime with its threads (see the module docstring)."""
+    started = time.perf_counter()
+    try:
+        if target.backend == "onnxruntime":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = target.threads or 0
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # errors only
+            providers = ["CUDAExecutionProvider"] if target.torch_device.type == "cuda" else []
+            session = ort.InferenceSession(str(path), options, providers=[*providers, "CPUExecutionProvider"])
+            return Session("onnxruntime", partial(session.run, None), lambda out: out[0],  # type: ignore[index]
+                           time.perf_counter() - started, ",".join(session.get_providers()), session)  # fmt: skip
+        if target.backend == "openvino":
+            import openvino
+
+            config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+            if target.threads:
+                config["INFERENCE_NUM_THREADS"] = target.threads
+            if target.dtype != INT8:
+                config["INFERENCE_PRECISION_HINT"] = "f32"
+            compiled = openvino.Core().compile_model(str(path), "CPU", config)
+            request = compiled.create_infer_request()
+            return Session("openvino", request.infer, lambda out: next(iter(out.values())),  # type: ignore[attr-defined]
+                           time.perf_counter() - started, "CPU", request)  # fmt: skip
+    except CnnbenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a file the runtime cannot load is the row's reason
+        first = (str(err).strip().splitlines() or [""])[0]
+        reason = f"{type(err).__name__}: {first[:160]}"
+        raise CnnbenchError(f"{target.backend} could not load the model ({reason})") from None
+    raise CnnbenchError(f"{target.backend} is not a deployment runtime; use onnxruntime or openvino")
+
+
+@dataclass
+class RuntimeForward:
+    """One forward on a runtime, input fed from a buffer made once: what :func:`cnnbench.measure.latency.measure`
+    times for a runtime target (the counterpart of :class:`cnnbench.measure.forward.Forward`)."""
+
+    session: Session
+    x: np.ndarray
+    target: Target
+    export_s: float | None = None
+    quantize_s: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self._feed = self.session.feed(self.x)
+        self._call = self.session.call
+
+    @property
+    def load_s(self) -> float:
+        return self.session.load_s
+
+    def __call__(self) -> object:
+        return self._call(self._feed)
+
+
+def runtime_forward(
+    model: nn.Module | None,
+    target: Target,
+    batch: int,
+    side: int,
+    *,
+    channels: int = 3,
+    seed: int | None = None,
+    name: str | None = None,
+    calibration: Calibration | None = None,
+) -> RuntimeForward:
+    """Export (or take from the cache, for a named model), quantize for an int8 target, load, and return the
+    forward to time. ``name`` caches the export under that model name (``model`` may then be ``None``); otherwise
+    ``model`` is exported with its own weights into a temporary folder. An int8 target calibrates on
+    ``calibration``, by default the digits at ``side`` for 3-channel inputs and random draws for anything else."""
+    notes: list[str] = []
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    x = torch.randn(batch, channels, side, side, generator=generator).numpy()
+    with tempfile.TemporaryDirectory(prefix="cnnbench-onnx-") as scratch:
+        if name is not None:
+            made = exported(name, batch, side)
+            onnx_path, export_s = made.path, made.export_s
+            notes.append(f"ONNX {made.exporter} export{' (cached)' if made.cached else ''}")
+        elif model is not None:
+            onnx_path = Path(scratch) / "model.onnx"
+            export_s, exporter = export_onnx(model.cpu(), onnx_path, batch, side, channels)
+            notes.append(f"ONNX {exporter} export")
+        else:
+            raise CnnbenchError("runtime_forward needs a model or a model name")
+        quantize_s = None
+        if target.dtype == INT8:
+            if calibration is None and channels == 3:
+                calibration = digits_calibration(side)
+            elif calibration is None:
+                draws = np.random.default_rng(seed or 0).standard_normal((CALIBRATION_RANDOM, channels, side, side))
+                calibration = Calibration(draws.astype(np.float32), f"{CALIBRATION_RANDOM} random-normal inputs")
+            out = None if name is not None else Path(scratch) / "model-int8.onnx"
+            quantized = quantize_int8(onnx_path, calibration, batch, out)
+            onnx_path, quantize_s = quantized.path, quantized.quantize_s
+            notes.append(f"INT8 QDQ calibrated on {calibration.source}{' (cached)' if quantized.cached else ''}")
+        session = load_session(onnx_path, target)  # loaded into memory: the scratch folder may go
+    if session.providers:
+        notes.append(f"{target.backend} {session.providers}")
+    return RuntimeForward(session, x, target, export_s, quantize_s, tuple(notes))
