@@ -1,22 +1,29 @@
 """A latency sweep: models × batch sizes on one target, each row joined with the model's counts and the roofline.
 
-A model that fails (out of memory, an input it cannot take) is recorded as failed with its reason; the sweep goes
-on. Rows come out one at a time (:func:`iter_bench`) so a caller can show progress and save as it goes.
+A model that fails (out of memory, an input it cannot take, an export or a runtime that refuses it) is recorded as
+failed with its reason; the sweep goes on. Each measurement runs in a child process of its own
+(:func:`cnnbench.measure.isolated.run_isolated`), so its resident-memory peak is its own and a crash costs one row.
+Rows come out one at a time (:func:`iter_bench`) so a caller can show progress and save as it goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.measure.isolated import run_isolated
 from cnnbench.measure.latency import Timing, measure
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, roofline_bound_ms
-from cnnbench.target import Target, describe, resolve_target
+from cnnbench.target import INT8, Target, describe, resolve_target
 
 __all__ = ["iter_bench", "bench", "as_frame", "BENCH_COLUMNS"]
+
+T = TypeVar("T")
 
 # The leading columns of a bench row, in order; the target's description follows.
 BENCH_COLUMNS = [
@@ -37,6 +44,12 @@ BENCH_COLUMNS = [
     "iters",
     "warmup_iters",
     "peak_mem_bytes",
+    "peak_rss_bytes",
+    "activation_peak_bytes",
+    "export_s",
+    "quantize_s",
+    "load_s",
+    "first_inference_ms",
     "params",
     "flops",
     "mac",
@@ -48,15 +61,18 @@ BENCH_COLUMNS = [
 
 
 def _counts(name: str, resolution: int | None, batch: int, target: Target) -> dict[str, object]:
-    # The target runs fp16/bf16 under autocast: fp32 weights, activations at the dtype (cnnbench.counting).
-    totals = profile(name, resolution=resolution, batch=batch, dtype=target.dtype, training_memory=False,
-                     autocast=True).totals  # fmt: skip
+    # The target runs fp16/bf16 under autocast: fp32 weights, activations at the dtype (cnnbench.counting). INT8
+    # moves one byte per element: int8 weights, uint8 activations (the int32 biases, a tiny share, counted as one).
+    int8 = target.dtype == INT8
+    totals = profile(name, resolution=resolution, batch=batch, dtype="fp32" if int8 else target.dtype,
+                     training_memory=False, autocast=True).totals  # fmt: skip
     return {
         "resolution": totals.resolution,
         "params": totals.params,
         "flops": totals.flops,
         "mac": totals.mac,
-        "mac_bytes": totals.mac_bytes,
+        "mac_bytes": totals.mac if int8 else totals.mac_bytes,
+        "activation_peak_bytes": totals.activation_peak_bytes // (4 if int8 else 1),
     }
 
 
@@ -67,8 +83,13 @@ def iter_bench(
     resolution: int | None = None,
     timing: Timing | None = None,
     roofline: Roofline | None = None,
+    isolate: bool = True,
+    calibration: Path | None = None,
 ) -> Iterator[dict[str, object]]:
-    """Yield one row per (model, batch), in order. ``roofline`` adds the bound and the attained fraction."""
+    """Yield one row per (model, batch), in order. ``roofline`` adds the bound and the attained fraction (not for
+    int8: the roofline's peak is fp32's). ``isolate=False`` measures in this process (faster; the resident-memory
+    peak then includes what earlier rows left allocated). ``calibration`` is an image folder for int8 (default:
+    the digits)."""
     target, _ = resolve_target(target)
     for bad in [b for b in batches if b < 1]:
         raise CnnbenchError(f"batch must be at least 1, got {bad}")
@@ -78,17 +99,22 @@ def iter_bench(
             row: dict[str, object] = {"model": name, "batch": batch, "status": "ok", "error": ""}
             try:
                 row.update(_counts(name, resolution, batch, target))
-                result = measure(name, target, batch, resolution, timing)
+                run = run_isolated if isolate else _in_process
+                result = run(measure, name, target, batch, resolution, timing, None, calibration)
                 row.update(result.row())
             except CnnbenchError as err:
                 row.update({"status": "failed", "error": str(err), **description})
                 yield row
                 continue
-            if roofline is not None:
+            if roofline is not None and target.dtype != INT8:
                 bound = roofline_bound_ms(result_int(row, "flops"), result_int(row, "mac_bytes"), roofline)
                 row["roofline_bound_ms"] = bound
                 row["roofline_fraction"] = bound / result.median_ms
             yield row
+
+
+def _in_process(fn: Callable[..., T], *args: object) -> T:
+    return fn(*args)
 
 
 def result_int(row: dict[str, object], key: str) -> int:
@@ -104,9 +130,11 @@ def bench(
     resolution: int | None = None,
     timing: Timing | None = None,
     roofline: Roofline | None = None,
+    isolate: bool = True,
+    calibration: Path | None = None,
 ) -> pd.DataFrame:
     """Every row of :func:`iter_bench` as a DataFrame (:data:`BENCH_COLUMNS` first, then the target)."""
-    rows = list(iter_bench(models, target or Target(), batches, resolution, timing, roofline))
+    rows = list(iter_bench(models, target or Target(), batches, resolution, timing, roofline, isolate, calibration))
     return as_frame(rows)
 
 

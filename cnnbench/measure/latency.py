@@ -10,6 +10,12 @@ The method, and why:
   one (allocator, cuDNN autotuning, oneDNN primitive caches and torch.compile all settle), bounded by
   ``max_warmup_s``;
 - then iterations until both ``min_time_s`` and ``min_iters`` are reached.
+
+Beside the steady state, what a deployer also asks (:class:`ColdStart`): the export and quantization times of a
+runtime's file, the load (building and preparing the module, or creating the runtime's session), the first
+inference, and the resident memory's high-water mark during inference above what was resident after the load
+(Linux: ``VmHWM`` reset through ``/proc/self/clear_refs``). Run in a fresh process
+(:func:`cnnbench.measure.isolated.run_isolated`), that peak is the inference's own.
 """
 
 from __future__ import annotations
@@ -17,19 +23,21 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.forward import forward_on, running
+from cnnbench.measure.forward import forward_on, running, synchronize
 from cnnbench.models import build_model
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = [
-    "Timing", "QUICK_TIMING", "LatencyResult", "measure", "warm_up", "time_iterations", "time_callable",
+    "Timing", "QUICK_TIMING", "LatencyResult", "ColdStart", "measure", "warm_up", "time_iterations", "time_callable",
+    "resident_bytes",
 ]  # fmt: skip
 
 
@@ -51,6 +59,40 @@ QUICK_TIMING = Timing(min_time_s=0.1, min_iters=3, window=2, max_warmup_s=0.5, m
 
 
 @dataclass(frozen=True)
+class ColdStart:
+    """What happens before the steady state, and the memory the inference takes. Seconds and bytes."""
+
+    export_s: float | None = None  # torch.onnx.export (runtimes; from the cache's record when the file was cached)
+    quantize_s: float | None = None  # INT8 pre-processing, calibration and quantization (int8 targets)
+    load_s: float | None = None  # building and preparing the module (eager, compile), or the runtime's session
+    first_inference_ms: float | None = None  # the first forward after the load (torch.compile compiles here)
+    peak_rss_bytes: int | None = None  # resident memory high-water mark during inference, above that after load
+
+
+_STATUS = Path("/proc/self/status")
+
+
+def resident_bytes(field_name: str = "VmRSS") -> int | None:
+    """This process's resident memory (``VmRSS``) or its high-water mark (``VmHWM``) in bytes; None off Linux."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the resident high-water mark to the current resident size (Linux ≥ 4.0); False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
 class LatencyResult:
     """Per-iteration samples and their statistics, for one model, batch and target. Times in milliseconds."""
 
@@ -62,6 +104,7 @@ class LatencyResult:
     target: dict[str, object] = field(default_factory=dict)  # describe(target)
     peak_mem_bytes: int | None = None  # device memory high-water mark of the timed run (CUDA only)
     notes: str = ""
+    cold: ColdStart = field(default_factory=ColdStart)
 
     @property
     def median_ms(self) -> float:
@@ -95,6 +138,7 @@ class LatencyResult:
             **self.stats(),
             "warmup_iters": self.warmup_iters,
             "peak_mem_bytes": self.peak_mem_bytes,
+            **asdict(self.cold),
             "notes": self.notes,
             **{k: v for k, v in self.target.items()},
         }
@@ -169,16 +213,26 @@ def measure(
     resolution: int | None = None,
     timing: Timing | None = None,
     name: str | None = None,
+    calibration: Path | object | None = None,
 ) -> LatencyResult:
     """Measure one model at one batch size on one target. ``model`` is a module or a name (zoo, timm:, torchvision:).
 
+    On a deployment runtime a named model's export is cached (:mod:`cnnbench.runtimes.export`); an int8 target
+    calibrates on ``calibration``: a :class:`cnnbench.runtimes.int8.Calibration`, an image folder, or by default
+    the digits.
     Raises :class:`CnnbenchError` for an unavailable target, a bad batch, or a model that runs out of memory.
     """
     target, notes = resolve_target(target or Target())
     timing = timing or Timing()
     if batch < 1:
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
-    if isinstance(model, str):
+    started = time.perf_counter()
+    cached_name = None
+    if isinstance(model, str) and target.runtime:  # the export is cached by name: build only if it is missing
+        resolved = build_model(model)  # meta device: the resolution, no weights
+        name, net, built_here, cached_name = name or model, resolved.model, True, model
+        resolution = resolution or resolved.resolution
+    elif isinstance(model, str):
         resolved = build_model(model, device="cpu")
         name, net, built_here = name or model, resolved.model, True
         resolution = resolution or resolved.resolution
@@ -186,14 +240,26 @@ def measure(
         name, net, built_here = name or type(model).__name__, model, False
         resolution = resolution or int(getattr(model, "resolution", 224))
     device = target.torch_device
-    forward = forward_on(net, target, batch, resolution, copy_model=not built_here)
+    if isinstance(calibration, Path):  # an image folder: preprocessed as this model's reference evaluates
+        from cnnbench.runtimes.int8 import folder_calibration
+
+        calibration = folder_calibration(name, calibration, resolution)
+    forward = forward_on(net, target, batch, resolution, copy_model=not built_here, name=cached_name,
+                         calibration=calibration)  # type: ignore[arg-type]  # fmt: skip
     notes += forward.notes
+    load_s = getattr(forward, "load_s", time.perf_counter() - started)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
         with running(target):
+            baseline = resident_bytes() if _reset_peak() else None
+            t0 = time.perf_counter()
+            forward()
+            synchronize(device)
+            first_ms = (time.perf_counter() - t0) * 1e3
             samples, warmup = time_callable(forward, device, timing)
+            high = resident_bytes("VmHWM") if baseline is not None else None
     except torch.OutOfMemoryError:
         raise CnnbenchError(
             f"{name} ran out of memory at batch {batch} on {target.device}; try a smaller --batch"
@@ -202,6 +268,9 @@ def measure(
         message = str(err).lower()
         if "out of memory" in message or "can't allocate memory" in message:  # CUDA / CPU allocator wording
             raise CnnbenchError(f"{name} ran out of memory at batch {batch}; try a smaller --batch") from None
+        if target.runtime:
+            first = (str(err).strip().splitlines() or [""])[0][:160]
+            raise CnnbenchError(f"{target.backend} failed running {name} ({first})") from None
         raise
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     return LatencyResult(
@@ -213,4 +282,6 @@ def measure(
         target=describe(target),
         peak_mem_bytes=peak,
         notes="; ".join(notes),
+        cold=ColdStart(getattr(forward, "export_s", None), getattr(forward, "quantize_s", None), load_s, first_ms,
+                       max(0, high - baseline) if high is not None and baseline is not None else None),  # fmt: skip
     )
