@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import Tensor
 
 from cnnbench.accuracy.checkpoints import load_model
 from cnnbench.accuracy.data import FolderImages, collate_readable, reference_preprocess, scan_image_folder
 from cnnbench.accuracy.train import device_columns
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import environment
+from cnnbench.target import INT8, Target, resolve_target
 
 __all__ = ["evaluate"]
 
@@ -29,6 +31,8 @@ def evaluate(
     device: torch.device | str = "cpu",
     workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    target: Target | None = None,
+    calibration: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Top-1/top-5 (%) of ``weights`` loaded into zoo model ``name`` on the image folder ``data_dir``; one row.
 
@@ -36,6 +40,10 @@ def evaluate(
     counted (``skipped``); ``images`` counts those scored. Class indices are the sorted sub-folder names, as in
     torchvision's ImageFolder, so a folder for an ImageNet checkpoint needs all 1,000 class folders (wnids) in order.
     ``on_batch`` gets the number of files of each batch read (for a progress bar).
+
+    A ``target`` on a deployment runtime (``onnxruntime``, ``openvino``) scores the model exported to ONNX there;
+    an int8 target quantizes it first, calibrated on up to 32 images of ``calibration`` (an image folder; by default
+    ``data_dir`` itself, which the ``calibration`` column says).
     """
     if batch < 1:
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
@@ -49,6 +57,25 @@ def evaluate(
         )
     device = torch.device(device)
     model = loaded.model.to(device)
+    deployed = resolve_target(target)[0] if target is not None else None  # int8 on eager is refused here
+    deployed = deployed if deployed is not None and deployed.runtime else None
+    if calibration is not None:
+        scan_image_folder(calibration)
+    logits_of: Callable[[Tensor], Tensor] = lambda x: model(x.to(device)).float().cpu()  # noqa: E731
+    calibration_text = ""
+    if deployed is not None:
+        from cnnbench.runtimes.int8 import folder_calibration
+        from cnnbench.runtimes.session import runtime_forward
+
+        images = folder_calibration(name, calibration or data_dir, preprocess.crop) if deployed.dtype == INT8 else None
+        calibration_text = images.source if images is not None else ""
+        forward = runtime_forward(model.cpu(), deployed, batch, preprocess.crop, calibration=images)
+
+        def logits_of(x: Tensor) -> Tensor:
+            n = len(x)
+            padded = torch.cat([x, x[:1].expand(batch - n, -1, -1, -1)]) if n < batch else x
+            return torch.from_numpy(forward.session.run(padded.numpy()))[:n].float()
+
     loader = torch.utils.data.DataLoader(
         FolderImages(scan.samples, preprocess), batch_size=batch, num_workers=workers, collate_fn=collate_readable
     )
@@ -57,7 +84,7 @@ def evaluate(
         for x, y, bad in loader:
             skipped += bad
             if x is not None:
-                logits = model(x.to(device)).float().cpu()
+                logits = logits_of(x)
                 k = min(5, logits.shape[1])
                 top = logits.topk(k, dim=1).indices
                 hits1 += int((top[:, 0] == y).sum())
@@ -81,6 +108,9 @@ def evaluate(
         "resize": preprocess.resize,
         "crop_pct": round(preprocess.crop_pct, 4),
         "interpolation": preprocess.interpolation,
+        "backend": deployed.backend if deployed else "eager",
+        "dtype": deployed.dtype if deployed else "fp32",
+        "calibration": calibration_text,
         **environment(device),
         **device_columns(device),
     }

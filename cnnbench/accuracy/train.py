@@ -64,6 +64,7 @@ __all__ = [
     "training_resolution",
     "FitResult",
     "fit",
+    "prepare_digits",
     "train_model",
     "train",
     "process_group",
@@ -253,7 +254,8 @@ def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     raise CnnbenchError(f"unknown optimizer {recipe.optimizer!r}; use adamw or sgd")
 
 
-def _prepare(images: Tensor, resolution: int, recipe: Recipe) -> Tensor:
+def prepare_digits(images: Tensor, resolution: int, recipe: Recipe = RECIPE) -> Tensor:
+    """Digits as the recipe feeds them to a model: resized, normalised, three channels."""
     return digits_to_input(images, resolution, recipe.mean, recipe.std, recipe.interpolation)
 
 
@@ -324,7 +326,7 @@ def fit(
         for step in range(steps_per_epoch):
             index = order[step * per_rank : (step + 1) * per_rank]
             images = shift_images(data.train_images[index], shifts[index])
-            x = _prepare(images, resolution, recipe).to(device)
+            x = prepare_digits(images, resolution, recipe).to(device)
             y = data.train_labels[index].to(device)
             loss = criterion(net(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -341,11 +343,11 @@ def fit(
     train_seconds = time.perf_counter() - start
 
     if recipe.recalibrate_bn:  # every rank on all images, in a fixed order: the same statistics at any world size
-        batches = _prepare(data.train_images, resolution, recipe).split(recipe.batch_size)
+        batches = prepare_digits(data.train_images, resolution, recipe).split(recipe.batch_size)
         update_bn(batches, model, device)
     model.eval()
     with torch.no_grad():
-        x = _prepare(data.test_images, resolution, recipe)
+        x = prepare_digits(data.test_images, resolution, recipe)
         logits = torch.cat([model(chunk.to(device)).float().cpu() for chunk in x.split(256)])
     return FitResult(
         model=model,

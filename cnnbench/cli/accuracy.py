@@ -34,6 +34,7 @@ from cnnbench.catalog import resolve_patterns
 from cnnbench.cli.common import add_model_arguments, positive_int, printed_by
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
+from cnnbench.target import INT8, RUNTIMES, Target
 
 __all__ = ["add_commands"]
 
@@ -91,9 +92,17 @@ def _cmd_train(args: argparse.Namespace) -> str:
     else:
         raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
     budget = Budget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
-    out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.deployed:
+        from cnnbench.accuracy.deployed import deployed_accuracy
+
+        out = Path(args.out or f"results/accuracy-{args.dataset}-deployed.csv")
+        frame = deployed_accuracy(names, budget, args.threads, out=out, force=args.force,
+                                  each=lambda chosen: progress(chosen, "train, export, quantize"))  # fmt: skip
+        shown = [c for c in frame.columns if c == "model" or c.startswith(("top1", "agree", "max_rel")) or c == "error"]
+        return emit(frame, args.format, {c: c for c in shown})
+    out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
     with process_group(args.device) as (rank, device):
         bar = progress(names, "train") if rank == 0 else names
 
@@ -119,6 +128,8 @@ EVAL_TABLE = {
     "resolution": "res",
     "resize": "resize",
     "interpolation": "interp",
+    "backend": "backend",
+    "dtype": "dtype",
 }
 
 
@@ -135,6 +146,8 @@ def _cmd_eval(args: argparse.Namespace) -> str:
             device=args.device,
             workers=args.workers,
             on_batch=bar.update,
+            target=Target(threads=args.threads, backend=args.backend, dtype=args.dtype),
+            calibration=args.calibration,
         )
     return emit(frame, args.format, EVAL_TABLE)
 
@@ -164,6 +177,12 @@ def add_commands(sub: Any) -> None:
         help="change one field of the recipe, e.g. lr=0.001 or dropout=0 (the rows' recipe id changes with it)",
     )
     p_train.add_argument("--force", action="store_true", help="retrain models whose rows are already in --out")
+    p_train.add_argument(
+        "--deployed", action="store_true",
+        help="train once (first seed), export to ONNX, quantize to INT8 and score the held-out split on eager, ONNX "
+        "Runtime fp32/int8 and OpenVINO int8, with top-1 agreement (--out default: results/accuracy-DATASET-deployed"
+        ".csv)",
+    )
     p_train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p_train.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own choice)")
     printed_by(p_train, _cmd_train)
@@ -185,4 +204,10 @@ def add_commands(sub: Any) -> None:
     p_eval.add_argument("--batch", type=int, default=64)
     p_eval.add_argument("--device", default="cpu")
     p_eval.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
+    p_eval.add_argument("--backend", choices=("eager", *RUNTIMES), default="eager",
+                        help="score the model exported to ONNX on this runtime (CPU)")
+    p_eval.add_argument("--dtype", choices=("fp32", INT8), default="fp32", help="int8 with onnxruntime or openvino")
+    p_eval.add_argument("--calibration", metavar="DIR", default=None,
+                        help="int8: image folder to calibrate on (default: the --data folder itself)")
+    p_eval.add_argument("--threads", type=positive_int, default=None, help="runtime threads (default: its own)")
     printed_by(p_eval, _cmd_eval)

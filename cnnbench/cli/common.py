@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 
 from cnnbench.output import FORMATS
-from cnnbench.target import DTYPES, Target
+from cnnbench.target import BACKENDS, DTYPES, INT8, Target
 
 __all__ = [
-    "Parser", "add_model_arguments", "add_target_arguments", "printed_by", "positive_float", "positive_int",
-    "target_from",
+    "Parser", "add_model_arguments", "add_target_arguments", "calibration_from", "printed_by", "positive_float",
+    "positive_int", "target_from",
 ]  # fmt: skip
 
 
@@ -48,15 +49,31 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that make a target: device, threads, dtype, memory format, backend, BN folding."""
     parser.add_argument("--device", "--target", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp16/bf16 run under autocast")
+    parser.add_argument("--dtype", choices=[*DTYPES, INT8], default="fp32",
+                        help="fp16/bf16 run under autocast; int8 (onnxruntime, openvino) is static QDQ quantization")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
-    parser.add_argument("--backend", choices=("eager", "compile"), default="eager", help="compile: torch.compile")
+    parser.add_argument("--backend", choices=BACKENDS, default="eager",
+                        help="compile: torch.compile; onnxruntime, openvino: the model exported to ONNX and run there")
     parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
+    parser.add_argument("--calibration", metavar="DIR", default=None,
+                        help="int8: calibrate on this image folder (DIR/CLASS/IMAGE) instead of the digits")
 
 
 def target_from(args: argparse.Namespace) -> Target:
     """The :class:`Target` that :func:`add_target_arguments`' options name."""
     return Target(**{f.name: getattr(args, f.name) for f in fields(Target)})
+
+
+def calibration_from(args: argparse.Namespace) -> Path | None:
+    """The ``--calibration`` folder, checked now (one line if it is missing or holds no images)."""
+    if getattr(args, "calibration", None) is None:
+        return None
+    from cnnbench.accuracy.data import scan_image_folder
+    from cnnbench.errors import CnnbenchError
+
+    if getattr(args, "dtype", INT8) != INT8 and not getattr(args, "deploy", None):
+        raise CnnbenchError("--calibration is for --dtype int8 (with --backend onnxruntime or openvino)")
+    return scan_image_folder(args.calibration).root
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, specs: str = "zoo names or wildcards, timm:NAME, "

@@ -13,6 +13,7 @@ from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_pu
 from cnnbench.cli.common import (
     add_model_arguments,
     add_target_arguments,
+    calibration_from,
     positive_float,
     positive_int,
     printed_by,
@@ -24,7 +25,8 @@ from cnnbench.measure.latency import Timing
 from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.roofline import cached_roofline
 from cnnbench.output import emit, progress
-from cnnbench.target import DTYPES, describe, resolve_target
+from cnnbench.runtimes import DEPLOYMENTS
+from cnnbench.target import DTYPES, INT8, describe, resolve_target
 
 
 def _cmd_list(args: argparse.Namespace) -> str:
@@ -146,9 +148,10 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     names = _model_names(args)
     for note in notes:
         print(f"cnnbench bench: note: {note}", file=sys.stderr)
-    roof = None if args.no_roofline else cached_roofline(target)
+    calibration = calibration_from(args)
+    roof = None if args.no_roofline or target.dtype == INT8 else cached_roofline(target)
     timing = Timing(min_time_s=args.min_time)
-    sweep = iter_bench(names, target, batches, args.res, timing, roof)
+    sweep = iter_bench(names, target, batches, args.res, timing, roof, calibration=calibration)
     runs = [f"{n}@{b}" for n in names for b in batches]
     frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
     if frame["status"].eq("failed").all() and len(frame) == 1:
@@ -164,18 +167,42 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         "mac_mb": "MAC (MB)",
         "roofline_bound_ms": "roofline (ms)",
         "roofline_fraction": "of roofline",
+        "export_s": "export (s)",
+        "quantize_s": "quantize (s)",
+        "load_s": "load (s)",
+        "first_inference_ms": "first (ms)",
+        "peak_rss_mb": "peak RSS (MB)",
+        "activation_mb": "activations (MB)",
         "status": "status",
     }
+    if not target.runtime:
+        del columns["export_s"], columns["quantize_s"]
+    elif target.dtype != INT8:
+        del columns["quantize_s"]
+    if roof is None:
+        del columns["roofline_bound_ms"], columns["roofline_fraction"]
     table = frame.assign(
         flops_g=pd.to_numeric(frame["flops"]) / 1e9,
         mac_mb=pd.to_numeric(frame["mac_bytes"]) / 1e6,
+        peak_rss_mb=pd.to_numeric(frame["peak_rss_bytes"]) / 1e6,
+        activation_mb=pd.to_numeric(frame["activation_peak_bytes"]) / 1e6,
     )
-    digits = {"latency_ms_median": 2, "latency_ms_p95": 2, "cv": 3, "throughput_img_s": 1, "flops_g": 3, "mac_mb": 1}
+    for column in ("export_s", "quantize_s", "load_s", "first_inference_ms"):
+        table[column] = pd.to_numeric(table[column])
+    digits = {"latency_ms_median": 2, "latency_ms_p95": 2, "cv": 3, "throughput_img_s": 1, "flops_g": 3, "mac_mb": 1,
+              "export_s": 2, "quantize_s": 2, "load_s": 3, "first_inference_ms": 1, "peak_rss_mb": 1,
+              "activation_mb": 1}  # fmt: skip
     table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3})
     if table["status"].eq("failed").any():
         failed = table["status"].eq("failed")
         table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
-    header = f"# target: {target.key} ({describe(target)['device_name']}), torch {describe(target)['torch']}\n"
+    about = describe(target)
+    runtime = f", {target.backend} {about['runtime_version']}" if target.runtime else ""
+    header = f"# target: {target.key} ({about['device_name']}), torch {about['torch']}{runtime}\n"
+    if target.dtype == INT8:
+        header += f"# int8: static QDQ, per-channel weights, calibrated on {_calibration_text(calibration)}\n"
+    header += ("# peak RSS: resident memory high-water mark during inference above that after load, each run in "
+               "its own process; activations: the counted peak of live activations\n")
     if roof is not None and args.format == "table":
         header += (
             f"# roofline: {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s peak (matmul / 3×3 conv), "
@@ -185,14 +212,23 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     return header + out if args.format == "table" else out
 
 
+def _calibration_text(folder: Path | None) -> str:
+    from cnnbench.runtimes.int8 import CALIBRATION_IMAGES
+
+    where = str(folder) if folder is not None else "the scikit-learn digits' training images"
+    return f"up to {CALIBRATION_IMAGES} images of {where}"
+
+
 def _cmd_report(args: argparse.Namespace) -> str:
     from cnnbench.report import ReportConfig, run_report  # matplotlib and the rest load only for the report
 
     target = target_from(args)
     files = tuple(Path(p) for p in args.from_benchmark)
     out = Path(args.out)
+    deploy = tuple(d.strip() for d in args.deploy.split(",") if d.strip() and d.strip() != "none")
     common = {"target": target, "force": args.force, "benchmark_files": files, "resolution": args.res,
-              "guideline_rounds": args.rounds}  # fmt: skip
+              "guideline_rounds": args.rounds, "deployments": deploy,
+              "calibration": calibration_from(args)}  # fmt: skip
     if args.models:
         common["models"] = tuple(args.models)
     if args.quick:
@@ -288,6 +324,11 @@ def _add_report(sub: Any) -> None:
     p_report.add_argument(
         "--from-benchmark", nargs="*", default=[], metavar="JSON",
         help="pytest-benchmark JSON files from benchmarks/ (other targets, other machines) to add side by side",
+    )
+    p_report.add_argument(
+        "--deploy", default=",".join(DEPLOYMENTS), metavar="BACKEND:DTYPE,...",
+        help=f"latency tables on deployment runtimes besides the target's own (default {','.join(DEPLOYMENTS)}; "
+        "'none' for none)",
     )
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     p_report.set_defaults(run=_cmd_report)
