@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -32,6 +35,18 @@ def randomize_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
             m.running_var.uniform_(0.5, 1.5, generator=generator)
             m.weight.data.uniform_(0.5, 1.5, generator=generator)
             m.bias.data.normal_(0.0, 0.1, generator=generator)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One cache (ONNX exports, INT8 files, the roofline) for the whole run, never the user's ~/.cache."""
+    previous = os.environ.get("CNNBENCH_CACHE")
+    os.environ["CNNBENCH_CACHE"] = str(tmp_path_factory.mktemp("cnnbench-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("CNNBENCH_CACHE", None)
+    else:
+        os.environ["CNNBENCH_CACHE"] = previous
 
 
 @pytest.fixture

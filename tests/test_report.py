@@ -25,6 +25,7 @@ from cnnbench.report.tables import ReportConfig, run_report
 from cnnbench.target import Target
 
 MODELS = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1")
+DEPLOYED = ("onnxruntime:fp32", "onnxruntime:int8")
 ROOF = Roofline("fixed", peak_flops_per_s=50e9, bandwidth_bytes_per_s=15e9, matmul_size=1024, copy_bytes=1)
 KEY = "cpu-t1-fp32-nchw-eager"
 
@@ -42,7 +43,10 @@ def _fake_rounds(table: list[object], target: object, batch: int, timing: object
 
 
 def config(out: Path, **changes: object) -> ReportConfig:
-    return ReportConfig.quick_config(out, **{"models": MODELS, "target": Target(threads=1), **changes})
+    """The quick report of :data:`MODELS` on one thread, eager only unless ``deployments`` are given (the
+    runtimes' own tests cover them; :func:`first_run` runs one report with them)."""
+    return ReportConfig.quick_config(out, **{"models": MODELS, "target": Target(threads=1), "deployments": (),
+                                             **changes})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "cached_roofline", lambda target: ROOF)
         mp.setattr(guidelines, "time_table", _fake_rounds)
-        written = run_report(config(out))
+        written = run_report(config(out, deployments=DEPLOYED))
     return out, written
 
 
@@ -77,6 +81,22 @@ def test_report_writes_every_file(first_run: tuple[Path, dict[str, Path]]) -> No
     assert set(written) >= {"zoo", "latency", "breakdown", "readme"}
 
 
+def test_deployment_tables_speedups_and_what_changed(first_run: tuple[Path, dict[str, Path]]) -> None:
+    out, _ = first_run
+    eager = pd.read_csv(out / f"latency-{KEY}.csv").set_index("model")["latency_ms_median"]
+    fp32 = pd.read_csv(out / "latency-cpu-t1-fp32-nchw-onnxruntime.csv").set_index("model")
+    int8 = pd.read_csv(out / "latency-cpu-t1-int8-nchw-onnxruntime.csv").set_index("model")
+    assert (fp32["status"] == "ok").all() and (int8["status"] == "ok").all()
+    assert set(fp32["backend"]) == set(int8["backend"]) == {"onnxruntime"} and set(int8["dtype"]) == {"int8"}
+    assert "roofline_bound_ms" not in int8 or int8["roofline_bound_ms"].isna().all()  # the peak is fp32's
+    assert (int8["quantize_s"] > 0).all() and (fp32["load_s"] > 0).all() and fp32["peak_rss_bytes"].notna().all()
+    readme = (out / "README.md").read_text()
+    median = (eager / fp32["latency_ms_median"]).median()  # the README's sentence, recomputed from the tables
+    assert f"runs {median:.2f}× as fast as on {KEY}" in readme
+    assert "## Deployment runtimes" in readme and "![speedup_vs_eager](speedup_vs_eager.png)" in readme
+    assert (out / "speedup_vs_eager.png").exists() and "### How the ranking changes" in readme
+
+
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     zoo_csv = pd.read_csv(out / "zoo.csv")
@@ -94,7 +114,9 @@ def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[s
         1e3 * max(2 * bound["flops"] / ROOF.peak_flops_per_s, bound["mac_bytes"] / ROOF.bandwidth_bytes_per_s)
     )
     accuracy = pd.read_csv(out / "accuracy-imagenet.csv")
-    assert set(accuracy["origin"]) == {"paper", "reference"}
+    assert set(accuracy["origin"]) == {"paper", "reference", "reference-int8"}
+    int8 = accuracy[(accuracy["model"] == "shufflenet_v2_x0_5") & (accuracy["origin"] == "reference-int8")]
+    assert int8["top1"].item() == pytest.approx(57.972) and int8["dtype"].item() == "int8"  # torchvision's meta
     paper = accuracy[(accuracy["model"] == "shufflenet_v2_x0_5") & (accuracy["origin"] == "paper")]
     assert paper["top1"].item() == pytest.approx(100 - 39.7)  # ShuffleNetV2 Table 8: 39.7% error
     env = json.loads((out / "latency-cpu-t1-fp32-nchw-eager.env.json").read_text())
@@ -192,7 +214,7 @@ def test_quick_rows_are_never_reused_by_a_full_run(tmp_path: Path, monkeypatch: 
     run_report(config(out, models=MODELS[:1]))
     calls = _count_measurements(monkeypatch)
     full = ReportConfig(out=out, models=MODELS[:1], target=Target(threads=1), timing=QUICK_TIMING,
-                        breakdown_repeats=2, guideline_rounds=3)  # fmt: skip
+                        breakdown_repeats=2, guideline_rounds=3, deployments=())  # fmt: skip
     run_report(full)
     assert calls["latency"] == list(MODELS[:1]) and calls["breakdown"] == list(MODELS[:1])
     assert len(calls["guidelines"]) == 12  # every table at every scale
@@ -217,7 +239,7 @@ def test_subset_rows_join_the_same_tables(tmp_path: Path, monkeypatch: pytest.Mo
     out = tmp_path / "results"
     run_report(config(out, models=MODELS[:2]))
     before = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str).set_index("model")
-    assert main(["report", "--quick", "--threads", "1", "--out", str(out), "squeezenet*"]) == 0
+    assert main(["report", "--quick", "--threads", "1", "--deploy", "none", "--out", str(out), "squeezenet*"]) == 0
     after = pd.read_csv(out / f"latency-{KEY}.csv", dtype=str).set_index("model")
     assert sorted(after.index) == sorted([*MODELS[:2], "squeezenet1_0", "squeezenet1_1"])  # added, others kept
     pd.testing.assert_series_equal(after.loc[list(MODELS[:2]), "measured_at"], before["measured_at"])
@@ -314,6 +336,11 @@ BAD_REPORTS = [
     (["alexnet", "--res", "32"], "resolution 32 is too small for alexnet"),
     (["--device", "cuda:3"], "cuda:3"),
     (["no_such_model"], "unknown model 'no_such_model'"),
+    (["--deploy", "onnxruntime"], "a deployment is BACKEND:DTYPE"),
+    (["--deploy", "tensorrt:fp32"], "unknown backend 'tensorrt'"),
+    (["--deploy", "openvino:bf16"], "takes --dtype fp32 or int8, not bf16"),
+    (["--dtype", "int8"], "int8 runs on onnxruntime or openvino only"),
+    (["--deploy", "onnxruntime:int8", "--calibration", "{tmp}/nowhere"], "data folder"),
 ]
 
 

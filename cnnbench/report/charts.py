@@ -24,7 +24,8 @@ from scipy.stats import spearmanr  # noqa: E402
 from cnnbench.measure.counting import KINDS  # noqa: E402
 from cnnbench.store import atomic_path  # noqa: E402
 
-__all__ = ["main_line", "accuracy_chart", "latency_chart", "breakdown_chart", "roofline_chart", "short_label", "save"]
+__all__ = ["main_line", "accuracy_chart", "latency_chart", "speedup_chart", "breakdown_chart", "roofline_chart",
+           "short_label", "save"]  # fmt: skip
 
 FAMILY_ORDER = [
     "efficientnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "shufflenet_v1", "shufflenet_v2",
@@ -139,8 +140,12 @@ def latency_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[P
     data = frame[frame["status"] == "ok"].copy()
     targets = list(dict.fromkeys(data["target"]))
     palette = _palette(sorted(data["family"].unique()))
-    fig, axes = plt.subplots(1, len(targets), figsize=(13 * len(targets), 9), squeeze=False)
-    for ax, target in zip(axes[0], targets, strict=True):
+    columns = min(2, len(targets))
+    rows = -(-len(targets) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(13 * columns, 9 * rows), squeeze=False)
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
+    for ax, target in zip(axes.flat, targets, strict=False):
         part = data[data["target"] == target]
         for family, colour in palette.items():
             group = part[part["family"] == family]
@@ -162,6 +167,26 @@ def latency_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[P
         ax.legend(loc="lower right", fontsize=8)
         named = part[main_line(part["model"])]
         _labels(ax, list(named[x]), list(named["latency_ms_median"]), list(named["model"]))
+    return save(fig, stem)
+
+
+def speedup_chart(frame: pd.DataFrame, baseline: str, stem: Path, title: str) -> list[Path]:
+    """Speed-up against ``baseline`` (baseline latency / target latency, log scale) per model, one bar per target;
+    models in order of FLOPs within the main line, a line at 1 (no change)."""
+    data = frame[main_line(frame["model"])].copy()
+    order = data.groupby("model")["baseline_ms"].first().sort_values().index.tolist()
+    targets = list(dict.fromkeys(data["target"]))
+    fig, ax = plt.subplots(figsize=(12, max(6, 0.32 * len(order) * max(1, len(targets)) / 2)))
+    sns.barplot(data=data, y="model", x="speedup", hue="target", order=order, hue_order=targets, orient="h", ax=ax,
+                palette="deep")  # fmt: skip
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", lw=1)
+    _log_axis(ax.xaxis, 1.0)
+    ax.set_xlabel(f"speed-up against {baseline} (its latency / this target's), log scale: right of 1 is faster")
+    ax.set_ylabel("model (fastest on the baseline at the top)")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
     return save(fig, stem)
 
 

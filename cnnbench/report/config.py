@@ -14,9 +14,10 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.report.benchmark_json import read_benchmark_json
+from cnnbench.runtimes import DEPLOYMENTS
 from cnnbench.target import Target, resolve_target
 
-__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "ReportConfig", "check_config"]
+__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "ReportConfig", "check_config", "deployment_targets"]
 
 QUICK_MODELS = ("efficientnet_b0", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
 # One representative per family for the per-kind breakdown chart.
@@ -39,6 +40,8 @@ class ReportConfig:
     benchmark_files: tuple[Path, ...] = ()  # pytest-benchmark JSON files from benchmarks/ (other targets)
     breakdown_repeats: int = 5
     guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
+    deployments: tuple[str, ...] = DEPLOYMENTS  # BACKEND:DTYPE latency tables besides the target's own
+    calibration: Path | None = None  # int8: an image folder to calibrate on; None: the digits
 
     @classmethod
     def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
@@ -61,6 +64,19 @@ def _check_writable(out: Path) -> None:
         raise CnnbenchError(f"cannot write to {out} ({reason}); give a folder you can write with --out") from None
 
 
+def deployment_targets(config: ReportConfig) -> list[Target]:
+    """The targets of ``config.deployments``: the report's device and threads, with each BACKEND:DTYPE."""
+    targets = []
+    for spec in config.deployments:
+        backend, sep, dtype = spec.partition(":")
+        if not sep or not backend or not dtype:
+            raise CnnbenchError(f"a deployment is BACKEND:DTYPE such as onnxruntime:int8, got {spec!r}")
+        deployed = replace(config.target, backend=backend, dtype=dtype, channels_last=False, fuse_bn=False)
+        if deployed != config.target:
+            targets.append(resolve_target(deployed)[0])
+    return list(dict.fromkeys(targets))
+
+
 def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd.DataFrame]]:
     """Every input checked before the first model is measured: the target, the models, the numbers, the output
     folder and every ``--from-benchmark`` file. Returns the config with the target resolved, the model names and the
@@ -77,6 +93,12 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
         raise CnnbenchError(f"breakdown_repeats must be at least 1, got {config.breakdown_repeats}")
     if config.guideline_rounds is not None and config.guideline_rounds < 1:
         raise CnnbenchError(f"guideline rounds must be at least 1, got {config.guideline_rounds}")
+    config = replace(config, target=target)
+    deployment_targets(config)  # a bad BACKEND:DTYPE or a runtime not installed fails here
+    if config.calibration is not None:
+        from cnnbench.accuracy.data import scan_image_folder
+
+        scan_image_folder(config.calibration)
     names = resolve_patterns(config.models)
     benchmarks = [read_benchmark_json(p) for p in config.benchmark_files]
     _check_writable(config.out)

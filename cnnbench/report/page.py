@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnnbench.measure.roofline import Roofline
-from cnnbench.report import charts
+from cnnbench.report import charts, deployment
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text
 from cnnbench.target import Target
@@ -26,6 +26,8 @@ class Page:
     digits: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy-digits rows measured here
     digits_elsewhere: int = 0
     elapsed_s: float = 0.0
+    deployments: tuple[str, ...] = ()  # target keys of the deployment runtimes' latency tables
+    deployed_digits: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy-digits-int8 rows measured here
 
 
 def provenance_line(summary: dict[str, object]) -> str:
@@ -48,9 +50,11 @@ def provenance_line(summary: dict[str, object]) -> str:
 
 def accuracy_points(zoo_frame: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     """One point per model: the paper's top-1 where it has one, else the reference implementation's (marked so).
+    fp32 figures only: torchvision's INT8 rows (``reference-int8``) are never plotted as the model's accuracy.
 
     ShuffleNetV1 keeps its g=3 members only (the paper's main line), so the chart stays readable.
     """
+    accuracy = accuracy[accuracy["origin"].isin(["paper", "reference"])]
     chosen = (
         accuracy.assign(rank=accuracy["origin"].map({"paper": 0, "reference": 1}))
         .sort_values("rank")
@@ -72,8 +76,10 @@ def write_charts(
     latency_frame: pd.DataFrame,
     roof: Roofline,
     target: Target,
+    deployments: tuple[str, ...] = (),
 ) -> dict[str, Path]:
-    """Every chart as PNG and SVG; returns the PNG paths by name."""
+    """Every chart as PNG and SVG; returns the PNG paths by name. ``deployments`` are the target keys of the
+    deployment runtimes' tables (the speed-up chart compares them with ``target``)."""
     written: dict[str, Path] = {}
     points = accuracy_points(zoo_frame, accuracy)
     if not points.empty:
@@ -86,6 +92,13 @@ def write_charts(
             stem = out / f"latency_vs_{'flops' if x == 'flops' else 'mac'}"
             charts.latency_chart(everything, x, stem, f"Latency vs {label}, batch {int(everything['batch'].iloc[0])}")
             written[stem.name] = stem.with_suffix(".png")
+    deployed = [t for t in dict.fromkeys(everything.get("target", pd.Series(dtype=str))) if t in deployments]
+    ups = deployment.speedups(everything, target.key, deployed) if deployed else pd.DataFrame()
+    if not ups.empty:
+        stem = out / "speedup_vs_eager"
+        charts.speedup_chart(ups, target.key, stem, f"Deployment runtimes against {target.key}, batch "
+                             f"{int(everything['batch'].iloc[0])}")  # fmt: skip
+        written[stem.name] = stem.with_suffix(".png")
     if not breakdown.empty:
         stem = out / f"breakdown-{target.key}"
         charts.breakdown_chart(breakdown, stem, f"Where FLOPs, memory traffic and time go ({target.key})")
@@ -104,6 +117,68 @@ def write_charts(
 
 def _md(frame: pd.DataFrame) -> str:
     return frame.astype(object).where(frame.notna(), "–").to_markdown(index=False)
+
+
+DEPLOYED_COLUMNS = {
+    "model": "model", "latency_ms_median": "median (ms)", "cv": "CV", "speedup": "vs eager", "export_s": "export (s)",
+    "quantize_s": "quantize (s)", "load_s": "load (s)", "first_inference_ms": "first (ms)",
+    "peak_rss_mb": "peak RSS (MB)", "activation_mb": "activations (MB)", "status": "status",
+}
+
+
+def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, chart_paths: dict[str, Path]) -> list[str]:
+    """The README's part on deployment runtimes: what changed, in words from the figures, then the tables."""
+    deployed = [t for t in page.deployments if "target" in everything and t in set(everything["target"])]
+    if not deployed:
+        return []
+    lines = ["## Deployment runtimes: ONNX Runtime and OpenVINO, fp32 and INT8", ""]
+    lines += [
+        "Each model is exported once with `torch.onnx.export` (opset 17, cached), run on ONNX Runtime's CPU provider "
+        "and OpenVINO's CPU plugin with the same threads, and for INT8 statically quantized (QDQ, per-channel int8 "
+        "weights, uint8 activations, MinMax calibration on 32 real images: the digits unless `--calibration DIR`). "
+        "Every measurement runs in a process of its own. `vs eager` = eager latency / this latency (above 1 is "
+        "faster). Cold start: `export` (torch.onnx.export), `quantize` (pre-processing, calibration, quantization), "
+        "`load` (session creation or compilation; building the model for eager), `first` (first inference). "
+        "`peak RSS` is the resident-memory high-water mark during inference above what was resident after the load; "
+        "`activations` is the counted peak of live activations, for comparison (int8 at one byte per element).",
+        "",
+    ]
+    lines += [f"- {line}" for line in deployment.summary_lines(everything, baseline, deployed)] + [""]
+    if "speedup_vs_eager" in chart_paths:
+        lines += ["![speedup_vs_eager](speedup_vs_eager.png)", "", "*Speed-up of each runtime and dtype against "
+                  f"{baseline}, per model.* ([svg](speedup_vs_eager.svg))", ""]  # fmt: skip
+    ranks = deployment.ranking(everything, [baseline, *deployed])
+    if not ranks.empty:
+        lines += ["### How the ranking changes", "", "Latency rank of each model (1 = fastest) on each target; the 15 "
+                  "models whose rank moves most.", "", _md(ranks.head(15)), ""]  # fmt: skip
+    ups = deployment.speedups(everything, baseline, deployed).set_index(["model", "target"])["speedup"]
+    for key in deployed:
+        part = everything[everything["target"] == key].copy()
+        part["speedup"] = [ups.get((m, key)) for m in part["model"]]
+        part["peak_rss_mb"] = pd.to_numeric(part.get("peak_rss_bytes"), errors="coerce") / 1e6
+        part["activation_mb"] = pd.to_numeric(part.get("activation_peak_bytes"), errors="coerce") / 1e6
+        shown = [c for c in DEPLOYED_COLUMNS if c in part and part[c].notna().any()]
+        table = part[shown].rename(columns=DEPLOYED_COLUMNS)
+        version = part["runtime_version"].dropna().iloc[0] if "runtime_version" in part and part[
+            "runtime_version"].notna().any() else "?"  # fmt: skip
+        lines += [f"### {key} ({part['backend'].iloc[0]} {version})", "", _md(_round(table)), ""]
+    if not page.deployed_digits.empty:
+        keep = [c for c in page.deployed_digits.columns if c.startswith(("top1", "agree"))]
+        digits = page.deployed_digits[["model", "epochs", "resolution", *keep]]
+        lines += ["### Accuracy on the deployed models (digits, held-out 360 images)", "",
+                  "`cnnbench train --deployed` trains each model once, exports it, quantizes it on 32 training images "
+                  "and scores the held-out split on each target; `agree` is the share of images whose top-1 class "
+                  "equals eager fp32's.", "", _md(digits), ""]  # fmt: skip
+    return lines
+
+
+def _round(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        numeric = pd.to_numeric(out[column], errors="coerce")
+        if numeric.notna().any() and column not in ("model", "status"):
+            out[column] = numeric.round(3 if column in ("CV", "load (s)") else 2)
+    return out
 
 
 def write_readme(
@@ -173,7 +248,8 @@ def write_readme(
             _md(lat_md),
             "",
         ]
-    others = sorted(set(everything["target"]) - {target.key}) if "target" in everything else []
+    sections += _deployment_section(everything, target.key, page, chart_paths)
+    others = sorted(set(everything["target"]) - {target.key} - set(page.deployments)) if "target" in everything else []
     for other in others:
         part = everything[everything["target"] == other]
         origin = "imported from pytest-benchmark JSON" if " @ " in other else "measured on this machine"
@@ -214,7 +290,8 @@ def write_readme(
         "| file | what |",
         "|---|---|",
         "| `zoo.csv` | every total of `cnnbench profile` per model, the paper's figures and the reference's |",
-        "| `accuracy-imagenet.csv` | published top-1/top-5: origin `paper` or `reference` (never mixed) |",
+        "| `accuracy-imagenet.csv` | published top-1/top-5: origin `paper`, `reference` or `reference-int8` "
+        "(torchvision's quantized weights), never mixed |",
         f"| `latency-{target.key}.csv` | every statistic of `cnnbench bench`, roofline bound, target description |",
         "| `latency-TARGET@HOST-ID.csv` | rows imported from pytest-benchmark JSON (`--from-benchmark`) |",
         f"| `breakdown-{target.key}.csv` | FLOPs, MAC and time per op kind for one model per family |",

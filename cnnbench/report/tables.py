@@ -28,15 +28,17 @@ from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
 from cnnbench.guidelines.verdicts import TIE, verdict
 from cnnbench.measure import bench as bench_module
-from cnnbench.measure import breakdown, counting, forward, latency, profiling
+from cnnbench.measure import breakdown, counting, forward, isolated, latency, profiling
 from cnnbench.measure.bench import as_frame, iter_bench
 from cnnbench.measure.breakdown import time_by_kind
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_ms
 from cnnbench.provenance import Stamp, machine_identity
-from cnnbench.report.config import BREAKDOWN_MODELS, ReportConfig, check_config
+from cnnbench.report.config import BREAKDOWN_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_readme
+from cnnbench.runtimes import export, int8, session
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
+from cnnbench.target import INT8, Target, runtime_version
 
 __all__ = ["run_report", "zoo_table", "accuracy_table", "latency_table", "breakdown_table", "guidelines_tables",
            "all_latency", "digits_here"]
@@ -116,28 +118,36 @@ def _latency_settings(config: ReportConfig) -> dict[str, object]:
     return {"timing": asdict(config.timing), "batch": config.batch, "resolution": config.resolution}
 
 
-def latency_table(config: ReportConfig, names: list[str], roof: Roofline, progress: Progress[str]) -> pd.DataFrame:
+def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None, progress: Progress[str],
+                  target: Target | None = None) -> pd.DataFrame:  # fmt: skip
     """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
 
-    Returns this machine's rows, each bounded with this machine's roofline (the bound is derived, not measured).
+    ``target`` defaults to the report's own; a deployment target (``config.deployments``) gets a table of its own.
+    Returns this machine's rows, each bounded with this machine's roofline (the bound is derived, not measured; no
+    bound without a roofline, as for int8).
     """
-    target = config.target
+    target = target or config.target
     path = config.out / f"latency-{target.key}.csv"
     table = ResultTable(path, key=["model", "batch"])
-    settings = _latency_settings(config)
-    for name in progress(names, "latency"):
-        stamp = _stamp(config, target.key, settings, code_fingerprint(name, [counting, profiling, forward, latency,
-                                                                             bench_module, models]))  # fmt: skip
+    settings = {**_latency_settings(config), **({"calibration": str(config.calibration)} if target.dtype == INT8
+                                                else {})}  # fmt: skip
+    modules = [counting, profiling, forward, latency, bench_module, isolated, models]
+    modules += [export, int8, session] if target.runtime else []
+    for name in progress(names, f"latency {target.backend} {target.dtype}"):
+        stamp = _stamp(config, target.key, settings, code_fingerprint(name, modules))
         row = table.reusable(stamp, model=name, batch=config.batch)
         if not config.force and row is not None and row.get("status") == "ok":
             continue
-        (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof)
+        (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
+                               calibration=config.calibration)  # fmt: skip
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
     write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
-                                        "timing": asdict(config.timing), "roofline": asdict(roof)})  # fmt: skip
+                                        "runtime_version": runtime_version(target.backend),
+                                        "timing": asdict(config.timing),
+                                        "roofline": asdict(roof) if roof else None})  # fmt: skip
     frame = as_frame(table.frame(_mine(_here(config))).to_dict("records"))
     ok = frame["status"] == "ok"
-    if ok.any():
+    if ok.any() and roof is not None:
         pairs = zip(frame.loc[ok, "flops"], frame.loc[ok, "mac_bytes"], strict=True)
         frame.loc[ok, "roofline_bound_ms"] = [roofline_bound_ms(int(f), int(b), roof) for f, b in pairs]
         frame.loc[ok, "roofline_fraction"] = frame.loc[ok, "roofline_bound_ms"] / pd.to_numeric(
@@ -279,16 +289,20 @@ def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
                 left_out.append(f"{path.name} ({int((~mine).sum())} rows measured elsewhere)")
             frame = frame[mine]
         if not frame.empty:
-            frames.append(frame)
+            frames.append(frame.dropna(axis=1, how="all"))  # a column empty on one target (quantize_s) stays
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), left_out
 
 
 def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, int]:
     """Rows of accuracy-digits.csv (``cnnbench train``) measured on this machine, and how many others there are."""
-    path = out / "accuracy-digits.csv"
+    return here(out / "accuracy-digits.csv", ["model"], machine)
+
+
+def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, int]:
+    """The rows of a results table that ``machine`` measured, and how many others it holds."""
     if not path.exists():
         return pd.DataFrame(), 0
-    frame = ResultTable(path, key=["model"]).frame()
+    frame = ResultTable(path, key=key).frame()
     if frame.empty:
         return frame, 0
     mine = _measured_on(frame, machine)
@@ -316,9 +330,13 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     roof = cached_roofline(target)
     atomic_write_text(out / f"roofline-{target.key}.json", json.dumps(asdict(roof), indent=2) + "\n")
     written["roofline"] = out / f"roofline-{target.key}.json"
-    latency_frame = latency_table(config, names, roof, progress)
+    latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress)
     written["latency"] = out / f"latency-{target.key}.csv"
-    breakdown = breakdown_table(config, names, progress)
+    for deployed in deployment_targets(config):
+        deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
+        latency_table(config, names, deployed_roof, progress, deployed)
+        written[f"latency-{deployed.key}"] = out / f"latency-{deployed.key}.csv"
+    breakdown = breakdown_table(config, names, progress) if not target.runtime else pd.DataFrame()
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
     guidelines = guidelines_tables(config, names, progress)
     written["guidelines"] = out / f"guidelines-{target.key}.csv"
@@ -329,7 +347,8 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
         everything["family"] = everything["model"].map(_families()).fillna("other")
     digits, digits_elsewhere = digits_here(out, machine)
 
-    chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target)
+    deployed = tuple(t.key for t in deployment_targets(config))
+    chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target, deployed)
     written.update(chart_paths)
     shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits) if not f.empty]
     page = Page(
@@ -338,6 +357,8 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
         digits=digits,
         digits_elsewhere=digits_elsewhere,
         elapsed_s=time.perf_counter() - started,
+        deployments=deployed,
+        deployed_digits=here(out / "accuracy-digits-deployed.csv", ["model", "epochs", "seed", "recipe"], machine)[0],
     )
     written["readme"] = write_readme(out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof,
                                      chart_paths, page)  # fmt: skip

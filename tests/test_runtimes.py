@@ -1,0 +1,195 @@
+"""Deployment runtimes: every zoo model exported to ONNX gives eager's outputs, INT8 keeps a trained model's
+accuracy, a row records cold start and peak memory, and bad settings are refused in one line.
+
+No wall-clock time is asserted. Parity compares outputs of order one: the weights get He fan-in initialisation and
+BatchNorm non-trivial statistics (as tests/test_parity.py does), and the tolerance is relative to the largest
+output, after checking that the outputs depend on the input.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from conftest import randomize_bn_stats, slow_if_big
+from torch import nn
+
+import zoo
+from cnnbench.accuracy.data import digits_split, digits_to_input
+from cnnbench.cli import main
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.bench import bench
+from cnnbench.measure.isolated import run_isolated
+from cnnbench.measure.latency import QUICK_TIMING
+from cnnbench.runtimes import export
+from cnnbench.runtimes.int8 import CALIBRATION_IMAGES, digits_calibration, folder_calibration
+from cnnbench.runtimes.session import load_session
+from cnnbench.target import Target, resolve_target
+
+ORT = Target(threads=1, backend="onnxruntime")
+SIDE = 64  # small keeps CI fast
+# |runtime - eager| ≤ TOLERANCE · max |eager|: fp32 rounding grows with depth (ResNet-152 and EfficientNet-B6 reach
+# 2e-4 of the scale); a wrong layer, weight or layout gives differences of the scale itself.
+TOLERANCE = 1e-3
+
+
+def well_conditioned(name: str, generator: torch.Generator, x: torch.Tensor) -> nn.Module:
+    """``name`` with weights whose outputs are of order one and depend on the input: He fan-in weights, random BN
+    affine parameters, then BN statistics taken from an eval-mode forward of ``x`` and six more random images (as
+    ``cnnbench train`` recalibrates them), so that every layer's output on ``x`` is normalised and no deep net's
+    activations blow up (statistics of other images leave near-constant channels of EfficientNet-B4+'s 2×2 stages
+    to be divided by a near-zero variance)."""
+    model = zoo.create_model(name)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, generator=generator)
+    randomize_bn_stats(model, generator)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    model.eval()  # dropout and stochastic depth off; only BatchNorm collects statistics
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: one forward sets the statistics
+        m.train()
+    with torch.no_grad():
+        model(torch.cat([x, torch.randn(6, *x.shape[1:], generator=generator)]))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", slow_if_big(zoo.list_models()))
+def test_fp32_export_gives_eager_outputs(name: str, tmp_path: Path, generator: torch.Generator) -> None:
+    side = SIDE
+    x = torch.randn(2, 3, side, side, generator=generator)
+    model = well_conditioned(name, generator, x)
+    with torch.inference_mode():
+        expected = model(x)
+    assert (expected[0] - expected[1]).abs().max() > 1e-2 * expected.abs().max(), "outputs barely depend on input"
+    path = tmp_path / "model.onnx"
+    export.export_onnx(model, path, batch=2, resolution=side)
+    got = torch.from_numpy(load_session(path, resolve_target(ORT)[0]).run(x.numpy()))
+    scale = expected.abs().max().item()
+    assert scale > 1e-3, f"logits of {scale:.1e}: the comparison would check nothing"
+    torch.testing.assert_close(got, expected, rtol=0, atol=TOLERANCE * scale)
+
+
+def test_openvino_runs_the_same_file(tmp_path: Path, generator: torch.Generator) -> None:
+    x = torch.randn(1, 3, SIDE, SIDE, generator=generator)
+    model = well_conditioned("mobilenet_v3_small", generator, x)
+    with torch.inference_mode():
+        expected = model(x)
+    path = tmp_path / "model.onnx"
+    export.export_onnx(model, path, batch=1, resolution=SIDE)
+    got = torch.from_numpy(load_session(path, resolve_target(Target(threads=1, backend="openvino"))[0]).run(x.numpy()))
+    torch.testing.assert_close(got, expected, rtol=0, atol=TOLERANCE * expected.abs().max().item())
+
+
+def test_export_is_cached_by_model_batch_and_resolution(tmp_path: Path) -> None:
+    first = export.exported("squeezenet1_1", 1, 64, cache=tmp_path)
+    again = export.exported("squeezenet1_1", 1, 64, cache=tmp_path)
+    other = export.exported("squeezenet1_1", 2, 64, cache=tmp_path)
+    assert not first.cached and again.cached and not other.cached
+    assert again.path == first.path != other.path
+    assert again.export_s == pytest.approx(first.export_s)  # the record of when it was made, not a new timing
+    assert len(list(tmp_path.glob("*.onnx"))) == 2 and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_digits_calibration_is_the_training_digits_at_the_models_side() -> None:
+    calibration = digits_calibration(40)
+    expected = digits_to_input(digits_split().train_images[:CALIBRATION_IMAGES], 40).numpy()
+    np.testing.assert_array_equal(calibration.images, expected)
+    assert calibration.images.shape == (CALIBRATION_IMAGES, 3, 40, 40)
+    assert "32 training images" in calibration.source
+
+
+def test_folder_calibration_reads_images_with_the_reference_preprocessing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            Image.new("RGB", (48, 40), (40 * i, 100, 200)).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "a" / "broken.png").write_bytes(b"not an image")
+    calibration = folder_calibration("resnet18", tmp_path, 32, count=4)
+    assert calibration.images.shape == (4, 3, 32, 32)
+    # torchvision's ImageNet normalisation: a pixel of 200 in the blue channel is (200/255 - 0.406) / 0.225
+    assert calibration.images[0, 2, 0, 0] == pytest.approx((200 / 255 - 0.406) / 0.225, abs=1e-5)
+
+
+def test_bench_rows_record_cold_start_peak_memory_and_runtime(tmp_path: Path) -> None:
+    frame = bench(["squeezenet1_1", "mobilenet_v3_small"], Target(threads=1, backend="onnxruntime", dtype="int8"),
+                  resolution=64, timing=QUICK_TIMING)  # fmt: skip
+    assert list(frame["status"]) == ["ok", "ok"], list(frame["error"])
+    for column in ("export_s", "quantize_s", "load_s", "first_inference_ms", "latency_ms_median"):
+        assert (frame[column].astype(float) > 0).all(), column
+    assert (frame["peak_rss_bytes"].astype(float) >= 0).all()
+    assert set(frame["runtime_version"]) == {onnxruntime.__version__}
+    assert frame["mac_bytes"].tolist() == frame["mac"].tolist()  # int8: one byte per element moved
+    assert all("INT8 QDQ calibrated on digits" in n for n in frame["notes"])
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fail() -> None:
+    raise CnnbenchError("this model cannot be exported")
+
+
+def test_a_killed_measurement_costs_one_row_not_the_sweep() -> None:
+    with pytest.raises(CnnbenchError, match=r"died \(signal SIGKILL\) \(out of memory\?\)"):
+        run_isolated(_die)
+    with pytest.raises(CnnbenchError, match="cannot be exported"):
+        run_isolated(_fail)
+    assert run_isolated(sum, [1, 2, 3]) == 6
+
+
+def test_a_model_that_fails_to_export_is_recorded_and_the_sweep_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = export.export_onnx
+
+    def picky(model: nn.Module, path: Path, *args: object, **kwargs: object) -> tuple[float, str]:
+        if type(model).__name__ == "SqueezeNet":
+            raise CnnbenchError("ONNX export failed (torchscript: RuntimeError: unsupported op)")
+        return real(model, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(export, "export_onnx", picky)
+    monkeypatch.setenv("CNNBENCH_CACHE", str(Path(os.environ.get("CNNBENCH_CACHE", "/tmp")) / "picky"))
+    frame = bench(["squeezenet1_1", "mobilenet_v3_small"], ORT, resolution=64, timing=QUICK_TIMING, isolate=False)
+    assert list(frame["status"]) == ["failed", "ok"]
+    assert "unsupported op" in frame["error"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (Target(dtype="int8"), "int8 runs on onnxruntime or openvino only"),
+        (Target(backend="onnxruntime", dtype="fp16"), "takes --dtype fp32 or int8"),
+        (Target(backend="openvino", channels_last=True), "drop --channels-last"),
+        (Target(backend="onnxruntime", fuse_bn=True), "drop --fuse-bn"),
+        (Target(backend="openvino", device="cuda"), "CPU plugin only"),
+        (Target(backend="tensorrt"), "use one of eager, compile, onnxruntime, openvino"),
+    ],
+)
+def test_runtime_settings_that_cannot_work_are_refused(target: Target, message: str) -> None:
+    with pytest.raises(CnnbenchError, match=message):
+        resolve_target(target)
+
+
+def test_cli_bench_on_onnxruntime_int8_prints_latency_cold_start_and_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "squeezenet1_1", "--backend", "onnxruntime", "--dtype", "int8", "--threads", "1",
+                 "--res", "64", "--min-time", "0.05"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("model"))
+    for column in ("median (ms)", "export (s)", "quantize (s)", "load (s)", "first (ms)", "peak RSS (MB)"):
+        assert column in header
+    assert "calibrated on up to 32 images of the scikit-learn digits" in out
+
+
+def test_cli_refuses_int8_on_eager_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "squeezenet1_1", "--dtype", "int8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "onnxruntime or openvino" in err and "Traceback" not in err
