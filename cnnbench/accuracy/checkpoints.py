@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 import zoo
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, first_line
 from zoo.mobilenetv1 import convert_timm_state_dict
 
 __all__ = ["LoadedModel", "read_state_dict", "load_model", "fit_report"]
@@ -47,7 +47,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as err:
-            raise CnnbenchError(f"{path.name} is not a readable safetensors file ({_first_line(err)})") from None
+            raise CnnbenchError(f"{path.name} is not a readable safetensors file ({first_line(err)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -61,13 +61,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             ) from None
         raise CnnbenchError(f"{path.name} is not a PyTorch checkpoint that weights_only=True can read") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CnnbenchError(f"{path.name} is not a readable PyTorch checkpoint ({_first_line(err)})") from None
+        raise CnnbenchError(f"{path.name} is not a readable PyTorch checkpoint ({first_line(err)})") from None
     return _unwrap(obj, path.name)
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
 
 
 def _unwrap(obj: object, name: str) -> dict[str, Tensor]:

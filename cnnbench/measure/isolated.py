@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, reason
 
 __all__ = ["run_isolated"]
 
@@ -41,8 +41,7 @@ def _child(connection: Connection, fn: Callable[..., Any], args: tuple[Any, ...]
     except CnnbenchError as err:
         connection.send(("error", str(err)))
     except BaseException as err:  # noqa: BLE001 - reported to the parent as the row's reason
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        connection.send(("error", f"{type(err).__name__}: {first}"))
+        connection.send(("error", reason(err, 200)))
     finally:
         connection.close()
 

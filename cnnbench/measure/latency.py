@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.measure.forward import forward_on, running, synchronize
 from cnnbench.models import build_model
 from cnnbench.target import Target, describe, resolve_target
@@ -269,8 +269,7 @@ def measure(
         if "out of memory" in message or "can't allocate memory" in message:  # CUDA / CPU allocator wording
             raise CnnbenchError(f"{name} ran out of memory at batch {batch}; try a smaller --batch") from None
         if target.runtime:
-            first = (str(err).strip().splitlines() or [""])[0][:160]
-            raise CnnbenchError(f"{target.backend} failed running {name} ({first})") from None
+            raise CnnbenchError(f"{target.backend} failed running {name} ({first_line(err)[:160]})") from None
         raise
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     return LatencyResult(

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from cnnbench import models
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, reason
 from cnnbench.provenance import now
 from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
 
@@ -52,11 +52,6 @@ def onnx_cache() -> Path:
     return cache_root() / "onnx"
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
-
-
 def export_onnx(model: nn.Module, path: Path, batch: int, resolution: int, channels: int = 3) -> tuple[float, str]:
     """Export ``model`` (a CPU copy in eval mode) to ``path`` for a fixed ``batch × channels × resolution²`` input.
 
@@ -75,7 +70,7 @@ def export_onnx(model: nn.Module, path: Path, batch: int, resolution: int, chann
                                   input_names=[INPUT_NAME], output_names=["output"], **kwargs)  # fmt: skip
             return time.perf_counter() - started, exporter
         except Exception as err:  # noqa: BLE001 - every exporter failure is a reason to record, not a crash
-            errors.append(f"{exporter}: {_first_line(err)}")
+            errors.append(f"{exporter}: {reason(err, 200)}")
     raise CnnbenchError(f"ONNX export failed ({'; '.join(errors)})")
 
 

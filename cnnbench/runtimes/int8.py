@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, reason
 from cnnbench.provenance import now
 from cnnbench.runtimes.export import INPUT_NAME
 from cnnbench.store import atomic_path, atomic_write_text
@@ -136,8 +136,7 @@ def quantize_int8(fp32: Path, calibration: Calibration, batch: int, out: Path | 
     except CnnbenchError:
         raise
     except Exception as err:  # noqa: BLE001 - the quantizer's failure is the row's reason
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise CnnbenchError(f"INT8 quantization failed ({type(err).__name__}: {first[:160]})") from None
+        raise CnnbenchError(f"INT8 quantization failed ({reason(err)})") from None
     finally:
         quiet.setLevel(level)
         path.with_name(path.stem + "-pre.onnx").unlink(missing_ok=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, reason
 from cnnbench.runtimes.export import INPUT_NAME, export_onnx, exported
 from cnnbench.runtimes.int8 import Calibration, digits_calibration, quantize_int8
 from cnnbench.target import INT8, Target
@@ -81,9 +81,7 @@ def load_session(path: Path, target: Target) -> Session:
     except CnnbenchError:
         raise
     except Exception as err:  # noqa: BLE001 - a file the runtime cannot load is the row's reason
-        first = (str(err).strip().splitlines() or [""])[0]
-        reason = f"{type(err).__name__}: {first[:160]}"
-        raise CnnbenchError(f"{target.backend} could not load the model ({reason})") from None
+        raise CnnbenchError(f"{target.backend} could not load the model ({reason(err)})") from None
     raise CnnbenchError(f"{target.backend} is not a deployment runtime; use onnxruntime or openvino")
 
 
