@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -44,13 +43,9 @@ def runtime_logits(model: nn.Module, images: Tensor, target: Target, calibration
                    batch: int = 1) -> Tensor:  # fmt: skip
     """Logits of ``model`` on ``images`` (N×3×R×R) run on ``target``'s runtime (exported with its own weights,
     quantized for int8 on ``calibration``). The file takes a fixed ``batch``: the last group is padded, then cut."""
-    side = images.shape[-1]
-    forward = session.runtime_forward(model, target, batch, side, channels=images.shape[1], calibration=calibration)
-    outputs = []
-    for chunk in images.split(batch):
-        padded = torch.cat([chunk, chunk[:1].expand(batch - len(chunk), -1, -1, -1)]) if len(chunk) < batch else chunk
-        outputs.append(torch.from_numpy(np.asarray(forward.session.run(padded.numpy())))[: len(chunk)])
-    return torch.cat(outputs).float()
+    forward = session.runtime_forward(model, target, batch, images.shape[-1], channels=images.shape[1],
+                                      calibration=calibration)  # fmt: skip
+    return forward.predict(images)
 
 
 def _stamp(name: str, budget: Budget, threads: int | None) -> Stamp:

@@ -69,12 +69,7 @@ def evaluate(
 
         images = folder_calibration(name, calibration or data_dir, preprocess.crop) if deployed.dtype == INT8 else None
         calibration_text = images.source if images is not None else ""
-        forward = runtime_forward(model.cpu(), deployed, batch, preprocess.crop, calibration=images)
-
-        def logits_of(x: Tensor) -> Tensor:
-            n = len(x)
-            padded = torch.cat([x, x[:1].expand(batch - n, -1, -1, -1)]) if n < batch else x
-            return torch.from_numpy(forward.session.run(padded.numpy()))[:n].float()
+        logits_of = runtime_forward(model.cpu(), deployed, batch, preprocess.crop, calibration=images).predict
 
     loader = torch.utils.data.DataLoader(
         FolderImages(scan.samples, preprocess), batch_size=batch, num_workers=workers, collate_fn=collate_readable

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.measure.forward import forward_on, running, synchronize
 from cnnbench.models import build_model
 from cnnbench.target import Target, describe, resolve_target
+
+if TYPE_CHECKING:
+    from cnnbench.runtimes.int8 import Calibration
 
 __all__ = [
     "Timing", "QUICK_TIMING", "LatencyResult", "ColdStart", "measure", "warm_up", "time_iterations", "time_callable",
@@ -213,7 +217,7 @@ def measure(
     resolution: int | None = None,
     timing: Timing | None = None,
     name: str | None = None,
-    calibration: Path | object | None = None,
+    calibration: Path | Calibration | None = None,
 ) -> LatencyResult:
     """Measure one model at one batch size on one target. ``model`` is a module or a name (zoo, timm:, torchvision:).
 
@@ -245,7 +249,7 @@ def measure(
 
         calibration = folder_calibration(name, calibration, resolution)
     forward = forward_on(net, target, batch, resolution, copy_model=not built_here, name=cached_name,
-                         calibration=calibration)  # type: ignore[arg-type]  # fmt: skip
+                         calibration=calibration)  # fmt: skip
     notes += forward.notes
     load_s = getattr(forward, "load_s", time.perf_counter() - started)
 

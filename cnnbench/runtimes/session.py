@@ -108,6 +108,17 @@ class RuntimeForward:
     def __call__(self) -> object:
         return self._call(self._feed)
 
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """The first output on any number of ``images``: the file takes a fixed batch (the timed input's), so they
+        run in groups of it, the last group padded with repeats of its first image and the padding cut off."""
+        batch = len(self.x)
+        outputs = []
+        for chunk in images.split(batch):
+            n = len(chunk)
+            padded = torch.cat([chunk, chunk[:1].expand(batch - n, *chunk.shape[1:])]) if n < batch else chunk
+            outputs.append(torch.from_numpy(np.asarray(self.session.run(padded.numpy())))[:n])
+        return torch.cat(outputs).float()
+
 
 def runtime_forward(
     model: nn.Module | None,
