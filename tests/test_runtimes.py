@@ -25,9 +25,14 @@ from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import bench
 from cnnbench.measure.isolated import run_isolated
-from cnnbench.measure.latency import QUICK_TIMING
+from cnnbench.measure.latency import QUICK_TIMING, measure
 from cnnbench.runtimes import export
-from cnnbench.runtimes.int8 import CALIBRATION_IMAGES, digits_calibration, folder_calibration
+from cnnbench.runtimes.int8 import (
+    CALIBRATION_IMAGES,
+    LATENCY_CALIBRATION_IMAGES,
+    digits_calibration,
+    folder_calibration,
+)
 from cnnbench.runtimes.session import load_session
 from cnnbench.target import Target, resolve_target
 
@@ -186,7 +191,15 @@ def test_cli_bench_on_onnxruntime_int8_prints_latency_cold_start_and_memory(caps
     header = next(line for line in out.splitlines() if line.lstrip().startswith("model"))
     for column in ("median (ms)", "export (s)", "quantize (s)", "load (s)", "first (ms)", "peak RSS (MB)"):
         assert column in header
-    assert "calibrated on up to 32 images of the scikit-learn digits" in out
+    assert "calibrated on up to 8 images of the scikit-learn digits" in out
+
+
+def test_latency_calibrates_on_fewer_digits_than_accuracy() -> None:
+    # The scales differ, the graph and its kernels do not: latency quantizes on 8 digits, accuracy on 32.
+    target = Target(threads=1, backend="onnxruntime", dtype="int8")
+    result = measure("squeezenet1_1", target, 1, 48, QUICK_TIMING)
+    assert LATENCY_CALIBRATION_IMAGES == 8 < CALIBRATION_IMAGES
+    assert "calibrated on digits (scikit-learn), 8 training images" in result.notes
 
 
 def test_cli_refuses_int8_on_eager_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

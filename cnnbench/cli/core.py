@@ -213,10 +213,10 @@ def _cmd_bench(args: argparse.Namespace) -> str:
 
 
 def _calibration_text(folder: Path | None) -> str:
-    from cnnbench.runtimes.int8 import CALIBRATION_IMAGES
+    from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 
     where = str(folder) if folder is not None else "the scikit-learn digits' training images"
-    return f"up to {CALIBRATION_IMAGES} images of {where}"
+    return f"up to {LATENCY_CALIBRATION_IMAGES} images of {where}"
 
 
 def _cmd_report(args: argparse.Namespace) -> str:

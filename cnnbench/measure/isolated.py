@@ -21,7 +21,11 @@ from cnnbench.errors import CnnbenchError, reason
 __all__ = ["run_isolated"]
 
 T = TypeVar("T")
-_PRELOAD = ["cnnbench.measure.latency", "cnnbench.runtimes.session", "onnxruntime", "openvino"]
+# What a measurement imports, so that no child pays for it: besides the runtimes, ``onnx`` and ONNX Runtime's quantizer
+# (int8), scikit-learn's datasets (the digits calibrate int8) and torch's dynamo, which the meta-device build of a
+# runtime row pulls in (``torch.device("meta")`` runs weight initialisers through ``torch._refs``): 1–3 s a row.
+_PRELOAD = ["cnnbench.measure.latency", "cnnbench.runtimes.session", "onnxruntime", "openvino", "onnx",
+            "onnxruntime.quantization", "sklearn.datasets", "torch._dynamo"]
 _context: Any = None
 
 

@@ -245,9 +245,9 @@ def measure(
         resolution = resolution or int(getattr(model, "resolution", 224))
     device = target.torch_device
     if isinstance(calibration, Path):  # an image folder: preprocessed as this model's reference evaluates
-        from cnnbench.runtimes.int8 import folder_calibration
+        from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES, folder_calibration
 
-        calibration = folder_calibration(name, calibration, resolution)
+        calibration = folder_calibration(name, calibration, resolution, LATENCY_CALIBRATION_IMAGES)
     forward = forward_on(net, target, batch, resolution, copy_model=not built_here, name=cached_name,
                          calibration=calibration)  # fmt: skip
     notes += forward.notes

@@ -11,6 +11,7 @@ import pandas as pd
 from cnnbench.measure.roofline import Roofline
 from cnnbench.report import charts, deployment
 from cnnbench.report.config import ReportConfig
+from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 from cnnbench.store import atomic_write_text
 from cnnbench.target import Target
 
@@ -135,7 +136,9 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
     lines += [
         "Each model is exported once with `torch.onnx.export` (opset 17, cached), run on ONNX Runtime's CPU provider "
         "and OpenVINO's CPU plugin with the same threads, and for INT8 statically quantized (QDQ, per-channel int8 "
-        "weights, uint8 activations, MinMax calibration on 32 real images: the digits unless `--calibration DIR`). "
+        f"weights, uint8 activations, MinMax calibration on {LATENCY_CALIBRATION_IMAGES} real images: the digits "
+        "unless `--calibration DIR`; the ranges set the file's scales, not its graph or kernels, so latency needs no "
+        "more). "
         "Every measurement runs in a process of its own. `vs eager` = eager latency / this latency (above 1 is "
         "faster). Cold start: `export` (torch.onnx.export), `quantize` (pre-processing, calibration, quantization), "
         "`load` (session creation or compilation; building the model for eager), `first` (first inference). "

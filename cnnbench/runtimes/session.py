@@ -24,7 +24,7 @@ from torch import nn
 
 from cnnbench.errors import CnnbenchError, reason
 from cnnbench.runtimes.export import INPUT_NAME, export_onnx, exported
-from cnnbench.runtimes.int8 import Calibration, digits_calibration, quantize_int8
+from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES, Calibration, digits_calibration, quantize_int8
 from cnnbench.target import INT8, Target
 
 __all__ = ["Session", "load_session", "RuntimeForward", "runtime_forward", "CALIBRATION_RANDOM"]
@@ -134,7 +134,8 @@ def runtime_forward(
     """Export (or take from the cache, for a named model), quantize for an int8 target, load, and return the
     forward to time. ``name`` caches the export under that model name (``model`` may then be ``None``); otherwise
     ``model`` is exported with its own weights into a temporary folder. An int8 target calibrates on
-    ``calibration``, by default the digits at ``side`` for 3-channel inputs and random draws for anything else."""
+    ``calibration``, by default :data:`~cnnbench.runtimes.int8.LATENCY_CALIBRATION_IMAGES` digits at ``side`` for
+    3-channel inputs and random draws for anything else."""
     notes: list[str] = []
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     x = torch.randn(batch, channels, side, side, generator=generator).numpy()
@@ -152,7 +153,7 @@ def runtime_forward(
         quantize_s = None
         if target.dtype == INT8:
             if calibration is None and channels == 3:
-                calibration = digits_calibration(side)
+                calibration = digits_calibration(side, LATENCY_CALIBRATION_IMAGES)
             elif calibration is None:
                 draws = np.random.default_rng(seed or 0).standard_normal((CALIBRATION_RANDOM, channels, side, side))
                 calibration = Calibration(draws.astype(np.float32), f"{CALIBRATION_RANDOM} random-normal inputs")
