@@ -37,7 +37,6 @@ from cnnbench.provenance import Stamp, machine_identity
 from cnnbench.report.config import BREAKDOWN_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_readme
 from cnnbench.runtimes import export, int8, session
-from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 from cnnbench.target import INT8, Target, runtime_version
 
@@ -130,7 +129,7 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
     target = target or config.target
     path = config.out / f"latency-{target.key}.csv"
     table = ResultTable(path, key=["model", "batch"])
-    int8_settings = {"calibration": str(config.calibration), "calibration_images": LATENCY_CALIBRATION_IMAGES}
+    int8_settings = {"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES}
     settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
     modules = [counting, profiling, forward, latency, bench_module, isolated, models]
     modules += [export, int8, session] if target.runtime else []
