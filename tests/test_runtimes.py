@@ -24,7 +24,7 @@ from cnnbench.accuracy.data import digits_split, digits_to_input
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import bench
-from cnnbench.measure.isolated import run_isolated
+from cnnbench.measure.isolated import map_isolated, run_isolated
 from cnnbench.measure.latency import QUICK_TIMING, measure
 from cnnbench.runtimes import export
 from cnnbench.runtimes.int8 import (
@@ -150,6 +150,29 @@ def test_a_killed_measurement_costs_one_row_not_the_sweep() -> None:
     with pytest.raises(CnnbenchError, match="cannot be exported"):
         run_isolated(_fail)
     assert run_isolated(sum, [1, 2, 3]) == 6
+
+
+def test_map_isolated_gives_each_result_in_order_and_an_error_in_its_place() -> None:
+    results = map_isolated(sum, [([1, 2],), ([3],), ([4, 5, 6],)], workers=2)
+    assert results == [3, 3, 15]
+    mixed = map_isolated(_fail, [()], workers=2) + map_isolated(sum, [([7],)], workers=2)
+    assert isinstance(mixed[0], CnnbenchError) and "cannot be exported" in str(mixed[0]) and mixed[1] == 7
+
+
+def test_the_report_prepares_the_files_its_runtime_rows_load(tmp_path: Path) -> None:
+    """The preparation exports and quantizes ahead, in parallel; each row then finds its file in the cache, so the
+    calibration the preparation used is the one the row would have used."""
+    from cnnbench.report.config import ReportConfig
+    from cnnbench.report.tables import latency_table, prepare_deployments
+
+    # The children fork from a forkserver started with this session's cache folder: the files land there.
+    config = ReportConfig.quick_config(tmp_path / "out", models=("squeezenet1_1",), target=Target(threads=1),
+                                       deployments=("onnxruntime:fp32", "onnxruntime:int8"))  # fmt: skip
+    assert prepare_deployments(config, ["squeezenet1_1"], lambda items, desc: items) == 2
+    int8_target = resolve_target(Target(threads=1, backend="onnxruntime", dtype="int8"))[0]
+    frame = latency_table(config, ["squeezenet1_1"], None, lambda items, desc: items, int8_target)
+    assert frame.loc[0, "status"] == "ok", frame.loc[0, "error"]
+    assert "export (cached)" in frame.loc[0, "notes"] and "8 training images (cached)" in frame.loc[0, "notes"]
 
 
 def test_a_model_that_fails_to_export_is_recorded_and_the_sweep_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from cnnbench.cli.common import (
 )
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import as_frame, iter_bench
-from cnnbench.measure.latency import Timing
+from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.roofline import cached_roofline
 from cnnbench.output import emit, progress
@@ -234,7 +235,8 @@ def _cmd_report(args: argparse.Namespace) -> str:
     if args.quick:
         config = ReportConfig.quick_config(out, **common)
     else:
-        config = ReportConfig(out=out, batch=args.batch, timing=Timing(min_time_s=args.min_time), **common)
+        timing = replace(REPORT_TIMING, min_time_s=args.min_time)
+        config = ReportConfig(out=out, batch=args.batch, timing=timing, **common)
     written = run_report(config, progress)  # checks every input, in seconds, before the first model is measured
     lines = [f"wrote {len(written)} files to {out}/:"] + [f"  {p}" for p in sorted(map(str, set(written.values())))]
     return "\n".join(lines) + "\n"
@@ -318,7 +320,8 @@ def _add_report(sub: Any) -> None:
     p_report.add_argument("--batch", type=positive_int, default=1)
     p_report.add_argument("--res", type=positive_int, default=None,
                           help="input side for latency and breakdown (default: each model's own)")
-    p_report.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per model")
+    p_report.add_argument("--min-time", type=positive_float, default=REPORT_TIMING.min_time_s,
+                          help="seconds of timed iterations per model and target (at least 5 iterations)")
     p_report.add_argument("--rounds", type=positive_int, default=None,
                           help="interleaved rounds per guideline table (default 7, 3 with --quick)")
     p_report.add_argument(

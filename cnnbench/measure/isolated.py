@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from cnnbench.errors import CnnbenchError, reason
 
-__all__ = ["run_isolated"]
+__all__ = ["run_isolated", "map_isolated", "preparation_workers"]
 
 T = TypeVar("T")
 # What a measurement imports, so that no child pays for it: besides the runtimes, ``onnx`` and ONNX Runtime's quantizer
@@ -27,6 +30,7 @@ T = TypeVar("T")
 _PRELOAD = ["cnnbench.measure.latency", "cnnbench.runtimes.session", "onnxruntime", "openvino", "onnx",
             "onnxruntime.quantization", "sklearn.datasets", "torch._dynamo"]
 _context: Any = None
+_starting = threading.Lock()  # map_isolated starts children from threads: one start (and __main__ hiding) at a time
 
 
 def _get_context() -> Any:
@@ -67,11 +71,12 @@ def _main_hidden() -> Iterator[None]:
 def run_isolated(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` in a child process; its result (pickled back), or :class:`CnnbenchError` with the
     child's error, or with how it died (a signal: SIGKILL is usually the kernel's out-of-memory killer)."""
-    context = _get_context()
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(send, fn, args, kwargs), daemon=True)
-    with _main_hidden():
-        process.start()
+    with _starting:
+        context = _get_context()
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(send, fn, args, kwargs), daemon=True)
+        with _main_hidden():
+            process.start()
     send.close()
     try:
         status, value = receive.recv()
@@ -88,3 +93,25 @@ def run_isolated(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
     hint = " (out of memory?)" if code == -signal.SIGKILL else ""
     raise CnnbenchError(f"the measuring process died ({how}){hint}")
+
+
+def preparation_workers() -> int:
+    """Children to run at once for work that is not timed (exports, quantization): the cores this process may use,
+    at most 4 (a VGG quantization holds a few GB)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def map_isolated(fn: Callable[..., T], argsets: Sequence[tuple[Any, ...]], workers: int,
+                 progress: Callable[[Sequence[Future[T]], str], Iterable[Future[T]]] | None = None,
+                 desc: str = "") -> list[T | CnnbenchError]:  # fmt: skip
+    """``fn(*args)`` for every argument tuple, each in its own child, ``workers`` at a time; in order, each its
+    result or the :class:`CnnbenchError` it raised. Never for timing: the children share the cores."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(run_isolated, fn, *args) for args in argsets]
+        results: list[T | CnnbenchError] = []
+        for future in progress(futures, desc) if progress else futures:
+            try:
+                results.append(future.result())
+            except CnnbenchError as err:
+                results.append(err)
+        return results

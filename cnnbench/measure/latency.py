@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from cnnbench.runtimes.int8 import Calibration
 
 __all__ = [
-    "Timing", "QUICK_TIMING", "LatencyResult", "ColdStart", "measure", "warm_up", "time_iterations", "time_callable",
-    "resident_bytes",
+    "Timing", "QUICK_TIMING", "REPORT_TIMING", "LatencyResult", "ColdStart", "measure", "warm_up", "time_iterations",
+    "time_callable", "resident_bytes",
 ]  # fmt: skip
 
 
@@ -60,6 +60,11 @@ class Timing:
 # `--quick` everywhere (a first look, and the tests): 0.1 s and 3 iterations at least, a short warm-up. Figures
 # taken with it are never reused by a run with full timing (the report stamps its rows ``quick``).
 QUICK_TIMING = Timing(min_time_s=0.1, min_iters=3, window=2, max_warmup_s=0.5, min_warmup_iters=0)
+# The report times ~60 models on four targets, and the guideline tables, within 15 minutes on a 2-core CPU: each row
+# gets 0.3 s and at least 5 iterations (EfficientNet-B7 and the VGGs stop at 5), after at most 2 s of warm-up in
+# windows of 3. `bench` keeps the longer default (1 s, 10 iterations); a row records the timing it was measured
+# with, and a row is reused only under the same timing.
+REPORT_TIMING = Timing(min_time_s=0.3, min_iters=5, window=3, max_warmup_s=2.0)
 
 
 @dataclass(frozen=True)
@@ -245,9 +250,9 @@ def measure(
         resolution = resolution or int(getattr(model, "resolution", 224))
     device = target.torch_device
     if isinstance(calibration, Path):  # an image folder: preprocessed as this model's reference evaluates
-        from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES, folder_calibration
+        from cnnbench.runtimes.int8 import latency_calibration
 
-        calibration = folder_calibration(name, calibration, resolution, LATENCY_CALIBRATION_IMAGES)
+        calibration = latency_calibration(name, resolution, calibration)
     forward = forward_on(net, target, batch, resolution, copy_model=not built_here, name=cached_name,
                          calibration=calibration)  # fmt: skip
     notes += forward.notes

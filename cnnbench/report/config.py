@@ -11,7 +11,7 @@ import pandas as pd
 
 from cnnbench.catalog import resolve_patterns
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.latency import QUICK_TIMING, Timing
+from cnnbench.measure.latency import QUICK_TIMING, REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.report.benchmark_json import read_benchmark_json
 from cnnbench.runtimes import DEPLOYMENTS
@@ -34,7 +34,7 @@ class ReportConfig:
     models: tuple[str, ...] = ("*",)  # zoo names or wildcards
     batch: int = 1
     resolution: int | None = None  # input side of latency and breakdown; None: each model's own
-    timing: Timing = field(default_factory=Timing)
+    timing: Timing = REPORT_TIMING
     quick: bool = False  # a few models, short timing (tests, a first look); never reused by a full run
     force: bool = False  # re-measure rows that could be reused
     benchmark_files: tuple[Path, ...] = ()  # pytest-benchmark JSON files from benchmarks/ (other targets)

@@ -23,6 +23,7 @@ import pandas as pd
 import zoo
 from cnnbench import models
 from cnnbench.accuracy.published import published_accuracy
+from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines import audit as guidelines_audit
 from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
@@ -118,6 +119,40 @@ def _latency_settings(config: ReportConfig) -> dict[str, object]:
     return {"timing": asdict(config.timing), "batch": config.batch, "resolution": config.resolution}
 
 
+def _latency_rows(config: ReportConfig, names: list[str], target: Target) -> tuple[ResultTable, dict[str, Stamp]]:
+    """``target``'s latency table and the stamp each model's row must carry to be reused."""
+    table = ResultTable(config.out / f"latency-{target.key}.csv", key=["model", "batch"])
+    int8_settings = {"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES}
+    settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
+    modules = [counting, profiling, forward, latency, bench_module, isolated, models]
+    modules += [export, int8, session] if target.runtime else []
+    return table, {name: _stamp(config, target.key, settings, code_fingerprint(name, modules)) for name in names}
+
+
+def prepare_deployments(config: ReportConfig, names: list[str], progress: Progress[str]) -> int:
+    """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
+    once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
+    cache, and each row then loads its file instead of making it on one core. A file that fails here is left to
+    its row, which records the reason. Returns the number of files made or found."""
+    jobs: dict[tuple[str, str], tuple[object, ...]] = {}
+    for target in deployment_targets(config):
+        table, stamps = _latency_rows(config, names, target)
+        for name in names:
+            row = table.reusable(stamps[name], model=name, batch=config.batch)
+            if config.force or row is None or row.get("status") != "ok":
+                side = config.resolution or zoo.model_info(name).resolution
+                jobs.setdefault((name, target.dtype), (name, target, config.batch, side, config.calibration))
+    fp32 = [args for (_, dtype), args in jobs.items() if dtype != INT8]
+    quantized = [args for (_, dtype), args in jobs.items() if dtype == INT8]
+    workers = isolated.preparation_workers()
+    done = 0
+    for argsets, what in ((fp32, "export"), (quantized, "export + int8")):  # exports first: int8 starts from them
+        if argsets:
+            results = isolated.map_isolated(session.deployable, argsets, workers, progress, f"prepare {what}")
+            done += sum(not isinstance(r, CnnbenchError) for r in results)
+    return done
+
+
 def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None, progress: Progress[str],
                   target: Target | None = None) -> pd.DataFrame:  # fmt: skip
     """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
@@ -127,21 +162,16 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
     bound without a roofline, as for int8).
     """
     target = target or config.target
-    path = config.out / f"latency-{target.key}.csv"
-    table = ResultTable(path, key=["model", "batch"])
-    int8_settings = {"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES}
-    settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
-    modules = [counting, profiling, forward, latency, bench_module, isolated, models]
-    modules += [export, int8, session] if target.runtime else []
+    table, stamps = _latency_rows(config, names, target)
     for name in progress(names, f"latency {target.backend} {target.dtype}"):
-        stamp = _stamp(config, target.key, settings, code_fingerprint(name, modules))
+        stamp = stamps[name]
         row = table.reusable(stamp, model=name, batch=config.batch)
         if not config.force and row is not None and row.get("status") == "ok":
             continue
         (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
                                calibration=config.calibration)  # fmt: skip
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
-    write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
                                         "runtime_version": runtime_version(target.backend),
                                         "timing": asdict(config.timing),
                                         "roofline": asdict(roof) if roof else None})  # fmt: skip
@@ -172,7 +202,7 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
         merged = counts.merge(times, on="kind", how="outer").fillna(0)
         columns = stamp.columns(target.torch_device)
         table.replace([{"model": name, **record, **columns} for record in merged.to_dict("records")], model=name)
-    write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
                                         "repeats": config.breakdown_repeats})  # fmt: skip
     return table.frame(_mine(_here(config)))
 
@@ -196,7 +226,7 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
         rows = g.run_table(guideline, scale, target, batch, config.timing, rounds)
         columns = stamp.columns(target.torch_device)
         table.replace([{**row, **columns} for row in rows], guideline=guideline, scale=scale)
-    write_sidecar(path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
                                         "timing": asdict(config.timing), "rounds": rounds})  # fmt: skip
     mine = table.frame(_mine(stamp.machine))
     frame = g.results_frame(mine.to_dict("records")) if not mine.empty else mine
@@ -332,6 +362,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     written["roofline"] = out / f"roofline-{target.key}.json"
     latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress)
     written["latency"] = out / f"latency-{target.key}.csv"
+    prepare_deployments(config, names, progress)
     for deployed in deployment_targets(config):
         deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
         latency_table(config, names, deployed_roof, progress, deployed)

@@ -31,7 +31,7 @@ from cnnbench.runtimes.export import INPUT_NAME
 from cnnbench.store import atomic_path, atomic_write_text
 
 __all__ = ["CALIBRATION_IMAGES", "LATENCY_CALIBRATION_IMAGES", "Calibration", "digits_calibration",
-           "folder_calibration", "quantize_int8", "Quantized"]
+           "folder_calibration", "latency_calibration", "quantize_int8", "Quantized"]
 
 CALIBRATION_IMAGES = 32  # for accuracy (train --deployed, eval): MinMax ranges settle by a few dozen images
 # For latency (bench, report, benchmarks/): the ranges change the scales in the file, not its graph or the kernels
@@ -89,6 +89,17 @@ def folder_calibration(name: str, folder: str | Path, resolution: int, count: in
     if not images:
         raise CnnbenchError(f"none of the images in {folder} could be read for calibration")
     return Calibration(np.stack(images).astype(np.float32), f"{folder}, {len(images)} images")
+
+
+def latency_calibration(name: str, resolution: int, calibration: str | Path | Calibration | None) -> Calibration:
+    """What a latency row of ``name`` calibrates on: ``calibration`` itself, :data:`LATENCY_CALIBRATION_IMAGES`
+    of an image folder, or by default as many digits. Every caller resolves it here, so that a file quantized ahead
+    (the report's preparation) and the row that loads it agree on the images, and the cache hits."""
+    if isinstance(calibration, Calibration):
+        return calibration
+    if calibration is not None:
+        return folder_calibration(name, calibration, resolution, LATENCY_CALIBRATION_IMAGES)
+    return digits_calibration(resolution, LATENCY_CALIBRATION_IMAGES)
 
 
 @dataclass(frozen=True)

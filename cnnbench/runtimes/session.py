@@ -24,10 +24,11 @@ from torch import nn
 
 from cnnbench.errors import CnnbenchError, reason
 from cnnbench.runtimes.export import INPUT_NAME, export_onnx, exported
-from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES, Calibration, digits_calibration, quantize_int8
+from cnnbench.runtimes.int8 import Calibration, latency_calibration, quantize_int8
 from cnnbench.target import INT8, Target
 
-__all__ = ["Session", "load_session", "RuntimeForward", "runtime_forward", "CALIBRATION_RANDOM"]
+__all__ = ["Session", "load_session", "RuntimeForward", "runtime_forward", "Deployable", "deployable",
+           "CALIBRATION_RANDOM"]
 
 CALIBRATION_RANDOM = 8  # inputs that are not images (a guideline's feature maps) calibrate on this many draws
 
@@ -141,27 +142,51 @@ def runtime_forward(
     x = torch.randn(batch, channels, side, side, generator=generator).numpy()
     with tempfile.TemporaryDirectory(prefix="cnnbench-onnx-") as scratch:
         if name is not None:
-            made = exported(name, batch, side)
-            onnx_path, export_s = made.path, made.export_s
-            notes.append(f"ONNX {made.exporter} export{' (cached)' if made.cached else ''}")
+            made = deployable(name, target, batch, side, calibration)
+            onnx_path, export_s, quantize_s = made.path, made.export_s, made.quantize_s
+            notes += made.notes
         elif model is not None:
             onnx_path = Path(scratch) / "model.onnx"
             export_s, exporter = export_onnx(model.cpu(), onnx_path, batch, side, channels)
             notes.append(f"ONNX {exporter} export")
+            quantize_s = None
+            if target.dtype == INT8:
+                if calibration is None and channels == 3:
+                    calibration = latency_calibration("", side, None)
+                elif calibration is None:
+                    draws = np.random.default_rng(seed or 0).standard_normal((CALIBRATION_RANDOM, channels, side, side))
+                    calibration = Calibration(draws.astype(np.float32), f"{CALIBRATION_RANDOM} random-normal inputs")
+                quantized = quantize_int8(onnx_path, calibration, batch, Path(scratch) / "model-int8.onnx")
+                onnx_path, quantize_s = quantized.path, quantized.quantize_s
+                notes.append(f"INT8 QDQ calibrated on {calibration.source}")
         else:
             raise CnnbenchError("runtime_forward needs a model or a model name")
-        quantize_s = None
-        if target.dtype == INT8:
-            if calibration is None and channels == 3:
-                calibration = digits_calibration(side, LATENCY_CALIBRATION_IMAGES)
-            elif calibration is None:
-                draws = np.random.default_rng(seed or 0).standard_normal((CALIBRATION_RANDOM, channels, side, side))
-                calibration = Calibration(draws.astype(np.float32), f"{CALIBRATION_RANDOM} random-normal inputs")
-            out = None if name is not None else Path(scratch) / "model-int8.onnx"
-            quantized = quantize_int8(onnx_path, calibration, batch, out)
-            onnx_path, quantize_s = quantized.path, quantized.quantize_s
-            notes.append(f"INT8 QDQ calibrated on {calibration.source}{' (cached)' if quantized.cached else ''}")
         session = load_session(onnx_path, target)  # loaded into memory: the scratch folder may go
     if session.providers:
         notes.append(f"{target.backend} {session.providers}")
     return RuntimeForward(session, x, target, export_s, quantize_s, tuple(notes))
+
+
+@dataclass(frozen=True)
+class Deployable:
+    """The file a runtime loads for a named model on a target: the cached fp32 export, or its INT8 QDQ version."""
+
+    path: Path
+    export_s: float
+    quantize_s: float | None
+    notes: tuple[str, ...]
+
+
+def deployable(name: str, target: Target, batch: int, side: int,
+               calibration: str | Path | Calibration | None = None) -> Deployable:  # fmt: skip
+    """Zoo, ``timm:`` or ``torchvision:`` model ``name`` exported (and for an int8 target quantized, calibrated by
+    :func:`~cnnbench.runtimes.int8.latency_calibration`), each from the cache when it is there. Nothing is loaded:
+    the report makes these files ahead, several at once, before any timing starts."""
+    made = exported(name, batch, side)
+    notes = [f"ONNX {made.exporter} export{' (cached)' if made.cached else ''}"]
+    if target.dtype != INT8:
+        return Deployable(made.path, made.export_s, None, tuple(notes))
+    calibrated = latency_calibration(name, side, calibration)
+    quantized = quantize_int8(made.path, calibrated, batch)
+    notes.append(f"INT8 QDQ calibrated on {calibrated.source}{' (cached)' if quantized.cached else ''}")
+    return Deployable(quantized.path, made.export_s, quantized.quantize_s, tuple(notes))
