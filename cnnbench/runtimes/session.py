@@ -151,11 +151,10 @@ def runtime_forward(
             notes.append(f"ONNX {exporter} export")
             quantize_s = None
             if target.dtype == INT8:
-                if calibration is None and channels == 3:
-                    calibration = latency_calibration("", side, None)
-                elif calibration is None:
+                if calibration is None and channels != 3:  # not images: random draws
                     draws = np.random.default_rng(seed or 0).standard_normal((CALIBRATION_RANDOM, channels, side, side))
                     calibration = Calibration(draws.astype(np.float32), f"{CALIBRATION_RANDOM} random-normal inputs")
+                calibration = latency_calibration(type(model).__name__, side, calibration)
                 quantized = quantize_int8(onnx_path, calibration, batch, Path(scratch) / "model-int8.onnx")
                 onnx_path, quantize_s = quantized.path, quantized.quantize_s
                 notes.append(f"INT8 QDQ calibrated on {calibration.source}")
