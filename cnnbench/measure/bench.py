@@ -21,7 +21,7 @@ from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, roofline_bound_ms
 from cnnbench.target import INT8, Target, describe, resolve_target
 
-__all__ = ["iter_bench", "bench", "as_frame", "BENCH_COLUMNS"]
+__all__ = ["iter_bench", "bench", "as_frame", "BENCH_COLUMNS", "BENCH_TEXT_COLUMNS"]
 
 T = TypeVar("T")
 
@@ -57,7 +57,10 @@ BENCH_COLUMNS = [
     "roofline_bound_ms",
     "roofline_fraction",
     "notes",
+    "samples_ms",  # per-iteration times, space-separated (cnnbench.measure.latency.samples_text)
 ]
+# Bench columns a results table reads back as text, besides cnnbench.store's own: one sample would parse as a number.
+BENCH_TEXT_COLUMNS = ("samples_ms",)
 
 
 def _counts(name: str, resolution: int | None, batch: int, target: Target) -> dict[str, object]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Timing", "QUICK_TIMING", "REPORT_TIMING", "LatencyResult", "ColdStart", "measure", "warm_up", "time_iterations",
-    "time_callable", "resident_bytes",
+    "time_callable", "resident_bytes", "samples_text", "parse_samples",
 ]  # fmt: skip
 
 
@@ -139,7 +139,7 @@ class LatencyResult:
         }
 
     def row(self) -> dict[str, object]:
-        """One flat record: model, batch, statistics, memory, target description."""
+        """One flat record: model, batch, statistics, memory, the samples (:func:`samples_text`), target description."""
         return {
             "model": self.model,
             "batch": self.batch,
@@ -149,8 +149,20 @@ class LatencyResult:
             "peak_mem_bytes": self.peak_mem_bytes,
             **asdict(self.cold),
             "notes": self.notes,
+            "samples_ms": samples_text(self.samples_ms),
             **{k: v for k, v in self.target.items()},
         }
+
+
+def samples_text(samples_ms: Sequence[float]) -> str:
+    """Per-iteration times as one text field, space-separated, to 5 significant digits (0.01% at worst): how a
+    results table keeps them (``samples_ms``), so that a later run can be compared with this one."""
+    return " ".join(f"{x:.5g}" for x in samples_ms)
+
+
+def parse_samples(text: str) -> tuple[float, ...]:
+    """The times :func:`samples_text` wrote; ``ValueError`` for text that is not numbers."""
+    return tuple(float(x) for x in text.split())
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:

@@ -15,9 +15,11 @@ from typing import Any
 import pandas as pd
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.measure.latency import samples_text
 from cnnbench.provenance import fingerprint
 
-__all__ = ["read_benchmark_json", "REQUIRED_TOP", "REQUIRED_STATS", "REQUIRED_EXTRA"]
+__all__ = ["read_benchmark_json", "load_benchmark_json", "benchmark_samples_ms", "REQUIRED_TOP", "REQUIRED_STATS",
+           "REQUIRED_EXTRA"]
 
 REQUIRED_TOP = ("machine_info", "commit_info", "benchmarks", "datetime", "version")  # pytest-benchmark's own keys
 REQUIRED_STATS = ("median", "mean", "stddev", "iqr", "rounds")
@@ -29,7 +31,8 @@ REQUIRED_EXTRA = (
 HOW = "make one with `pytest benchmarks/test_latency.py --benchmark-only --benchmark-json FILE`"
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_benchmark_json(path: Path) -> dict[str, Any]:
+    """The parsed file, checked to have pytest-benchmark's top-level shape (one-line :class:`CnnbenchError` if not)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -48,12 +51,26 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+def benchmark_samples_ms(entry: dict[str, Any]) -> tuple[float, ...] | None:
+    """A benchmark's per-round times in ms, or None where the file holds none.
+
+    pytest-benchmark keeps them in ``stats.data`` in seconds, each already divided by the round's iterations
+    (``Metadata.update``): per-iteration times. ``--benchmark-json`` always writes them; ``--benchmark-save`` only
+    with ``--benchmark-save-data``.
+    """
+    stats = entry.get("stats")
+    data = stats.get("data") if isinstance(stats, dict) else None
+    if not isinstance(data, list) or not data or not all(isinstance(x, int | float) for x in data):
+        return None
+    return tuple(1e3 * float(x) for x in data)
+
+
 def read_benchmark_json(path: Path) -> pd.DataFrame:
     """Latency rows, one per test of benchmarks/test_latency.py in ``path``, with the provenance the file records.
 
     Raises :class:`CnnbenchError` (one line) for a missing, unreadable or misshapen file.
     """
-    data = _load(path)
+    data = load_benchmark_json(path)
     ours = [e for e in data["benchmarks"] if isinstance(e, dict) and {"model", "flops"} <= set(e.get("extra_info", {}))]
     if not ours:
         raise CnnbenchError(
@@ -85,6 +102,7 @@ def read_benchmark_json(path: Path) -> pd.DataFrame:
                 "cv": stats["stddev"] / stats["mean"] if stats["mean"] else 0.0,
                 "throughput_img_s": batch / stats["median"] if stats["median"] else 0.0,
                 "iters": stats["rounds"],
+                "samples_ms": samples_text(benchmark_samples_ms(entry) or ()),
                 "params": extra.get("params"),
                 "flops": extra["flops"],
                 "mac": extra.get("mac"),

@@ -1,0 +1,74 @@
+"""``cnnbench compare OLD NEW``: a regression gate over two runs' latency samples (:mod:`cnnbench.report.compare`).
+
+Its exit code is the verdict: 1 when a model got slower beyond the threshold and the noise, 0 when none did, 2 for
+bad input (as every command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cnnbench.output import FORMATS, emit
+from cnnbench.report.compare import DEFAULT_THRESHOLD, compare, gate, summary_line
+
+__all__ = ["add_commands", "percentage"]
+
+CONFIDENCE = 0.95
+
+
+def percentage(text: str) -> float:
+    """An argparse type: a percentage, with or without its sign ("5", "5%", "2.5%"), as a fraction (0.05)."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a percentage such as 5 or 5%, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a percentage of at least 0, got {text!r}")
+    return value / 100
+
+
+def _cmd_compare(args: argparse.Namespace) -> tuple[str, int]:
+    frame = compare(Path(args.old), Path(args.new), threshold=args.threshold, confidence=CONFIDENCE)
+    code = gate(frame)
+    if args.format in ("csv", "json"):
+        return emit(frame, args.format), code
+    interval = f"{CONFIDENCE * 100:g}% CI"
+    lows, highs = frame["ci_low"], frame["ci_high"]
+    table = frame.assign(
+        ci=[f"[{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else math.nan for lo, hi in zip(lows, highs, strict=True)],
+        batch=frame["batch"].astype(object).where(frame["batch"].notna(), math.nan),  # "–", not <NA>, if unknown
+    ).round({"old_ms": 3, "new_ms": 3, "ratio": 3})
+    columns = {"target": "target", "model": "model", "batch": "batch", "old_ms": "old (ms)", "new_ms": "new (ms)",
+               "ratio": "new/old", "ci": interval, "verdict": "verdict"}  # fmt: skip
+    if frame["note"].astype(bool).any():
+        columns["note"] = "note"
+    header = (f"# old: {args.old}  new: {args.new}  (medians of the per-iteration times; {interval} of the ratio by "
+              "bootstrap)\n") if args.format == "table" else ""  # fmt: skip
+    return header + emit(table, args.format, columns) + summary_line(frame, args.threshold) + "\n", code
+
+
+def add_commands(sub: Any) -> None:
+    """``compare``."""
+    p_compare = sub.add_parser(
+        "compare", help="regression gate: which models got slower between two runs, with bootstrap intervals",
+        description="OLD and NEW are two results folders (cnnbench report --out; every latency-*.csv in them) or "
+        "two pytest-benchmark JSON files (--benchmark-json). Compares the median per-iteration time of each model, "
+        "target and batch found in both. A row is slower when new/old exceeds 1 + threshold and the "
+        f"{CONFIDENCE * 100:g}% bootstrap interval of that ratio lies above 1; faster, mirrored. Exit code 1 when a "
+        "row is slower, 0 when none is, 2 for bad input.",
+    )  # fmt: skip
+    p_compare.add_argument("old", metavar="OLD", help="the baseline: a results folder or a pytest-benchmark JSON file")
+    p_compare.add_argument("new", metavar="NEW", help="the run to check, of the same kind as OLD")
+    p_compare.add_argument(
+        "--threshold", type=percentage, default=DEFAULT_THRESHOLD, metavar="PCT",
+        help="the smallest change that counts, in percent with or without the sign: 5 and 5%% are 5%%, 0.5 is half "
+        "a percent (default 5%%)",
+    )  # fmt: skip
+    p_compare.add_argument("--format", choices=FORMATS, default="table",
+                           help="table (default) or markdown: the summary; csv, json: every column")
+    p_compare.set_defaults(run=_cmd_compare)

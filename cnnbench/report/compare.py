@@ -1,0 +1,230 @@
+"""``cnnbench compare OLD NEW``: which models got slower between two runs, beyond what their noise explains.
+
+OLD and NEW are both results folders (every ``latency-*.csv`` in them, as ``cnnbench report`` writes them; a single
+``latency-*.csv`` file works too) or both pytest-benchmark JSON files. A table's row is matched by its target (the
+file name, ``latency-<target>.csv``; an imported ``latency-<target>@<host>-<machine>.csv`` stays apart), model and
+batch; a benchmark by its ``fullname``. The times compared are the per-iteration samples: a table's ``samples_ms``
+(:func:`cnnbench.measure.latency.samples_text`), a benchmark's ``stats.data``.
+
+For each pair, ``ratio`` = median(new) / median(old), so above 1 is slower, and its ``confidence`` interval by a
+percentile bootstrap that resamples the two sets of samples independently (seeded: the same files give the same
+interval). The verdict needs both a big enough change and one the noise does not explain:
+
+- ``slower``: ratio > 1 + threshold, and the interval's low end above 1;
+- ``faster``: ratio < 1 / (1 + threshold) (the mirror image of ``slower``), and the interval's high end below 1;
+- ``unchanged`` otherwise.
+
+Rows on one side only are listed with the verdict ``only in old`` / ``only in new``; rows on both sides that cannot
+be compared (a failed run, fewer than 2 samples, a table written before samples were kept) as ``not comparable``,
+with the reason in ``note``. None of these fail the gate; only ``slower`` does (:func:`gate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy.stats import bootstrap
+
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.bench import BENCH_TEXT_COLUMNS
+from cnnbench.measure.latency import parse_samples
+from cnnbench.report.benchmark_json import benchmark_samples_ms, load_benchmark_json
+from cnnbench.store import ResultTable
+
+__all__ = ["compare", "gate", "ratio_interval", "summary_line", "COLUMNS", "VERDICTS", "MIN_SAMPLES",
+           "DEFAULT_THRESHOLD"]
+
+SLOWER, FASTER, UNCHANGED = "slower", "faster", "unchanged"
+ONLY_OLD, ONLY_NEW, NOT_COMPARABLE = "only in old", "only in new", "not comparable"
+VERDICTS = (SLOWER, FASTER, UNCHANGED, ONLY_OLD, ONLY_NEW, NOT_COMPARABLE)
+COLUMNS = ["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci_low", "ci_high", "n_old", "n_new", "verdict",
+           "note"]  # fmt: skip
+DEFAULT_THRESHOLD = 0.05  # the smallest change called slower or faster: 5%
+MIN_SAMPLES = 2  # a bootstrap of one sample is that sample: no interval
+RESAMPLED_ELEMENTS = 1_000_000  # per side and bootstrap batch: bounds the memory of runs with thousands of samples
+NO_SAMPLES = "no samples (its table was written before samples were kept)"
+SAVE_DATA = "re-run pytest-benchmark with --benchmark-save-data (or --benchmark-json FILE, which keeps them)"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One row of a run: what the table shows of it, its samples (ms), and why it cannot be compared, if so."""
+
+    target: str
+    model: str
+    batch: int | None
+    samples: tuple[float, ...]
+    problem: str = ""
+
+
+_Run = dict[tuple[str, ...], _Entry]
+
+
+def compare(old: Path, new: Path, threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95, resamples: int = 2000,
+            seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """One row per target, model and batch (or benchmark) of OLD and NEW, with the columns :data:`COLUMNS`:
+    medians in ms, their ratio new/old with its ``confidence`` interval, sample counts, verdict and note.
+
+    ``threshold`` is a fraction (0.05: 5%). Raises :class:`CnnbenchError` (one line) for a missing path, a folder
+    with no latency table, a JSON file without per-iteration data, a folder and a JSON file mixed, or two runs
+    with nothing to compare.
+    """
+    if not threshold >= 0:
+        raise CnnbenchError(f"the threshold must be at least 0, got {threshold}")
+    if not 0 < confidence < 1:
+        raise CnnbenchError(f"the confidence must lie between 0 and 1, got {confidence}")
+    if resamples < 1:
+        raise CnnbenchError(f"resamples must be at least 1, got {resamples}")
+    kinds = {"OLD": _kind(old, "OLD"), "NEW": _kind(new, "NEW")}
+    if kinds["OLD"] != kinds["NEW"]:
+        raise CnnbenchError(f"OLD is {kinds['OLD']} and NEW {kinds['NEW']}; compare two results folders or two "
+                            "pytest-benchmark JSON files")  # fmt: skip
+    before, after = _read(old), _read(new)
+    common = [k for k in after if k in before]
+    if not common:
+        raise CnnbenchError(f"{old} and {new} have no row in common (target, model and batch, or benchmark name); "
+                            "compare runs of the same models on the same targets")  # fmt: skip
+    rows = [_compared(before[k], after[k], threshold, confidence, resamples, seed) for k in common]
+    if all(r["verdict"] == NOT_COMPARABLE for r in rows):
+        raise CnnbenchError(f"no row of {old} and {new} can be compared ({rows[0]['note']}, and so on); both sides "
+                            f"need status ok and at least {MIN_SAMPLES} samples")  # fmt: skip
+    rows += [_alone(e, ONLY_OLD) for k, e in before.items() if k not in after]
+    rows += [_alone(e, ONLY_NEW) for k, e in after.items() if k not in before]
+    rows.sort(key=lambda r: (str(r["target"]), str(r["model"]), r["batch"] if r["batch"] is not None else -1))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["batch"] = frame["batch"].astype("Int64")
+    return frame
+
+
+def gate(frame: pd.DataFrame) -> int:
+    """The exit code of a regression gate: 1 when any row of :func:`compare`'s frame is ``slower``, else 0."""
+    return int(bool((frame["verdict"] == SLOWER).any()))
+
+
+def summary_line(frame: pd.DataFrame, threshold: float) -> str:
+    """``2 slower, 0 faster, 10 unchanged at threshold 5%``, then the rows not compared, where there are some."""
+    counts = frame["verdict"].value_counts()
+    line = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS[:3]) + f" at threshold {threshold * 100:g}%"
+    rest = [f"{counts[v]} {v}" for v in VERDICTS[3:] if counts.get(v, 0)]
+    return line + (f" ({', '.join(rest)})" if rest else "")
+
+
+def ratio_interval(old_ms: ArrayLike, new_ms: ArrayLike, confidence: float = 0.95, resamples: int = 2000,
+                   seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+    """median(new) / median(old) and the low and high ends of its ``confidence`` interval: a percentile bootstrap
+    that resamples the two sets independently, seeded with ``seed``. Constant samples give the point itself."""
+    before, after = np.asarray(old_ms, dtype=float), np.asarray(new_ms, dtype=float)
+    point = float(np.median(after) / np.median(before))
+    result = bootstrap((after, before), _median_ratio, paired=False, vectorized=True, confidence_level=confidence,
+                       n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed),
+                       batch=max(1, RESAMPLED_ELEMENTS // max(len(before), len(after))))  # fmt: skip
+    low, high = result.confidence_interval
+    return point, float(low), float(high)
+
+
+def _median_ratio(new: np.ndarray, old: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(new, axis=axis) / np.median(old, axis=axis)
+
+
+def _verdict(ratio: float, low: float, high: float, threshold: float) -> str:
+    if ratio > 1 + threshold and low > 1:
+        return SLOWER
+    if ratio < 1 / (1 + threshold) and high < 1:
+        return FASTER
+    return UNCHANGED
+
+
+def _compared(old: _Entry, new: _Entry, threshold: float, confidence: float, resamples: int,
+              seed: int) -> dict[str, object]:  # fmt: skip
+    row: dict[str, object] = {"target": new.target, "model": new.model, "batch": new.batch,
+                              "n_old": len(old.samples), "n_new": len(new.samples)}  # fmt: skip
+    notes = [f"old target {old.target}"] if old.target != new.target else []
+    problems = [f"{side}: {e.problem}" for side, e in (("old", old), ("new", new)) if e.problem]
+    if problems:
+        return {**row, "verdict": NOT_COMPARABLE, "note": "; ".join(problems + notes)}
+    ratio, low, high = ratio_interval(old.samples, new.samples, confidence, resamples, seed)
+    return {**row, "old_ms": float(np.median(old.samples)), "new_ms": float(np.median(new.samples)), "ratio": ratio,
+            "ci_low": low, "ci_high": high, "verdict": _verdict(ratio, low, high, threshold),
+            "note": "; ".join(notes)}  # fmt: skip
+
+
+def _alone(entry: _Entry, verdict: str) -> dict[str, object]:
+    median = float(np.median(entry.samples)) if entry.samples else None
+    return {"target": entry.target, "model": entry.model, "batch": entry.batch,
+            "old_ms" if verdict == ONLY_OLD else "new_ms": median,
+            "n_old" if verdict == ONLY_OLD else "n_new": len(entry.samples), "verdict": verdict,
+            "note": entry.problem}  # fmt: skip
+
+
+# --- reading the two runs ----------------------------------------------------------------------------------------
+
+
+def _kind(path: Path, side: str) -> str:
+    if path.is_dir() or (path.is_file() and path.suffix == ".csv"):
+        return "a results folder"
+    if path.is_file():
+        return "a pytest-benchmark JSON file"
+    raise CnnbenchError(f"{side} {path}: no such folder or file; give a results folder (cnnbench report --out) or a "
+                        "pytest-benchmark JSON file")  # fmt: skip
+
+
+def _read(path: Path) -> _Run:
+    return _read_tables(path) if path.is_dir() or path.suffix == ".csv" else _read_json(path)
+
+
+def _problem(status: object, samples: tuple[float, ...], kept: bool) -> str:
+    if str(status) != "ok":
+        return f"status {status}"
+    if not kept:
+        return NO_SAMPLES
+    if len(samples) < MIN_SAMPLES:
+        return f"{len(samples)} sample(s), {MIN_SAMPLES} needed"
+    return ""
+
+
+def _read_tables(path: Path) -> _Run:
+    tables = sorted(path.glob("latency-*.csv")) if path.is_dir() else [path]
+    if not tables:
+        raise CnnbenchError(f"{path} holds no latency-*.csv table; give a folder `cnnbench report --out` wrote")
+    run: _Run = {}
+    for table in tables:
+        target = table.stem.removeprefix("latency-")
+        frame = ResultTable(table, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
+        for row in frame.to_dict("records"):
+            model, batch, text = str(row["model"]), int(row["batch"]), row.get("samples_ms")
+            kept = isinstance(text, str) and bool(text.strip())
+            try:
+                samples = parse_samples(text) if isinstance(text, str) else ()
+            except ValueError:
+                raise CnnbenchError(f"{table}: the samples_ms of {model} at batch {batch} are not numbers; re-run "
+                                    "cnnbench report") from None  # fmt: skip
+            run[(target, model, str(batch))] = _Entry(target, model, batch, samples,
+                                                      _problem(row.get("status"), samples, kept))  # fmt: skip
+    if not any(e.samples for e in run.values()) and any(e.problem == NO_SAMPLES for e in run.values()):
+        raise CnnbenchError(f"{path} keeps no per-iteration samples (samples_ms): this results folder was written "
+                            "before samples were kept; re-run cnnbench report")  # fmt: skip
+    return run
+
+
+def _read_json(path: Path) -> _Run:
+    data = load_benchmark_json(path)
+    run: _Run = {}
+    for bench in data["benchmarks"]:
+        if not isinstance(bench, dict):
+            continue
+        name = str(bench.get("fullname") or bench.get("name") or "?")
+        extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), dict) else {}
+        samples = benchmark_samples_ms(bench)
+        batch = extra.get("batch")
+        problem = "no per-iteration data" if samples is None else _problem("ok", samples, True)
+        run[(name,)] = _Entry(str(extra.get("target_target", "")), name, int(batch) if batch is not None else None,
+                              samples or (), problem)  # fmt: skip
+    if not run:
+        raise CnnbenchError(f"{path} holds no benchmark; run pytest-benchmark with --benchmark-json FILE")
+    if all(e.problem == "no per-iteration data" for e in run.values()):
+        raise CnnbenchError(f"{path} keeps no per-iteration times (stats.data); {SAVE_DATA}")
+    return run
