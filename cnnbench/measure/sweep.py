@@ -1,0 +1,134 @@
+"""Sweeps of a model on one target: throughput and latency against batch size, and speed-up against CPU threads.
+
+Every row is a :func:`cnnbench.measure.bench.iter_bench` row (its statistics, counts and target description), so a
+sweep's figures read the same as ``cnnbench bench``'s. Throughput is images per second, ``1000 · batch / median
+ms``. In a threads sweep, ``speedup`` is the median latency at the fewest threads measured over the median at this
+count (exactly 1 at the fewest) and ``efficiency`` is speed-up per added thread, ``speedup / (threads / fewest)``:
+1.0 is linear scaling. A thread count is one of the cores present (``os.cpu_count()``): more would time the
+scheduler's sharing, not the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.bench import as_frame, iter_bench
+from cnnbench.measure.latency import Timing
+from cnnbench.measure.roofline import Roofline
+from cnnbench.target import Target
+
+__all__ = ["batch_sweep", "thread_sweep", "iter_sweep", "with_speedup", "default_threads", "check_threads", "cores"]
+
+
+def cores() -> int:
+    """The CPU cores present, as ``os.cpu_count()`` counts them."""
+    return os.cpu_count() or 1
+
+
+def default_threads() -> list[int]:
+    """1, 2, 4, … below the cores present, then the core count itself: ``[1, 2, 4, 6]`` on 6 cores."""
+    counts, n = [], 1
+    while n < cores():
+        counts.append(n)
+        n *= 2
+    return [*counts, cores()]
+
+
+def check_threads(threads: Sequence[int]) -> list[int]:
+    """The thread counts of a sweep, sorted and without repeats; one line if any is below 1 or above the cores."""
+    if not threads:
+        raise CnnbenchError("a threads sweep needs at least one thread count, such as 1,2,4")
+    bad = [t for t in threads if not 1 <= t <= cores()]
+    if bad:
+        raise CnnbenchError(f"threads must be from 1 to the {cores()} cores present here, got {bad[0]}")
+    return sorted(set(threads))
+
+
+def iter_sweep(
+    models: Sequence[str],
+    target: Target,
+    batches: Sequence[int] = (1,),
+    threads: Sequence[int] | None = None,
+    resolution: int | None = None,
+    timing: Timing | None = None,
+    *,
+    stop_after_ms: float | None = None,
+    roofline: Roofline | None = None,
+    isolate: bool = True,
+    calibration: Path | None = None,
+) -> Iterator[dict[str, object]]:
+    """Yield one row per model × thread count × batch, in that order (``threads=None``: the target's own).
+
+    With ``stop_after_ms``, a model's batches at one thread count stop after the first whose median exceeds it:
+    larger batches would only take longer. The thread counts are checked (:func:`check_threads`) before the first
+    measurement; ``roofline``, ``isolate`` and ``calibration`` are :func:`~cnnbench.measure.bench.iter_bench`'s."""
+    counts: list[int | None] = list(check_threads(threads)) if threads is not None else [target.threads]
+    for name in models:
+        for count in counts:
+            for row in iter_bench([name], replace(target, threads=count), batches, resolution, timing, roofline,
+                                  isolate, calibration):  # fmt: skip
+                yield row
+                if stop_after_ms is not None and row["status"] == "ok" and _median(row) > stop_after_ms:
+                    break
+
+
+def _median(row: dict[str, object]) -> float:
+    return float(row["latency_ms_median"])  # type: ignore[arg-type]
+
+
+def with_speedup(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``speedup`` and ``efficiency`` per model and batch, against the fewest threads measured (failed
+    rows get none)."""
+    out = frame.copy()
+    out["speedup"], out["efficiency"] = np.nan, np.nan
+    ok = out[out["status"] == "ok"]
+    median = pd.to_numeric(ok["latency_ms_median"])
+    threads = pd.to_numeric(ok["threads"])
+    for index in ok.groupby(["model", "batch"]).groups.values():
+        fewest = threads[index].idxmin()
+        speedup = median[fewest] / median[index]
+        out.loc[index, "speedup"] = speedup
+        out.loc[index, "efficiency"] = speedup / (threads[index] / threads[fewest])
+    return out
+
+
+def batch_sweep(
+    name: str,
+    target: Target,
+    batches: Sequence[int],
+    resolution: int | None = None,
+    timing: Timing | None = None,
+    *,
+    stop_after_ms: float | None = None,
+    isolate: bool = True,
+    calibration: Path | None = None,
+) -> pd.DataFrame:
+    """One row per batch (``latency_ms_median``, ``latency_ms_p95``, ``throughput_img_s``, ``status``, …), on
+    ``target`` at its own threads; ``stop_after_ms``, ``isolate`` and ``calibration`` as in :func:`iter_sweep`."""
+    rows = iter_sweep([name], target, batches, None, resolution, timing, stop_after_ms=stop_after_ms,
+                      isolate=isolate, calibration=calibration)  # fmt: skip
+    return as_frame(list(rows))
+
+
+def thread_sweep(
+    name: str,
+    target: Target,
+    threads: Sequence[int],
+    batch: int = 1,
+    resolution: int | None = None,
+    timing: Timing | None = None,
+    *,
+    isolate: bool = True,
+    calibration: Path | None = None,
+) -> pd.DataFrame:
+    """One row per thread count (sorted), with ``speedup`` and ``efficiency`` (see the module docstring). Raises
+    :class:`CnnbenchError` for a count below 1 or above the cores present."""
+    rows = iter_sweep([name], target, [batch], threads, resolution, timing, isolate=isolate, calibration=calibration)
+    return with_speedup(as_frame(list(rows)))
