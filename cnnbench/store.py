@@ -92,6 +92,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_writable(folder: Path, option: str) -> None:
+    """Make ``folder`` and prove a file can be written there, or one line naming ``option`` (``--out``)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cnnbench-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CnnbenchError(f"cannot write to {folder} ({reason}); give {option} a folder you can write") from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:

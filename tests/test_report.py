@@ -17,6 +17,7 @@ from PIL import Image
 import cnnbench.guidelines.microbench as guidelines
 import cnnbench.report.tables as report
 from cnnbench.cli import main
+from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
@@ -95,6 +96,27 @@ def test_deployment_tables_speedups_and_what_changed(first_run: tuple[Path, dict
     assert f"runs {median:.2f}× as fast as on {KEY}" in readme
     assert "## Deployment runtimes" in readme and "![speedup_vs_eager](speedup_vs_eager.png)" in readme
     assert (out / "speedup_vs_eager.png").exists() and "### How the ranking changes" in readme
+
+
+def test_pareto_tables_and_charts_follow_the_latency_tables(first_run: tuple[Path, dict[str, Path]]) -> None:
+    out, written = first_run
+    readme = (out / "README.md").read_text()
+    assert readme.index("## Best models on this target") < readme.index("![accuracy_vs_params]")  # shown first
+    published = {"mobilenet_v3_small": 67.4, "shufflenet_v2_x0_5": 60.3, "squeezenet1_1": 58.178}  # paper, tv
+    for key in (KEY, "cpu-t1-fp32-nchw-onnxruntime", "cpu-t1-int8-nchw-onnxruntime"):
+        assert f"pareto-{key}" in written and (out / f"accuracy_vs_latency-{key}.png").exists()
+        latency = pd.read_csv(out / f"latency-{key}.csv").set_index("model")["latency_ms_median"]
+        front = pd.read_csv(out / f"pareto-{key}.csv").set_index("model")
+        assert front["latency_ms"].to_dict() == pytest.approx(latency.to_dict())
+        assert front["top1"].to_dict() == published
+        # By hand: a model is dominated when another is no slower and no less accurate, and better in one.
+        for model in MODELS:
+            beaten = [m for m in MODELS if m != model and latency[m] <= latency[model] and published[m] >=
+                      published[model] and (latency[m] < latency[model] or published[m] > published[model])]
+            assert bool(front.loc[model, "pareto"]) == (not beaten)
+            assert (front.loc[model, "dominated_by"] if not pd.isna(front.loc[model, "dominated_by"]) else "") == (
+                min(beaten, key=lambda m: latency[m]) if beaten else "")  # the only front rival here is the fastest
+        assert f"### {key}" in readme and f"![accuracy_vs_latency-{key}](accuracy_vs_latency-{key}.png)" in readme
 
 
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:
@@ -445,3 +467,34 @@ def test_quick_timing_is_short() -> None:
     assert ReportConfig.quick_config(Path("x")).timing == QUICK_TIMING == Timing(
         min_time_s=0.1, min_iters=3, window=2, max_warmup_s=0.5, min_warmup_iters=0
     )
+
+
+def test_the_deployment_tables_leave_out_models_above_the_size_limit(tmp_path: Path) -> None:
+    # VGG-16 counts 15.47 G multiply-adds (its paper's 15.5 G) and ResNet-101 7.80 G: both above the default 7 G;
+    # ResNet-18 (1.81 G) is deployed. Without a limit, every model is.
+    names = ["resnet18", "resnet101", "vgg16"]
+    zoo_frame = pd.DataFrame({"model": names, "flops": [1_814_073_344, 7_801_405_440, 15_470_264_320]})
+    assert report.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == ["resnet18"]
+    unlimited = ReportConfig(out=tmp_path, deploy_max_flops=None)
+    assert report.deployed_models(unlimited, names, zoo_frame) == names
+    assert report.deployed_models(ReportConfig(out=tmp_path, deploy_max_flops=8e9), names, zoo_frame) == names[:2]
+
+
+def test_baseline_comparison_goes_into_the_readme(first_run: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+    import shutil
+
+    out, _ = first_run
+    rerun = tmp_path / "rerun"
+    shutil.copytree(out, rerun)
+    run_report(config(rerun, deployments=DEPLOYED, baseline=out))  # every row reused: the same samples
+    readme = (rerun / "README.md").read_text()
+    tables = len(list(out.glob("latency-*.csv")))
+    assert f"## Against the baseline `{out}`" in readme
+    assert f"0 slower, 0 faster, {tables * len(MODELS)} unchanged at threshold 5%" in readme
+
+
+def test_a_baseline_without_latency_tables_is_refused_first(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CnnbenchError, match="holds no latency-"):
+        run_report(config(tmp_path / "out", baseline=tmp_path / "empty"))
+    assert not (tmp_path / "out" / "zoo.csv").exists()

@@ -3,7 +3,9 @@ CSV or JSON; nothing else happens here.
 
 A :class:`~cnnbench.errors.CnnbenchError` becomes one line on stderr and exit code 2, with no traceback. The
 commands live by concern: :mod:`.core` (list, profile, bench, report), :mod:`.guidelines`, :mod:`.accuracy`
-(train, eval); :mod:`.common` holds what they share.
+(train, eval), :mod:`.choose` (pick), :mod:`.compare`; :mod:`.common` holds what they share. A command returns the
+text to print, or the text and an exit code where the code is its answer (``compare``'s gate: 1 when a model got
+slower).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cnnbench.cli import accuracy, core, guidelines
+from cnnbench.cli import accuracy, choose, compare, core, guidelines
 from cnnbench.cli.common import Parser
 from cnnbench.errors import CnnbenchError
 
@@ -22,7 +24,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="cnnbench", description="Compare lightweight CNNs side by side on your own hardware.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for commands in (core, guidelines, accuracy):
+    for commands in (core, guidelines, accuracy, choose, compare):
         commands.add_commands(sub)
     return parser
 
@@ -34,15 +36,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # a bad option (one line already printed), or --help
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        out = args.run(args)
+        out: str | tuple[str, int] = args.run(args)
     except CnnbenchError as err:
         print(f"cnnbench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnbench: interrupted", file=sys.stderr)
         return 130
-    sys.stdout.write(out)
-    return 0
+    text, code = out if isinstance(out, tuple) else (out, 0)
+    sys.stdout.write(text)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,12 +21,14 @@ from cnnbench.cli.common import (
     target_from,
 )
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.bench import as_frame, iter_bench
+from cnnbench.measure.bench import as_frame
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.roofline import cached_roofline
+from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
 from cnnbench.output import emit, progress
-from cnnbench.runtimes import DEPLOYMENTS
+from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
+from cnnbench.store import check_writable
 from cnnbench.target import DTYPES, INT8, describe, resolve_target
 
 
@@ -143,27 +145,64 @@ def _batches(text: str) -> list[int]:
     return batches
 
 
+def _thread_counts(text: str) -> list[int]:
+    """``--threads``: one count (any whole number from 1, as before), or a sweep such as 1,2,4 (checked against the
+    cores present by :func:`~cnnbench.measure.sweep.check_threads`)."""
+    if "," not in text:
+        return [positive_int(text)]
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        message = f"takes a whole number, or comma-separated ones such as 1,2,4; got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _chart_folder(text: str | None) -> Path | None:
+    """The ``--chart`` folder, made and proven writable now, before anything is measured."""
+    if text is None:
+        return None
+    folder = Path(text)
+    check_writable(folder, "--chart")
+    return folder
+
+
 def _cmd_bench(args: argparse.Namespace) -> str:
-    target, notes = resolve_target(target_from(args))
+    counts = args.threads  # None: torch's default; [N]: one count, as before; several: a sweep
+    threads = check_threads(counts) if counts is not None and len(counts) > 1 else counts
+    swept = threads is not None and len(threads) > 1
+    one = None if swept or threads is None else threads[0]
+    target, notes = resolve_target(target_from(argparse.Namespace(**{**vars(args), "threads": one})))
     batches = _batches(args.batch)
     names = _model_names(args)
+    if args.chart is not None and len(batches) == 1 and not swept:
+        raise CnnbenchError("--chart draws a sweep: give more than one --batch (1,8,32) or --threads (1,2,4)")
+    chart = _chart_folder(args.chart)
     for note in notes:
         print(f"cnnbench bench: note: {note}", file=sys.stderr)
     calibration = calibration_from(args)
-    roof = None if args.no_roofline or target.dtype == INT8 else cached_roofline(target)
+    # The roofline is measured per target, threads included: a threads sweep goes without it.
+    roof = None if args.no_roofline or target.dtype == INT8 or swept else cached_roofline(target)
     timing = Timing(min_time_s=args.min_time)
-    sweep = iter_bench(names, target, batches, args.res, timing, roof, calibration=calibration)
-    runs = [f"{n}@{b}" for n in names for b in batches]
+    sweep = iter_sweep(names, target, batches, threads if swept else None, args.res, timing, roofline=roof,
+                       calibration=calibration)  # fmt: skip
+    runs = [f"{n}@{b}" + (f"×{t}t" if swept else "") for n in names for t in (threads or [None]) for b in batches]
     frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
     if frame["status"].eq("failed").all() and len(frame) == 1:
         raise CnnbenchError(str(frame["error"].iloc[0]))
+    if swept:
+        frame = with_speedup(frame)
+    if chart is not None:
+        for path in _sweep_charts(frame, chart, target.key, len(batches) > 1, swept):
+            print(f"cnnbench bench: wrote {path}", file=sys.stderr)
     columns = {
         "model": "model",
+        "threads": "threads",
         "batch": "batch",
         "latency_ms_median": "median (ms)",
         "latency_ms_p95": "p95 (ms)",
         "cv": "CV",
         "throughput_img_s": "img/s",
+        "speedup": "speed-up",
         "flops_g": "GFLOPs (mult-adds)",
         "mac_mb": "MAC (MB)",
         "roofline_bound_ms": "roofline (ms)",
@@ -182,6 +221,8 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         del columns["quantize_s"]
     if roof is None:
         del columns["roofline_bound_ms"], columns["roofline_fraction"]
+    if not swept:
+        del columns["threads"], columns["speedup"]
     table = frame.assign(
         flops_g=pd.to_numeric(frame["flops"]) / 1e9,
         mac_mb=pd.to_numeric(frame["mac_bytes"]) / 1e6,
@@ -193,13 +234,16 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     digits = {"latency_ms_median": 2, "latency_ms_p95": 2, "cv": 3, "throughput_img_s": 1, "flops_g": 3, "mac_mb": 1,
               "export_s": 2, "quantize_s": 2, "load_s": 3, "first_inference_ms": 1, "peak_rss_mb": 1,
               "activation_mb": 1}  # fmt: skip
-    table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3})
+    table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3, "speedup": 2})
     if table["status"].eq("failed").any():
         failed = table["status"].eq("failed")
         table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
     about = describe(target)
     runtime = f", {target.backend} {about['runtime_version']}" if target.runtime else ""
     header = f"# target: {target.key} ({about['device_name']}), torch {about['torch']}{runtime}\n"
+    if swept:
+        header += (f"# threads swept: {', '.join(map(str, threads or []))}; speed-up = median at {min(threads or [1])} "
+                   "thread(s) / median at this count, per model and batch; no roofline (it is per thread count)\n")
     if target.dtype == INT8:
         header += f"# int8: static QDQ, per-channel weights, calibrated on {_calibration_text(calibration)}\n"
     header += ("# peak RSS: resident memory high-water mark during inference above that after load, each run in "
@@ -211,6 +255,17 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         )
     out = emit(frame if args.format in ("csv", "json") else table, args.format, columns)
     return header + out if args.format == "table" else out
+
+
+def _sweep_charts(frame: pd.DataFrame, folder: Path, key: str, batches: bool, threads: bool) -> list[Path]:
+    from cnnbench.report import charts  # matplotlib loads only when charts are asked for
+
+    written = []
+    if batches:
+        written += charts.batch_chart(frame, folder / f"sweep_batch-{key}", f"Batch sweep on {key}")
+    if threads:
+        written += charts.threads_chart(frame, folder / f"sweep_threads-{key}", f"Threads sweep on {key}")
+    return written
 
 
 def _calibration_text(folder: Path | None) -> str:
@@ -229,7 +284,9 @@ def _cmd_report(args: argparse.Namespace) -> str:
     deploy = tuple(d.strip() for d in args.deploy.split(",") if d.strip() and d.strip() != "none")
     common = {"target": target, "force": args.force, "benchmark_files": files, "resolution": args.res,
               "guideline_rounds": args.rounds, "deployments": deploy,
-              "calibration": calibration_from(args)}  # fmt: skip
+              "calibration": calibration_from(args),
+              "deploy_max_flops": None if args.deploy_all else DEPLOY_MAX_FLOPS,
+              "baseline": Path(args.baseline) if args.baseline else None}  # fmt: skip
     if args.models:
         common["models"] = tuple(args.models)
     if args.quick:
@@ -298,9 +355,14 @@ def _add_profile(sub: Any) -> None:
 
 
 def _add_bench(sub: Any) -> None:
-    p_bench = sub.add_parser("bench", **ABOUT["bench"])
+    # "resolve": bench's own --threads, which also takes a sweep, replaces the target options' single count.
+    p_bench = sub.add_parser("bench", conflict_handler="resolve", **ABOUT["bench"])
     add_model_arguments(p_bench)
     add_target_arguments(p_bench)
+    p_bench.add_argument("--threads", type=_thread_counts, default=None, metavar="N[,N...]",
+                         help="CPU threads (default: torch's); several, comma-separated, sweep them (1,2,4)")
+    p_bench.add_argument("--chart", metavar="DIR", default=None,
+                         help="write the sweep's charts (batch: throughput and latency; threads: speed-up) into DIR")
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
     p_bench.add_argument("--res", type=positive_int, default=None, help="input side (default: each model's own)")
     p_bench.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per run")
@@ -333,5 +395,10 @@ def _add_report(sub: Any) -> None:
         help=f"latency tables on deployment runtimes besides the target's own (default {','.join(DEPLOYMENTS)}; "
         "'none' for none)",
     )
+    p_report.add_argument("--deploy-all", action="store_true",
+                          help=f"deploy every model (default: those of at most {DEPLOY_MAX_FLOPS / 1e9:g} G "
+                               "multiply-adds, which leaves out the VGGs, ResNet-101/152 and EfficientNet-B5-B7)")
+    p_report.add_argument("--baseline", metavar="DIR", default=None,
+                          help="an earlier results folder: the README adds `cnnbench compare DIR OUT`")
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     p_report.set_defaults(run=_cmd_report)

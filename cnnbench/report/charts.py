@@ -22,10 +22,11 @@ from adjustText import adjust_text  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from cnnbench.measure.counting import KINDS  # noqa: E402
+from cnnbench.measure.sweep import with_speedup  # noqa: E402
 from cnnbench.store import atomic_path  # noqa: E402
 
-__all__ = ["main_line", "accuracy_chart", "latency_chart", "speedup_chart", "breakdown_chart", "roofline_chart",
-           "short_label", "save"]  # fmt: skip
+__all__ = ["main_line", "accuracy_chart", "latency_chart", "accuracy_latency_chart", "speedup_chart",
+           "breakdown_chart", "roofline_chart", "batch_chart", "threads_chart", "short_label", "save"]  # fmt: skip
 
 FAMILY_ORDER = [
     "efficientnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "shufflenet_v1", "shufflenet_v2",
@@ -170,6 +171,57 @@ def latency_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[P
     return save(fig, stem)
 
 
+def _front_panel(ax: plt.Axes, data: pd.DataFrame, ylabel: str, title: str) -> None:
+    """Top-1 against latency (log x) on ``ax``: the front as a step line, its models labelled, the rest lighter."""
+    palette = _palette(sorted(data["family"].unique()))
+    for family, colour in palette.items():
+        group = data[data["family"] == family]
+        for on_front, alpha in ((True, 1.0), (False, 0.3)):
+            part = group[group["pareto"] == on_front]
+            if "top1_std" in part and part["top1_std"].notna().any():
+                ax.errorbar(part["latency_ms"], part["top1"], yerr=part["top1_std"], fmt="none", ecolor=colour,
+                            alpha=alpha, lw=1)  # fmt: skip
+            for origin, fill in (("reference", "none"), ("paper", colour), ("digits", colour)):
+                dots = part[part["top1_from"] == origin]
+                ax.scatter(dots["latency_ms"], dots["top1"], s=40 if on_front else 26, facecolors=fill,
+                           edgecolors=colour, linewidths=1.2, alpha=alpha)  # fmt: skip
+        ax.scatter([], [], s=36, color=colour, label=family)
+    front = data[data["pareto"]].sort_values("latency_ms")
+    # Best top-1 reachable within a latency: flat until the next front model, then up to it.
+    xs = [*front["latency_ms"], data["latency_ms"].max() * 1.15]
+    ys = [*front["top1"], front["top1"].iloc[-1]] if not front.empty else []
+    if ys:
+        ax.step(xs, ys, where="post", color="black", lw=1.3, label="Pareto front (best top-1 within a latency)")
+    ax.set_xscale("log")
+    _log_axis(ax.xaxis, 1.0)
+    ax.set_xlabel("median latency (ms), log scale")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _labels(ax, list(front["latency_ms"]), list(front["top1"]), list(front["model"]))
+
+
+def accuracy_latency_chart(frame: pd.DataFrame, stem: Path, title: str,
+                           digits: pd.DataFrame | None = None) -> list[Path]:  # fmt: skip
+    """Top-1 against measured latency on one target, with its Pareto front: models on the front are labelled,
+    dominated ones drawn lighter; filled markers are the paper's top-1, hollow the reference weights'. With
+    ``digits`` a second panel does the same with the digits top-1 measured here, error bars one standard deviation
+    over seeds.
+
+    ``frame`` and ``digits``: model, family, latency_ms, top1, top1_from, pareto (and top1_std for the digits), as
+    :func:`cnnbench.choose.front_table` gives them.
+    """
+    panels = [(frame, "ImageNet top-1 (%): filled the paper's, hollow the reference weights'", "published top-1")]
+    if digits is not None and not digits.empty:
+        panels.append((digits, "top-1 on scikit-learn's digits (%), ± one std over seeds", "digits, measured here"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(12 * len(panels), 8), squeeze=False)
+    for ax, (data, ylabel, what) in zip(axes.flat, panels, strict=True):
+        shown = data.dropna(subset=["latency_ms", "top1"])
+        _front_panel(ax, shown[main_line(shown["model"]) | shown["pareto"]], ylabel, f"{title}\n{what}")
+    return save(fig, stem)
+
+
 def speedup_chart(frame: pd.DataFrame, baseline: str, stem: Path, title: str) -> list[Path]:
     """Speed-up against ``baseline`` (baseline latency / target latency, log scale) per model, one bar per target;
     models in order of FLOPs within the main line, a line at 1 (no change)."""
@@ -242,4 +294,98 @@ def roofline_chart(frame: pd.DataFrame, peak_flops: float, bandwidth: float, ste
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     named = data[main_line(data["model"])]
     _labels(ax, list(named["intensity"]), list(named["attained"]), list(named["model"]))
+    return save(fig, stem)
+
+
+def _sweep_lines(data: pd.DataFrame, other: str) -> list[tuple[str, pd.DataFrame]]:
+    """One line per model, and per value of ``other`` (threads, batch) when the sweep holds several: (label, rows)."""
+    several = data[other].nunique() > 1
+    lines = []
+    for keys, group in data.groupby(["model", other] if several else ["model"], sort=False):
+        model, value = (keys[0], keys[1]) if several else (keys[0], None)
+        label = short_label(str(model)) + (f", {other} {int(value)}" if several else "")
+        lines.append((label, group))
+    return lines
+
+
+def _sweep_colours(lines: list[tuple[str, pd.DataFrame]]) -> dict[str, tuple[float, float, float]]:
+    """A colour per line: its family's, as on the report's other charts, when each line is a family of its own."""
+    families = [str(group["family"].iloc[0]) if "family" in group else "" for _, group in lines]
+    if all(families) and len(set(families)) == len(lines):
+        palette = _palette(families)
+        return {label: palette[family] for (label, _), family in zip(lines, families, strict=True)}
+    return _palette([label for label, _ in lines])
+
+
+def _sweep_axis(ax: plt.Axes, which: str, values: pd.Series, label: str) -> None:
+    """A log axis in plain numbers when ``values`` span a decade or more, else a linear one from 0 (a log axis over a
+    sweep's narrow range shows one label or none). ``label`` has ``{}`` where ", log scale" goes."""
+    positive = values[values > 0]
+    log = not positive.empty and positive.max() / positive.min() >= 10
+    getattr(ax, f"set_{which}scale")("log" if log else "linear")
+    if log:
+        _log_axis(getattr(ax, f"{which}axis"), 1.0)
+    else:
+        getattr(ax, f"set_{which}lim")(0, positive.max() * 1.08 if not positive.empty else 1)
+    getattr(ax, f"set_{which}label")(label.format(", log scale" if log else ""))
+
+
+def batch_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """A batch sweep in two panels: throughput (images/s) against batch (log2 x), and median latency against
+    throughput, each point a batch and labelled with it (what a server trades: images/s for waiting), one line per
+    model. ``frame``: bench rows (model, batch, threads, status, latency_ms_median, throughput_img_s)."""
+    data = frame[frame["status"] == "ok"].copy()
+    for column in ("batch", "threads", "latency_ms_median", "throughput_img_s"):
+        data[column] = pd.to_numeric(data[column])
+    lines = _sweep_lines(data.sort_values("batch", kind="stable"), "threads")
+    palette = _sweep_colours(lines)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    for label, group in lines:
+        colour = palette[label]
+        left.plot(group["batch"], group["throughput_img_s"], "-o", color=colour, label=label)
+        right.plot(group["throughput_img_s"], group["latency_ms_median"], "-o", color=colour, label=label)
+        for batch, x, y in zip(group["batch"], group["throughput_img_s"], group["latency_ms_median"], strict=True):
+            right.annotate(f"{int(batch)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                           color=colour)  # fmt: skip
+    batches = sorted(data["batch"].unique())
+    left.set_xscale("log", base=2)
+    left.set_xticks(batches, [str(int(b)) for b in batches])
+    left.minorticks_off()
+    left.set_xlabel("batch (images per forward, log₂ scale)")
+    _sweep_axis(left, "y", data["throughput_img_s"], "throughput (images/s{})")
+    _sweep_axis(right, "x", data["throughput_img_s"], "throughput (images/s{})")
+    _sweep_axis(right, "y", data["latency_ms_median"], "median latency of one batch (ms{})")
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+    left.set_title("Throughput against batch", fontsize=11)
+    right.set_title("Latency against throughput (each point a batch, labelled)", fontsize=11)
+    right.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def threads_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Speed-up against threads, one line per model, beside the ideal linear speed-up. ``frame``: thread-sweep rows
+    (model, batch, threads, status, latency_ms_median; ``speedup`` from :func:`cnnbench.measure.sweep.with_speedup`,
+    computed here when absent)."""
+    data = frame if "speedup" in frame else with_speedup(frame)
+    data = data[data["status"] == "ok"].copy()
+    for column in ("batch", "threads", "speedup"):
+        data[column] = pd.to_numeric(data[column])
+    lines = _sweep_lines(data.sort_values("threads", kind="stable"), "batch")
+    palette = _sweep_colours(lines)
+    counts = sorted(data["threads"].unique())
+    fewest = counts[0] if counts else 1
+    fig, ax = plt.subplots(figsize=(9, 6))
+    ax.plot(counts, [c / fewest for c in counts], "k--", lw=1.2, label="ideal: linear in threads")
+    for label, group in lines:
+        ax.plot(group["threads"], group["speedup"], "-o", color=palette[label], label=label)
+    ax.set_xticks(counts, [str(int(c)) for c in counts])
+    ax.set_xlabel("CPU threads (intra-op)")
+    ax.set_ylabel(f"speed-up over {int(fewest)} thread{'s' if fewest > 1 else ''} (latency ratio, ×)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
     return save(fig, stem)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,10 +12,12 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.report.benchmark_json import read_benchmark_json
-from cnnbench.runtimes import DEPLOYMENTS
+from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
+from cnnbench.store import check_writable
 from cnnbench.target import Target, resolve_target
 
-__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "ReportConfig", "check_config", "deployment_targets"]
+__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "DEPLOY_MAX_FLOPS", "ReportConfig", "check_config",
+           "deployment_targets"]
 
 QUICK_MODELS = ("efficientnet_b0", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
 # One representative per family for the per-kind breakdown chart.
@@ -42,6 +42,8 @@ class ReportConfig:
     guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
     deployments: tuple[str, ...] = DEPLOYMENTS  # BACKEND:DTYPE latency tables besides the target's own
     calibration: Path | None = None  # int8: an image folder to calibrate on; None: the digits
+    deploy_max_flops: float | None = DEPLOY_MAX_FLOPS
+    baseline: Path | None = None  # an earlier results folder: the README compares this run's latency with it
 
     @classmethod
     def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
@@ -51,17 +53,6 @@ class ReportConfig:
     @property
     def whole_zoo(self) -> bool:
         return tuple(self.models) == ("*",)
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".cnnbench-write-check.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise CnnbenchError(f"cannot write to {out} ({reason}); give a folder you can write with --out") from None
 
 
 def deployment_targets(config: ReportConfig) -> list[Target]:
@@ -91,6 +82,8 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
         raise CnnbenchError(f"timing must have min_time_s ≥ 0, min_iters ≥ 1, window ≥ 1; got {timing}")
     if config.breakdown_repeats < 1:
         raise CnnbenchError(f"breakdown_repeats must be at least 1, got {config.breakdown_repeats}")
+    if config.deploy_max_flops is not None and not config.deploy_max_flops > 0:
+        raise CnnbenchError(f"the deployment size limit must be above 0 multiply-adds, got {config.deploy_max_flops}")
     if config.guideline_rounds is not None and config.guideline_rounds < 1:
         raise CnnbenchError(f"guideline rounds must be at least 1, got {config.guideline_rounds}")
     config = replace(config, target=target)
@@ -99,9 +92,12 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
         from cnnbench.accuracy.data import scan_image_folder
 
         scan_image_folder(config.calibration)
+    if config.baseline is not None and not sorted(Path(config.baseline).glob("latency-*.csv")):
+        raise CnnbenchError(f"--baseline {config.baseline} holds no latency-*.csv table; give a results folder that "
+                            "`cnnbench report --out` wrote")  # fmt: skip
     names = resolve_patterns(config.models)
     benchmarks = [read_benchmark_json(p) for p in config.benchmark_files]
-    _check_writable(config.out)
+    check_writable(config.out, "--out")
     if config.resolution is not None:  # an impossible input side fails here, not after the zoo
         for name in names:
             profile(name, resolution=config.resolution, training_memory=False)

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnnbench.measure.latency import Timing
 from cnnbench.measure.roofline import Roofline
-from cnnbench.report import charts, deployment
+from cnnbench.report import charts, compare, deployment
 from cnnbench.report.config import ReportConfig
 from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 from cnnbench.store import atomic_write_text
 from cnnbench.target import Target
 
-__all__ = ["Page", "write_charts", "write_readme", "accuracy_points", "provenance_line"]
+__all__ = ["Page", "write_charts", "write_front_charts", "write_readme", "front_stem", "accuracy_points",
+           "provenance_line"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,17 @@ class Page:
     digits_elsewhere: int = 0
     elapsed_s: float = 0.0
     deployments: tuple[str, ...] = ()  # target keys of the deployment runtimes' latency tables
+    not_deployed: tuple[str, ...] = ()  # models left out of those tables by the report's size limit
+    deploy_max_flops: float | None = None
+    # --baseline: the folder, the comparison (cnnbench.report.compare), or why none could be made
+    baseline: tuple[str, pd.DataFrame, str] = ("", pd.DataFrame(), "")
     deployed_digits: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy-digits-int8 rows measured here
+    sweep_batch: pd.DataFrame = field(default_factory=pd.DataFrame)  # sweep-batch-<target> rows measured here
+    sweep_threads: pd.DataFrame = field(default_factory=pd.DataFrame)  # sweep-threads-<target> rows measured here
+    sweep_timing: Timing | None = None  # the sweeps' timing
+    sweep_stop_ms: float | None = None  # a model's batch sweep stops after the first batch whose median passes this
+    # per target shown: its front with the published top-1, and with the digits top-1 (empty without digits rows)
+    fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = field(default_factory=dict)
 
 
 def provenance_line(summary: dict[str, object]) -> str:
@@ -78,9 +90,12 @@ def write_charts(
     roof: Roofline,
     target: Target,
     deployments: tuple[str, ...] = (),
+    sweep_batch: pd.DataFrame | None = None,
+    sweep_threads: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Every chart as PNG and SVG; returns the PNG paths by name. ``deployments`` are the target keys of the
-    deployment runtimes' tables (the speed-up chart compares them with ``target``)."""
+    deployment runtimes' tables (the speed-up chart compares them with ``target``); ``sweep_batch`` and
+    ``sweep_threads`` the rows of :func:`cnnbench.report.tables.sweep_tables`."""
     written: dict[str, Path] = {}
     points = accuracy_points(zoo_frame, accuracy)
     if not points.empty:
@@ -113,7 +128,89 @@ def write_charts(
         )
         charts.roofline_chart(data, roof.peak_flops_per_s, roof.bandwidth_bytes_per_s, stem, title)
         written[stem.name] = stem.with_suffix(".png")
+    for kind, frame, draw in (("batch", sweep_batch, charts.batch_chart), ("threads", sweep_threads,
+                                                                          charts.threads_chart)):  # fmt: skip
+        if frame is not None and not frame.empty and (frame["status"] == "ok").any():
+            stem = out / f"sweep_{kind}-{target.key}"
+            draw(frame, stem, f"{kind.capitalize()} sweep on {target.key}, one model per family")
+            written[stem.name] = stem.with_suffix(".png")
     return written
+
+
+def front_stem(target: str) -> str:
+    """The file stem of a target's accuracy–latency chart (an imported target's ``KEY @ HOST`` becomes ``KEY@HOST``)."""
+    return f"accuracy_vs_latency-{target.replace(' @ ', '@')}"
+
+
+def write_front_charts(out: Path, fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str, Path]:
+    """Top-1 against measured latency with its Pareto front, one chart per target
+    (:func:`~cnnbench.report.charts.accuracy_latency_chart`); returns the PNG paths by stem."""
+    written: dict[str, Path] = {}
+    for target, (published, digits) in fronts.items():
+        stem = out / front_stem(target)
+        charts.accuracy_latency_chart(published, stem, f"Top-1 against median latency on {target}", digits)
+        written[stem.name] = stem.with_suffix(".png")
+    return written
+
+
+FRONT_COLUMNS = {"model": "model", "latency_ms": "median (ms)", "top1": "top-1 (%)", "top1_from": "top-1 from",
+                 "params_m": "params (M)", "memory_mb": "peak mem (MB)"}  # fmt: skip
+
+
+def _front_section(page: Page, chart_paths: dict[str, Path]) -> list[str]:
+    """“Best models on this target”: per target, the accuracy–latency chart, the models no other beats on both
+    latency and published top-1, and what beats each of the others."""
+    if not page.fronts:
+        return []
+    lines = [
+        "## Best models on this target",
+        "",
+        "Published ImageNet top-1 (the paper's; the reference weights' where the paper gives none) against the "
+        "median latency measured here. A model is on the Pareto front when no other model is both at least as fast "
+        "and at least as accurate (and better in one); the step line is the best top-1 reachable within a latency. "
+        "`peak mem` is the measured peak of inference (CPU: resident memory above the loaded model). "
+        "`cnnbench pick --latency-ms N` chooses within a budget on your own target; `pareto-TARGET.csv` holds "
+        "every model with what dominates it.",
+        "",
+    ]
+    for target, (front, _digits) in page.fronts.items():
+        stem = front_stem(target)
+        lines += [f"### {target}", ""]
+        if stem in chart_paths:
+            lines += [f"![{stem}]({stem}.png)", "", f"*Top-1 against latency on {target}.* ([svg]({stem}.svg))", ""]
+        best = front[front["pareto"]][list(FRONT_COLUMNS)].rename(columns=FRONT_COLUMNS)
+        lines += [_md(best.round({"median (ms)": 2, "top-1 (%)": 2, "params (M)": 2, "peak mem (MB)": 1})), ""]
+        beaten = front[~front["pareto"] & (front["dominated_by"] != "")].sort_values("latency_ms")
+        if not beaten.empty:
+            pairs = ", ".join(f"{m} (by {d})" for m, d in zip(beaten["model"], beaten["dominated_by"], strict=True))
+            lines += [f"Dominated ({len(beaten)}), each by the fastest front model that beats it: {pairs}.", ""]
+    return lines
+
+
+def _baseline_section(page: Page) -> list[str]:
+    """“Against the baseline”: what `cnnbench compare BASELINE OUT` says, the rows that changed in a table."""
+    folder, frame, problem = page.baseline
+    if not folder:
+        return []
+    lines = [f"## Against the baseline `{folder}`", ""]
+    if problem:
+        return [*lines, f"No comparison: {problem}.", ""]
+    lines += [
+        f"`cnnbench compare {folder} <this folder>` per target, model and batch: the ratio of median latencies "
+        "(new / old, above 1 is slower) with its 95% bootstrap interval from the kept per-iteration samples. A row "
+        f"is slower when the ratio exceeds {1 + compare.DEFAULT_THRESHOLD:g} and the interval lies above 1 (faster, "
+        "mirrored): "
+        f"{compare.summary_line(frame, compare.DEFAULT_THRESHOLD)}.",
+        "",
+    ]
+    changed = frame[frame["verdict"].isin(["slower", "faster"])]
+    if not changed.empty:
+        shown = changed.assign(ci=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(changed["ci_low"], changed["ci_high"],
+                                                                             strict=True)])  # fmt: skip
+        shown = shown[["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci", "verdict"]].round(3)
+        lines += [_md(shown.rename(columns={"old_ms": "old (ms)", "new_ms": "new (ms)", "ratio": "new/old",
+                                            "ci": "95% CI"})), ""]  # fmt: skip
+    return lines
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -146,6 +243,11 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
         "`activations` is the counted peak of live activations, for comparison (int8 at one byte per element).",
         "",
     ]
+    if page.not_deployed:
+        limit = f"{page.deploy_max_flops / 1e9:g} G" if page.deploy_max_flops else "the limit"
+        lines += [f"Not deployed by default ({len(page.not_deployed)} models above {limit} multiply-adds, whose export "
+                  "and quantization alone would take about 10 minutes of a 2-core CPU): "
+                  f"{', '.join(page.not_deployed)}. `cnnbench report --deploy-all` measures them too.", ""]
     lines += [f"- {line}" for line in deployment.summary_lines(everything, baseline, deployed)] + [""]
     if "speedup_vs_eager" in chart_paths:
         lines += ["![speedup_vs_eager](speedup_vs_eager.png)", "", "*Speed-up of each runtime and dtype against "
@@ -173,6 +275,63 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
                   "and scores the held-out split on each target; `agree` is the share of images whose top-1 class "
                   "equals eager fp32's.", "", _md(digits), ""]  # fmt: skip
     return lines
+
+
+def _sweep_section(key: str, page: Page, chart_paths: dict[str, Path]) -> list[str]:
+    """The README's part on the batch and threads sweeps: how they were timed, the charts, and per model its best
+    throughput (at which batch) and its speed-up at the most threads."""
+    by_batch, by_threads = page.sweep_batch, page.sweep_threads
+    if by_batch.empty and by_threads.empty:
+        return []
+    timing = page.sweep_timing
+    timed = (f"at least {timing.min_iters} iterations and {timing.min_time_s:g} s after at most "
+             f"{timing.max_warmup_s:g} s of warm-up") if timing else "briefly"
+    stop = (f"; each model's sweep stops after the first batch whose median passes {page.sweep_stop_ms / 1e3:g} s "
+            "(a larger batch would only take longer)") if page.sweep_stop_ms else ""
+    lines = ["## Batch and threads sweeps", "", (
+        f"One model per family on {key}, timed briefly ({timed}) in the report's own process. "
+        f"Batch sweep (`sweep-batch-{key}.csv`): batches {_values(by_batch, 'batch')} at the target's threads"
+        f"{stop}; throughput = 1000 · batch / median latency (ms). Threads sweep (`sweep-threads-{key}.csv`): "
+        f"threads {_values(by_threads, 'threads')} at batch {_values(by_threads, 'batch')}; speed-up = median "
+        "latency at the fewest threads / median at this count, efficiency = speed-up / (threads / fewest)."), ""]
+    for name, caption in ((f"sweep_batch-{key}", "Throughput against batch, and latency against throughput: each "
+                           "point a batch, labelled with it."),
+                          (f"sweep_threads-{key}", "Speed-up against threads; the dashed line is linear scaling.")):
+        if name in chart_paths:
+            lines += [f"![{name}]({name}.png)", "", f"*{caption}* ([svg]({name}.svg))", ""]  # fmt: skip
+    rows = []
+    ok_batch = _numeric(by_batch[by_batch["status"] == "ok"]) if not by_batch.empty else by_batch
+    ok_threads = _numeric(by_threads[by_threads["status"] == "ok"]) if not by_threads.empty else by_threads
+    for model in dict.fromkeys([*by_batch.get("model", []), *by_threads.get("model", [])]):
+        row: dict[str, object] = {"model": model}
+        mine = ok_batch[ok_batch["model"] == model] if not ok_batch.empty else ok_batch
+        if not mine.empty:
+            best = mine.loc[mine["throughput_img_s"].idxmax()]
+            one = mine[mine["batch"] == 1]["throughput_img_s"]
+            row.update({"img/s at batch 1": one.iloc[0] if not one.empty else None,
+                        "best img/s": best["throughput_img_s"], "at batch": int(best["batch"]),
+                        "its latency (ms)": best["latency_ms_median"]})  # fmt: skip
+        mine = ok_threads[ok_threads["model"] == model] if not ok_threads.empty else ok_threads
+        if not mine.empty:
+            most = mine.loc[mine["threads"].idxmax()]
+            row.update({"most threads": int(most["threads"]), "speed-up there": most["speedup"],
+                        "efficiency": most["efficiency"]})  # fmt: skip
+        rows.append(row)
+    failed = sum(int((f["status"] != "ok").sum()) for f in (by_batch, by_threads) if not f.empty)
+    lines += [_md(_round(pd.DataFrame(rows))), ""]
+    if failed:
+        lines += [f"{failed} sweep rows failed; their `error` column says why.", ""]
+    return lines
+
+
+def _values(frame: pd.DataFrame, column: str) -> str:
+    values = sorted({int(v) for v in pd.to_numeric(frame.get(column, pd.Series(dtype=float))).dropna()})
+    return ", ".join(map(str, values)) or "none"
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = ["batch", "threads", "latency_ms_median", "throughput_img_s", "speedup", "efficiency"]
+    return frame.assign(**{c: pd.to_numeric(frame[c]) for c in columns if c in frame})
 
 
 def _round(frame: pd.DataFrame) -> pd.DataFrame:
@@ -210,6 +369,8 @@ def write_readme(
     ]
     if page.left_out:
         sections += ["Not shown, because another machine measured them: " + ", ".join(page.left_out) + ".", ""]
+    sections += _front_section(page, chart_paths)
+    sections += _baseline_section(page)
     for name, caption in (
         ("accuracy_vs_params", "ImageNet top-1 vs parameters. Filled: the paper's figure; hollow: torchvision's "
          "weights, only where the paper's figure is not transcribed. ShuffleNetV1: g=3 only."),
@@ -252,6 +413,7 @@ def write_readme(
             "",
         ]
     sections += _deployment_section(everything, target.key, page, chart_paths)
+    sections += _sweep_section(target.key, page, chart_paths)
     others = sorted(set(everything["target"]) - {target.key} - set(page.deployments)) if "target" in everything else []
     for other in others:
         part = everything[everything["target"] == other]

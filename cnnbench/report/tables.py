@@ -21,7 +21,7 @@ from typing import TypeVar
 import pandas as pd
 
 import zoo
-from cnnbench import models
+from cnnbench import choose, models
 from cnnbench.accuracy.published import published_accuracy
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines import audit as guidelines_audit
@@ -29,20 +29,21 @@ from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
 from cnnbench.guidelines.verdicts import TIE, verdict
 from cnnbench.measure import bench as bench_module
-from cnnbench.measure import breakdown, counting, forward, isolated, latency, profiling
-from cnnbench.measure.bench import as_frame, iter_bench
+from cnnbench.measure import breakdown, counting, forward, isolated, latency, profiling, sweep
+from cnnbench.measure.bench import BENCH_TEXT_COLUMNS, as_frame, iter_bench
 from cnnbench.measure.breakdown import time_by_kind
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_ms
 from cnnbench.provenance import Stamp, machine_identity
-from cnnbench.report.config import BREAKDOWN_MODELS, ReportConfig, check_config, deployment_targets
-from cnnbench.report.page import Page, write_charts, write_readme
+from cnnbench.report import compare
+from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
+from cnnbench.report.page import Page, write_charts, write_front_charts, write_readme
 from cnnbench.runtimes import export, int8, session
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 from cnnbench.target import INT8, Target, runtime_version
 
 __all__ = ["run_report", "zoo_table", "accuracy_table", "latency_table", "breakdown_table", "guidelines_tables",
-           "all_latency", "digits_here"]
+           "sweep_tables", "all_latency", "digits_here", "pareto_tables"]
 
 T = TypeVar("T")
 Progress = Callable[[Sequence[T], str], Iterable[T]]
@@ -121,12 +122,22 @@ def _latency_settings(config: ReportConfig) -> dict[str, object]:
 
 def _latency_rows(config: ReportConfig, names: list[str], target: Target) -> tuple[ResultTable, dict[str, Stamp]]:
     """``target``'s latency table and the stamp each model's row must carry to be reused."""
-    table = ResultTable(config.out / f"latency-{target.key}.csv", key=["model", "batch"])
+    path = config.out / f"latency-{target.key}.csv"
+    table = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
     int8_settings = {"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES}
     settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
     modules = [counting, profiling, forward, latency, bench_module, isolated, models]
     modules += [export, int8, session] if target.runtime else []
     return table, {name: _stamp(config, target.key, settings, code_fingerprint(name, modules)) for name in names}
+
+
+def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFrame) -> list[str]:
+    """The models of the deployment tables: every one of ``names`` within ``config.deploy_max_flops``
+    (multiply-adds at the model's own resolution, from the zoo table), or all of them without a limit."""
+    if config.deploy_max_flops is None or zoo_frame.empty:
+        return list(names)
+    flops = zoo_frame.set_index("model")["flops"]
+    return [n for n in names if n not in flops or float(flops[n]) <= config.deploy_max_flops]
 
 
 def prepare_deployments(config: ReportConfig, names: list[str], progress: Progress[str]) -> int:
@@ -171,6 +182,9 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
         (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
                                calibration=config.calibration)  # fmt: skip
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
+    if config.whole_zoo and not config.quick:  # a model no longer in the zoo, or beyond the deployment limit
+        batches = {str(row["batch"]) for row in table.find()}  # every batch measured stays
+        table.keep_only([{"model": n, "batch": b} for n in names for b in batches])
     write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
                                         "runtime_version": runtime_version(target.backend),
                                         "timing": asdict(config.timing),
@@ -274,6 +288,61 @@ def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> 
     return md
 
 
+# The report's sweeps: quick timing, in this process (no child per row), a model's batches stopped once one batch's
+# median passes SWEEP_STOP_MS (larger ones would only take longer). The row that passes it costs the most (a 0.6 s
+# median is timed ~6 times): stopping at 0.4 s took 125 s from scratch on a 2-core CPU, at 0.2 s about 85 s.
+SWEEP_TIMING = latency.QUICK_TIMING
+SWEEP_BATCHES = (1, 2, 4, 8, 16, 32)
+QUICK_SWEEP_BATCHES = (1, 2, 4)  # --quick: the first quick model only
+SWEEP_STOP_MS = 200.0
+
+
+def sweep_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results/sweep-batch-<target>.csv (latency and throughput per batch, :data:`SWEEP_BATCHES`, each model's stopped
+    after the first batch whose median passes :data:`SWEEP_STOP_MS`) and sweep-threads-<target>.csv (speed-up per
+    thread count, :func:`~cnnbench.measure.sweep.default_threads`, at ``config.batch``; CPU targets only), for one
+    model per family on the report's target, timed with :data:`SWEEP_TIMING`. Returns this machine's rows of each."""
+    target = config.target
+    if config.quick:
+        chosen, batches = ([n for n in QUICK_MODELS if n in names] or names)[:1], QUICK_SWEEP_BATCHES
+    else:
+        chosen, batches = [n for n in BREAKDOWN_MODELS if n in names] or names[:4], SWEEP_BATCHES
+    threads = sweep.default_threads() if target.device == "cpu" else []
+    timing = SWEEP_TIMING
+    common = {"timing": asdict(timing), "resolution": config.resolution,
+              **({"calibration": str(config.calibration)} if target.dtype == INT8 else {})}  # fmt: skip
+
+    def by_batch(name: str) -> pd.DataFrame:
+        return sweep.batch_sweep(name, target, batches, config.resolution, timing, stop_after_ms=SWEEP_STOP_MS,
+                                 isolate=False, calibration=config.calibration)  # fmt: skip
+
+    def by_threads(name: str) -> pd.DataFrame:
+        return sweep.thread_sweep(name, target, threads, config.batch, config.resolution, timing, isolate=False,
+                                  calibration=config.calibration)  # fmt: skip
+
+    batch_settings = {**common, "batches": list(batches), "stop_after_ms": SWEEP_STOP_MS}
+    thread_settings = {**common, "batch": config.batch, "threads": threads}
+    return (_sweep_table(config, "batch", chosen, batch_settings, by_batch, progress),
+            _sweep_table(config, "threads", chosen if threads else [], thread_settings, by_threads, progress))
+
+
+def _sweep_table(config: ReportConfig, kind: str, chosen: list[str], settings: dict[str, object],
+                 run: Callable[[str], pd.DataFrame], progress: Progress[str]) -> pd.DataFrame:  # fmt: skip
+    """results/sweep-<kind>-<target>.csv: each model's rows measured together by ``run``, or reused together."""
+    target = config.target
+    table = ResultTable(config.out / f"sweep-{kind}-{target.key}.csv", key=["model", kind],
+                        text_columns=BENCH_TEXT_COLUMNS)  # fmt: skip
+    for name in progress(chosen, f"sweep {kind}"):
+        code = code_fingerprint(name, [counting, profiling, forward, latency, bench_module, sweep, models])
+        stamp = _stamp(config, target.key, settings, code)
+        if not config.force and table.reusable_group(stamp, model=name):
+            continue
+        columns = {"family": zoo.model_info(name).family, **stamp.columns(target.torch_device)}
+        table.replace([{**row, **columns} for row in run(name).to_dict("records")], model=name)
+    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target), **settings})
+    return table.frame(_mine(_here(config))).dropna(axis=1, how="all")  # no roofline, export, … columns
+
+
 # --- pytest-benchmark JSON from other targets and machines --------------------------------------------------------
 
 
@@ -284,7 +353,7 @@ def merge_benchmarks(config: ReportConfig, frames: list[pd.DataFrame]) -> list[P
     merged = pd.concat(frames, ignore_index=True)
     for (target, machine, host), group in merged.groupby(["target", "machine", "host"], sort=False):
         path = config.out / f"latency-{target}@{host}-{str(machine)[:6]}.csv"
-        table = ResultTable(path, key=["model", "batch"])
+        table = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
         for record in group.to_dict("records"):
             table.put(record)
         write_sidecar(path, table.frame(), {"target": target, "from": sorted(set(group["source"]))})
@@ -306,7 +375,7 @@ def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
     labelled ``target @ host``. Also returns the files left out because another machine measured them."""
     frames, left_out = [], []
     for path in sorted(out.glob("latency-*.csv")):
-        frame = ResultTable(path, key=["model", "batch"]).frame()
+        frame = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
         if frame.empty:
             continue
         if "target" not in frame:
@@ -339,6 +408,43 @@ def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, int]:
     return frame[mine].reset_index(drop=True), int((~mine).sum())
 
 
+def pareto_tables(config: ReportConfig, everything: pd.DataFrame,
+                  digits: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:  # fmt: skip
+    """results/pareto-<target>.csv for every target shown (this machine's, and imported ones): each model's median
+    latency at the report's batch, its published top-1 (the paper's, else the reference weights'), params, measured
+    peak memory, whether it is on the front and what dominates it (:func:`cnnbench.choose.front_table`), with the
+    provenance of its latency row. Derived, not measured. Returns per target the published front and, when
+    ``digits`` (accuracy-digits rows measured here) has rows, the same with the digits top-1."""
+    published = choose.accuracy_for("paper")
+    measured = choose.digits_top1(digits) if not digits.empty else pd.DataFrame()
+    provenance = ["commit", "machine", "host", "measured_at"]
+    fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for key, rows in everything.groupby("target", sort=False) if "target" in everything else []:
+        rows = rows[pd.to_numeric(rows["batch"]) == config.batch]
+        if rows.empty or not (rows["status"] == "ok").any():
+            continue
+        front = choose.front_table(rows, published)
+        kept = rows.set_index("model")[[c for c in provenance if c in rows]]
+        table = front.drop(columns=["status"]).join(kept, on="model")
+        path = config.out / f"pareto-{str(key).replace(' @ ', '@')}.csv"
+        atomic_write_text(path, table.to_csv(index=False))
+        write_sidecar(path, table, {"target": key, "batch": config.batch, "accuracy": "published (paper, else the "
+                                    "reference weights')", "note": "derived from the latency table"})  # fmt: skip
+        fronts[str(key)] = (front, choose.front_table(rows, measured) if not measured.empty else pd.DataFrame())
+    return fronts
+
+
+def _against_baseline(config: ReportConfig) -> tuple[str, pd.DataFrame, str]:
+    """(the baseline folder, :func:`~cnnbench.report.compare.compare`'s frame against it, or the one line that says
+    why there is none); empty without ``--baseline``. A comparison that cannot be made does not fail the report."""
+    if config.baseline is None:
+        return "", pd.DataFrame(), ""
+    try:
+        return str(config.baseline), compare.compare(Path(config.baseline), config.out), ""
+    except CnnbenchError as err:
+        return str(config.baseline), pd.DataFrame(), str(err)
+
+
 # --- the whole report ----------------------------------------------------------------------------------------
 
 
@@ -362,34 +468,52 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     written["roofline"] = out / f"roofline-{target.key}.json"
     latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress)
     written["latency"] = out / f"latency-{target.key}.csv"
-    prepare_deployments(config, names, progress)
+    deployed_names = deployed_models(config, names, zoo_frame)
+    prepare_deployments(config, deployed_names, progress)
     for deployed in deployment_targets(config):
         deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
-        latency_table(config, names, deployed_roof, progress, deployed)
+        latency_table(config, deployed_names, deployed_roof, progress, deployed)
         written[f"latency-{deployed.key}"] = out / f"latency-{deployed.key}.csv"
     breakdown = breakdown_table(config, names, progress) if not target.runtime else pd.DataFrame()
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
     guidelines = guidelines_tables(config, names, progress)
     written["guidelines"] = out / f"guidelines-{target.key}.csv"
+    sweep_batch, sweep_threads = sweep_tables(config, names, progress)
+    written.update({f"sweep-{k}": out / f"sweep-{k}-{target.key}.csv" for k in ("batch", "threads")
+                    if (out / f"sweep-{k}-{target.key}.csv").exists()})  # fmt: skip
     for path in merge_benchmarks(config, benchmarks) if benchmarks else []:
         written[path.stem] = path
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         everything["family"] = everything["model"].map(_families()).fillna("other")
     digits, digits_elsewhere = digits_here(out, machine)
+    fronts = pareto_tables(config, everything, digits) if not everything.empty else {}
+    written.update({f"pareto-{k}": out / f"pareto-{k.replace(' @ ', '@')}.csv" for k in fronts})
 
     deployed = tuple(t.key for t in deployment_targets(config))
-    chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target, deployed)
+    chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target, deployed,
+                               sweep_batch, sweep_threads)  # fmt: skip
+    chart_paths.update(write_front_charts(out, fronts))
     written.update(chart_paths)
-    shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits) if not f.empty]
+    shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits, sweep_batch, sweep_threads)
+             if not f.empty]  # fmt: skip
     page = Page(
-        provenance=provenance_summary(pd.concat(shown, ignore_index=True)) if shown else {},
+        provenance=provenance_summary(pd.concat([f.dropna(axis=1, how="all") for f in shown], ignore_index=True))
+        if shown else {},
         left_out=left_out,
         digits=digits,
         digits_elsewhere=digits_elsewhere,
         elapsed_s=time.perf_counter() - started,
+        fronts=fronts,
+        not_deployed=tuple(n for n in names if n not in deployed_names) if deployed else (),
+        deploy_max_flops=config.deploy_max_flops,
+        baseline=_against_baseline(config),
         deployments=deployed,
         deployed_digits=here(out / "accuracy-digits-deployed.csv", ["model", "epochs", "seed", "recipe"], machine)[0],
+        sweep_batch=sweep_batch,
+        sweep_threads=sweep_threads,
+        sweep_timing=SWEEP_TIMING,
+        sweep_stop_ms=SWEEP_STOP_MS,
     )
     written["readme"] = write_readme(out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof,
                                      chart_paths, page)  # fmt: skip
