@@ -139,13 +139,18 @@ def candidates(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
                    "status", "error"]]  # fmt: skip
 
 
+def _ms(value: float) -> str:
+    """Three significant digits, without an exponent: 0.771, 15.5, 1047."""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
 def _reasons(row: pd.Series, budget: Budget, accuracy: str) -> str:
     reasons = []
     if pd.isna(row["latency_ms"]):
         error = str(row.get("error") or "").strip()
         reasons.append(f"no latency ({error})" if error else "no latency measured")
     elif budget.latency_ms is not None and row["latency_ms"] > budget.latency_ms:
-        reasons.append(f"latency {row['latency_ms']:.3g} ms > {budget.latency_ms:g} ms")
+        reasons.append(f"latency {_ms(row['latency_ms'])} ms > {budget.latency_ms:g} ms")
     if pd.isna(row["top1"]):
         reasons.append(f"no {accuracy} top-1")
     elif budget.min_top1 is not None and row["top1"] < budget.min_top1:
@@ -182,4 +187,4 @@ def no_fit_message(ranked: pd.DataFrame, budget: Budget) -> str:
         return f"no model meets {budget.describe()}, and no latency was measured on this target"
     fastest = measured.iloc[0]
     return (f"no model meets {budget.describe()}; the fastest measured is {fastest['model']} at "
-            f"{fastest['latency_ms']:.3g} ms (top-1 {fastest['top1']:.4g}%): loosen a budget")  # fmt: skip
+            f"{_ms(fastest['latency_ms'])} ms (top-1 {fastest['top1']:.4g}%): loosen a budget")  # fmt: skip
