@@ -34,7 +34,7 @@ from cnnbench.measure.bench import BENCH_TEXT_COLUMNS, as_frame, iter_bench
 from cnnbench.measure.breakdown import time_by_kind
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_ms
-from cnnbench.provenance import Stamp, machine_identity
+from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, machine_identity
 from cnnbench.report import compare
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_front_charts, write_readme
@@ -413,11 +413,12 @@ def pareto_tables(config: ReportConfig, everything: pd.DataFrame,
     """results/pareto-<target>.csv for every target shown (this machine's, and imported ones): each model's median
     latency at the report's batch, its published top-1 (the paper's, else the reference weights'), params, measured
     peak memory, whether it is on the front and what dominates it (:func:`cnnbench.choose.front_table`), with the
-    provenance of its latency row. Derived, not measured. Returns per target the published front and, when
-    ``digits`` (accuracy-digits rows measured here) has rows, the same with the digits top-1."""
+    provenance of its latency row (machine, torch, commit, time...). Derived, not measured. Returns per target the
+    published front and, when ``digits`` (accuracy-digits rows measured here) has rows, the same with the digits
+    top-1."""
     published = choose.accuracy_for("paper")
     measured = choose.digits_top1(digits) if not digits.empty else pd.DataFrame()
-    provenance = ["commit", "machine", "host", "measured_at"]
+    provenance = [c for c in PROVENANCE_COLUMNS if c not in ("settings", "code")]  # the latency row's
     fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for key, rows in everything.groupby("target", sort=False) if "target" in everything else []:
         rows = rows[pd.to_numeric(rows["batch"]) == config.batch]
