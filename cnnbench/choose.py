@@ -65,7 +65,8 @@ def pareto(frame: pd.DataFrame, cost: str = "latency_ms", gain: str = "top1") ->
     return out
 
 
-def accuracy_for(source: str, digits: pd.DataFrame | None = None) -> pd.DataFrame:
+def accuracy_for(source: str, digits: pd.DataFrame | None = None,
+                 published: pd.DataFrame | None = None) -> pd.DataFrame:
     """One top-1 per model: ``model, top1, top1_std, top1_from``.
 
     - ``"paper"``: the paper's ImageNet top-1, or, for a model whose paper prints none here, its reference
@@ -73,6 +74,8 @@ def accuracy_for(source: str, digits: pd.DataFrame | None = None) -> pd.DataFram
     - ``"reference"``: the reference implementation's weights only (torchvision, timm);
     - ``"digits"``: scikit-learn's digits, from ``digits`` (rows of accuracy-digits.csv that ``cnnbench train``
       measured on this machine; :func:`digits_top1`).
+
+    ``published``: :func:`~cnnbench.accuracy.published.published_accuracy`'s table when the caller has it.
     """
     if source not in ACCURACY_SOURCES:
         raise CnnbenchError(f"accuracy comes from one of {', '.join(ACCURACY_SOURCES)}; got {source!r}")
@@ -81,7 +84,7 @@ def accuracy_for(source: str, digits: pd.DataFrame | None = None) -> pd.DataFram
             raise CnnbenchError("accuracy-digits.csv has no rows measured on this machine; run `cnnbench train "
                                 "MODEL...` first, or pick with --accuracy paper")  # fmt: skip
         return digits_top1(digits)
-    published = published_accuracy()
+    published = published_accuracy() if published is None else published
     order = ["paper", "reference"] if source == "paper" else ["reference"]
     chosen = published[published["origin"].isin(order) & published["top1"].notna()]
     chosen = chosen.assign(rank=chosen["origin"].map(order.index)).sort_values("rank").drop_duplicates("model")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cnnbench.cli import main
-from cnnbench.cli.compare import percentage
+from cnnbench.cli.common import percentage
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_COLUMNS, BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import LatencyResult, parse_samples, samples_text

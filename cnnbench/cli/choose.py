@@ -11,6 +11,7 @@ from cnnbench.choose import ACCURACY_SOURCES, Budget, no_fit_message
 from cnnbench.cli.common import (
     add_target_arguments,
     calibration_from,
+    percent,
     positive_float,
     positive_int,
     printed_by,
@@ -59,13 +60,6 @@ def _cmd_pick(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _percentage(text: str) -> float:
-    value = float(text.rstrip("%")) if text.rstrip("%").replace(".", "", 1).isdigit() else None
-    if value is None or not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"takes a top-1 percentage between 0 and 100, got {text!r}")
-    return value
-
-
 def add_commands(sub: Any) -> None:
     p_pick = sub.add_parser(
         "pick", help="the most accurate models within a latency, size and memory budget on your target",
@@ -75,7 +69,7 @@ def add_commands(sub: Any) -> None:
     )
     p_pick.add_argument("models", nargs="*", metavar="MODEL", help="zoo names or wildcards (default: the whole zoo)")
     p_pick.add_argument("--latency-ms", type=positive_float, default=None, help="median latency at most, ms")
-    p_pick.add_argument("--min-top1", type=_percentage, default=None, help="top-1 at least, %%")
+    p_pick.add_argument("--min-top1", type=percent, default=None, help="top-1 at least, %%")
     p_pick.add_argument("--max-params", type=positive_float, default=None, help="parameters at most, millions")
     p_pick.add_argument("--max-memory", type=positive_float, default=None,
                         help="measured peak memory of inference at most, MB (CPU: resident peak above the loaded "

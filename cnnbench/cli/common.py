@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -12,7 +13,7 @@ from cnnbench.target import BACKENDS, DTYPES, INT8, Target
 
 __all__ = [
     "Parser", "add_model_arguments", "add_target_arguments", "calibration_from", "printed_by", "positive_float",
-    "positive_int", "target_from",
+    "percent", "percentage", "positive_int", "target_from",
 ]  # fmt: skip
 
 
@@ -45,10 +46,32 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that make a target: device, threads, dtype, memory format, backend, BN folding."""
+def percent(text: str) -> float:
+    """An argparse type: a percentage, with or without its sign ("5", "5%", "2.5%"), in percent (5.0)."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a percentage such as 5 or 5%, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a percentage of at least 0, got {text!r}")
+    return value
+
+
+def percentage(text: str) -> float:
+    """An argparse type: a percentage as :func:`percent` reads it, as a fraction (0.05)."""
+    return percent(text) / 100
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, sweep_threads: Callable[[str], list[int]] | None = None
+                         ) -> None:  # fmt: skip
+    """The options that make a target: device, threads, dtype, memory format, backend, BN folding.
+    ``sweep_threads`` parses a ``--threads`` that may also list several counts (``bench``'s sweep)."""
     parser.add_argument("--device", "--target", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    if sweep_threads is None:
+        parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    else:
+        parser.add_argument("--threads", type=sweep_threads, default=None, metavar="N[,N...]",
+                            help="CPU threads (default: torch's); several, comma-separated, sweep them (1,2,4)")
     parser.add_argument("--dtype", choices=[*DTYPES, INT8], default="fp32",
                         help="fp16/bf16 run under autocast; int8 (onnxruntime, openvino) is static QDQ quantization")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")

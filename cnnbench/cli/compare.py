@@ -13,23 +13,13 @@ from typing import Any
 
 import pandas as pd
 
+from cnnbench.cli.common import percentage
 from cnnbench.output import FORMATS, emit
 from cnnbench.report.compare import DEFAULT_THRESHOLD, compare, gate, summary_line
 
-__all__ = ["add_commands", "percentage"]
+__all__ = ["add_commands"]
 
 CONFIDENCE = 0.95
-
-
-def percentage(text: str) -> float:
-    """An argparse type: a percentage, with or without its sign ("5", "5%", "2.5%"), as a fraction (0.05)."""
-    try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a percentage such as 5 or 5%, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a percentage of at least 0, got {text!r}")
-    return value / 100
 
 
 def _cmd_compare(args: argparse.Namespace) -> tuple[str, int]:

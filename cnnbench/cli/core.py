@@ -355,12 +355,9 @@ def _add_profile(sub: Any) -> None:
 
 
 def _add_bench(sub: Any) -> None:
-    # "resolve": bench's own --threads, which also takes a sweep, replaces the target options' single count.
-    p_bench = sub.add_parser("bench", conflict_handler="resolve", **ABOUT["bench"])
+    p_bench = sub.add_parser("bench", **ABOUT["bench"])
     add_model_arguments(p_bench)
-    add_target_arguments(p_bench)
-    p_bench.add_argument("--threads", type=_thread_counts, default=None, metavar="N[,N...]",
-                         help="CPU threads (default: torch's); several, comma-separated, sweep them (1,2,4)")
+    add_target_arguments(p_bench, sweep_threads=_thread_counts)
     p_bench.add_argument("--chart", metavar="DIR", default=None,
                          help="write the sweep's charts (batch: throughput and latency; threads: speed-up) into DIR")
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")

@@ -408,15 +408,15 @@ def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, int]:
     return frame[mine].reset_index(drop=True), int((~mine).sum())
 
 
-def pareto_tables(config: ReportConfig, everything: pd.DataFrame,
+def pareto_tables(config: ReportConfig, everything: pd.DataFrame, accuracy: pd.DataFrame,
                   digits: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:  # fmt: skip
     """results/pareto-<target>.csv for every target shown (this machine's, and imported ones): each model's median
     latency at the report's batch, its published top-1 (the paper's, else the reference weights'), params, measured
     peak memory, whether it is on the front and what dominates it (:func:`cnnbench.choose.front_table`), with the
     provenance of its latency row (machine, torch, commit, time...). Derived, not measured. Returns per target the
     published front and, when ``digits`` (accuracy-digits rows measured here) has rows, the same with the digits
-    top-1."""
-    published = choose.accuracy_for("paper")
+    top-1. ``accuracy``: the report's accuracy-imagenet table."""
+    published = choose.accuracy_for("paper", published=accuracy)
     measured = choose.digits_top1(digits) if not digits.empty else pd.DataFrame()
     provenance = [c for c in PROVENANCE_COLUMNS if c not in ("settings", "code")]  # the latency row's
     fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
@@ -488,7 +488,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         everything["family"] = everything["model"].map(_families()).fillna("other")
     digits, digits_elsewhere = digits_here(out, machine)
-    fronts = pareto_tables(config, everything, digits) if not everything.empty else {}
+    fronts = pareto_tables(config, everything, accuracy, digits) if not everything.empty else {}
     written.update({f"pareto-{k}": out / f"pareto-{k.replace(' @ ', '@')}.csv" for k in fronts})
 
     deployed = tuple(t.key for t in deployment_targets(config))
