@@ -9,6 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from cnnbench.costmodel import model as costmodel
+from cnnbench.costmodel import suite
+
 # The largest models: building them with real weights takes most of a test run on a 2-core CPU.
 BIG = {"vgg19", "vgg19_bn", "efficientnet_b7"}
 
@@ -79,3 +82,15 @@ def conv_linear_madds(model: nn.Module, side: int, in_channels: int = 3) -> int:
         for h in handles:
             h.remove()
     return total
+
+
+CONV = costmodel.KindCost(overhead_ms=0.02, compute_gops=50.0, memory_gbs=10.0, kernels=1, kernel_error=0.0)
+ELEMENTWISE = costmodel.KindCost(overhead_ms=0.005, compute_gops=100.0, memory_gbs=20.0, kernels=1, kernel_error=0.0)
+
+
+def fixed_model(key: str = "cpu-t1-fp32-nchw-eager") -> costmodel.CostModel:
+    """A cost model with round numbers: every convolution and linear kind costs as CONV, the rest as ELEMENTWISE."""
+    kinds = {kind: CONV if kind.startswith("conv") or kind == "linear" else ELEMENTWISE for kind in suite.KERNEL_KINDS}
+    return costmodel.CostModel(target={"key": key, "device": "cpu"}, kinds=kinds, module_call_ms=0.001,
+                               flops_ms_per_g=20.0, mac_ms_per_gb=100.0, kernels=7,
+                               environment={"machine": "m", "cpu": "test"})  # fmt: skip

@@ -1,0 +1,181 @@
+"""``cnnbench calibrate`` (fit a target's cost model on the kernel suite) and ``cnnbench predict`` (latency of any
+model from its counts, with the time attributed to compute, memory traffic and per-op overhead)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from cnnbench.cli.common import add_target_arguments, positive_int, printed_by, target_from
+from cnnbench.errors import CnnbenchError
+from cnnbench.output import emit, progress
+
+__all__ = ["add_commands"]
+
+PREDICT_COLUMNS = {
+    "model": "model", "resolution": "res", "latency_ms": "predicted (ms)", "overhead_ms": "overhead (ms)",
+    "compute_ms": "compute (ms)", "memory_ms": "memory (ms)", "flops_only_ms": "FLOPs-only (ms)",
+    "mac_only_ms": "MAC-only (ms)", "gflops": "GFLOPs (mult-adds)", "mac_mb": "MAC (MB)", "ops": "ops",
+}  # fmt: skip
+KIND_COLUMNS = {"kind": "kind", "ops": "ops", "overhead_ms": "overhead (ms)", "compute_ms": "compute (ms)",
+                "memory_ms": "memory (ms)", "time_ms": "time (ms)", "time_share": "share"}  # fmt: skip
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> str:
+    from cnnbench.costmodel import model as costmodel
+
+    target = costmodel.check_modelled(target_from(args))
+    out = Path(args.out) if args.out else costmodel.default_path(target)
+    if out.exists() and out.is_dir():
+        raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
+    bar = lambda items, desc: progress(items, desc, unit="kernel")  # noqa: E731
+    fitted, _ = costmodel.calibrate(target, per_kind=args.kernels, seed=args.seed, progress=bar)
+    costmodel.save(fitted, out)
+    rows = [{"kind": kind, "kernels": c.kernels, "overhead_us": c.overhead_ms * 1e3, "compute_gops": c.compute_gops,
+             "memory_gbs": c.memory_gbs,
+             "kernel_error_pct": c.kernel_error * 100} for kind, c in fitted.kinds.items()]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    if args.format in ("csv", "json"):
+        return emit(frame, args.format)
+    columns = {"kind": "kind", "kernels": "kernels", "overhead_us": "overhead (µs)", "compute_gops": "compute (G/s)",
+               "memory_gbs": "memory (GB/s)",
+               "kernel_error_pct": "fit error (%)"}  # fmt: skip
+    header = (f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.kernels} kernels, no "
+              f"zoo model; written to {out}\n"
+              f"# per op: overhead + max(arithmetic / compute, MAC bytes / memory); "
+              f"a container call adds {fitted.module_call_ms * 1e3:.1f} µs\n")  # fmt: skip
+    return header + emit(frame.round(2), args.format, columns)
+
+
+def _models(args: argparse.Namespace) -> list[tuple[str, nn.Module | str]]:
+    """The models to predict: names and patterns, then each ``--phi`` and ``--width`` (built on the meta device)."""
+    import torch
+
+    from cnnbench.catalog import resolve_specs
+
+    chosen: list[tuple[str, nn.Module | str]] = [(n, n) for n in resolve_specs(args.models)] if args.models else []
+    with torch.device("meta"):
+        from zoo.efficientnet import efficientnet_scaled
+        from zoo.mobilenetv1 import build_mobilenet_v1
+        from zoo.mobilenetv2 import build_mobilenet_v2
+
+        for phi in args.phi or []:
+            if not phi >= 0:
+                raise CnnbenchError(f"--phi {phi:g}: the compound coefficient φ must be at least 0")
+            chosen.append((f"efficientnet φ={phi:g}", efficientnet_scaled(phi)))
+        builders = {"mobilenet_v1": build_mobilenet_v1, "mobilenet_v2": build_mobilenet_v2}
+        for spec in args.width or []:
+            family, _, value = spec.partition("=")
+            if family not in builders:
+                raise CnnbenchError(
+                    f"--width takes FAMILY=ALPHA with FAMILY one of {', '.join(builders)}, got {spec!r}"
+                )
+            try:
+                alpha = float(value)
+            except ValueError:
+                raise CnnbenchError(f"--width {spec}: {value!r} is not a number") from None
+            if not alpha > 0:
+                raise CnnbenchError(f"--width {spec}: the width multiplier must be above 0")
+            chosen.append((f"{family} α={alpha:g}", builders[family](width=alpha)))
+    if not chosen:
+        raise CnnbenchError(
+            "name at least one model (zoo names, wildcards, timm:NAME, torchvision:NAME), --phi or --width"
+        )
+    return chosen
+
+
+def _cmd_predict(args: argparse.Namespace) -> str:
+    from cnnbench.costmodel import model as costmodel
+
+    target = costmodel.check_modelled(target_from(args))
+    models = _models(args)
+    path = Path(args.cost_model) if args.cost_model else costmodel.default_path(target)
+    if not args.cost_model and not path.exists():
+        raise CnnbenchError(f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the same "
+                            "target options first, or give one with --cost-model FILE")  # fmt: skip
+    fitted = costmodel.load(path)
+    if args.cost_model is None and fitted.key != target.key:
+        raise CnnbenchError(f"{path} is the cost model of {fitted.key}, not {target.key}; recalibrate")
+    predictions = [costmodel.predict(model, fitted, batch=args.batch, resolution=args.res, name=label)
+                   for label, model in progress(models, "predict")]  # fmt: skip
+    frame = pd.DataFrame([p.row() for p in predictions])
+    frame["gflops"] = frame["flops"] / 1e9
+    frame["mac_mb"] = frame["mac_bytes"] / 1e6
+    if args.layers:
+        layers = pd.concat([p.layers.assign(model=p.model) for p in predictions], ignore_index=True)
+        return emit(layers[["model", *predictions[0].layers.columns]], args.format if args.format != "table" else
+                    "csv")  # fmt: skip
+    if args.format in ("csv", "json"):
+        return emit(frame, args.format)
+    where = fitted.environment
+    lines = [f"# predicted on the cost model of {fitted.key} ({where.get('cpu', '?')}, machine "
+             f"{where.get('machine', '?')}, calibrated {where.get('measured_at', '?')}), batch {args.batch}",
+             "# overhead + compute + memory = predicted; FLOPs-only and MAC-only: latency proportional to "
+             "multiply-adds or to MAC bytes, fitted on the same kernels",
+             emit(frame.round({"latency_ms": 2, "overhead_ms": 2, "compute_ms": 2, "memory_ms": 2,
+                               "flops_only_ms": 2, "mac_only_ms": 2, "gflops": 3, "mac_mb": 1}),
+                  args.format, PREDICT_COLUMNS).rstrip("\n")]  # fmt: skip
+    if len(predictions) == 1 or args.by_kind:
+        for p in predictions:
+            lines += ["", f"# {p.model}: time per op kind ({p.module_calls} container calls are the 'module' row)",
+                      emit(p.by_kind.round(3), args.format, KIND_COLUMNS).rstrip("\n")]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def add_commands(sub: Any) -> None:
+    """``calibrate`` and ``predict``."""
+    p_cal = sub.add_parser(
+        "calibrate", help="time a kernel suite on the target and fit its latency cost model",
+        description="Times single layers over a grid of shapes (dense, 1×1, depthwise and group convs, linear, "
+        "BatchNorm, activations, add and mul, pools, concat, channel shuffle; never a zoo model) and fits, per op "
+        "kind, overhead + max(arithmetic / compute rate, memory traffic / memory rate). Writes the JSON under the "
+        "cache, keyed by this machine and the target (or --out), for `cnnbench predict`.",
+    )  # fmt: skip
+    p_cal.add_argument(
+        "--kernels",
+        type=positive_int,
+        default=24,
+        help="kernels per kind (convolutions get twice as many; default 24: about 360 in all)",
+    )
+    p_cal.add_argument("--seed", type=int, default=0, help="the seed the kernel shapes are drawn with")
+    p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")
+    add_target_arguments(p_cal)
+    printed_by(p_cal, _cmd_calibrate)
+
+    p_pred = sub.add_parser(
+        "predict", help="predict latency from the counts, with compute / memory / overhead attribution",
+        description="Counts each model on the meta device and applies the target's cost model (from `cnnbench "
+        "calibrate` on this machine, or --cost-model FILE from another device). Nothing is timed.",
+    )  # fmt: skip
+    p_pred.add_argument(
+        "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
+    )
+    p_pred.add_argument(
+        "--phi",
+        type=float,
+        action="append",
+        metavar="PHI",
+        help="also an EfficientNet compound-scaled to φ (any real ≥ 0; repeatable)",
+    )
+    p_pred.add_argument(
+        "--width",
+        action="append",
+        metavar="FAMILY=ALPHA",
+        help="also mobilenet_v1 or mobilenet_v2 at width multiplier ALPHA (repeatable)",
+    )
+    p_pred.add_argument(
+        "--cost-model",
+        default=None,
+        metavar="FILE",
+        help="a cost model's JSON (another device's); default: this machine's for the target",
+    )
+    p_pred.add_argument("--batch", type=positive_int, default=1)
+    p_pred.add_argument("--res", type=positive_int, default=None, help="input side (default: each model's own)")
+    p_pred.add_argument("--by-kind", action="store_true", help="the per-kind attribution of every model")
+    p_pred.add_argument("--layers", action="store_true", help="the per-op table (CSV unless --format json)")
+    add_target_arguments(p_pred)
+    printed_by(p_pred, _cmd_predict)

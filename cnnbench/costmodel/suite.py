@@ -1,0 +1,250 @@
+"""The kernel suite that ``cnnbench calibrate`` times: single layers over a grid of shapes, never a zoo model.
+
+Each kernel is one layer (a module whose forward runs exactly one counted aten op of its kind), with the input it
+runs on. The grid covers what the zoo's networks are made of: dense k×k convolutions (stems, ResNet, VGG,
+AlexNet's 11×11), 1×1, depthwise (3×3 to 7×7, stride 1 and 2) and group convolutions, linear layers, BatchNorm, each
+activation, add and a broadcast multiply (squeeze-excitation), the pools, concat and a channel shuffle. Channels
+and sizes are drawn from the zoo's ranges by a seeded generator, so a suite is the same on every machine; kernels
+above :data:`MAX_KERNEL_FLOPS` are redrawn to keep calibration within minutes on a small CPU.
+
+One more kernel kind, ``module``, times an ``nn.Module`` call that runs no op (a chain of containers around an
+``nn.Identity``): the Python cost every container of a network adds to its layers'.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from cnnbench.measure.counting import CountingMode
+from cnnbench.measure.forward import autocast, make_input, running
+from cnnbench.measure.latency import Timing, time_callable
+from cnnbench.target import Target
+
+__all__ = ["Kernel", "KERNEL_KINDS", "MODULE_KIND", "CALIBRATION_TIMING", "MAX_KERNEL_FLOPS", "kernel_suite",
+           "count_kernel", "time_kernels", "CONTAINER_DEPTH"]  # fmt: skip
+
+MODULE_KIND = "module"  # a container's call: no op, only Python
+# The counting engine's kinds that the suite covers (its "other" kind has no kernel: unknown ops cost what an
+# element-wise op of the same traffic costs, see cnnbench.costmodel.model).
+KERNEL_KINDS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear", "norm", "activation", "pool",
+                "elementwise", "concat", "shuffle")  # fmt: skip
+MAX_KERNEL_FLOPS = 4e8  # multiply-adds of the largest kernel (VGG's biggest layer has 1.8e9: the rate carries over)
+MAX_MAP_ELEMENTS = 64 * 224 * 224  # the largest feature map a zoo network makes (VGG's first block)
+CONTAINER_DEPTH = 16  # containers nested around the identity of a `module` kernel
+# Short: a kernel's median is stable after a few calls, and the suite has hundreds of kernels.
+CALIBRATION_TIMING = Timing(min_time_s=0.05, min_iters=5, window=3, settle=0.05, max_warmup_s=0.3, min_warmup_iters=3)
+
+_CHANNELS = (8, 16, 24, 32, 40, 48, 64, 72, 96, 112, 128, 160, 192, 240, 256, 320, 384, 480, 512, 576, 672, 768, 960,
+             1024)  # fmt: skip
+_SIDES = (7, 14, 28, 56, 112, 224)
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
+    "hardsigmoid": nn.Hardsigmoid,
+}  # fmt: skip
+_POOLS: dict[str, Callable[[], nn.Module]] = {
+    "max3s2": lambda: nn.MaxPool2d(3, 2, 1), "max2s2": lambda: nn.MaxPool2d(2, 2),
+    "avg3s1": lambda: nn.AvgPool2d(3, 1, 1), "global": lambda: nn.AdaptiveAvgPool2d(1),
+}  # fmt: skip
+
+
+class _Add(nn.Module):
+    """A residual add of two maps."""
+
+    def __init__(self, other: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("other", other)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.other
+
+
+class _Scale(nn.Module):
+    """Squeeze-excitation's multiply: a map times one gate per channel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("gate", torch.rand(1, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate
+
+
+class _Concat(nn.Module):
+    """Two branches joined along the channels (GoogLeNet, SqueezeNet, ShuffleNetV2's units)."""
+
+    def __init__(self, other: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("other", other)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.other], 1)
+
+
+class _Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle: reshape, transpose, and the copy that flattens it back."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+def _nested(depth: int) -> nn.Module:
+    module: nn.Module = nn.Identity()
+    for _ in range(depth):
+        module = nn.Sequential(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One layer of the suite and the input it runs on (``side`` 0: a flat ``batch × channels`` input)."""
+
+    kind: str
+    name: str  # what the layer is, for the table: "conv 3×3 s2 64→128 @56"
+    channels: int  # input channels (features, for a linear layer)
+    side: int
+    build: Callable[[], nn.Module]
+
+    def make(self) -> nn.Module:
+        return self.build().eval()
+
+
+def _draw(kind: str, rng: random.Random) -> Kernel:
+    side = rng.choice(_SIDES)
+    c = rng.choice([c for c in _CHANNELS if c * side * side <= MAX_MAP_ELEMENTS])
+    if kind == "conv":
+        c_in = rng.choice((3, *_CHANNELS[:16]))
+        c_out = rng.choice([c for c in _CHANNELS[:18] if c * side * side <= MAX_MAP_ELEMENTS])
+        k = rng.choice((3, 3, 3, 5, 7, 11))
+        stride = rng.choice((1, 2, 4) if k == 11 else (1, 2))
+        bias = rng.random() < 0.3
+        return Kernel(kind, f"conv {k}×{k} s{stride} {c_in}→{c_out} @{side}", c_in, side,
+                      lambda: nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=bias))  # fmt: skip
+    if kind == "conv_1x1":
+        c_out = rng.choice([c for c in _CHANNELS if c * side * side <= MAX_MAP_ELEMENTS])
+        stride = rng.choice((1, 1, 1, 2))
+        bias = rng.random() < 0.3
+        return Kernel(kind, f"conv 1×1 s{stride} {c}→{c_out} @{side}", c, side,
+                      lambda: nn.Conv2d(c, c_out, 1, stride, bias=bias))  # fmt: skip
+    if kind == "conv_depthwise":
+        k, stride = rng.choice((3, 3, 5, 7)), rng.choice((1, 1, 2))
+        return Kernel(kind, f"depthwise {k}×{k} s{stride} {c} @{side}", c, side,
+                      lambda: nn.Conv2d(c, c, k, stride, k // 2, groups=c, bias=False))  # fmt: skip
+    if kind == "conv_group":
+        groups, k = rng.choice((2, 3, 4, 8)), rng.choice((1, 1, 3))
+        c_in, c_out = groups * rng.choice((8, 16, 24, 30, 48, 60, 96)), groups * rng.choice((8, 16, 24, 30, 48, 60, 96))
+        return Kernel(kind, f"group conv {k}×{k} g{groups} {c_in}→{c_out} @{side}", c_in, side,
+                      lambda: nn.Conv2d(c_in, c_out, k, 1, k // 2, groups=groups, bias=False))  # fmt: skip
+    if kind == "linear":
+        f_in, f_out = (
+            rng.choice((64, 256, 512, 576, 960, 1024, 1280, 2048, 4096, 9216)),
+            rng.choice((10, 1000, 1024, 4096)),
+        )
+        return Kernel(kind, f"linear {f_in}→{f_out}", f_in, 0, lambda: nn.Linear(f_in, f_out))
+    if kind == "norm":
+        return Kernel(kind, f"batchnorm {c} @{side}", c, side, lambda: nn.BatchNorm2d(c))
+    if kind == "activation":
+        act = rng.choice(sorted(_ACTIVATIONS))
+        return Kernel(kind, f"{act} {c} @{side}", c, side, _ACTIVATIONS[act])
+    if kind == "pool":
+        pool = rng.choice(sorted(_POOLS))
+        return Kernel(kind, f"pool {pool} {c} @{side}", c, side, _POOLS[pool])
+    if kind == "elementwise":
+        if rng.random() < 0.5:
+            return Kernel(kind, f"add {c} @{side}", c, side, lambda: _Add(torch.randn(1, c, side, side)))
+        return Kernel(kind, f"scale {c} @{side}", c, side, lambda: _Scale(c))
+    if kind == "concat":
+        other = rng.choice(_CHANNELS[:16])
+        return Kernel(kind, f"concat {c}+{other} @{side}", c, side, lambda: _Concat(torch.randn(1, other, side, side)))
+    if kind == "shuffle":
+        groups = rng.choice((2, 3, 4, 8))
+        channels = groups * max(1, c // groups)
+        return Kernel(kind, f"shuffle g{groups} {channels} @{side}", channels, side, lambda: _Shuffle(groups))
+    raise ValueError(f"no kernels of kind {kind!r}")
+
+
+def count_kernel(kernel: Kernel, batch: int = 1) -> tuple[int, int, int, int]:
+    """(multiply-adds, element-wise operations, MAC bytes, counted ops) of one kernel, counted on the meta device
+    with the engine every prediction uses."""
+    module = copy.deepcopy(kernel.make()).to("meta")
+    x = torch.empty(batch, kernel.channels, *((kernel.side,) * 2 if kernel.side else ()), device="meta")
+    weights = [*module.parameters(), *module.buffers()]
+    mode = CountingMode(external=[*weights, x], weights=weights)
+    with torch.no_grad(), mode:
+        module(x)
+    flops = sum(r[6] for r in mode.records)
+    return flops, sum(r[7] for r in mode.records), sum(r[9] for r in mode.records), len(mode.records)
+
+
+def kernel_suite(
+    per_kind: int = 24, seed: int = 0, kinds: Sequence[str] = KERNEL_KINDS, batch: int = 1
+) -> list[Kernel]:
+    """``per_kind`` kernels of every kind (convolutions get twice as many: their rates vary most), drawn from the
+    zoo's channel and size ranges by ``random.Random(seed)``, plus a few ``module`` kernels."""
+    rng = random.Random(seed)
+    suite: list[Kernel] = []
+    for kind in kinds:
+        wanted = per_kind * (2 if kind.startswith("conv") else 1)
+        drawn = 0
+        while drawn < wanted:
+            kernel = _draw(kind, rng)
+            if count_kernel(kernel, batch)[0] > MAX_KERNEL_FLOPS or kernel.channels * kernel.side**2 > MAX_MAP_ELEMENTS:
+                continue
+            suite.append(kernel)
+            drawn += 1
+    suite += [Kernel(MODULE_KIND, f"{CONTAINER_DEPTH} nested containers", 8, 7, lambda: _nested(CONTAINER_DEPTH))
+              for _ in range(3)]  # fmt: skip
+    return suite
+
+
+def _input(kernel: Kernel, target: Target, batch: int) -> Tensor:
+    if kernel.side == 0:
+        return torch.randn(batch, kernel.channels).to(target.torch_device)
+    return make_input(target, batch, kernel.side, kernel.channels)
+
+
+def time_kernels(
+    kernels: Sequence[Kernel],
+    target: Target,
+    batch: int = 1,
+    timing: Timing = CALIBRATION_TIMING,
+    progress: Callable[[Sequence[Kernel], str], Iterable[Kernel]] = lambda items, desc: items,
+) -> pd.DataFrame:
+    """Time every kernel on an eager ``target``; one row per kernel with its counts and median time in ms.
+
+    A ``module`` kernel's time is per container call (the chain's time over :data:`CONTAINER_DEPTH`), its counts 0.
+    """
+    rows = []
+    for kernel in progress(kernels, "calibrate"):
+        module = kernel.make().to(target.torch_device)
+        if target.channels_last and kernel.side:
+            module = module.to(memory_format=torch.channels_last)
+        x = _input(kernel, target, batch)
+
+        def forward(module: nn.Module = module, x: Tensor = x) -> Tensor:
+            with autocast(target):
+                return module(x)
+
+        with running(target):
+            samples, _ = time_callable(forward, target.torch_device, timing)
+        time_ms = statistics.median(samples)
+        if kernel.kind == MODULE_KIND:
+            flops = elementwise = mac_bytes = ops = 0
+            time_ms /= CONTAINER_DEPTH
+        else:
+            flops, elementwise, mac_bytes, ops = count_kernel(kernel, batch)
+        rows.append({"kind": kernel.kind, "kernel": kernel.name, "flops": flops, "flops_elementwise": elementwise,
+                     "mac_bytes": mac_bytes, "ops": ops, "time_ms": time_ms})  # fmt: skip
+    return pd.DataFrame(rows, columns=["kind", "kernel", "flops", "flops_elementwise", "mac_bytes", "ops", "time_ms"])
