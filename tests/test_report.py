@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import fixed_model
 from PIL import Image
 
 import cnnbench.guidelines.microbench as guidelines
+import cnnbench.report.prediction as prediction
 import cnnbench.report.tables as report
 from cnnbench.cli import main
+from cnnbench.costmodel.model import CostModel, predict
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
@@ -37,6 +40,12 @@ def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     fixed figures for both (the guidelines' own tests time them)."""
     monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
     monkeypatch.setattr(guidelines, "time_table", _fake_rounds)
+    monkeypatch.setattr(prediction, "report_cost_model", _fixed_cost_model)
+
+
+def _fixed_cost_model(config: ReportConfig, progress: object = None) -> tuple[CostModel, bool]:
+    """Round numbers instead of a calibration (tests/test_costmodel.py times a real one)."""
+    return fixed_model(config.target.key), False
 
 
 def _fake_rounds(table: list[object], target: object, batch: int, timing: object, rounds: int) -> list[list[float]]:
@@ -44,10 +53,10 @@ def _fake_rounds(table: list[object], target: object, batch: int, timing: object
 
 
 def config(out: Path, **changes: object) -> ReportConfig:
-    """The quick report of :data:`MODELS` on one thread, eager only unless ``deployments`` are given (the
-    runtimes' own tests cover them; :func:`first_run` runs one report with them)."""
+    """The quick report of :data:`MODELS` on one thread, eager only, without sweeps or predictions unless asked (the
+    runtimes', sweeps' and cost model's own tests cover them; :func:`first_run` runs one report with all three)."""
     return ReportConfig.quick_config(out, **{"models": MODELS, "target": Target(threads=1), "deployments": (),
-                                             **changes})  # fmt: skip
+                                             "sweeps": False, "predict": False, **changes})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +65,8 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "cached_roofline", lambda target: ROOF)
         mp.setattr(guidelines, "time_table", _fake_rounds)
-        written = run_report(config(out, deployments=DEPLOYED))
+        mp.setattr(prediction, "report_cost_model", _fixed_cost_model)
+        written = run_report(config(out, deployments=DEPLOYED, sweeps=True, predict=True))
     return out, written
 
 
@@ -119,6 +129,29 @@ def test_pareto_tables_and_charts_follow_the_latency_tables(first_run: tuple[Pat
         assert f"### {key}" in readme and f"![accuracy_vs_latency-{key}](accuracy_vs_latency-{key}.png)" in readme
 
 
+def test_every_model_is_predicted_beside_its_measured_latency(first_run: tuple[Path, dict[str, Path]]) -> None:
+    out, _ = first_run
+    predicted = pd.read_csv(out / f"prediction-{KEY}.csv").set_index("model")
+    latency = pd.read_csv(out / f"latency-{KEY}.csv").set_index("model")
+    assert sorted(predicted.index) == sorted(MODELS)
+    for name in MODELS:
+        row = predicted.loc[name]
+        assert row["measured_ms"] == pytest.approx(latency.loc[name, "latency_ms_median"])
+        assert row["latency_ms"] == pytest.approx(predict(name, fixed_model(KEY)).latency_ms)
+        assert row["latency_error_pct"] == pytest.approx((row["latency_ms"] / row["measured_ms"] - 1) * 100)
+        assert row["mac_only_error_pct"] == pytest.approx((row["mac_only_ms"] / row["measured_ms"] - 1) * 100)
+    assert json.loads((out / f"costmodel-{KEY}.json").read_text())["target"]["key"] == KEY
+    readme = (out / "README.md").read_text()
+    assert "## Predicted latency" in readme and f"prediction-{KEY}.png" in readme and "MAC-only" in readme
+    assert (out / f"prediction-{KEY}.png").exists()
+
+
+def test_a_runtime_target_says_why_it_has_no_prediction(tmp_path: Path) -> None:
+    frame, why = prediction.prediction_table(config(tmp_path, target=Target(threads=1, backend="onnxruntime")),
+                                             list(MODELS), pd.DataFrame())  # fmt: skip
+    assert frame.empty and "eager backend only" in why
+
+
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     zoo_csv = pd.read_csv(out / "zoo.csv")
@@ -148,7 +181,8 @@ def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[s
 def test_every_row_carries_its_provenance_and_sidecars_agree(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     here = machine_identity("cpu")
-    for name in ("zoo", f"latency-{KEY}", f"breakdown-{KEY}", f"guidelines-{KEY}", "guidelines-audit"):
+    for name in ("zoo", f"latency-{KEY}", f"breakdown-{KEY}", f"guidelines-{KEY}", "guidelines-audit",
+                 f"prediction-{KEY}"):
         rows = pd.read_csv(out / f"{name}.csv", dtype=str)
         assert {"machine", "torch", "target", "settings", "code", "quick", "commit", "host", "device_name",
                 "measured_at"} <= set(rows.columns), name

@@ -286,7 +286,8 @@ def _cmd_report(args: argparse.Namespace) -> str:
               "guideline_rounds": args.rounds, "deployments": deploy,
               "calibration": calibration_from(args),
               "deploy_max_flops": None if args.deploy_all else DEPLOY_MAX_FLOPS,
-              "baseline": Path(args.baseline) if args.baseline else None}  # fmt: skip
+              "baseline": Path(args.baseline) if args.baseline else None, "sweeps": not args.no_sweeps,
+              "predict": not args.no_predict}  # fmt: skip
     if args.models:
         common["models"] = tuple(args.models)
     if args.quick:
@@ -397,5 +398,8 @@ def _add_report(sub: Any) -> None:
                                "multiply-adds, which leaves out the VGGs, ResNet-101/152 and EfficientNet-B5-B7)")
     p_report.add_argument("--baseline", metavar="DIR", default=None,
                           help="an earlier results folder: the README adds `cnnbench compare DIR OUT`")
+    p_report.add_argument("--no-sweeps", action="store_true", help="skip the batch and threads sweeps")
+    p_report.add_argument("--no-predict", action="store_true",
+                          help="skip the cost model's calibration and its predictions beside the measured latency")
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     p_report.set_defaults(run=_cmd_report)

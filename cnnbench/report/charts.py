@@ -26,7 +26,8 @@ from cnnbench.measure.sweep import with_speedup  # noqa: E402
 from cnnbench.store import atomic_path  # noqa: E402
 
 __all__ = ["main_line", "accuracy_chart", "latency_chart", "accuracy_latency_chart", "speedup_chart",
-           "breakdown_chart", "roofline_chart", "batch_chart", "threads_chart", "short_label", "save"]  # fmt: skip
+           "breakdown_chart", "roofline_chart", "batch_chart", "threads_chart", "prediction_chart", "short_label",
+           "save"]  # fmt: skip
 
 FAMILY_ORDER = [
     "efficientnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "shufflenet_v1", "shufflenet_v2",
@@ -388,4 +389,36 @@ def threads_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
+    return save(fig, stem)
+
+
+def prediction_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Predicted against measured latency, log-log: one panel per predictor (the cost model, FLOPs-only, MAC-only),
+    the line of perfect prediction and its ±20% band. ``frame``: prediction rows (model, measured_ms, latency_ms,
+    flops_only_ms, mac_only_ms)."""
+    predictors = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only (∝ multiply-adds)",
+                  "mac_only_ms": "MAC-only (∝ memory traffic)"}  # fmt: skip
+    values = pd.concat([frame["measured_ms"], *(frame[c] for c in predictors)])
+    low, high = float(values.min()) / 1.5, float(values.max()) * 1.5
+    fig, axes = plt.subplots(1, len(predictors), figsize=(5.2 * len(predictors), 5.2), sharex=True, sharey=True)
+    line = np.geomspace(low, high, 50)
+    for ax, (column, label) in zip(axes, predictors.items(), strict=True):
+        error = (frame[column] / frame["measured_ms"] - 1).abs()
+        ax.fill_between(line, line / 1.2, line * 1.2, color="0.85", label="±20%")
+        ax.plot(line, line, "k-", lw=0.8, label="predicted = measured")
+        inside = error <= 0.2
+        ax.scatter(frame.loc[inside, "measured_ms"], frame.loc[inside, column], s=18, color="tab:blue",
+                   label="within ±20%")  # fmt: skip
+        ax.scatter(frame.loc[~inside, "measured_ms"], frame.loc[~inside, column], s=18, color="tab:red",
+                   label="outside")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_title(f"{label}: median |error| {error.median() * 100:.0f}%", fontsize=10)
+        ax.set_xlabel("measured median latency (ms)")
+        ax.grid(True, which="both", alpha=0.2)
+    axes[0].set_ylabel("predicted latency (ms)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(title, fontsize=11)
     return save(fig, stem)

@@ -44,6 +44,8 @@ class ReportConfig:
     calibration: Path | None = None  # int8: an image folder to calibrate on; None: the digits
     deploy_max_flops: float | None = DEPLOY_MAX_FLOPS
     baseline: Path | None = None  # an earlier results folder: the README compares this run's latency with it
+    sweeps: bool = True  # the batch and threads sweeps of one model per family
+    predict: bool = True  # the cost model's predictions beside the measured latency (eager targets)
 
     @classmethod
     def quick_config(cls, out: Path, **changes: object) -> ReportConfig:

@@ -12,12 +12,13 @@ from cnnbench.measure.latency import Timing
 from cnnbench.measure.roofline import Roofline
 from cnnbench.report import charts, compare, deployment
 from cnnbench.report.config import ReportConfig
+from cnnbench.report.prediction import prediction_summary
 from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 from cnnbench.store import atomic_write_text
 from cnnbench.target import Target
 
-__all__ = ["Page", "write_charts", "write_front_charts", "write_readme", "front_stem", "accuracy_points",
-           "provenance_line"]
+__all__ = ["Page", "write_charts", "write_front_charts", "write_prediction_chart", "write_readme", "front_stem",
+           "accuracy_points", "provenance_line"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Page:
     sweep_stop_ms: float | None = None  # a model's batch sweep stops after the first batch whose median passes this
     # per target shown: its front with the published top-1, and with the digits top-1 (empty without digits rows)
     fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = field(default_factory=dict)
+    prediction: pd.DataFrame = field(default_factory=pd.DataFrame)  # prediction-<target> rows of this run
+    prediction_note: str = ""  # why the target has no prediction table, when it has none
 
 
 def provenance_line(summary: dict[str, object]) -> str:
@@ -155,6 +158,16 @@ def write_front_charts(out: Path, fronts: dict[str, tuple[pd.DataFrame, pd.DataF
 
 FRONT_COLUMNS = {"model": "model", "latency_ms": "median (ms)", "top1": "top-1 (%)", "top1_from": "top-1 from",
                  "params_m": "params (M)", "memory_mb": "peak mem (MB)"}  # fmt: skip
+
+
+def write_prediction_chart(out: Path, prediction: pd.DataFrame, key: str) -> dict[str, Path]:
+    """prediction-<target>.png/.svg: predicted against measured latency, per predictor (none without rows)."""
+    if prediction.empty:
+        return {}
+    stem = out / f"prediction-{key}"
+    charts.prediction_chart(prediction, stem, f"Predicted against measured latency, {key}: no zoo model was used "
+                            "in fitting")  # fmt: skip
+    return {stem.name: stem.with_suffix(".png")}
 
 
 def _front_section(page: Page, chart_paths: dict[str, Path]) -> list[str]:
@@ -324,6 +337,48 @@ def _sweep_section(key: str, page: Page, chart_paths: dict[str, Path]) -> list[s
     return lines
 
 
+def _prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> list[str]:
+    """The README's part on the cost model: the held-out errors of it and its two baselines, the chart, and the
+    per-model predictions with their attribution."""
+    frame = page.prediction
+    if frame.empty:
+        return ["## Predicted latency", "", f"No prediction on {key}: {page.prediction_note}", ""] \
+            if page.prediction_note else []  # fmt: skip
+    summary = prediction_summary(frame)
+    ours = summary.iloc[0]
+    lines = ["## Predicted latency: the cost model on models it never saw", "", (
+        f"`cnnbench calibrate` timed {int(frame['kernels'].iloc[0])} single layers on {key} (calibrated "
+        f"{frame['calibrated_at'].iloc[0]}; no zoo model among them) and fitted per op kind: time = overhead + "
+        "max(arithmetic / compute rate, memory traffic / memory rate) (`costmodel-" + key + ".json`). Each model "
+        "here is predicted from its meta-device counts alone (`cnnbench predict`) and set against its median measured "
+        "in this run. The two "
+        "baselines are fitted on the same kernels: latency proportional to multiply-adds (FLOPs-only) and to MAC "
+        "bytes (MAC-only). Error = predicted / measured − 1."), ""]
+    shown = summary.rename(columns={"predictor": "predictor", "mape": "median |error| (%)", "within_10": "within ±10% "
+                                    "(% of models)", "within_20": "within ±20% (% of models)", "models": "models"})
+    lines += [_md(shown.round(1)), ""]
+    others = summary.iloc[1:]
+    verdicts = [f"{row['predictor']} {row['mape']:.1f}%" for _, row in others.iterrows()]
+    beats = all(ours["mape"] < row["mape"] for _, row in others.iterrows())
+    lines += [(f"The cost model's median error is {ours['mape']:.1f}% against " + " and ".join(verdicts) + ": it "
+               + ("beats both baselines" if beats else "does not beat every baseline") + " on this machine. What the "
+               "baselines miss is what ShuffleNetV2's guidelines name: per-op overhead (G3, fragmentation; G4, "
+               "element-wise ops) and memory traffic (G1, G2) that multiply-adds do not count."), ""]
+    name = f"prediction-{key}"
+    if name in chart_paths:
+        lines += [f"![{name}]({name}.png)", "", f"*Predicted against measured latency on {key}; the band is ±20%.* "
+                  f"([svg]({name}.svg))", ""]  # fmt: skip
+    table = frame.assign(error=frame["latency_error_pct"]).sort_values("measured_ms")[
+        ["model", "measured_ms", "latency_ms", "error", "overhead_ms", "compute_ms", "memory_ms", "flops_only_ms",
+         "mac_only_ms"]].rename(columns={
+            "measured_ms": "measured (ms)", "latency_ms": "predicted (ms)", "error": "error (%)",
+            "overhead_ms": "overhead (ms)", "compute_ms": "compute (ms)", "memory_ms": "memory (ms)",
+            "flops_only_ms": "FLOPs-only (ms)", "mac_only_ms": "MAC-only (ms)"})  # fmt: skip
+    lines += ["Overhead + compute + memory = predicted: per-op overhead and container calls, compute-bound ops, "
+              "memory-bound ops.", "", _md(_numeric(table).round(2)), ""]
+    return lines
+
+
 def _values(frame: pd.DataFrame, column: str) -> str:
     values = sorted({int(v) for v in pd.to_numeric(frame.get(column, pd.Series(dtype=float))).dropna()})
     return ", ".join(map(str, values)) or "none"
@@ -414,6 +469,7 @@ def write_readme(
         ]
     sections += _deployment_section(everything, target.key, page, chart_paths)
     sections += _sweep_section(target.key, page, chart_paths)
+    sections += _prediction_section(target.key, page, chart_paths)
     others = sorted(set(everything["target"]) - {target.key} - set(page.deployments)) if "target" in everything else []
     for other in others:
         part = everything[everything["target"] == other]
@@ -463,6 +519,9 @@ def write_readme(
         f"| `guidelines-{target.key}.csv` | SN2 Tables 1–4 re-run here, with each round's median (`rounds_ms`) |",
         "| `guidelines-audit.csv` | every model audited against G1–G4 (counted) |",
         f"| `roofline-{target.key}.json` | the target's measured peak FLOP/s and copy bandwidth, with provenance |",
+        f"| `prediction-{target.key}.csv` | each model's predicted latency (cost model, FLOPs-only, MAC-only), "
+        "its attribution and the measured median |",
+        f"| `costmodel-{target.key}.json` | the fitted cost model (`cnnbench predict --cost-model` reads it) |",
         "| `*.env.json` | per table: the commits, machines, torch versions and times its rows were measured with |",
         "",
         "Every row carries `machine` (a hash of the OS machine id, host name and device name), `torch`, `target`, "

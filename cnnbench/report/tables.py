@@ -37,7 +37,8 @@ from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_
 from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, machine_identity
 from cnnbench.report import compare
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
-from cnnbench.report.page import Page, write_charts, write_front_charts, write_readme
+from cnnbench.report.page import Page, write_charts, write_front_charts, write_prediction_chart, write_readme
+from cnnbench.report.prediction import prediction_table
 from cnnbench.runtimes import export, int8, session
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 from cnnbench.target import INT8, Target, runtime_version
@@ -479,11 +480,15 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
     guidelines = guidelines_tables(config, names, progress)
     written["guidelines"] = out / f"guidelines-{target.key}.csv"
-    sweep_batch, sweep_threads = sweep_tables(config, names, progress)
+    sweep_batch, sweep_threads = sweep_tables(config, names, progress) if config.sweeps else (pd.DataFrame(),) * 2
     written.update({f"sweep-{k}": out / f"sweep-{k}-{target.key}.csv" for k in ("batch", "threads")
                     if (out / f"sweep-{k}-{target.key}.csv").exists()})  # fmt: skip
     for path in merge_benchmarks(config, benchmarks) if benchmarks else []:
         written[path.stem] = path
+    prediction, prediction_note = (prediction_table(config, names, latency_frame, progress) if config.predict
+                                   else (pd.DataFrame(), ""))  # fmt: skip
+    if not prediction.empty:
+        written["prediction"] = out / f"prediction-{target.key}.csv"
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         everything["family"] = everything["model"].map(_families()).fillna("other")
@@ -495,9 +500,10 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target, deployed,
                                sweep_batch, sweep_threads)  # fmt: skip
     chart_paths.update(write_front_charts(out, fronts))
+    chart_paths.update(write_prediction_chart(out, prediction, target.key))
     written.update(chart_paths)
-    shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits, sweep_batch, sweep_threads)
-             if not f.empty]  # fmt: skip
+    shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits, sweep_batch, sweep_threads,
+                         prediction) if not f.empty]  # fmt: skip
     page = Page(
         provenance=provenance_summary(pd.concat([f.dropna(axis=1, how="all") for f in shown], ignore_index=True))
         if shown else {},
@@ -515,6 +521,8 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
         sweep_threads=sweep_threads,
         sweep_timing=SWEEP_TIMING,
         sweep_stop_ms=SWEEP_STOP_MS,
+        prediction=prediction,
+        prediction_note=prediction_note,
     )
     written["readme"] = write_readme(out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof,
                                      chart_paths, page)  # fmt: skip

@@ -1,0 +1,99 @@
+"""The report's held-out check of the cost model: every model predicted on the report's target from its counts,
+beside the latency the same run measured (``results/prediction-<target>.csv``, ``costmodel-<target>.json``).
+
+The cost model is fitted on the kernel suite alone (:mod:`cnnbench.costmodel.suite`), so every zoo model is held
+out. It is this machine's cached one when its machine, torch, code, target and suite size all match, else it is
+calibrated now (about half a minute) and cached; a quick report calibrates a small suite and caches nothing.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+
+import pandas as pd
+import torch
+
+from cnnbench.costmodel import model as costmodel
+from cnnbench.costmodel import suite
+from cnnbench.errors import CnnbenchError
+from cnnbench.provenance import device_name, fingerprint, git_commit, machine_identity
+from cnnbench.report.config import ReportConfig
+from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
+
+__all__ = ["PREDICTORS", "KERNELS_PER_KIND", "QUICK_KERNELS_PER_KIND", "report_cost_model", "prediction_table",
+           "prediction_summary"]  # fmt: skip
+
+KERNELS_PER_KIND = 24  # `cnnbench calibrate`'s default: about 360 kernels
+QUICK_KERNELS_PER_KIND = 3
+# The predictors set against the measurements: the cost model and its two baselines, fitted on the same kernels.
+PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
+
+
+def report_cost_model(config: ReportConfig, progress: object = None) -> tuple[costmodel.CostModel, bool]:
+    """(the cost model of the report's target, whether it was reused from the cache)."""
+    target = config.target
+    per_kind = QUICK_KERNELS_PER_KIND if config.quick else KERNELS_PER_KIND
+    kernels = len(suite.kernel_suite(per_kind)) if not config.quick else 0
+    path = costmodel.default_path(target)
+    if not config.quick and not config.force and path.exists():
+        try:
+            cached = costmodel.load(path)
+        except CnnbenchError:
+            cached = None
+        env = cached.environment if cached else {}
+        if cached and cached.key == target.key and cached.kernels == kernels and env.get("torch") == torch.__version__ \
+                and env.get("machine") == machine_identity(target.torch_device) \
+                and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES):  # fmt: skip
+            return cached, True
+    bar = progress if callable(progress) else (lambda items, desc: items)
+    fitted, _ = costmodel.calibrate(target, per_kind=per_kind, progress=bar)
+    if not config.quick:
+        costmodel.save(fitted, path)
+    return fitted, False
+
+
+def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFrame, progress: object = None,
+                     ) -> tuple[pd.DataFrame, str]:  # fmt: skip
+    """results/prediction-<target>.csv: per model the predicted latency with its attribution and the two
+    baselines, the measured median of ``latency`` (this run's rows) and each predictor's error. Returns the table
+    and, when the target is not modelled, why (the table is then empty)."""
+    target = config.target
+    try:
+        costmodel.check_modelled(target)
+    except CnnbenchError as err:
+        return pd.DataFrame(), str(err)
+    fitted, _ = report_cost_model(config, progress)
+    out = config.out
+    atomic_write_text(out / f"costmodel-{target.key}.json", fitted.to_json())
+    ok = latency[latency["status"] == "ok"] if "status" in latency else latency
+    measured = ok.drop_duplicates("model", keep="last").set_index("model") if not ok.empty else ok
+    bar = progress if callable(progress) else (lambda items, desc: items)
+    rows = []
+    calibrated = {"calibrated_at": fitted.environment.get("measured_at", ""), "kernels": fitted.kernels}
+    settings = fingerprint({"batch": config.batch, "resolution": config.resolution, "kernels": fitted.kernels})
+    for name in bar([n for n in names if n in measured.index], "predict"):
+        predicted = costmodel.predict(name, fitted, batch=config.batch, resolution=config.resolution).row()
+        timed = measured.loc[name]
+        row: dict[str, object] = {**predicted, "measured_ms": float(timed["latency_ms_median"])}
+        for column in PREDICTORS:
+            row[column.replace("_ms", "_error_pct")] = (float(predicted[column]) / row["measured_ms"] - 1) * 100  # type: ignore[arg-type]
+        row.update({"target": target.key, "machine": machine_identity(target.torch_device), "torch": torch.__version__,
+                    "settings": settings, "code": fitted.environment.get("code", ""),
+                    "commit": git_commit(), "host": platform.node(), "device_name": device_name(target.torch_device),
+                    "measured_at": timed.get("measured_at", ""), "latency_commit": timed.get("commit", ""),
+                    **calibrated, "quick": config.quick})  # fmt: skip
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    path = out / f"prediction-{target.key}.csv"
+    atomic_write_text(path, frame.to_csv(index=False))
+    write_sidecar(path, frame, {"target": target.key, "target_settings": asdict(target), "cost_model":
+                                f"costmodel-{target.key}.json", **calibrated})  # fmt: skip
+    return frame, ""
+
+
+def prediction_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per predictor: median absolute percentage error, shares within ±10% and ±20%, models."""
+    rows = [{"predictor": label, **costmodel.accuracy_summary(frame[column], frame["measured_ms"])}
+            for column, label in PREDICTORS.items()]  # fmt: skip
+    return pd.DataFrame(rows)
