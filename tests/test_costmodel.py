@@ -175,3 +175,17 @@ def test_calibrate_cli_writes_the_cost_model_predict_reads(tmp_path: Path, monke
     assert main(["predict", "squeezenet1_1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "squeezenet1_1" in out and "time per op kind" in out and not math.isnan(float(out.split()[-1]))
+
+
+def test_pick_ranks_by_predicted_latency(tmp_path: Path) -> None:
+    from cnnbench.report.pick import pick
+
+    path = costmodel.save(fixed_model(), tmp_path / "cm.json")
+    small, big = (costmodel.predict(n, fixed_model()).latency_ms for n in ("mobilenet_v3_small", "resnet18"))
+    assert small < big
+    ranked = pick((small + big) / 2, models=("mobilenet_v3_small", "resnet18"), results=tmp_path / "results",
+                  predicted=path).set_index("model")  # fmt: skip
+    assert ranked.loc["mobilenet_v3_small", "latency_ms"] == pytest.approx(small)
+    assert ranked.loc["mobilenet_v3_small", "rank"] == 1
+    assert "latency" in ranked.loc["resnet18", "excluded_by"] and pd.isna(ranked.loc["resnet18", "rank"])
+    assert not (tmp_path / "results" / "latency-cpu-t2-fp32-nchw-eager.csv").exists()  # nothing measured

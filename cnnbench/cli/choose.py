@@ -39,6 +39,7 @@ def _cmd_pick(args: argparse.Namespace) -> str:
         args.latency_ms, target=target, batch=args.batch, min_top1=args.min_top1, max_params_m=args.max_params,
         max_memory_mb=args.max_memory, accuracy=args.accuracy, results=Path(args.results),
         models=tuple(args.models) or ("*",), calibration=calibration_from(args), progress=progress,
+        predicted=True if args.predicted == "" else args.predicted,
     )
     budget = Budget(args.latency_ms, args.min_top1, args.max_params, args.max_memory)
     fits = ranked[ranked["rank"].notna()]
@@ -49,9 +50,12 @@ def _cmd_pick(args: argparse.Namespace) -> str:
     shown = fits.assign(front=fits["pareto"].map({True: "yes", False: ""})).round(
         {"latency_ms": 2, "top1": 2, "params_m": 2, "memory_mb": 1})
     about = describe(target)
-    lines = [f"# target: {target.key} ({about['device_name']}), batch {args.batch}; budget: {budget.describe()}",
+    source = "" if args.predicted is None else "; latency PREDICTED by the cost model, not measured"
+    columns = COLUMNS if args.predicted is None else {**COLUMNS, "latency_ms": "predicted (ms)"}
+    lines = [f"# target: {target.key} ({about['device_name']}), batch {args.batch}; budget: {budget.describe()}"
+             f"{source}",
              f"# {len(fits)} of {len(ranked)} models fit, ranked by {args.accuracy} top-1; Pareto: no other fitting "
-             "model is both faster and more accurate", emit(shown, args.format, COLUMNS).rstrip("\n")]  # fmt: skip
+             "model is both faster and more accurate", emit(shown, args.format, columns).rstrip("\n")]  # fmt: skip
     excluded = ranked[ranked["rank"].isna()]
     if not excluded.empty:
         lines += ["", f"# excluded ({len(excluded)}):",
@@ -77,6 +81,9 @@ def add_commands(sub: Any) -> None:
     p_pick.add_argument("--accuracy", choices=ACCURACY_SOURCES, default="paper",
                         help="paper: the paper's ImageNet top-1, else the reference weights'; reference: the "
                              "reference weights' only; digits: measured here by `cnnbench train`")  # fmt: skip
+    p_pick.add_argument("--predicted", nargs="?", const="", default=None, metavar="FILE",
+                        help="rank by latency predicted from the counts (`cnnbench predict`) instead of measured: this "
+                             "machine's cost model for the target, or FILE from another device")  # fmt: skip
     p_pick.add_argument("--batch", type=positive_int, default=1)
     p_pick.add_argument("--results", default="results", metavar="DIR", help="the results folder (default results)")
     add_target_arguments(p_pick)

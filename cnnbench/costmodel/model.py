@@ -112,6 +112,7 @@ class Prediction:
     mac_only_ms: float
     flops: int  # multiply-adds
     mac_bytes: int
+    params: int
     ops: int
     module_calls: int  # container calls that run no op of their own
     layers: pd.DataFrame  # one row per op: module, kind, counts, overhead/compute/memory/time ms
@@ -120,7 +121,7 @@ class Prediction:
     def row(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in ("model", "resolution", "batch", "latency_ms", "overhead_ms",
                                                 "compute_ms", "memory_ms", "flops_only_ms", "mac_only_ms", "flops",
-                                                "mac_bytes", "ops", "module_calls")}  # fmt: skip
+                                                "mac_bytes", "params", "ops", "module_calls")}  # fmt: skip
 
 
 def check_modelled(target: Target) -> Target:
@@ -264,7 +265,8 @@ def predict(
         overhead_ms=float(by_kind["overhead_ms"].sum()), compute_ms=float(by_kind["compute_ms"].sum()),
         memory_ms=float(by_kind["memory_ms"].sum()), flops_only_ms=totals.flops * cost_model.flops_ms_per_g / 1e9,
         mac_only_ms=totals.mac_bytes * cost_model.mac_ms_per_gb / 1e9, flops=totals.flops,
-        mac_bytes=totals.mac_bytes, ops=len(layers), module_calls=calls, layers=layers, by_kind=by_kind,
+        mac_bytes=totals.mac_bytes, params=totals.params, ops=len(layers), module_calls=calls, layers=layers,
+        by_kind=by_kind,
     )  # fmt: skip
 
 
