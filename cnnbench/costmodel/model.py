@@ -8,8 +8,9 @@ where ``arithmetic`` is the op's multiply-adds plus its element-wise operations 
 multiply-adds, an activation's all element-wise) and ``mac_bytes`` its memory access cost in bytes (ShuffleNetV2's
 MAC, weights included). The three numbers of each kind are fitted on that kind's kernels by least squares on the
 logarithm of time (relative error, so a 10 µs kernel counts as much as a 10 ms one), with a robust loss that a
-noisy machine's outliers do not drag. A network adds one more term: ``module_call_ms`` for each ``nn.Module`` call
-that runs no counted op of its own (containers, blocks, identities), timed on nested containers.
+noisy machine's outliers do not drag. Kernels and models are counted alike, with fp32 bytes; under an fp16 or
+bf16 target the fitted memory rates absorb the factor. A network adds one more term: ``module_call_ms`` for each
+``nn.Module`` call that runs no counted op of its own (containers, blocks, identities), timed on nested containers.
 
 The per-op attribution follows the formula: the overhead is overhead, the larger of the two rate terms is compute
 (the op is compute-bound) or memory (memory-bound). Two baselines fitted on the same kernels say what the formula
