@@ -11,6 +11,7 @@ import pandas as pd
 from torch import nn
 
 from cnnbench.cli.common import add_target_arguments, positive_int, printed_by, target_from
+from cnnbench.costmodel import suite
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
 
@@ -138,8 +139,8 @@ def add_commands(sub: Any) -> None:
     p_cal.add_argument(
         "--kernels",
         type=positive_int,
-        default=24,
-        help="kernels per kind (convolutions get twice as many; default 24: about 360 in all)",
+        default=suite.KERNELS_PER_KIND,
+        help=f"kernels per kind (convolutions get twice as many; default {suite.KERNELS_PER_KIND}: about 1080 in all)",
     )
     p_cal.add_argument("--seed", type=int, default=0, help="the seed the kernel shapes are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")

@@ -195,7 +195,7 @@ def fit(kernels: pd.DataFrame, target: Target) -> CostModel:
 
 def calibrate(
     target: Target | None = None,
-    per_kind: int = 24,
+    per_kind: int = suite.KERNELS_PER_KIND,
     seed: int = 0,
     timing: suite.Timing = suite.CALIBRATION_TIMING,
     progress: Callable[[Sequence[suite.Kernel], str], Iterable[suite.Kernel]] = lambda items, desc: items,

@@ -24,7 +24,7 @@ from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
 __all__ = ["PREDICTORS", "KERNELS_PER_KIND", "QUICK_KERNELS_PER_KIND", "report_cost_model", "prediction_table",
            "prediction_summary"]  # fmt: skip
 
-KERNELS_PER_KIND = 24  # `cnnbench calibrate`'s default: about 360 kernels
+KERNELS_PER_KIND = suite.KERNELS_PER_KIND  # `cnnbench calibrate`'s default
 QUICK_KERNELS_PER_KIND = 3
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same kernels.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
