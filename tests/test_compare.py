@@ -18,7 +18,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_COLUMNS, BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import LatencyResult, parse_samples, samples_text
 from cnnbench.report.benchmark_json import REQUIRED_EXTRA, benchmark_samples_ms, read_benchmark_json
-from cnnbench.report.compare import compare, gate, ratio_interval
+from cnnbench.report.compare import compare, gate, ratio_interval, runs_ratio_interval
 from cnnbench.store import ResultTable
 
 TARGET = "cpu-t2-fp32-nchw-eager"
@@ -129,6 +129,52 @@ def test_a_bad_threshold_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, out, err = run_cli(capsys, "compare", folder, folder, f"--threshold={text}")
     assert (code, out) == (2, "")
     assert "argument --threshold" in err and len(err.strip().splitlines()) == 1
+
+
+def test_several_runs_a_side_widen_the_interval_by_their_drift(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # two idle runs a side that drift by up to 15% between runs, with 2% noise within each run
+    old = [results_folder(tmp_path / f"old{i}", {"m": draw(seed, scale)}) for i, (seed, scale) in
+           enumerate([(1, 1.0), (3, 1.15)])]  # fmt: skip
+    new = [results_folder(tmp_path / f"new{i}", {"m": draw(seed, scale)}) for i, (seed, scale) in
+           enumerate([(2, 1.12), (4, 0.98)])]  # fmt: skip
+    one = compare(old[0], new[0]).iloc[0]
+    assert one["verdict"] == "slower" and one["ci_high"] - one["ci_low"] < 0.03  # one run a side: tight, and wrong
+    both = compare(old, new).iloc[0]
+    assert (both["n_old"], both["runs_old"], both["runs_new"], both["verdict"]) == (100, 2, 2, "unchanged")
+    assert both["ci_low"] < 1 < both["ci_high"] and both["ci_high"] - both["ci_low"] > 0.1
+    code, out, err = run_cli(capsys, "compare", old[0], new[0], "--old", old[1], "--new", new[1])
+    assert (code, err) == (0, "")
+    assert "old runs" in out and "covers the drift between runs" in out
+    assert out.strip().splitlines()[-1] == "0 slower, 0 faster, 1 unchanged at threshold 5%"
+    # a real 20% slowdown is still called, when the runs of each side agree within 4%
+    slow = [results_folder(tmp_path / f"slow{i}", {"m": draw(seed, 1.2 * scale)}) for i, (seed, scale) in
+            enumerate([(5, 0.99), (6, 1.03)])]  # fmt: skip
+    steady = [results_folder(tmp_path / f"steady{i}", {"m": draw(seed, scale)}) for i, (seed, scale) in
+              enumerate([(7, 1.0), (8, 1.04)])]  # fmt: skip
+    row = compare(steady, slow).iloc[0]
+    assert row["verdict"] == "slower" and row["ci_low"] > 1.1
+    code, _, _ = run_cli(capsys, "compare", steady[0], slow[0], "--old", steady[1], "--new", slow[1])
+    assert code == 1
+
+
+def test_the_two_level_interval_by_hand() -> None:
+    # old runs at 10 and 11 ms: a resample draws both runs at 10 (median 10), both at 11 (11) or one of each
+    # (10.5), each of the first two with probability 1/4; the new runs are both at 12
+    point, low, high = runs_ratio_interval([[10.0] * 4, [11.0] * 4], [[12.0] * 4, [12.0] * 4])
+    assert point == pytest.approx(12 / 10.5)
+    assert (low, high) == (pytest.approx(12 / 11), pytest.approx(12 / 10))
+    assert runs_ratio_interval([[10.0] * 5], [[12.0] * 5]) == (1.2, 1.2, 1.2)
+
+
+def test_runs_of_mixed_kinds_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = results_folder(tmp_path / "r", {"a": [1.0, 2.0]})
+    json_file = benchmark_file(tmp_path / "n.json", {"a": [1.0, 2.0]})
+    code, out, err = run_cli(capsys, "compare", folder, results_folder(tmp_path / "s", {"a": [1.0, 2.0]}),
+                             "--old", json_file)  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "the OLD runs mix a pytest-benchmark JSON file and a results folder" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_rows_on_one_side_and_rows_that_cannot_be_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

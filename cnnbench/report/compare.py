@@ -8,7 +8,11 @@ batch; a benchmark by its ``fullname``. The times compared are the per-iteration
 
 For each pair, ``ratio`` = median(new) / median(old), so above 1 is slower, and its ``confidence`` interval by a
 percentile bootstrap that resamples the two sets of samples independently (seeded: the same files give the same
-interval). The verdict needs both a big enough change and one the noise does not explain:
+interval). Such an interval measures the noise within one run, not the drift between runs, which on a shared machine
+is larger. Either side may therefore be several runs (several folders or files of the same kind): their samples are
+pooled for the medians, and the bootstrap resamples the runs first, then the samples within each run drawn (a
+two-level bootstrap), so the interval widens by as much as the runs disagree. The verdict needs both a big enough
+change and one the noise does not explain:
 
 - ``slower``: ratio > 1 + threshold, and the interval's low end above 1;
 - ``faster``: ratio < 1 / (1 + threshold) (the mirror image of ``slower``), and the interval's high end below 1;
@@ -21,7 +25,8 @@ with the reason in ``note``. None of these fail the gate; only ``slower`` does (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +40,14 @@ from cnnbench.measure.latency import parse_samples
 from cnnbench.report.benchmark_json import benchmark_samples_ms, load_benchmark_json
 from cnnbench.store import ResultTable
 
-__all__ = ["compare", "gate", "ratio_interval", "summary_line", "COLUMNS", "VERDICTS", "MIN_SAMPLES",
-           "DEFAULT_THRESHOLD"]
+__all__ = ["compare", "gate", "ratio_interval", "runs_ratio_interval", "summary_line", "COLUMNS", "VERDICTS",
+           "MIN_SAMPLES", "DEFAULT_THRESHOLD"]
 
 SLOWER, FASTER, UNCHANGED = "slower", "faster", "unchanged"
 ONLY_OLD, ONLY_NEW, NOT_COMPARABLE = "only in old", "only in new", "not comparable"
 VERDICTS = (SLOWER, FASTER, UNCHANGED, ONLY_OLD, ONLY_NEW, NOT_COMPARABLE)
-COLUMNS = ["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci_low", "ci_high", "n_old", "n_new", "verdict",
-           "note"]  # fmt: skip
+COLUMNS = ["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci_low", "ci_high", "n_old", "n_new", "runs_old",
+           "runs_new", "verdict", "note"]  # fmt: skip
 DEFAULT_THRESHOLD = 0.05  # the smallest change called slower or faster: 5%
 MIN_SAMPLES = 2  # a bootstrap of one sample is that sample: no interval
 RESAMPLED_ELEMENTS = 1_000_000  # per side and bootstrap batch: bounds the memory of runs with thousands of samples
@@ -57,17 +62,21 @@ class _Entry:
     target: str
     model: str
     batch: int | None
-    samples: tuple[float, ...]
+    samples: tuple[float, ...]  # every run's, pooled
     problem: str = ""
+    runs: tuple[tuple[float, ...], ...] = ()  # the samples of each run that has this row
 
 
 _Run = dict[tuple[str, ...], _Entry]
+Paths = Path | Sequence[Path]
 
 
-def compare(old: Path, new: Path, threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95, resamples: int = 2000,
-            seed: int = 0) -> pd.DataFrame:  # fmt: skip
+def compare(old: Paths, new: Paths, threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95,
+            resamples: int = 2000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """One row per target, model and batch (or benchmark) of OLD and NEW, with the columns :data:`COLUMNS`:
-    medians in ms, their ratio new/old with its ``confidence`` interval, sample counts, verdict and note.
+    medians in ms, their ratio new/old with its ``confidence`` interval, sample and run counts, verdict and note.
+    ``old`` and ``new`` are each one run (a path) or several runs of the same code (a sequence of paths, all of one
+    kind); with several, the interval covers the drift between them.
 
     ``threshold`` is a fraction (0.05: 5%). Raises :class:`CnnbenchError` (one line) for a missing path, a folder
     with no latency table, a JSON file without per-iteration data, a folder and a JSON file mixed, or two runs
@@ -79,11 +88,18 @@ def compare(old: Path, new: Path, threshold: float = DEFAULT_THRESHOLD, confiden
         raise CnnbenchError(f"the confidence must lie between 0 and 1, got {confidence}")
     if resamples < 1:
         raise CnnbenchError(f"resamples must be at least 1, got {resamples}")
-    kinds = {"OLD": _kind(old, "OLD"), "NEW": _kind(new, "NEW")}
+    olds, news = ([old] if isinstance(old, Path) else list(old)), ([new] if isinstance(new, Path) else list(new))
+    if not olds or not news:
+        raise CnnbenchError("compare needs at least one OLD and one NEW run")
+    kinds = {"OLD": sorted({_kind(p, "OLD") for p in olds}), "NEW": sorted({_kind(p, "NEW") for p in news})}
+    for side, found in kinds.items():
+        if len(found) > 1:
+            raise CnnbenchError(f"the {side} runs mix {' and '.join(found)}; give runs of one kind a side")
     if kinds["OLD"] != kinds["NEW"]:
-        raise CnnbenchError(f"OLD is {kinds['OLD']} and NEW {kinds['NEW']}; compare two results folders or two "
+        raise CnnbenchError(f"OLD is {kinds['OLD'][0]} and NEW {kinds['NEW'][0]}; compare two results folders or two "
                             "pytest-benchmark JSON files")  # fmt: skip
-    before, after = _read(old), _read(new)
+    before, after = _merge([_read(p) for p in olds]), _merge([_read(p) for p in news])
+    old, new = olds[0], news[0]  # for the messages
     common = [k for k in after if k in before]
     if not common:
         raise CnnbenchError(f"{old} and {new} have no row in common (target, model and batch, or benchmark name); "
@@ -126,6 +142,31 @@ def ratio_interval(old_ms: ArrayLike, new_ms: ArrayLike, confidence: float = 0.9
     return point, float(low), float(high)
 
 
+def runs_ratio_interval(old_runs: Sequence[ArrayLike], new_runs: Sequence[ArrayLike], confidence: float = 0.95,
+                        resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+    """median(new) / median(old) over the pooled samples of several runs a side, and its ``confidence`` interval by
+    a two-level percentile bootstrap: each resample draws as many runs as the side has, with replacement, then each
+    drawn run's samples with replacement, and takes the median of what it drew. Runs that disagree widen the
+    interval; one run a side gives the within-run interval of :func:`ratio_interval` (another resampling of it)."""
+    sides = [[np.asarray(r, dtype=float) for r in runs] for runs in (old_runs, new_runs)]
+    if any(not runs or any(len(r) == 0 for r in runs) for runs in sides):
+        raise CnnbenchError("every run needs at least one sample")
+    point = float(np.median(np.concatenate(sides[1])) / np.median(np.concatenate(sides[0])))
+    rng = np.random.default_rng(seed)
+
+    def medians(runs: list[np.ndarray]) -> np.ndarray:
+        out = np.empty(resamples)
+        for b in range(resamples):
+            drawn = [runs[i] for i in rng.integers(len(runs), size=len(runs))]
+            out[b] = np.median(np.concatenate([r[rng.integers(len(r), size=len(r))] for r in drawn]))
+        return out
+
+    ratios = medians(sides[1]) / medians(sides[0])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return point, float(low), float(high)
+
+
 def _median_ratio(new: np.ndarray, old: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.median(new, axis=axis) / np.median(old, axis=axis)
 
@@ -141,12 +182,16 @@ def _verdict(ratio: float, low: float, high: float, threshold: float) -> str:
 def _compared(old: _Entry, new: _Entry, threshold: float, confidence: float, resamples: int,
               seed: int) -> dict[str, object]:  # fmt: skip
     row: dict[str, object] = {"target": new.target, "model": new.model, "batch": new.batch,
-                              "n_old": len(old.samples), "n_new": len(new.samples)}  # fmt: skip
+                              "n_old": len(old.samples), "n_new": len(new.samples), "runs_old": len(old.runs),
+                              "runs_new": len(new.runs)}  # fmt: skip
     notes = [f"old target {old.target}"] if old.target != new.target else []
     problems = [f"{side}: {e.problem}" for side, e in (("old", old), ("new", new)) if e.problem]
     if problems:
         return {**row, "verdict": NOT_COMPARABLE, "note": "; ".join(problems + notes)}
-    ratio, low, high = ratio_interval(old.samples, new.samples, confidence, resamples, seed)
+    if len(old.runs) == len(new.runs) == 1:
+        ratio, low, high = ratio_interval(old.samples, new.samples, confidence, resamples, seed)
+    else:
+        ratio, low, high = runs_ratio_interval(old.runs, new.runs, confidence, resamples, seed)
     return {**row, "old_ms": float(np.median(old.samples)), "new_ms": float(np.median(new.samples)), "ratio": ratio,
             "ci_low": low, "ci_high": high, "verdict": _verdict(ratio, low, high, threshold),
             "note": "; ".join(notes)}  # fmt: skip
@@ -154,9 +199,9 @@ def _compared(old: _Entry, new: _Entry, threshold: float, confidence: float, res
 
 def _alone(entry: _Entry, verdict: str) -> dict[str, object]:
     median = float(np.median(entry.samples)) if entry.samples else None
-    return {"target": entry.target, "model": entry.model, "batch": entry.batch,
-            "old_ms" if verdict == ONLY_OLD else "new_ms": median,
-            "n_old" if verdict == ONLY_OLD else "n_new": len(entry.samples), "verdict": verdict,
+    side = "old" if verdict == ONLY_OLD else "new"
+    return {"target": entry.target, "model": entry.model, "batch": entry.batch, f"{side}_ms": median,
+            f"n_{side}": len(entry.samples), f"runs_{side}": len(entry.runs), "verdict": verdict,
             "note": entry.problem}  # fmt: skip
 
 
@@ -174,6 +219,21 @@ def _kind(path: Path, side: str) -> str:
 
 def _read(path: Path) -> _Run:
     return _read_tables(path) if path.is_dir() or path.suffix == ".csv" else _read_json(path)
+
+
+def _merge(runs: Sequence[_Run]) -> _Run:
+    """One side's runs as one: per row, the pooled samples and each run's own, from the runs where the row can be
+    compared; a row that none of them can compare keeps the first run's problem."""
+    merged: _Run = {}
+    for key in dict.fromkeys(k for run in runs for k in run):
+        entries = [run[key] for run in runs if key in run]
+        good = [e for e in entries if not e.problem]
+        if not good:
+            merged[key] = replace(entries[0], runs=())
+            continue
+        pooled = tuple(t for e in good for t in e.samples)
+        merged[key] = replace(good[0], samples=pooled, runs=tuple(e.samples for e in good))
+    return merged
 
 
 def _problem(status: object, samples: tuple[float, ...], kept: bool) -> str:
