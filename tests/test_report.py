@@ -26,6 +26,7 @@ from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
 from cnnbench.report.benchmark_json import read_benchmark_json
 from cnnbench.report.tables import ReportConfig, run_report
+from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.target import Target
 
 MODELS = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1")
@@ -397,6 +398,7 @@ BAD_REPORTS = [
     (["--deploy", "openvino:bf16"], "takes --dtype fp32 or int8, not bf16"),
     (["--dtype", "int8"], "int8 runs on onnxruntime or openvino only"),
     (["--deploy", "onnxruntime:int8", "--calibration", "{tmp}/nowhere"], "data folder"),
+    (["--deploy-max-gflops", "0"], "argument --deploy-max-gflops: must be greater than 0"),
 ]
 
 
@@ -503,14 +505,14 @@ def test_quick_timing_is_short() -> None:
     )
 
 
-def test_the_deployment_tables_leave_out_models_above_the_size_limit(tmp_path: Path) -> None:
-    # VGG-16 counts 15.47 G multiply-adds (its paper's 15.5 G) and ResNet-101 7.80 G: both above the default 7 G;
-    # ResNet-18 (1.81 G) is deployed. Without a limit, every model is.
+def test_the_deployment_tables_take_every_model_unless_a_size_limit_is_given(tmp_path: Path) -> None:
+    # VGG-16 counts 15.47 G multiply-adds (its paper's 15.5 G) and ResNet-101 7.80 G: both above the suggested 7 G;
+    # ResNet-18 (1.81 G) is deployed. By default there is no limit, and every model is.
     names = ["resnet18", "resnet101", "vgg16"]
     zoo_frame = pd.DataFrame({"model": names, "flops": [1_814_073_344, 7_801_405_440, 15_470_264_320]})
-    assert report.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == ["resnet18"]
-    unlimited = ReportConfig(out=tmp_path, deploy_max_flops=None)
-    assert report.deployed_models(unlimited, names, zoo_frame) == names
+    assert report.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == names
+    limited = ReportConfig(out=tmp_path, deploy_max_flops=SUGGESTED_DEPLOY_MAX_FLOPS)
+    assert report.deployed_models(limited, names, zoo_frame) == ["resnet18"]
     assert report.deployed_models(ReportConfig(out=tmp_path, deploy_max_flops=8e9), names, zoo_frame) == names[:2]
 
 
@@ -532,3 +534,16 @@ def test_a_baseline_without_latency_tables_is_refused_first(tmp_path: Path) -> N
     with pytest.raises(CnnbenchError, match="holds no latency-"):
         run_report(config(tmp_path / "out", baseline=tmp_path / "empty"))
     assert not (tmp_path / "out" / "zoo.csv").exists()
+
+
+@pytest.mark.parametrize(("argv", "limit"), [([], None), (["--deploy-max-gflops", "7"], 7e9),
+                                             (["--deploy-max-gflops", "0.5"], 5e8)])  # fmt: skip
+def test_the_report_deploys_every_model_unless_told_a_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], limit: float | None
+) -> None:
+    import cnnbench.report
+
+    seen: list[ReportConfig] = []
+    monkeypatch.setattr(cnnbench.report, "run_report", lambda config, progress: seen.append(config) or {})
+    assert main(["report", "--out", str(tmp_path / "r"), *argv]) == 0
+    assert seen[0].deploy_max_flops == limit

@@ -27,7 +27,7 @@ from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.roofline import cached_roofline
 from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
 from cnnbench.output import emit, progress
-from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
+from cnnbench.runtimes import DEPLOYMENTS, SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.store import check_writable
 from cnnbench.target import DTYPES, INT8, describe, resolve_target
 
@@ -285,7 +285,7 @@ def _cmd_report(args: argparse.Namespace) -> str:
     common = {"target": target, "force": args.force, "benchmark_files": files, "resolution": args.res,
               "guideline_rounds": args.rounds, "deployments": deploy,
               "calibration": calibration_from(args),
-              "deploy_max_flops": None if args.deploy_all else DEPLOY_MAX_FLOPS,
+              "deploy_max_flops": args.deploy_max_gflops * 1e9 if args.deploy_max_gflops else None,
               "baseline": Path(args.baseline) if args.baseline else None, "sweeps": not args.no_sweeps,
               "predict": not args.no_predict}  # fmt: skip
     if args.models:
@@ -393,9 +393,12 @@ def _add_report(sub: Any) -> None:
         help=f"latency tables on deployment runtimes besides the target's own (default {','.join(DEPLOYMENTS)}; "
         "'none' for none)",
     )
-    p_report.add_argument("--deploy-all", action="store_true",
-                          help=f"deploy every model (default: those of at most {DEPLOY_MAX_FLOPS / 1e9:g} G "
-                               "multiply-adds, which leaves out the VGGs, ResNet-101/152 and EfficientNet-B5-B7)")
+    p_report.add_argument(
+        "--deploy-max-gflops", type=positive_float, default=None, metavar="G",
+        help="deploy only the models of at most G giga multiply-adds (default: every model); on a slow machine "
+        f"{SUGGESTED_DEPLOY_MAX_FLOPS / 1e9:g} leaves out the VGGs, ResNet-101/152 and EfficientNet-B5-B7, whose "
+        "export and INT8 quantization take longest",
+    )  # fmt: skip
     p_report.add_argument("--baseline", metavar="DIR", default=None,
                           help="an earlier results folder: the README adds `cnnbench compare DIR OUT`")
     p_report.add_argument("--no-sweeps", action="store_true", help="skip the batch and threads sweeps")

@@ -12,11 +12,11 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.report.benchmark_json import read_benchmark_json
-from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
+from cnnbench.runtimes import DEPLOYMENTS
 from cnnbench.store import check_writable
 from cnnbench.target import Target, resolve_target
 
-__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "DEPLOY_MAX_FLOPS", "ReportConfig", "check_config",
+__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "ReportConfig", "check_config",
            "deployment_targets"]
 
 QUICK_MODELS = ("efficientnet_b0", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
@@ -42,7 +42,7 @@ class ReportConfig:
     guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
     deployments: tuple[str, ...] = DEPLOYMENTS  # BACKEND:DTYPE latency tables besides the target's own
     calibration: Path | None = None  # int8: an image folder to calibrate on; None: the digits
-    deploy_max_flops: float | None = DEPLOY_MAX_FLOPS
+    deploy_max_flops: float | None = None  # deploy only models of at most this many multiply-adds; None: all
     baseline: Path | None = None  # an earlier results folder: the README compares this run's latency with it
     sweeps: bool = True  # the batch and threads sweeps of one model per family
     predict: bool = True  # the cost model's predictions beside the measured latency (eager targets)

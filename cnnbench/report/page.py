@@ -258,9 +258,9 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
     ]
     if page.not_deployed:
         limit = f"{page.deploy_max_flops / 1e9:g} G" if page.deploy_max_flops else "the limit"
-        lines += [f"Not deployed by default ({len(page.not_deployed)} models above {limit} multiply-adds, whose export "
-                  "and quantization alone would take about 10 minutes of a 2-core CPU): "
-                  f"{', '.join(page.not_deployed)}. `cnnbench report --deploy-all` measures them too.", ""]
+        lines += [f"Not deployed ({len(page.not_deployed)} models above {limit} multiply-adds, left out by "
+                  f"`--deploy-max-gflops`): {', '.join(page.not_deployed)}. Without the option the report deploys "
+                  "them too.", ""]
     lines += [f"- {line}" for line in deployment.summary_lines(everything, baseline, deployed)] + [""]
     if "speedup_vs_eager" in chart_paths:
         lines += ["![speedup_vs_eager](speedup_vs_eager.png)", "", "*Speed-up of each runtime and dtype against "
