@@ -68,6 +68,7 @@ def test_unknown_kinds_cost_as_elementwise_ops() -> None:
 def test_every_kernel_runs_one_op_of_its_kind(kind: str) -> None:
     kernels = suite.kernel_suite(per_kind=3, kinds=(kind,))
     assert len(kernels) == 3 * (2 if kind.startswith("conv") else 1) + 3  # and the container kernels
+    assert suite.suite_size(per_kind=3, kinds=(kind,)) == len(kernels)  # known without drawing them
     for kernel in kernels:
         if kernel.kind == suite.MODULE_KIND:
             continue

@@ -29,7 +29,7 @@ from cnnbench.measure.latency import Timing, time_callable
 from cnnbench.target import Target
 
 __all__ = ["Kernel", "KERNEL_KINDS", "KERNELS_PER_KIND", "MODULE_KIND", "CALIBRATION_TIMING", "MAX_KERNEL_FLOPS",
-           "kernel_suite", "count_kernel", "time_kernels", "CONTAINER_DEPTH"]  # fmt: skip
+           "kernel_suite", "suite_size", "count_kernel", "time_kernels", "CONTAINER_DEPTH"]  # fmt: skip
 
 MODULE_KIND = "module"  # a container's call: no op, only Python
 # The counting engine's kinds that the suite covers (its "other" kind has no kernel: unknown ops cost what an
@@ -43,6 +43,7 @@ KERNELS_PER_KIND = 72
 MAX_KERNEL_FLOPS = 4e8  # multiply-adds of the largest kernel (VGG's biggest layer has 1.8e9: the rate carries over)
 MAX_MAP_ELEMENTS = 64 * 224 * 224  # the largest feature map a zoo network makes (VGG's first block)
 CONTAINER_DEPTH = 16  # containers nested around the identity of a `module` kernel
+MODULE_KERNELS = 3  # `module` kernels in a suite
 # Short: a kernel's median is stable after a few calls, and the suite has hundreds of kernels.
 CALIBRATION_TIMING = Timing(min_time_s=0.05, min_iters=5, window=3, settle=0.05, max_warmup_s=0.3, min_warmup_iters=3)
 
@@ -200,7 +201,7 @@ def kernel_suite(
     rng = random.Random(seed)
     suite: list[Kernel] = []
     for kind in kinds:
-        wanted = per_kind * (2 if kind.startswith("conv") else 1)
+        wanted = _per_kind(kind, per_kind)
         drawn = 0
         while drawn < wanted:
             kernel = _draw(kind, rng)
@@ -209,8 +210,17 @@ def kernel_suite(
             suite.append(kernel)
             drawn += 1
     suite += [Kernel(MODULE_KIND, f"{CONTAINER_DEPTH} nested containers", 8, 7, lambda: _nested(CONTAINER_DEPTH))
-              for _ in range(3)]  # fmt: skip
+              for _ in range(MODULE_KERNELS)]  # fmt: skip
     return suite
+
+
+def suite_size(per_kind: int = KERNELS_PER_KIND, kinds: Sequence[str] = KERNEL_KINDS) -> int:
+    """How many kernels :func:`kernel_suite` returns, without drawing (and counting) them."""
+    return sum(_per_kind(kind, per_kind) for kind in kinds) + MODULE_KERNELS
+
+
+def _per_kind(kind: str, per_kind: int) -> int:
+    return per_kind * (2 if kind.startswith("conv") else 1)
 
 
 def _input(kernel: Kernel, target: Target, batch: int) -> Tensor:

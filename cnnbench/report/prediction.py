@@ -21,10 +21,9 @@ from cnnbench.provenance import device_name, fingerprint, git_commit, machine_id
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
 
-__all__ = ["PREDICTORS", "KERNELS_PER_KIND", "QUICK_KERNELS_PER_KIND", "report_cost_model", "prediction_table",
+__all__ = ["PREDICTORS", "QUICK_KERNELS_PER_KIND", "report_cost_model", "prediction_table",
            "prediction_summary"]  # fmt: skip
 
-KERNELS_PER_KIND = suite.KERNELS_PER_KIND  # `cnnbench calibrate`'s default
 QUICK_KERNELS_PER_KIND = 3
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same kernels.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
@@ -33,8 +32,8 @@ PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_on
 def report_cost_model(config: ReportConfig, progress: object = None) -> tuple[costmodel.CostModel, bool]:
     """(the cost model of the report's target, whether it was reused from the cache)."""
     target = config.target
-    per_kind = QUICK_KERNELS_PER_KIND if config.quick else KERNELS_PER_KIND
-    kernels = len(suite.kernel_suite(per_kind)) if not config.quick else 0
+    per_kind = QUICK_KERNELS_PER_KIND if config.quick else suite.KERNELS_PER_KIND
+    kernels = suite.suite_size(per_kind) if not config.quick else 0
     path = costmodel.default_path(target)
     if not config.quick and not config.force and path.exists():
         try:
