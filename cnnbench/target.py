@@ -126,8 +126,8 @@ def _check_runtime(target: Target) -> None:
 def describe(target: Target) -> dict[str, object]:
     """The target's full description: its settings, the machine, device and software (see
     :func:`cnnbench.provenance.environment`), and what the host allocator does while timing
-    (:func:`cnnbench.measure.forward.hold_freed_memory`)."""
-    from cnnbench.measure.forward import hold_freed_memory
+    (:func:`cnnbench.measure.allocator.hold_freed_memory`)."""
+    from cnnbench.measure.allocator import hold_freed_memory
 
     return {**asdict(target), "target": target.key, **environment(target.torch_device),
             "runtime_version": runtime_version(target.backend), "allocator": hold_freed_memory()}  # fmt: skip

@@ -122,7 +122,7 @@ def test_target_descriptions() -> None:
 
 _FAULTS_PER_FORWARD = """
 import resource, sys, torch
-from cnnbench.measure.forward import hold_freed_memory
+from cnnbench.measure.allocator import hold_freed_memory
 from cnnbench.models import build_model
 if sys.argv[1] == "held":
     print(hold_freed_memory(), file=sys.stderr)

@@ -9,7 +9,7 @@ its forward through :func:`forward_on`, so each applies the target the same way:
 - the input is made once (random normal, optionally seeded) in the target's layout (:func:`make_input`);
 - fp16/bf16 run under autocast: weights stay fp32 and each op casts (:func:`autocast`);
 - :func:`running` sets the target's threads and ``torch.inference_mode()`` around the timed region, and has
-  glibc's malloc keep the memory a forward frees for the next one (:func:`hold_freed_memory`);
+  glibc's malloc keep the memory a forward frees for the next one (:func:`.allocator.hold_freed_memory`);
 - :func:`synchronize` waits for a GPU (CUDA or MPS); the CPU needs nothing;
 - a deployment runtime (``onnxruntime``, ``openvino``) gets the model exported to ONNX and loaded there instead
   (:func:`cnnbench.runtimes.session.runtime_forward`), quantized to INT8 for an ``int8`` target.
@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import ctypes.util
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..target import Target
+from .allocator import hold_freed_memory
 
 if TYPE_CHECKING:
     from cnnbench.runtimes.int8 import Calibration
@@ -114,39 +112,6 @@ def threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-# glibc's mallopt parameters (malloc.h) and the values cnnbench sets: blocks up to 32 MiB (the largest threshold
-# glibc takes on 64 bits) come from the heap, and the heap is given back to the kernel only above 1 GiB free.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 32 * 2**20
-TRIM_THRESHOLD_BYTES = 2**30
-
-
-@functools.cache
-def hold_freed_memory() -> str:
-    """Have glibc's malloc keep freed memory for reuse, once per process; returns what the allocator does, for the
-    provenance of every figure.
-
-    By default glibc gives a freed block above its mmap threshold back to the kernel, and raises that threshold
-    each time the process frees a bigger block. An eager CPU forward's activations then land on fresh pages (a page
-    fault per 4 KiB) or on reused ones depending on what the process ran before: on a 2-core EPYC, EfficientNet-B6
-    took 433 ms measured after the rest of the zoo and 265 ms with freed memory kept; MobileNetV2 took 11.4 ms with
-    2,600 page faults per forward and 8.5 ms with none. Fixed thresholds make a forward's time its own, as a caching
-    allocator does (PyTorch's on CUDA, ONNX Runtime's arena, jemalloc or tcmalloc, which PyTorch recommends for CPU
-    inference). Blocks above 32 MiB (activations of a large batch) are still mapped afresh each time.
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        libc = None
-    if libc is None or not hasattr(libc, "gnu_get_libc_version"):
-        return "system allocator, unchanged (not glibc)"
-    mmap_set = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    if not (mmap_set and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)):
-        return "glibc malloc, unchanged (mallopt refused)"
-    return f"glibc malloc, freed memory kept (mmap threshold {MMAP_THRESHOLD_BYTES >> 20} MiB, trim 1 GiB)"
 
 
 @contextlib.contextmanager

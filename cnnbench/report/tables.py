@@ -28,8 +28,8 @@ from cnnbench.guidelines import audit as guidelines_audit
 from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
 from cnnbench.guidelines.verdicts import TIE, verdict
+from cnnbench.measure import allocator, breakdown, counting, forward, isolated, latency, profiling, sweep
 from cnnbench.measure import bench as bench_module
-from cnnbench.measure import breakdown, counting, forward, isolated, latency, profiling, sweep
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS, as_frame, iter_bench
 from cnnbench.measure.breakdown import time_by_kind
 from cnnbench.measure.profiling import profile
@@ -127,7 +127,7 @@ def _latency_rows(config: ReportConfig, names: list[str], target: Target) -> tup
     table = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
     int8_settings = {"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES}
     settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
-    modules = [counting, profiling, forward, latency, bench_module, isolated, models]
+    modules = [counting, profiling, forward, allocator, latency, bench_module, isolated, models]
     modules += [export, int8, session] if target.runtime else []
     return table, {name: _stamp(config, target.key, settings, code_fingerprint(name, modules)) for name in names}
 
@@ -208,7 +208,7 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
     chosen = [n for n in BREAKDOWN_MODELS if n in names] or names[:4]
     settings = {"batch": config.batch, "resolution": config.resolution, "repeats": config.breakdown_repeats}
     for name in progress(chosen, "breakdown"):
-        code = code_fingerprint(name, [counting, profiling, forward, breakdown, models])
+        code = code_fingerprint(name, [counting, profiling, forward, allocator, breakdown, models])
         stamp = _stamp(config, target.key, settings, code)
         if not config.force and table.reusable_group(stamp, model=name):
             continue
@@ -232,7 +232,8 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
     rounds = config.guideline_rounds or (g.QUICK_ROUNDS if config.quick else g.ROUNDS)
     batch = g.default_batch(target)
     settings = {"timing": asdict(config.timing), "batch": batch, "rounds": rounds}
-    code = code_fingerprint(None, [g, forward, latency, counting, profiling])  # no zoo model: the benchmark's own code
+    # no zoo model: the benchmark's own code
+    code = code_fingerprint(None, [g, forward, allocator, latency, counting, profiling])
     stamp = _stamp(config, target.key, settings, code)
     for guideline, scale in progress([(k, s) for k in g.GUIDELINES for s in scales], "guidelines"):
         size = len(g.GUIDELINES[guideline].rows)
@@ -334,7 +335,7 @@ def _sweep_table(config: ReportConfig, kind: str, chosen: list[str], settings: d
     table = ResultTable(config.out / f"sweep-{kind}-{target.key}.csv", key=["model", kind],
                         text_columns=BENCH_TEXT_COLUMNS)  # fmt: skip
     for name in progress(chosen, f"sweep {kind}"):
-        code = code_fingerprint(name, [counting, profiling, forward, latency, bench_module, sweep, models])
+        code = code_fingerprint(name, [counting, profiling, forward, allocator, latency, bench_module, sweep, models])
         stamp = _stamp(config, target.key, settings, code)
         if not config.force and table.reusable_group(stamp, model=name):
             continue
