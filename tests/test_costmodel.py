@@ -16,7 +16,7 @@ from torch import nn
 
 from cnnbench.cli import main
 from cnnbench.costmodel import model as costmodel
-from cnnbench.costmodel import suite
+from cnnbench.costmodel import networks, suite
 from cnnbench.errors import CnnbenchError
 from cnnbench.target import Target
 
@@ -31,6 +31,25 @@ def test_the_fit_recovers_known_rates() -> None:
     assert fitted.compute_gops == pytest.approx(50.0, rel=0.02)
     assert fitted.memory_gbs == pytest.approx(10.0, rel=0.02)
     assert fitted.kernel_error < 0.01 and fitted.kernels == 60
+    assert fitted.misaligned_factor == 1.0  # no op was off the lanes: nothing to fit
+
+
+def test_the_fit_recovers_the_misaligned_factor_and_the_lanes() -> None:
+    """Kernels whose channels are multiples of 8 but not of 16 run 1.5× slower: the fit finds 16 lanes (8 would call
+    them aligned, 32 would call the 16-multiples misaligned too) and the factor 1.5."""
+    rng = np.random.default_rng(1)
+    n = 90
+    arithmetic, mac_bytes = rng.uniform(1e5, 1e9, n), rng.uniform(1e4, 1e8, n)
+    channels = [f"{c} {c}" for c in rng.choice([16, 24, 32, 40, 64, 72, 96, 104], n)]
+    off = costmodel.misaligned(channels, 16)
+    truth = costmodel.KindCost(0.01, 50.0, 10.0, n, 0.0, misaligned_factor=1.5)
+    kernels = pd.DataFrame({"kind": "elementwise", "kernel": [f"k{i}" for i in range(n)], "flops": arithmetic / 2,
+                            "flops_elementwise": arithmetic / 2, "mac_bytes": mac_bytes, "ops": 1, "channels": channels,
+                            "time_ms": truth.time_ms(arithmetic, mac_bytes, off)})  # fmt: skip
+    fitted = costmodel.fit(kernels, Target(threads=1))
+    assert fitted.lanes == 16
+    assert fitted.kinds["elementwise"].misaligned_factor == pytest.approx(1.5, rel=0.02)
+    assert list(costmodel.misaligned(["3 16", "16 32", "116", ""], 16)) == [True, False, True, False]
 
 
 def test_two_layer_prediction_equals_the_formula_by_hand() -> None:
@@ -58,6 +77,63 @@ def test_two_layer_prediction_equals_the_formula_by_hand() -> None:
     assert predicted.layers["time_ms"].sum() + calls * 0.001 == pytest.approx(predicted.latency_ms)
 
 
+def test_off_the_lanes_the_rate_terms_take_the_factor_by_hand() -> None:
+    """The same two layers with 16 lanes: the conv reads 3 channels (not a multiple of 16), so its rate terms take
+    the conv's factor 2; the ReLU's 16 channels are aligned and keep theirs."""
+    side = 32
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.ReLU())
+    base = fixed_model()
+    kinds = {**base.kinds, "conv": costmodel.KindCost(0.02, 50.0, 10.0, 1, 0.0, misaligned_factor=2.0),
+             "activation": costmodel.KindCost(0.005, 100.0, 20.0, 1, 0.0, misaligned_factor=3.0)}  # fmt: skip
+    predicted = costmodel.predict(net, costmodel.CostModel(**{**base.__dict__, "kinds": kinds, "lanes": 16}),
+                                  resolution=side)  # fmt: skip
+    hw = side * side
+    conv_ms = 0.02 + 2.0 * max(16 * hw * 27 / 50e6, 4 * (3 * hw + 16 * hw + 16 * 27) / 10e6)
+    relu_ms = 0.005 + max(16 * hw / 100e6, 4 * 2 * 16 * hw / 20e6)
+    assert list(predicted.layers["misaligned"]) == [True, False]
+    assert predicted.latency_ms == pytest.approx(conv_ms + relu_ms + 0.001)
+    assert predicted.compute_ms == pytest.approx(2.0 * 16 * hw * 27 / 50e6)
+
+
+def test_in_a_network_each_term_takes_its_factor_by_hand() -> None:
+    """The two layers again, with in-network factors 2 (overhead), 1.5 (compute) and 1.25 (memory): the conv's
+    compute, the ReLU's traffic and every overhead, the container call's included, scale by their term's factor."""
+    side = 32
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.ReLU())
+    factors = {"overhead": 2.0, "compute": 1.5, "memory": 1.25}
+    predicted = costmodel.predict(net, costmodel.CostModel(**{**fixed_model().__dict__, "network_factors": factors}),
+                                  resolution=side)  # fmt: skip
+    hw = side * side
+    compute, memory, overhead = 16 * hw * 27 / 50e6, 4 * 2 * 16 * hw / 20e6, 0.02 + 0.005 + 0.001
+    assert predicted.compute_ms == pytest.approx(1.5 * compute)
+    assert predicted.memory_ms == pytest.approx(1.25 * memory)
+    assert predicted.overhead_ms == pytest.approx(2.0 * overhead)
+    assert predicted.latency_ms == pytest.approx(1.5 * compute + 1.25 * memory + 2.0 * overhead)
+
+
+def test_the_network_factors_are_recovered_from_whole_networks() -> None:
+    rng = np.random.default_rng(2)
+    terms = rng.uniform(0.1, 10.0, (30, 3))  # each network's overhead, compute and memory terms, predicted alone
+    measured = terms @ np.array([2.0, 1.1, 1.3])
+    factors, error = costmodel.fit_network_factors(terms, measured)
+    assert factors == {"overhead": pytest.approx(2.0, rel=1e-3), "compute": pytest.approx(1.1, rel=1e-3),
+                       "memory": pytest.approx(1.3, rel=1e-3)}  # fmt: skip
+    assert error < 1e-3
+
+
+def test_the_synthetic_networks_are_seeded_and_hold_no_zoo_model() -> None:
+    drawn = networks.network_suite(4, seed=3)
+    assert [n.name for n in drawn] == [n.name for n in networks.network_suite(4, seed=3)]
+    assert [n.name for n in drawn] != [n.name for n in networks.network_suite(4, seed=4)]
+    for network in drawn:
+        net = network.build()
+        homes = {type(m).__module__ for m in net.modules()}
+        assert all(h.startswith(("torch.nn.", networks.__name__)) for h in homes), homes  # no zoo module
+        profile = costmodel.predict(net, fixed_model(), resolution=network.resolution)
+        assert profile.ops > 10 and {"conv", "norm", "activation", "linear"} <= set(profile.by_kind["kind"])
+        assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in network.build().parameters())
+
+
 def test_unknown_kinds_cost_as_elementwise_ops() -> None:
     partial = costmodel.CostModel(target={"key": "k"}, kinds={"elementwise": ELEMENTWISE}, module_call_ms=0.0,
                                   flops_ms_per_g=1.0, mac_ms_per_gb=1.0, kernels=1)  # fmt: skip
@@ -72,8 +148,10 @@ def test_every_kernel_runs_one_op_of_its_kind(kind: str) -> None:
     for kernel in kernels:
         if kernel.kind == suite.MODULE_KIND:
             continue
-        flops, _, mac_bytes, ops = suite.count_kernel(kernel)
-        assert ops == 1 and mac_bytes > 0 and flops <= suite.MAX_KERNEL_FLOPS, kernel.name
+        count = suite.count_kernel(kernel)
+        assert count.ops == 1 and count.mac_bytes > 0 and count.flops <= suite.MAX_KERNEL_FLOPS, kernel.name
+        if kernel.side and kind not in ("shuffle", "elementwise"):  # its op reads the kernel's input first
+            assert count.channels[0] == kernel.channels, kernel.name
         assert kernel.kind == kind
     assert [k.name for k in kernels] == [k.name for k in suite.kernel_suite(per_kind=3, kinds=(kind,))]  # seeded
 
@@ -124,9 +202,14 @@ def test_runtime_backends_and_fused_bn_are_refused() -> None:
 
 
 def test_a_small_real_calibration_fits_every_kind() -> None:
-    fitted, kernels = costmodel.calibrate(Target(threads=1), per_kind=2)
+    fitted, kernels, timed = costmodel.calibrate(Target(threads=1), per_kind=2, network_count=3)
     assert set(fitted.kinds) == set(suite.KERNEL_KINDS)
     assert (kernels["time_ms"] > 0).all() and len(kernels) == fitted.kernels
+    assert fitted.networks == len(timed) == 3 and set(fitted.network_factors) == set(costmodel.TERMS)
+    assert (timed["measured_ms"] > 0).all() and (timed["ops"] > 10).all()
+    # the baselines' constants come from the networks: their median measured time per multiply-add
+    per_madd = np.exp(np.median(np.log(timed["measured_ms"] / timed["flops"])))
+    assert fitted.flops_ms_per_g == pytest.approx(float(per_madd) * 1e9)
     for cost in fitted.kinds.values():
         assert cost.overhead_ms > 0 and cost.compute_gops > 0 and cost.memory_gbs > 0
     predicted = costmodel.predict("mobilenet_v3_small", fitted)
@@ -167,8 +250,9 @@ def test_cli_refuses_in_one_line(argv: list[str], says: str, tmp_path: Path, mon
 def test_calibrate_cli_writes_the_cost_model_predict_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     monkeypatch.setenv("CNNBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(costmodel, "calibrate", lambda target, per_kind, seed, progress: (
-        costmodel.CostModel(**{**fixed_model().__dict__, "target": {"key": target.key}}), pd.DataFrame()))
+    monkeypatch.setattr(costmodel, "calibrate", lambda target, per_kind, seed, progress, network_count: (
+        costmodel.CostModel(**{**fixed_model().__dict__, "target": {"key": target.key}}), pd.DataFrame(),
+        pd.DataFrame()))
     assert main(["calibrate", "--threads", "1"]) == 0
     assert "written to" in capsys.readouterr().out
     stored = costmodel.default_path(Target(threads=1))

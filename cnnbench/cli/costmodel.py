@@ -11,7 +11,7 @@ import pandas as pd
 from torch import nn
 
 from cnnbench.cli.common import add_target_arguments, positive_int, printed_by, target_from
-from cnnbench.costmodel import suite
+from cnnbench.costmodel import networks, suite
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
 
@@ -33,22 +33,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
     out = Path(args.out) if args.out else costmodel.default_path(target)
     if out.exists() and out.is_dir():
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
-    bar = lambda items, desc: progress(items, desc, unit="kernel")  # noqa: E731
-    fitted, _ = costmodel.calibrate(target, per_kind=args.kernels, seed=args.seed, progress=bar)
+    bar = lambda items, desc: progress(items, desc, unit="kernel" if desc == "calibrate" else "network")  # noqa: E731
+    fitted, _, _ = costmodel.calibrate(target, per_kind=args.kernels, seed=args.seed, progress=bar,
+                                       network_count=args.networks)  # fmt: skip
     costmodel.save(fitted, out)
     rows = [{"kind": kind, "kernels": c.kernels, "overhead_us": c.overhead_ms * 1e3, "compute_gops": c.compute_gops,
-             "memory_gbs": c.memory_gbs,
+             "memory_gbs": c.memory_gbs, "misaligned_factor": c.misaligned_factor,
              "kernel_error_pct": c.kernel_error * 100} for kind, c in fitted.kinds.items()]  # fmt: skip
     frame = pd.DataFrame(rows)
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
     columns = {"kind": "kind", "kernels": "kernels", "overhead_us": "overhead (µs)", "compute_gops": "compute (G/s)",
-               "memory_gbs": "memory (GB/s)",
+               "memory_gbs": "memory (GB/s)", "misaligned_factor": f"off {fitted.lanes} lanes (×)",
                "kernel_error_pct": "fit error (%)"}  # fmt: skip
-    header = (f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.kernels} kernels, no "
-              f"zoo model; written to {out}\n"
-              f"# per op: overhead + max(arithmetic / compute, MAC bytes / memory); "
-              f"a container call adds {fitted.module_call_ms * 1e3:.1f} µs\n")  # fmt: skip
+    factors = ", ".join(f"{t} ×{fitted.factor(t):.2f}" for t in costmodel.TERMS)
+    header = (f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.kernels} kernels and "
+              f"{fitted.networks} synthetic networks, no zoo model; written to {out}\n"
+              f"# per op: overhead + max(arithmetic / compute, MAC bytes / memory), the rate terms × the factor when "
+              f"its channels are not multiples of {fitted.lanes}; a container call adds "
+              f"{fitted.module_call_ms * 1e3:.1f} µs\n"
+              f"# inside a network (fitted on the synthetic ones, median error {fitted.network_error * 100:.1f}%): "
+              f"{factors}\n")  # fmt: skip
     return header + emit(frame.round(2), args.format, columns)
 
 
@@ -116,7 +121,7 @@ def _cmd_predict(args: argparse.Namespace) -> str:
     lines = [f"# predicted on the cost model of {fitted.key} ({where.get('cpu', '?')}, machine "
              f"{where.get('machine', '?')}, calibrated {where.get('measured_at', '?')}), batch {args.batch}",
              "# overhead + compute + memory = predicted; FLOPs-only and MAC-only: latency proportional to "
-             "multiply-adds or to MAC bytes, fitted on the same kernels",
+             "multiply-adds or to MAC bytes, fitted on the same synthetic networks",
              emit(frame.round({"latency_ms": 2, "overhead_ms": 2, "compute_ms": 2, "memory_ms": 2,
                                "flops_only_ms": 2, "mac_only_ms": 2, "gflops": 3, "mac_mb": 1}),
                   args.format, PREDICT_COLUMNS).rstrip("\n")]  # fmt: skip
@@ -133,8 +138,10 @@ def add_commands(sub: Any) -> None:
         "calibrate", help="time a kernel suite on the target and fit its latency cost model",
         description="Times single layers over a grid of shapes (dense, 1×1, depthwise and group convs, linear, "
         "BatchNorm, activations, add and mul, pools, concat, channel shuffle; never a zoo model) and fits, per op "
-        "kind, overhead + max(arithmetic / compute rate, memory traffic / memory rate). Writes the JSON under the "
-        "cache, keyed by this machine and the target (or --out), for `cnnbench predict`.",
+        "kind, overhead + max(arithmetic / compute rate, memory traffic / memory rate), with a factor for channels "
+        "off the vector lanes; then times synthetic networks whole and fits the in-network factors of the overhead, "
+        "compute and memory terms. Writes the JSON under the cache, keyed by this machine and the target (or "
+        "--out), for `cnnbench predict`.",
     )  # fmt: skip
     p_cal.add_argument(
         "--kernels",
@@ -142,7 +149,13 @@ def add_commands(sub: Any) -> None:
         default=suite.KERNELS_PER_KIND,
         help=f"kernels per kind (convolutions get twice as many; default {suite.KERNELS_PER_KIND}: about 1080 in all)",
     )
-    p_cal.add_argument("--seed", type=int, default=0, help="the seed the kernel shapes are drawn with")
+    p_cal.add_argument(
+        "--networks",
+        type=positive_int,
+        default=networks.NETWORKS,
+        help=f"synthetic networks timed whole for the in-network factors (default {networks.NETWORKS})",
+    )
+    p_cal.add_argument("--seed", type=int, default=0, help="the seed the kernel shapes and networks are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")
     add_target_arguments(p_cal)
     printed_by(p_cal, _cmd_calibrate)

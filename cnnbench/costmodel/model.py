@@ -2,15 +2,18 @@
 
 For an op of kind *k* (the counting engine's kinds: dense, 1×1, depthwise and group conv, linear, norm, ...)::
 
-    time = overhead_k + max(arithmetic / compute_k, mac_bytes / memory_k)
+    time = overhead_k + max(arithmetic / compute_k, mac_bytes / memory_k) × (misaligned_k if off the lanes)
 
 where ``arithmetic`` is the op's multiply-adds plus its element-wise operations (a conv's are almost all
 multiply-adds, an activation's all element-wise) and ``mac_bytes`` its memory access cost in bytes (ShuffleNetV2's
-MAC, weights included). The three numbers of each kind are fitted on that kind's kernels by least squares on the
-logarithm of time (relative error, so a 10 µs kernel counts as much as a 10 ms one), with a robust loss that a
-noisy machine's outliers do not drag. Kernels and models are counted alike, with fp32 bytes; under an fp16 or
-bf16 target the fitted memory rates absorb the factor. A network adds one more term: ``module_call_ms`` for each
-``nn.Module`` call that runs no counted op of its own (containers, blocks, identities), timed on nested containers.
+MAC, weights included). An op whose channels (of its input or output) are not all multiples of the target's vector
+lanes runs a slower code path: its rate terms take the factor ``misaligned_k``. The lane count (4, 8, 16 or 32
+fp32 values) is the one that fits the suite best, one per target. The four numbers of each kind are fitted on that
+kind's kernels by least squares on the logarithm of time (relative error, so a 10 µs kernel counts as much as a
+10 ms one), with a robust loss that a noisy machine's outliers do not drag. Kernels and models are counted alike,
+with fp32 bytes; under an fp16 or bf16 target the fitted memory rates absorb the factor. A network adds one more
+term: ``module_call_ms`` for each ``nn.Module`` call that runs no counted op of its own (containers, blocks,
+identities), timed on nested containers.
 
 The per-op attribution follows the formula: the overhead is overhead, the larger of the two rate terms is compute
 (the op is compute-bound) or memory (memory-bound). Two baselines fitted on the same kernels say what the formula
@@ -35,7 +38,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 from torch import nn
 
-from cnnbench.costmodel import suite
+from cnnbench.costmodel import networks, suite
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure import counting, profiling
 from cnnbench.measure.profiling import profile
@@ -45,12 +48,15 @@ from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["KindCost", "CostModel", "Prediction", "FORMAT", "check_modelled", "fit_kind", "fit", "calibrate",
-           "predict", "default_path", "load", "save", "accuracy_summary", "CODE_MODULES"]  # fmt: skip
+           "predict", "default_path", "load", "save", "accuracy_summary", "CODE_MODULES", "misaligned",
+           "LANE_CHOICES", "TERMS", "fit_network_factors", "fit_networks"]  # fmt: skip
 
-FORMAT = 1  # the JSON layout's version
+FORMAT = 2  # the JSON layout's version (2: the misaligned factor and the lanes)
+LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
 FALLBACK_KIND = "elementwise"  # what an op of a kind with no fitted cost ("other": unknown ops) is costed as
-CODE_MODULES = (suite, counting, profiling)  # a stored cost model stands only while these are unchanged
+CODE_MODULES = (suite, networks, counting, profiling)  # a stored cost model stands only while these are unchanged
+TERMS = ("overhead", "compute", "memory")  # the attribution's terms, each with an in-network factor
 
 
 @dataclass(frozen=True)
@@ -62,17 +68,21 @@ class KindCost:
     memory_gbs: float  # MAC bytes per second, in GB
     kernels: int  # kernels it was fitted on
     kernel_error: float  # median |predicted / measured - 1| over those kernels
+    misaligned_factor: float = 1.0  # the rate terms' factor for an op whose channels are off the lanes
 
-    def terms(self, arithmetic: np.ndarray, mac_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def terms(
+        self, arithmetic: np.ndarray, mac_bytes: np.ndarray, misaligned: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(overhead, compute, memory) in ms per op; only the larger of compute and memory is kept (the other 0)."""
-        compute = arithmetic / (self.compute_gops * PER_MS)
-        memory = mac_bytes / (self.memory_gbs * PER_MS)
+        scale = 1.0 if misaligned is None else np.where(misaligned, self.misaligned_factor, 1.0)
+        compute = arithmetic / (self.compute_gops * PER_MS) * scale
+        memory = mac_bytes / (self.memory_gbs * PER_MS) * scale
         bound = compute >= memory
         overhead = np.full(len(compute), self.overhead_ms)
         return overhead, np.where(bound, compute, 0.0), np.where(bound, 0.0, memory)
 
-    def time_ms(self, arithmetic: np.ndarray, mac_bytes: np.ndarray) -> np.ndarray:
-        return sum(self.terms(arithmetic, mac_bytes))  # type: ignore[return-value]
+    def time_ms(self, arithmetic: np.ndarray, mac_bytes: np.ndarray, off: np.ndarray | None = None) -> np.ndarray:
+        return sum(self.terms(arithmetic, mac_bytes, off))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,14 @@ class CostModel:
     mac_ms_per_gb: float  # MAC-only baseline: ms per 1e9 MAC bytes
     kernels: int
     environment: dict[str, str] = field(default_factory=dict)  # machine, torch, commit, cpu, measured_at, code
+    lanes: int = 1  # channels are aligned when a multiple of this (1: every op is)
+    network_factors: dict[str, float] = field(default_factory=dict)  # TERMS' in-network factors (absent: 1)
+    networks: int = 0  # synthetic networks the factors and the baselines were fitted on
+    network_error: float = 0.0  # median |predicted / measured - 1| over those networks (0 with none)
+
+    def factor(self, term: str) -> float:
+        """The in-network factor of ``term`` (overhead, compute or memory)."""
+        return float(self.network_factors.get(term, 1.0))
 
     @property
     def key(self) -> str:
@@ -145,24 +163,35 @@ def _arithmetic(frame: pd.DataFrame) -> np.ndarray:
     return (frame["flops"] + frame["flops_elementwise"]).to_numpy(dtype=float)
 
 
-def fit_kind(arithmetic: np.ndarray, mac_bytes: np.ndarray, time_ms: np.ndarray) -> KindCost:
-    """Fit ``overhead + max(arithmetic / compute, mac_bytes / memory)`` to measured times by least squares on log
-    time (soft-L1 loss, so a noisy machine's outliers weigh less). Parameters are fitted as logarithms, so all
-    three stay positive."""
+def misaligned(channels: Iterable[str], lanes: int) -> np.ndarray:
+    """Which ops have a channel count (space-separated, :func:`cnnbench.costmodel.suite.vector_channels`) that is
+    not a multiple of ``lanes``; an op with none (a blank, or a CSV's NaN) is aligned."""
+    return np.array([isinstance(text, str) and any(int(c) % lanes for c in text.split()) for text in channels],
+                    dtype=bool)  # fmt: skip
+
+
+def fit_kind(
+    arithmetic: np.ndarray, mac_bytes: np.ndarray, time_ms: np.ndarray, misaligned: np.ndarray | None = None
+) -> KindCost:
+    """Fit ``overhead + max(arithmetic / compute, mac_bytes / memory) × factor^misaligned`` to measured times by
+    least squares on log time (soft-L1 loss, so a noisy machine's outliers weigh less). Parameters are fitted as
+    logarithms, so all stay positive; with no misaligned op the factor stays 1."""
     arithmetic, mac_bytes, time_ms = (np.asarray(a, dtype=float) for a in (arithmetic, mac_bytes, time_ms))
+    off = np.zeros(len(time_ms), dtype=bool) if misaligned is None else np.asarray(misaligned, dtype=bool)
 
     def model(p: np.ndarray) -> np.ndarray:
-        overhead, compute, memory = np.exp(p)
-        return overhead + np.maximum(arithmetic / compute, mac_bytes / memory)
+        overhead, compute, memory, factor = np.exp(p)
+        return overhead + np.maximum(arithmetic / compute, mac_bytes / memory) * np.where(off, factor, 1.0)
 
-    # half the fastest kernel, 100 G/s, 10 GB/s; bounds far outside any real device
-    start = np.log([max(float(time_ms.min()) / 2, 1e-4), 100 * PER_MS, 10 * PER_MS])
-    low, high = np.log([1e-7, 1e-3 * PER_MS, 1e-3 * PER_MS]), np.log([1e3, 1e7 * PER_MS, 1e7 * PER_MS])
+    # half the fastest kernel, 100 G/s, 10 GB/s, no factor; bounds far outside any real device
+    start = np.log([max(float(time_ms.min()) / 2, 1e-4), 100 * PER_MS, 10 * PER_MS, 1.0])
+    low, high = np.log([1e-7, 1e-3 * PER_MS, 1e-3 * PER_MS, 0.25]), np.log([1e3, 1e7 * PER_MS, 1e7 * PER_MS, 8.0])
     result = least_squares(lambda p: np.log(model(p)) - np.log(time_ms), np.clip(start, low, high),
                            bounds=(low, high), loss="soft_l1", f_scale=0.1)  # fmt: skip
-    overhead, compute, memory = np.exp(result.x)
+    overhead, compute, memory, factor = np.exp(result.x)
     error = float(np.median(np.abs(model(result.x) / time_ms - 1)))
-    return KindCost(float(overhead), float(compute / PER_MS), float(memory / PER_MS), len(time_ms), error)
+    factor = float(factor) if off.any() else 1.0
+    return KindCost(float(overhead), float(compute / PER_MS), float(memory / PER_MS), len(time_ms), error, factor)
 
 
 def _ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
@@ -171,15 +200,28 @@ def _ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
     return float(np.exp(np.median(np.log(time_ms[keep]) - np.log(count[keep]))))
 
 
+def _fit_kinds(ops: pd.DataFrame, lanes: int) -> tuple[dict[str, KindCost], float]:
+    """Every kind's cost at ``lanes``, and the fit's total |log error| over the kernels (lower fits better)."""
+    kinds, total = {}, 0.0
+    for kind, group in ops.groupby("kind", sort=False):
+        off = misaligned(group["channels"], lanes) if "channels" in group else None
+        cost = fit_kind(_arithmetic(group), group["mac_bytes"].to_numpy(float), group["time_ms"].to_numpy(), off)
+        kinds[str(kind)] = cost
+        fitted = cost.time_ms(_arithmetic(group), group["mac_bytes"].to_numpy(float), off)
+        total += float(np.abs(np.log(fitted) - np.log(group["time_ms"].to_numpy(float))).sum())
+    return kinds, total
+
+
 def fit(kernels: pd.DataFrame, target: Target) -> CostModel:
-    """The cost model of ``target`` from :func:`cnnbench.costmodel.suite.time_kernels`' table."""
-    kinds = {}
-    for kind, group in kernels[kernels["kind"] != suite.MODULE_KIND].groupby("kind", sort=False):
-        kinds[str(kind)] = fit_kind(_arithmetic(group), group["mac_bytes"].to_numpy(float), group["time_ms"].to_numpy())
+    """The cost model of ``target`` from :func:`cnnbench.costmodel.suite.time_kernels`' table: each kind fitted at
+    every lane count of :data:`LANE_CHOICES`, the lane count that fits the whole suite best kept."""
+    ops = kernels[kernels["kind"] != suite.MODULE_KIND]
+    fits = {lanes: _fit_kinds(ops, lanes) for lanes in (LANE_CHOICES if "channels" in ops else (1,))}
+    lanes = min(fits, key=lambda n: fits[n][1])
+    kinds = fits[lanes][0]
     if FALLBACK_KIND not in kinds:
         raise CnnbenchError(f"the kernel suite needs {FALLBACK_KIND} kernels: unknown ops are costed as those")
     calls = kernels.loc[kernels["kind"] == suite.MODULE_KIND, "time_ms"]
-    ops = kernels[kernels["kind"] != suite.MODULE_KIND]
     time_ms = ops["time_ms"].to_numpy()
     env = environment(target.torch_device)
     return CostModel(
@@ -190,7 +232,23 @@ def fit(kernels: pd.DataFrame, target: Target) -> CostModel:
         mac_ms_per_gb=_ratio(time_ms, ops["mac_bytes"].to_numpy(float)) * 1e9,
         kernels=len(kernels),
         environment={**env, "measured_at": now(), "code": code_fingerprint(None, CODE_MODULES)},
+        lanes=lanes,
     )
+
+
+def fit_network_factors(terms: np.ndarray, measured_ms: np.ndarray) -> tuple[dict[str, float], float]:
+    """The in-network factors: ``measured ≈ f_o·overhead + f_c·compute + f_m·memory`` over whole networks, where
+    each row of ``terms`` holds a network's three summed terms as the isolated kernels predict them. Least squares on
+    log time (soft-L1), the factors fitted as logarithms within 1/4–8; returns them and the median |error|."""
+    terms, measured_ms = np.asarray(terms, dtype=float), np.asarray(measured_ms, dtype=float)
+
+    def model(p: np.ndarray) -> np.ndarray:
+        return terms @ np.exp(p)
+
+    result = least_squares(lambda p: np.log(model(p)) - np.log(measured_ms), np.zeros(len(TERMS)),
+                           bounds=(np.log(0.25), np.log(8.0)), loss="soft_l1", f_scale=0.1)  # fmt: skip
+    error = float(np.median(np.abs(model(result.x) / measured_ms - 1)))
+    return dict(zip(TERMS, map(float, np.exp(result.x)), strict=True)), error
 
 
 def calibrate(
@@ -198,17 +256,49 @@ def calibrate(
     per_kind: int = suite.KERNELS_PER_KIND,
     seed: int = 0,
     timing: suite.Timing = suite.CALIBRATION_TIMING,
-    progress: Callable[[Sequence[suite.Kernel], str], Iterable[suite.Kernel]] = lambda items, desc: items,
-) -> tuple[CostModel, pd.DataFrame]:
-    """Time the kernel suite on ``target`` (never a zoo model) and fit its cost model; returns it and the kernels'
-    table (their counts, measured and fitted times)."""
+    progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
+    network_count: int = networks.NETWORKS,
+) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:
+    """Time the kernel suite and the synthetic networks on ``target`` (never a zoo model) and fit its cost model.
+
+    The kernels give each kind's overhead, rates and misaligned factor; the networks, predicted from those and timed
+    whole, give the in-network factors and the two baselines' constants. Returns the cost model, the kernels' table
+    (counts, measured and fitted times) and the networks' (measured, isolated and fitted predictions)."""
     target = check_modelled(target or Target())
     kernels = suite.time_kernels(suite.kernel_suite(per_kind, seed), target, timing=timing, progress=progress)
-    model = fit(kernels, target)
-    rows = zip(kernels["kind"], _arithmetic(kernels), kernels["mac_bytes"], strict=True)
-    fitted = [model.module_call_ms if kind == suite.MODULE_KIND else
-              float(model.cost_of(kind).time_ms(np.array([a]), np.array([b]))[0]) for kind, a, b in rows]  # fmt: skip
-    return model, kernels.assign(fitted_ms=fitted)
+    isolated = fit(kernels, target)
+    off = misaligned(kernels["channels"], isolated.lanes)
+    rows = zip(kernels["kind"], _arithmetic(kernels), kernels["mac_bytes"], off, strict=True)
+    fitted = [isolated.module_call_ms if kind == suite.MODULE_KIND else
+              float(isolated.cost_of(kind).time_ms(np.array([a]), np.array([b]), np.array([m]))[0])
+              for kind, a, b, m in rows]  # fmt: skip
+    drawn = networks.network_suite(network_count, seed)
+    model, table = fit_networks(isolated, drawn, networks.time_networks(drawn, target, progress))
+    return model, kernels.assign(misaligned=off, fitted_ms=fitted), table
+
+
+def fit_networks(
+    isolated: CostModel, drawn: Sequence[networks.Network], timed: pd.DataFrame
+) -> tuple[CostModel, pd.DataFrame]:
+    """``isolated`` (fitted on the kernels alone) with its in-network factors and baselines fitted on the ``drawn``
+    networks as ``timed`` (:func:`cnnbench.costmodel.networks.time_networks`); the networks' table with every
+    prediction."""
+    if timed.empty:
+        return isolated, timed
+    predicted = [predict(n.build(), isolated, resolution=n.resolution, name=n.name) for n in drawn]
+    terms = np.array([[p.overhead_ms, p.compute_ms, p.memory_ms] for p in predicted])
+    measured = timed["measured_ms"].to_numpy(float)
+    factors, error = fit_network_factors(terms, measured)
+    flops = np.array([p.flops for p in predicted], dtype=float)
+    mac_bytes = np.array([p.mac_bytes for p in predicted], dtype=float)
+    model = CostModel(**{**isolated.__dict__, "network_factors": factors, "networks": len(timed),
+                         "network_error": error, "flops_ms_per_g": _ratio(measured, flops) * 1e9,
+                         "mac_ms_per_gb": _ratio(measured, mac_bytes) * 1e9})  # fmt: skip
+    table = timed.assign(
+        ops=[p.ops for p in predicted], isolated_ms=[p.latency_ms for p in predicted],
+        predicted_ms=terms @ np.array([factors[t] for t in TERMS]), flops=flops, mac_bytes=mac_bytes,
+    )  # fmt: skip
+    return model, table
 
 
 # --- predicting ------------------------------------------------------------------------------------------------
@@ -223,6 +313,12 @@ def _module_calls(net: nn.Module, layers: pd.DataFrame) -> int:
     leaves_with_ops = {p for p in paths if p not in ancestors}
     ran = {n for n in names if n in paths or n in ancestors}
     return max(0, len(ran) - len(leaves_with_ops))
+
+
+def _first_shape(shapes: str) -> tuple[int, ...]:
+    """The first shape of the profile's ``"1×3×224×224, 16×3×3×3"`` (an empty tuple for none)."""
+    first = str(shapes).split(", ")[0]
+    return tuple(int(n) for n in first.split("×")) if first else ()
 
 
 def predict(
@@ -242,12 +338,15 @@ def predict(
     counted = profile(net, resolution=resolution, batch=batch, training_memory=False)
     layers = counted.layers[["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise",
                              "mac_bytes"]].copy()  # fmt: skip
+    shapes = zip(counted.layers["input_shapes"], counted.layers["output_shape"], strict=True)
+    channels = [" ".join(map(str, suite.vector_channels(_first_shape(i), _first_shape(o)))) for i, o in shapes]
+    layers["misaligned"] = off = misaligned(channels, cost_model.lanes)
     terms = np.zeros((len(layers), 3))
-    arithmetic = _arithmetic(layers)
+    arithmetic, mac_bytes = _arithmetic(layers), layers["mac_bytes"].to_numpy(float)
     for kind, index in layers.groupby("kind", sort=False).indices.items():
-        terms[index] = np.column_stack(
-            cost_model.cost_of(str(kind)).terms(arithmetic[index], layers["mac_bytes"].to_numpy(float)[index])
-        )
+        cost = cost_model.cost_of(str(kind))
+        terms[index] = np.column_stack(cost.terms(arithmetic[index], mac_bytes[index], off[index]))
+    terms *= np.array([cost_model.factor(t) for t in TERMS])  # as the ops run inside a network
     layers["overhead_ms"], layers["compute_ms"], layers["memory_ms"] = terms.T
     layers["time_ms"] = terms.sum(axis=1)
     calls = _module_calls(net, layers)
@@ -255,7 +354,7 @@ def predict(
     by_kind.insert(0, "ops", layers.groupby("kind", sort=False).size())
     by_kind = by_kind.reindex([k for k in counting.KINDS if k in by_kind.index]).reset_index()
     if calls:
-        call_ms = calls * cost_model.module_call_ms
+        call_ms = calls * cost_model.module_call_ms * cost_model.factor("overhead")
         by_kind.loc[len(by_kind)] = {"kind": suite.MODULE_KIND, "ops": calls, "overhead_ms": call_ms,
                                      "compute_ms": 0.0, "memory_ms": 0.0, "time_ms": call_ms}  # fmt: skip
     total = float(by_kind["time_ms"].sum())
@@ -311,14 +410,22 @@ def load(path: Path | str) -> CostModel:
             raise ValueError(f"format {data.get('format')!r}, this cnnbench reads format {FORMAT}")
         kinds = {str(k): KindCost(**{f: v for f, v in cost.items()}) for k, cost in data["kinds"].items()}
         for kind, cost in kinds.items():
-            rates = (cost.compute_gops, cost.memory_gbs)
+            rates = (cost.compute_gops, cost.memory_gbs, cost.misaligned_factor)
             if not all(math.isfinite(float(v)) and float(v) > 0 for v in rates) or not cost.overhead_ms >= 0:
                 raise ValueError(f"kind {kind} has a rate that is not a positive number")
         if FALLBACK_KIND not in kinds:
             raise ValueError(f"it has no {FALLBACK_KIND} kind")
+        lanes = int(data["lanes"])
+        if lanes < 1:
+            raise ValueError(f"lanes {lanes} is not a positive count")
+        factors = {str(t): float(v) for t, v in dict(data["network_factors"]).items()}
+        if set(factors) - set(TERMS) or not all(math.isfinite(v) and v > 0 for v in factors.values()):
+            raise ValueError(f"its network factors {factors} are not positive factors of {', '.join(TERMS)}")
         return CostModel(target=dict(data["target"]), kinds=kinds, module_call_ms=float(data["module_call_ms"]),
                          flops_ms_per_g=float(data["flops_ms_per_g"]), mac_ms_per_gb=float(data["mac_ms_per_gb"]),
-                         kernels=int(data["kernels"]), environment=dict(data.get("environment", {})))  # fmt: skip
+                         kernels=int(data["kernels"]), environment=dict(data.get("environment", {})),
+                         lanes=lanes, network_factors=factors, networks=int(data["networks"]),
+                         network_error=float(data["network_error"]))  # fmt: skip
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise CnnbenchError(f"{path} is not a cost model cnnbench can read ({err}); recalibrate with "
                             "`cnnbench calibrate`") from None  # fmt: skip

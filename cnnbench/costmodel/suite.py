@@ -5,7 +5,11 @@ runs on. The grid covers what the zoo's networks are made of: dense k×k convolu
 AlexNet's 11×11), 1×1, depthwise (3×3 to 7×7, stride 1 and 2) and group convolutions, linear layers, BatchNorm, each
 activation, add and a broadcast multiply (squeeze-excitation), the pools, concat and a channel shuffle. Channels
 and sizes are drawn from the zoo's ranges by a seeded generator, so a suite is the same on every machine; kernels
-above :data:`MAX_KERNEL_FLOPS` are redrawn to keep calibration within minutes on a small CPU.
+above :data:`MAX_KERNEL_FLOPS` are redrawn to keep calibration within minutes on a small CPU. A share of the
+channel counts and map sides is drawn off the grid of multiples of 8 and of the 224 px pyramid, as width
+multipliers and larger resolutions make them (ShuffleNetV2's 116 and 232 channels, EfficientNet-B3's 150 px maps):
+a convolution whose channels are not a multiple of the CPU's vector width runs a slower code path (1.3–1.6× per
+multiply-add on an AVX-512 CPU), which the cost model fits as a factor of its own.
 
 One more kernel kind, ``module``, times an ``nn.Module`` call that runs no op (a chain of containers around an
 ``nn.Identity``): the Python cost every container of a network adds to its layers'.
@@ -18,6 +22,7 @@ import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -29,7 +34,8 @@ from cnnbench.measure.latency import Timing, time_callable
 from cnnbench.target import Target
 
 __all__ = ["Kernel", "KERNEL_KINDS", "KERNELS_PER_KIND", "MODULE_KIND", "CALIBRATION_TIMING", "MAX_KERNEL_FLOPS",
-           "kernel_suite", "suite_size", "count_kernel", "time_kernels", "CONTAINER_DEPTH"]  # fmt: skip
+           "kernel_suite", "suite_size", "count_kernel", "time_kernels", "CONTAINER_DEPTH", "vector_channels",
+           "KernelCount"]  # fmt: skip
 
 MODULE_KIND = "module"  # a container's call: no op, only Python
 # The counting engine's kinds that the suite covers (its "other" kind has no kernel: unknown ops cost what an
@@ -42,6 +48,7 @@ KERNEL_KINDS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear", "n
 KERNELS_PER_KIND = 72
 MAX_KERNEL_FLOPS = 4e8  # multiply-adds of the largest kernel (VGG's biggest layer has 1.8e9: the rate carries over)
 MAX_MAP_ELEMENTS = 64 * 224 * 224  # the largest feature map a zoo network makes (VGG's first block)
+KERNEL_COLUMNS = ("kind", "kernel", "flops", "flops_elementwise", "mac_bytes", "ops", "channels", "time_ms")
 CONTAINER_DEPTH = 16  # containers nested around the identity of a `module` kernel
 MODULE_KERNELS = 3  # `module` kernels in a suite
 # Short: a kernel's median is stable after a few calls, and the suite has hundreds of kernels.
@@ -50,6 +57,7 @@ CALIBRATION_TIMING = Timing(min_time_s=0.05, min_iters=5, window=3, settle=0.05,
 _CHANNELS = (8, 16, 24, 32, 40, 48, 64, 72, 96, 112, 128, 160, 192, 240, 256, 320, 384, 480, 512, 576, 672, 768, 960,
              1024)  # fmt: skip
 _SIDES = (7, 14, 28, 56, 112, 224)
+OFF_GRID = 0.4  # the share of channel counts and sides drawn off the grids above
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
     "hardsigmoid": nn.Hardsigmoid,
@@ -57,6 +65,7 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 _POOLS: dict[str, Callable[[], nn.Module]] = {
     "max3s2": lambda: nn.MaxPool2d(3, 2, 1), "max2s2": lambda: nn.MaxPool2d(2, 2),
     "avg3s1": lambda: nn.AvgPool2d(3, 1, 1), "global": lambda: nn.AdaptiveAvgPool2d(1),
+    "max3s1": lambda: nn.MaxPool2d(3, 1, 1, ceil_mode=True), "max3s2ceil": lambda: nn.MaxPool2d(3, 2, ceil_mode=True),
 }  # fmt: skip
 
 
@@ -126,19 +135,33 @@ class Kernel:
         return self.build().eval()
 
 
+def _off_grid(value: int, rng: random.Random, step: int) -> int:
+    """``value`` kept, or (with probability :data:`OFF_GRID`) scaled by a width multiplier of 0.7–1.3 and rounded
+    to a multiple of ``step``, as a width multiplier or a larger resolution moves a layer off the grid."""
+    if rng.random() >= OFF_GRID:
+        return value
+    return max(step, round(value * rng.uniform(0.7, 1.3) / step) * step)
+
+
+def _fitting(channels: Sequence[int], side: int) -> list[int]:
+    """The channel counts whose map at ``side`` is no larger than the zoo's largest (the smallest if none is)."""
+    return [c for c in channels if c * side * side <= MAX_MAP_ELEMENTS] or [channels[0]]
+
+
 def _draw(kind: str, rng: random.Random) -> Kernel:
-    side = rng.choice(_SIDES)
-    c = rng.choice([c for c in _CHANNELS if c * side * side <= MAX_MAP_ELEMENTS])
+    side = _off_grid(rng.choice(_SIDES), rng, 1)
+    c = _off_grid(rng.choice(_fitting(_CHANNELS, side)), rng, 2)
     if kind == "conv":
         c_in = rng.choice((3, *_CHANNELS[:16]))
-        c_out = rng.choice([c for c in _CHANNELS[:18] if c * side * side <= MAX_MAP_ELEMENTS])
+        c_in = c_in if c_in == 3 else _off_grid(c_in, rng, 2)
+        c_out = _off_grid(rng.choice(_fitting(_CHANNELS[:18], side)), rng, 2)
         k = rng.choice((3, 3, 3, 5, 7, 11))
         stride = rng.choice((1, 2, 4) if k == 11 else (1, 2))
         bias = rng.random() < 0.3
         return Kernel(kind, f"conv {k}×{k} s{stride} {c_in}→{c_out} @{side}", c_in, side,
                       lambda: nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=bias))  # fmt: skip
     if kind == "conv_1x1":
-        c_out = rng.choice([c for c in _CHANNELS if c * side * side <= MAX_MAP_ELEMENTS])
+        c_out = _off_grid(rng.choice(_fitting(_CHANNELS, side)), rng, 2)
         stride = rng.choice((1, 1, 1, 2))
         bias = rng.random() < 0.3
         return Kernel(kind, f"conv 1×1 s{stride} {c}→{c_out} @{side}", c, side,
@@ -154,7 +177,7 @@ def _draw(kind: str, rng: random.Random) -> Kernel:
                       lambda: nn.Conv2d(c_in, c_out, k, 1, k // 2, groups=groups, bias=False))  # fmt: skip
     if kind == "linear":
         f_in, f_out = (
-            rng.choice((64, 256, 512, 576, 960, 1024, 1280, 2048, 4096, 9216)),
+            rng.choice((64, 256, 512, 576, 960, 1024, 1280, 2048, 4096, 9216, 25088)),
             rng.choice((10, 1000, 1024, 4096)),
         )
         return Kernel(kind, f"linear {f_in}→{f_out}", f_in, 0, lambda: nn.Linear(f_in, f_out))
@@ -171,7 +194,7 @@ def _draw(kind: str, rng: random.Random) -> Kernel:
             return Kernel(kind, f"add {c} @{side}", c, side, lambda: _Add(torch.randn(1, c, side, side)))
         return Kernel(kind, f"scale {c} @{side}", c, side, lambda: _Scale(c))
     if kind == "concat":
-        other = rng.choice(_CHANNELS[:16])
+        other = _off_grid(rng.choice(_CHANNELS[:16]), rng, 2)
         return Kernel(kind, f"concat {c}+{other} @{side}", c, side, lambda: _Concat(torch.randn(1, other, side, side)))
     if kind == "shuffle":
         groups = rng.choice((2, 3, 4, 8))
@@ -180,17 +203,34 @@ def _draw(kind: str, rng: random.Random) -> Kernel:
     raise ValueError(f"no kernels of kind {kind!r}")
 
 
-def count_kernel(kernel: Kernel, batch: int = 1) -> tuple[int, int, int, int]:
-    """(multiply-adds, element-wise operations, MAC bytes, counted ops) of one kernel, counted on the meta device
-    with the engine every prediction uses."""
+class KernelCount(NamedTuple):
+    """What the counting engine gives for one kernel: the counts every prediction uses, and its channels."""
+
+    flops: int  # multiply-adds
+    flops_elementwise: int
+    mac_bytes: int
+    ops: int  # counted ops (1 for every kernel of the suite)
+    channels: tuple[int, ...]  # :func:`vector_channels` of its op
+
+
+def vector_channels(first_input: Sequence[int], output: Sequence[int]) -> tuple[int, ...]:
+    """The channel counts an op's vector loops run over: of its first input and of its output, dim 1 of a 4-D
+    (NCHW) tensor and the features of a 2-D one. Other ranks give none."""
+    return tuple(shape[1] for shape in (first_input, output) if len(shape) in (2, 4))
+
+
+def count_kernel(kernel: Kernel, batch: int = 1) -> KernelCount:
+    """A kernel's counts, on the meta device with the engine every prediction uses."""
     module = copy.deepcopy(kernel.make()).to("meta")
     x = torch.empty(batch, kernel.channels, *((kernel.side,) * 2 if kernel.side else ()), device="meta")
     weights = [*module.parameters(), *module.buffers()]
     mode = CountingMode(external=[*weights, x], weights=weights)
     with torch.no_grad(), mode:
         module(x)
-    flops = sum(r[6] for r in mode.records)
-    return flops, sum(r[7] for r in mode.records), sum(r[9] for r in mode.records), len(mode.records)
+    records = mode.records
+    channels = vector_channels(records[0][4][0] if records[0][4] else (), records[0][5]) if records else ()
+    return KernelCount(sum(r[6] for r in records), sum(r[7] for r in records), sum(r[9] for r in records),
+                       len(records), channels)  # fmt: skip
 
 
 def kernel_suite(
@@ -205,7 +245,8 @@ def kernel_suite(
         drawn = 0
         while drawn < wanted:
             kernel = _draw(kind, rng)
-            if count_kernel(kernel, batch)[0] > MAX_KERNEL_FLOPS or kernel.channels * kernel.side**2 > MAX_MAP_ELEMENTS:
+            too_big = kernel.channels * kernel.side**2 > MAX_MAP_ELEMENTS
+            if too_big or count_kernel(kernel, batch).flops > MAX_KERNEL_FLOPS:
                 continue
             suite.append(kernel)
             drawn += 1
@@ -239,6 +280,7 @@ def time_kernels(
     """Time every kernel on an eager ``target``; one row per kernel with its counts and median time in ms.
 
     A ``module`` kernel's time is per container call (the chain's time over :data:`CONTAINER_DEPTH`), its counts 0.
+    ``channels`` is its :func:`vector_channels`, space-separated.
     """
     rows = []
     for kernel in progress(kernels, "calibrate"):
@@ -255,10 +297,11 @@ def time_kernels(
             samples, _ = time_callable(forward, target.torch_device, timing)
         time_ms = statistics.median(samples)
         if kernel.kind == MODULE_KIND:
-            flops = elementwise = mac_bytes = ops = 0
+            count = KernelCount(0, 0, 0, 0, ())
             time_ms /= CONTAINER_DEPTH
         else:
-            flops, elementwise, mac_bytes, ops = count_kernel(kernel, batch)
-        rows.append({"kind": kernel.kind, "kernel": kernel.name, "flops": flops, "flops_elementwise": elementwise,
-                     "mac_bytes": mac_bytes, "ops": ops, "time_ms": time_ms})  # fmt: skip
-    return pd.DataFrame(rows, columns=["kind", "kernel", "flops", "flops_elementwise", "mac_bytes", "ops", "time_ms"])
+            count = count_kernel(kernel, batch)
+        rows.append({"kind": kernel.kind, "kernel": kernel.name, "flops": count.flops,
+                     "flops_elementwise": count.flops_elementwise, "mac_bytes": count.mac_bytes, "ops": count.ops,
+                     "channels": " ".join(map(str, count.channels)), "time_ms": time_ms})  # fmt: skip
+    return pd.DataFrame(rows, columns=[*KERNEL_COLUMNS])

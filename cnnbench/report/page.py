@@ -346,14 +346,23 @@ def _prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> l
             if page.prediction_note else []  # fmt: skip
     summary = prediction_summary(frame)
     ours = summary.iloc[0]
+    first = frame.iloc[0]
+    networks = int(first.get("networks", 0) or 0)
+    factors = ", ".join(f"{t} ×{float(first[f'{t}_factor']):.2f}" for t in ("overhead", "compute", "memory")
+                        if f"{t}_factor" in frame)  # fmt: skip
+    in_network = (
+        f" It then timed {networks} synthetic networks whole (random stacks of the same layers, no zoo model) and "
+        f"fitted how much longer each term takes inside a network than alone: {factors} (median error on those "
+        f"networks {float(first['network_error_pct']):.1f}%). The two baselines' constants are fitted on the same "
+        "networks." if networks else " The two baselines are fitted on the same kernels.")
     lines = ["## Predicted latency: the cost model on models it never saw", "", (
-        f"`cnnbench calibrate` timed {int(frame['kernels'].iloc[0])} single layers on {key} (calibrated "
-        f"{frame['calibrated_at'].iloc[0]}; no zoo model among them) and fitted per op kind: time = overhead + "
-        "max(arithmetic / compute rate, memory traffic / memory rate) (`costmodel-" + key + ".json`). Each model "
-        "here is predicted from its meta-device counts alone (`cnnbench predict`) and set against its median measured "
-        "in this run. The two "
-        "baselines are fitted on the same kernels: latency proportional to multiply-adds (FLOPs-only) and to MAC "
-        "bytes (MAC-only). Error = predicted / measured − 1."), ""]
+        f"`cnnbench calibrate` timed {int(first['kernels'])} single layers on {key} (calibrated "
+        f"{first['calibrated_at']}; no zoo model among them) and fitted per op kind: time = overhead + "
+        "max(arithmetic / compute rate, memory traffic / memory rate), the rate terms times a factor of the kind "
+        f"when the op's channels are not multiples of {int(first.get('lanes', 1) or 1)} (`costmodel-{key}.json`)."
+        + in_network + " Each model here is predicted from its meta-device counts alone (`cnnbench predict`) and set "
+        "against its median measured in this run: latency proportional to multiply-adds (FLOPs-only) and to MAC "
+        "bytes (MAC-only) are the baselines. Error = predicted / measured − 1."), ""]
     shown = summary.rename(columns={"predictor": "predictor", "mape": "median |error| (%)", "within_10": "within ±10% "
                                     "(% of models)", "within_20": "within ±20% (% of models)", "models": "models"})
     lines += [_md(shown.round(1)), ""]

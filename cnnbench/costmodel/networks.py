@@ -1,0 +1,162 @@
+"""Synthetic networks that ``cnnbench calibrate`` times whole, beside the kernel suite: never a zoo model.
+
+A layer timed alone runs faster than the same layer inside a network. In a network each op finds its parameters,
+its code and the dispatcher's tables evicted by the ops before it, and reads an input that another op (often a
+oneDNN convolution) has just written; timed alone it finds all of them warm. On a 2-core EPYC, with freed memory
+kept, the suite's isolated fit predicted 48 random networks 26% low on the median, and BatchNorm ran about twice
+as long after a 1×1 convolution as alone. The cost model therefore fits three in-network factors (overhead, compute
+and memory terms, :func:`cnnbench.costmodel.model.fit_network_factors`) on whole networks that are built here.
+
+Each network is drawn by a seeded generator from the blocks lightweight CNNs are made of, in random order, widths
+and depths: a strided stem, depthwise-separable pairs, dense 3×3 layers, inverted bottlenecks (with or without
+squeeze-excitation and a residual add), grouped 1×1 layers with a channel shuffle, pools, two-branch concats, a
+global pool and a classifier. Widths are drawn off the grid of multiples of 8 as often as on it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from cnnbench.measure.latency import REPORT_TIMING, Timing, measure
+from cnnbench.target import Target
+
+__all__ = ["NETWORKS", "Network", "network_suite", "time_networks"]
+
+NETWORKS = 48  # networks per calibration: about a minute on a 2-core CPU
+_ACTIVATIONS: tuple[Callable[[], nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
+_RESOLUTIONS = (224, 192, 160, 128)
+_BLOCKS = ("separable", "dense", "bottleneck", "grouped", "pool", "concat")
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class _SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, squeezed: int) -> None:
+        super().__init__()
+        self.pool, self.reduce, self.act = nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeezed, 1), nn.ReLU()
+        self.expand, self.gate = nn.Conv2d(squeezed, channels, 1), nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class _Branches(nn.Module):
+    def __init__(self, left: nn.Module, right: nn.Module) -> None:
+        super().__init__()
+        self.left, self.right = left, right
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.left(x), self.right(x)], 1)
+
+
+class _Shuffle(nn.Module):
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def _conv_bn(
+    c_in: int, c_out: int, k: int, stride: int, groups: int, act: Callable[[], nn.Module] | None
+) -> list[nn.Module]:
+    layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+    return layers + ([act()] if act else [])
+
+
+def _block(
+    kind: str, c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[list[nn.Module], int]:
+    """One block's layers and its output channels."""
+    if kind == "separable":
+        tail = act if rng.random() < 0.5 else None
+        return _conv_bn(c, c, rng.choice((3, 5, 7)), stride, c, act) + _conv_bn(c, c_out, 1, 1, 1, tail), c_out
+    if kind == "dense":
+        return _conv_bn(c, c_out, 3, stride, 1, act), c_out
+    if kind == "bottleneck":
+        wide = c * rng.choice((3, 4, 6))
+        se = [_SqueezeExcite(wide, max(8, wide // 4))] if rng.random() < 0.4 else []
+        depthwise = _conv_bn(wide, wide, rng.choice((3, 5)), stride, wide, act)
+        body = nn.Sequential(*_conv_bn(c, wide, 1, 1, 1, act), *depthwise, *se, *_conv_bn(wide, c_out, 1, 1, 1, None))
+        return [_Residual(body) if stride == 1 and c_out == c else body], c_out
+    if kind == "grouped":
+        groups = rng.choice((2, 4, 8))
+        c_in, c_out = c // groups * groups, max(groups, c_out // groups * groups)
+        head = _conv_bn(c, c_in, 1, 1, 1, act) if c_in != c else []
+        grouped = _conv_bn(c_in, c_out, 1, 1, groups, act) + [_Shuffle(groups)]
+        return head + grouped + _conv_bn(c_out, c_out, 3, stride, c_out, None), c_out
+    if kind == "concat":
+        half = max(8, c_out // 2)
+        left, right = (nn.Sequential(*_conv_bn(c, half, k, stride, 1, act)) for k in (1, 3))
+        return [_Branches(left, right)], 2 * half
+    raise ValueError(f"no block {kind!r}")
+
+
+def _network(rng: random.Random) -> tuple[nn.Module, int, str]:
+    resolution = rng.choice(_RESOLUTIONS)
+    c, act = rng.choice((8, 12, 16, 24, 32, 48, 64)), rng.choice(_ACTIVATIONS)
+    layers, side, kinds = _conv_bn(3, c, 3, 2, 1, act), resolution // 2, []
+    for _ in range(rng.randint(6, 20)):
+        kind = rng.choice(_BLOCKS)
+        kinds.append(kind)
+        if kind == "pool":
+            if side > 7:
+                layers.append(rng.choice((nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2))))
+                side //= 2
+            continue
+        stride = 2 if side > 7 and rng.random() < 0.25 else 1
+        block, c = _block(kind, c, min(1024, max(8, int(c * rng.choice((1, 1, 1, 1.5, 2))))), stride, act, rng)
+        layers += block
+        side = (side + 1) // 2 if stride == 2 else side
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000)]
+    return nn.Sequential(*layers).eval(), resolution, f"{len(kinds)} blocks @{resolution}"
+
+
+@dataclass(frozen=True)
+class Network:
+    """One synthetic network of the calibration: its name, input side and builder."""
+
+    name: str
+    resolution: int
+    build: Callable[[], nn.Module]
+
+
+def network_suite(count: int = NETWORKS, seed: int = 0) -> list[Network]:
+    """``count`` synthetic networks drawn by ``random.Random(seed)``: the same on every machine."""
+    rng = random.Random(seed)
+    networks = []
+    for i in range(count):
+        draw = rng.randrange(2**31)
+        _, resolution, description = _network(random.Random(draw))
+        networks.append(Network(f"net{i:02d} ({description})", resolution,
+                                lambda draw=draw: _network(random.Random(draw))[0]))  # fmt: skip
+    return networks
+
+
+def time_networks(
+    drawn: Sequence[Network],
+    target: Target,
+    progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
+    timing: Timing = REPORT_TIMING,
+) -> pd.DataFrame:
+    """Each network's median latency on an eager ``target``, timed as the report times a zoo model."""
+    rows = []
+    for network in progress(drawn, "networks"):
+        timed = measure(network.build(), target, resolution=network.resolution, timing=timing, name=network.name)
+        rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": timed.median_ms})
+    return pd.DataFrame(rows, columns=["network", "resolution", "measured_ms"])
