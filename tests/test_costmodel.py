@@ -134,6 +134,23 @@ def test_the_synthetic_networks_are_seeded_and_hold_no_zoo_model() -> None:
         assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in network.build().parameters())
 
 
+def test_a_global_pool_is_costed_apart_from_a_windowed_one() -> None:
+    assert [costmodel.cost_kind("pool", o) for o in ("1×32×1×1", "1×1024", "1×64×56×56", "1×8×7×7")] == [
+        "pool_global", "pool_global", "pool", "pool"]  # fmt: skip
+    assert costmodel.cost_kind("conv_1x1", "1×32×1×1") == "conv_1x1"
+    side = 16
+    net = nn.Sequential(nn.MaxPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(1))
+    base = fixed_model()
+    window, reduce = costmodel.KindCost(0.01, 1.0, 1.0, 1, 0.0), costmodel.KindCost(0.002, 100.0, 50.0, 1, 0.0)
+    model = costmodel.CostModel(**{**base.__dict__, "kinds": {**base.kinds, "pool": window, "pool_global": reduce}})
+    layers = costmodel.predict(net, model, resolution=side).layers
+    # the max pool reads 3·16·16 and writes 3·8·8 elements (9 compares each); the global pool reads 3·8·8, writes 3
+    pooled, read = 3 * 8 * 8, 3 * side * side
+    assert layers["time_ms"].iloc[0] == pytest.approx(0.01 + max(pooled * 9 / 1e6, 4 * (read + pooled) / 1e6))
+    assert layers["time_ms"].iloc[1] == pytest.approx(0.002 + max(pooled / 100e6, 4 * (pooled + 3) / 50e6))
+    assert model.cost_of("pool_global") is reduce and fixed_model().cost_of("pool_global") is ELEMENTWISE
+
+
 def test_unknown_kinds_cost_as_elementwise_ops() -> None:
     partial = costmodel.CostModel(target={"key": "k"}, kinds={"elementwise": ELEMENTWISE}, module_call_ms=0.0,
                                   flops_ms_per_g=1.0, mac_ms_per_gb=1.0, kernels=1)  # fmt: skip
@@ -143,7 +160,7 @@ def test_unknown_kinds_cost_as_elementwise_ops() -> None:
 @pytest.mark.parametrize("kind", suite.KERNEL_KINDS)
 def test_every_kernel_runs_one_op_of_its_kind(kind: str) -> None:
     kernels = suite.kernel_suite(per_kind=3, kinds=(kind,))
-    assert len(kernels) == 3 * (2 if kind.startswith("conv") else 1) + 3  # and the container kernels
+    assert len(kernels) == 3 * (2 if kind.startswith("conv") or kind == "pool" else 1) + 3  # and the containers
     assert suite.suite_size(per_kind=3, kinds=(kind,)) == len(kernels)  # known without drawing them
     for kernel in kernels:
         if kernel.kind == suite.MODULE_KIND:

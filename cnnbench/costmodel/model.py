@@ -49,7 +49,7 @@ from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["KindCost", "CostModel", "Prediction", "FORMAT", "check_modelled", "fit_kind", "fit", "calibrate",
            "predict", "default_path", "load", "save", "accuracy_summary", "CODE_MODULES", "misaligned",
-           "LANE_CHOICES", "TERMS", "fit_network_factors", "fit_networks"]  # fmt: skip
+           "LANE_CHOICES", "TERMS", "fit_network_factors", "fit_networks", "cost_kind"]  # fmt: skip
 
 FORMAT = 2  # the JSON layout's version (2: the misaligned factor and the lanes)
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
@@ -110,7 +110,9 @@ class CostModel:
         return str(self.target.get("key", ""))
 
     def cost_of(self, kind: str) -> KindCost:
-        return self.kinds.get(kind) or self.kinds[FALLBACK_KIND]
+        """The cost of a :func:`cost_kind`: its own, else its counting kind's (``pool`` for ``pool_global``), else
+        an element-wise op's."""
+        return self.kinds.get(kind) or self.kinds.get(kind.split("_global")[0]) or self.kinds[FALLBACK_KIND]
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
@@ -163,6 +165,14 @@ def _arithmetic(frame: pd.DataFrame) -> np.ndarray:
     return (frame["flops"] + frame["flops_elementwise"]).to_numpy(dtype=float)
 
 
+def cost_kind(kind: str, output: str) -> str:
+    """The kind an op is costed as: its counting kind, except that a pool whose output has no spatial extent left
+    (``1×C×1×1`` or ``1×C``: squeeze-excitation's and the classifier's global average) is ``pool_global``, a
+    reduction that reads each element once, unlike a windowed pool that reads it up to k² times."""
+    dims = [int(d) for d in output.split("×") if d] if isinstance(output, str) else []  # a CSV's blank is NaN
+    return "pool_global" if kind == "pool" and (len(dims) == 2 or (len(dims) == 4 and dims[2] * dims[3] == 1)) else kind
+
+
 def misaligned(channels: Iterable[str], lanes: int) -> np.ndarray:
     """Which ops have a channel count (space-separated, :func:`cnnbench.costmodel.suite.vector_channels`) that is
     not a multiple of ``lanes``; an op with none (a blank, or a CSV's NaN) is aligned."""
@@ -203,7 +213,8 @@ def _ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
 def _fit_kinds(ops: pd.DataFrame, lanes: int) -> tuple[dict[str, KindCost], float]:
     """Every kind's cost at ``lanes``, and the fit's total |log error| over the kernels (lower fits better)."""
     kinds, total = {}, 0.0
-    for kind, group in ops.groupby("kind", sort=False):
+    kinds_of = [cost_kind(k, o) for k, o in zip(ops["kind"], ops.get("output", [""] * len(ops)), strict=True)]
+    for kind, group in ops.groupby(pd.Series(kinds_of, index=ops.index), sort=False):
         off = misaligned(group["channels"], lanes) if "channels" in group else None
         cost = fit_kind(_arithmetic(group), group["mac_bytes"].to_numpy(float), group["time_ms"].to_numpy(), off)
         kinds[str(kind)] = cost
@@ -268,7 +279,8 @@ def calibrate(
     kernels = suite.time_kernels(suite.kernel_suite(per_kind, seed), target, timing=timing, progress=progress)
     isolated = fit(kernels, target)
     off = misaligned(kernels["channels"], isolated.lanes)
-    rows = zip(kernels["kind"], _arithmetic(kernels), kernels["mac_bytes"], off, strict=True)
+    kinds_of = [cost_kind(k, o) for k, o in zip(kernels["kind"], kernels["output"], strict=True)]
+    rows = zip(kinds_of, _arithmetic(kernels), kernels["mac_bytes"], off, strict=True)
     fitted = [isolated.module_call_ms if kind == suite.MODULE_KIND else
               float(isolated.cost_of(kind).time_ms(np.array([a]), np.array([b]), np.array([m]))[0])
               for kind, a, b, m in rows]  # fmt: skip
@@ -343,7 +355,8 @@ def predict(
     layers["misaligned"] = off = misaligned(channels, cost_model.lanes)
     terms = np.zeros((len(layers), 3))
     arithmetic, mac_bytes = _arithmetic(layers), layers["mac_bytes"].to_numpy(float)
-    for kind, index in layers.groupby("kind", sort=False).indices.items():
+    kinds_of = pd.Series([cost_kind(k, o) for k, o in zip(layers["kind"], layers["output_shape"], strict=True)])
+    for kind, index in layers.groupby(kinds_of.to_numpy(), sort=False).indices.items():
         cost = cost_model.cost_of(str(kind))
         terms[index] = np.column_stack(cost.terms(arithmetic[index], mac_bytes[index], off[index]))
     terms *= np.array([cost_model.factor(t) for t in TERMS])  # as the ops run inside a network

@@ -7,10 +7,14 @@ kept, the suite's isolated fit predicted 48 random networks 26% low on the media
 as long after a 1×1 convolution as alone. The cost model therefore fits three in-network factors (overhead, compute
 and memory terms, :func:`cnnbench.costmodel.model.fit_network_factors`) on whole networks that are built here.
 
-Each network is drawn by a seeded generator from the blocks lightweight CNNs are made of, in random order, widths
-and depths: a strided stem, depthwise-separable pairs, dense 3×3 layers, inverted bottlenecks (with or without
-squeeze-excitation and a residual add), grouped 1×1 layers with a channel shuffle, pools, two-branch concats, a
-global pool and a classifier. Widths are drawn off the grid of multiples of 8 as often as on it.
+Each network is drawn by a seeded generator. Three in four are made of the blocks lightweight CNNs are built from,
+in stages of random kind, width and depth, each stage one block repeated 1–4 times with the same shapes (as real
+networks repeat theirs, so that a repeated block finds its kernels' code warm): a strided stem,
+depthwise-separable pairs, dense 3×3 layers, inverted bottlenecks (with or without squeeze-excitation and a
+residual add), grouped 1×1 layers with a channel shuffle, pools, two-branch concats, a global pool and a
+classifier; widths are drawn off the grid of multiples of 8 as often as on it. The fourth is wide and dense, as
+the classic families are: stages of 3×3 layers, plain or in residual pairs, up to 512 channels, and one or two
+linear layers.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ NETWORKS = 48  # networks per calibration: about a minute on a 2-core CPU
 _ACTIVATIONS: tuple[Callable[[], nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
 _RESOLUTIONS = (224, 192, 160, 128)
 _BLOCKS = ("separable", "dense", "bottleneck", "grouped", "pool", "concat")
+CLASSIC = 0.25  # the share of networks built as the classic families are (wide dense 3×3 stages)
 
 
 class _Residual(nn.Module):
@@ -107,24 +112,56 @@ def _block(
     raise ValueError(f"no block {kind!r}")
 
 
+def _classic(rng: random.Random, resolution: int) -> tuple[nn.Module, int, str]:
+    """A wide network of dense 3×3 layers, as the classic families are built: a 7×7 stem (and a max pool), then
+    stages that double the channels and halve the side, of residual pairs of 3×3 layers or of plain 3×3 stacks
+    (with or without BatchNorm), and a classifier of one or two linear layers."""
+    c = rng.choice((48, 64, 96))
+    layers: list[nn.Module] = _conv_bn(3, c, 7, 2, 1, nn.ReLU) + ([nn.MaxPool2d(3, 2, 1)] if rng.random() < 0.5 else [])
+    residual, norm = rng.random() < 0.5, rng.random() < 0.7
+    stages = rng.randint(2, 4)
+    for stage in range(stages):
+        c_out = min(512, c * 2) if stage else c
+        for i in range(rng.randint(1, 3)):
+            stride = 2 if stage and i == 0 else 1
+            if residual:
+                body = nn.Sequential(*_conv_bn(c, c_out, 3, stride, 1, nn.ReLU), *_conv_bn(c_out, c_out, 3, 1, 1, None))
+                layers += [_Residual(body) if stride == 1 and c == c_out else body, nn.ReLU()]
+            else:
+                if stride == 2:
+                    layers.append(nn.MaxPool2d(2, 2))
+                conv = nn.Conv2d(c, c_out, 3, 1, 1, bias=not norm)
+                layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU()] if norm else [conv, nn.ReLU()]
+            c = c_out
+    hidden = rng.choice((0, 1024, 4096))
+    head = [nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 1000)] if hidden else [nn.Linear(c, 1000)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *head]
+    style = "residual" if residual else "plain"
+    return nn.Sequential(*layers).eval(), resolution, f"classic {style}, {stages} stages @{resolution}"
+
+
 def _network(rng: random.Random) -> tuple[nn.Module, int, str]:
     resolution = rng.choice(_RESOLUTIONS)
+    if rng.random() < CLASSIC:
+        return _classic(rng, resolution)
     c, act = rng.choice((8, 12, 16, 24, 32, 48, 64)), rng.choice(_ACTIVATIONS)
-    layers, side, kinds = _conv_bn(3, c, 3, 2, 1, act), resolution // 2, []
-    for _ in range(rng.randint(6, 20)):
-        kind = rng.choice(_BLOCKS)
-        kinds.append(kind)
+    layers, side, blocks = _conv_bn(3, c, 3, 2, 1, act), resolution // 2, 0
+    for _ in range(rng.randint(3, 8)):  # stages: one block drawn, then repeated with the same shapes
+        kind, repeats = rng.choice(_BLOCKS), rng.randint(1, 4)
         if kind == "pool":
             if side > 7:
                 layers.append(rng.choice((nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2))))
                 side //= 2
             continue
-        stride = 2 if side > 7 and rng.random() < 0.25 else 1
-        block, c = _block(kind, c, min(1024, max(8, int(c * rng.choice((1, 1, 1, 1.5, 2))))), stride, act, rng)
-        layers += block
+        stride = 2 if side > 7 and rng.random() < 0.4 else 1
+        c_out, shapes = min(1024, max(8, int(c * rng.choice((1, 1, 1.5, 2))))), rng.random()
+        for i in range(repeats):
+            block, c = _block(kind, c, c_out, stride if i == 0 else 1, act, random.Random(shapes))
+            layers += block
+            blocks += 1
         side = (side + 1) // 2 if stride == 2 else side
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000)]
-    return nn.Sequential(*layers).eval(), resolution, f"{len(kinds)} blocks @{resolution}"
+    return nn.Sequential(*layers).eval(), resolution, f"{blocks} blocks @{resolution}"
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ KERNEL_KINDS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear", "n
 KERNELS_PER_KIND = 72
 MAX_KERNEL_FLOPS = 4e8  # multiply-adds of the largest kernel (VGG's biggest layer has 1.8e9: the rate carries over)
 MAX_MAP_ELEMENTS = 64 * 224 * 224  # the largest feature map a zoo network makes (VGG's first block)
-KERNEL_COLUMNS = ("kind", "kernel", "flops", "flops_elementwise", "mac_bytes", "ops", "channels", "time_ms")
+KERNEL_COLUMNS = ("kind", "kernel", "flops", "flops_elementwise", "mac_bytes", "ops", "channels", "output",
+                  "time_ms")  # fmt: skip
 CONTAINER_DEPTH = 16  # containers nested around the identity of a `module` kernel
 MODULE_KERNELS = 3  # `module` kernels in a suite
 # Short: a kernel's median is stable after a few calls, and the suite has hundreds of kernels.
@@ -211,6 +212,7 @@ class KernelCount(NamedTuple):
     mac_bytes: int
     ops: int  # counted ops (1 for every kernel of the suite)
     channels: tuple[int, ...]  # :func:`vector_channels` of its op
+    output: tuple[int, ...]  # its op's output shape
 
 
 def vector_channels(first_input: Sequence[int], output: Sequence[int]) -> tuple[int, ...]:
@@ -229,15 +231,16 @@ def count_kernel(kernel: Kernel, batch: int = 1) -> KernelCount:
         module(x)
     records = mode.records
     channels = vector_channels(records[0][4][0] if records[0][4] else (), records[0][5]) if records else ()
+    output = tuple(records[0][5]) if records else ()
     return KernelCount(sum(r[6] for r in records), sum(r[7] for r in records), sum(r[9] for r in records),
-                       len(records), channels)  # fmt: skip
+                       len(records), channels, output)  # fmt: skip
 
 
 def kernel_suite(
     per_kind: int = KERNELS_PER_KIND, seed: int = 0, kinds: Sequence[str] = KERNEL_KINDS, batch: int = 1
 ) -> list[Kernel]:
-    """``per_kind`` kernels of every kind (convolutions get twice as many: their rates vary most), drawn from the
-    zoo's channel and size ranges by ``random.Random(seed)``, plus a few ``module`` kernels."""
+    """``per_kind`` kernels of every kind (convolutions and pools get twice as many: their rates vary most), drawn
+    from the zoo's channel and size ranges by ``random.Random(seed)``, plus a few ``module`` kernels."""
     rng = random.Random(seed)
     suite: list[Kernel] = []
     for kind in kinds:
@@ -261,7 +264,7 @@ def suite_size(per_kind: int = KERNELS_PER_KIND, kinds: Sequence[str] = KERNEL_K
 
 
 def _per_kind(kind: str, per_kind: int) -> int:
-    return per_kind * (2 if kind.startswith("conv") else 1)
+    return per_kind * (2 if kind.startswith("conv") or kind == "pool" else 1)  # pools: windowed and global
 
 
 def _input(kernel: Kernel, target: Target, batch: int) -> Tensor:
@@ -280,7 +283,7 @@ def time_kernels(
     """Time every kernel on an eager ``target``; one row per kernel with its counts and median time in ms.
 
     A ``module`` kernel's time is per container call (the chain's time over :data:`CONTAINER_DEPTH`), its counts 0.
-    ``channels`` is its :func:`vector_channels`, space-separated.
+    ``channels`` is its :func:`vector_channels`, space-separated; ``output`` its op's output shape (``1×32×1×1``).
     """
     rows = []
     for kernel in progress(kernels, "calibrate"):
@@ -297,11 +300,12 @@ def time_kernels(
             samples, _ = time_callable(forward, target.torch_device, timing)
         time_ms = statistics.median(samples)
         if kernel.kind == MODULE_KIND:
-            count = KernelCount(0, 0, 0, 0, ())
+            count = KernelCount(0, 0, 0, 0, (), ())
             time_ms /= CONTAINER_DEPTH
         else:
             count = count_kernel(kernel, batch)
         rows.append({"kind": kernel.kind, "kernel": kernel.name, "flops": count.flops,
                      "flops_elementwise": count.flops_elementwise, "mac_bytes": count.mac_bytes, "ops": count.ops,
-                     "channels": " ".join(map(str, count.channels)), "time_ms": time_ms})  # fmt: skip
+                     "channels": " ".join(map(str, count.channels)), "output": "×".join(map(str, count.output)),
+                     "time_ms": time_ms})  # fmt: skip
     return pd.DataFrame(rows, columns=[*KERNEL_COLUMNS])
