@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from cnnbench.costmodel.suite import ChannelShuffle
 from cnnbench.measure.latency import REPORT_TIMING, Timing, measure
 from cnnbench.target import Target
 
@@ -67,16 +68,6 @@ class _Branches(nn.Module):
         return torch.cat([self.left(x), self.right(x)], 1)
 
 
-class _Shuffle(nn.Module):
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
-
-
 def _conv_bn(
     c_in: int, c_out: int, k: int, stride: int, groups: int, act: Callable[[], nn.Module] | None
 ) -> list[nn.Module]:
@@ -103,7 +94,7 @@ def _block(
         groups = rng.choice((2, 4, 8))
         c_in, c_out = c // groups * groups, max(groups, c_out // groups * groups)
         head = _conv_bn(c, c_in, 1, 1, 1, act) if c_in != c else []
-        grouped = _conv_bn(c_in, c_out, 1, 1, groups, act) + [_Shuffle(groups)]
+        grouped = _conv_bn(c_in, c_out, 1, 1, groups, act) + [ChannelShuffle(groups)]
         return head + grouped + _conv_bn(c_out, c_out, 3, stride, c_out, None), c_out
     if kind == "concat":
         half = max(8, c_out // 2)

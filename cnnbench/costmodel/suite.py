@@ -35,7 +35,7 @@ from cnnbench.target import Target
 
 __all__ = ["Kernel", "KERNEL_KINDS", "KERNELS_PER_KIND", "MODULE_KIND", "CALIBRATION_TIMING", "MAX_KERNEL_FLOPS",
            "kernel_suite", "suite_size", "count_kernel", "time_kernels", "CONTAINER_DEPTH", "vector_channels",
-           "KernelCount"]  # fmt: skip
+           "KernelCount", "ChannelShuffle"]  # fmt: skip
 
 MODULE_KIND = "module"  # a container's call: no op, only Python
 # The counting engine's kinds that the suite covers (its "other" kind has no kernel: unknown ops cost what an
@@ -103,8 +103,9 @@ class _Concat(nn.Module):
         return torch.cat([x, self.other], 1)
 
 
-class _Shuffle(nn.Module):
-    """ShuffleNet's channel shuffle: reshape, transpose, and the copy that flattens it back."""
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: reshape, transpose, and the copy that flattens it back (the suite's and the
+    synthetic networks'; the zoo has its own)."""
 
     def __init__(self, groups: int) -> None:
         super().__init__()
@@ -200,7 +201,7 @@ def _draw(kind: str, rng: random.Random) -> Kernel:
     if kind == "shuffle":
         groups = rng.choice((2, 3, 4, 8))
         channels = groups * max(1, c // groups)
-        return Kernel(kind, f"shuffle g{groups} {channels} @{side}", channels, side, lambda: _Shuffle(groups))
+        return Kernel(kind, f"shuffle g{groups} {channels} @{side}", channels, side, lambda: ChannelShuffle(groups))
     raise ValueError(f"no kernels of kind {kind!r}")
 
 
