@@ -55,6 +55,7 @@ FORMAT = 2  # the JSON layout's version (2: the misaligned factor and the lanes)
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
 FALLBACK_KIND = "elementwise"  # what an op of a kind with no fitted cost ("other": unknown ops) is costed as
+GLOBAL_POOL = "pool_global"  # the cost kind of a pool that leaves no spatial extent (:func:`cost_kind`)
 CODE_MODULES = (suite, networks, counting, profiling)  # a stored cost model stands only while these are unchanged
 TERMS = ("overhead", "compute", "memory")  # the attribution's terms, each with an in-network factor
 
@@ -112,7 +113,8 @@ class CostModel:
     def cost_of(self, kind: str) -> KindCost:
         """The cost of a :func:`cost_kind`: its own, else its counting kind's (``pool`` for ``pool_global``), else
         an element-wise op's."""
-        return self.kinds.get(kind) or self.kinds.get(kind.split("_global")[0]) or self.kinds[FALLBACK_KIND]
+        counted = "pool" if kind == GLOBAL_POOL else kind
+        return self.kinds.get(kind) or self.kinds.get(counted) or self.kinds[FALLBACK_KIND]
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
@@ -169,8 +171,13 @@ def cost_kind(kind: str, output: str) -> str:
     """The kind an op is costed as: its counting kind, except that a pool whose output has no spatial extent left
     (``1×C×1×1`` or ``1×C``: squeeze-excitation's and the classifier's global average) is ``pool_global``, a
     reduction that reads each element once, unlike a windowed pool that reads it up to k² times."""
-    dims = [int(d) for d in output.split("×") if d] if isinstance(output, str) else []  # a CSV's blank is NaN
-    return "pool_global" if kind == "pool" and (len(dims) == 2 or (len(dims) == 4 and dims[2] * dims[3] == 1)) else kind
+    dims = _first_shape(output)
+    return GLOBAL_POOL if kind == "pool" and (len(dims) == 2 or (len(dims) == 4 and dims[2] * dims[3] == 1)) else kind
+
+
+def _cost_kinds(kinds: Iterable[str], outputs: Iterable[str]) -> np.ndarray:
+    """:func:`cost_kind` of each op of a table (its ``kind`` and output shape columns)."""
+    return np.array([cost_kind(k, o) for k, o in zip(kinds, outputs, strict=True)], dtype=object)
 
 
 def misaligned(channels: Iterable[str], lanes: int) -> np.ndarray:
@@ -210,16 +217,16 @@ def _ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
     return float(np.exp(np.median(np.log(time_ms[keep]) - np.log(count[keep]))))
 
 
-def _fit_kinds(ops: pd.DataFrame, lanes: int) -> tuple[dict[str, KindCost], float]:
-    """Every kind's cost at ``lanes``, and the fit's total |log error| over the kernels (lower fits better)."""
+def _fit_kinds(ops: pd.DataFrame, kinds_of: np.ndarray, lanes: int) -> tuple[dict[str, KindCost], float]:
+    """Every cost kind's fit at ``lanes`` (``kinds_of``: each kernel's), and the fit's total |log error| over the
+    kernels (lower fits better)."""
     kinds, total = {}, 0.0
-    kinds_of = [cost_kind(k, o) for k, o in zip(ops["kind"], ops.get("output", [""] * len(ops)), strict=True)]
-    for kind, group in ops.groupby(pd.Series(kinds_of, index=ops.index), sort=False):
+    for kind, index in ops.groupby(kinds_of, sort=False).indices.items():
+        group = ops.iloc[index]
+        arithmetic, mac_bytes, time_ms = _arithmetic(group), group["mac_bytes"].to_numpy(float), group["time_ms"]
         off = misaligned(group["channels"], lanes) if "channels" in group else None
-        cost = fit_kind(_arithmetic(group), group["mac_bytes"].to_numpy(float), group["time_ms"].to_numpy(), off)
-        kinds[str(kind)] = cost
-        fitted = cost.time_ms(_arithmetic(group), group["mac_bytes"].to_numpy(float), off)
-        total += float(np.abs(np.log(fitted) - np.log(group["time_ms"].to_numpy(float))).sum())
+        cost = kinds[str(kind)] = fit_kind(arithmetic, mac_bytes, time_ms.to_numpy(), off)
+        total += float(np.abs(np.log(cost.time_ms(arithmetic, mac_bytes, off)) - np.log(time_ms.to_numpy(float))).sum())
     return kinds, total
 
 
@@ -227,7 +234,8 @@ def fit(kernels: pd.DataFrame, target: Target) -> CostModel:
     """The cost model of ``target`` from :func:`cnnbench.costmodel.suite.time_kernels`' table: each kind fitted at
     every lane count of :data:`LANE_CHOICES`, the lane count that fits the whole suite best kept."""
     ops = kernels[kernels["kind"] != suite.MODULE_KIND]
-    fits = {lanes: _fit_kinds(ops, lanes) for lanes in (LANE_CHOICES if "channels" in ops else (1,))}
+    kinds_of = _cost_kinds(ops["kind"], ops["output"] if "output" in ops else [""] * len(ops))
+    fits = {lanes: _fit_kinds(ops, kinds_of, lanes) for lanes in (LANE_CHOICES if "channels" in ops else (1,))}
     lanes = min(fits, key=lambda n: fits[n][1])
     kinds = fits[lanes][0]
     if FALLBACK_KIND not in kinds:
@@ -279,8 +287,8 @@ def calibrate(
     kernels = suite.time_kernels(suite.kernel_suite(per_kind, seed), target, timing=timing, progress=progress)
     isolated = fit(kernels, target)
     off = misaligned(kernels["channels"], isolated.lanes)
-    kinds_of = [cost_kind(k, o) for k, o in zip(kernels["kind"], kernels["output"], strict=True)]
-    rows = zip(kinds_of, _arithmetic(kernels), kernels["mac_bytes"], off, strict=True)
+    rows = zip(_cost_kinds(kernels["kind"], kernels["output"]), _arithmetic(kernels), kernels["mac_bytes"], off,
+               strict=True)  # fmt: skip
     fitted = [isolated.module_call_ms if kind == suite.MODULE_KIND else
               float(isolated.cost_of(kind).time_ms(np.array([a]), np.array([b]), np.array([m]))[0])
               for kind, a, b, m in rows]  # fmt: skip
@@ -328,9 +336,10 @@ def _module_calls(net: nn.Module, layers: pd.DataFrame) -> int:
 
 
 def _first_shape(shapes: str) -> tuple[int, ...]:
-    """The first shape of the profile's ``"1×3×224×224, 16×3×3×3"`` (an empty tuple for none)."""
-    first = str(shapes).split(", ")[0]
-    return tuple(int(n) for n in first.split("×")) if first else ()
+    """The first shape of the profile's ``"1×3×224×224, 16×3×3×3"`` (an empty tuple for none, and for a CSV's
+    blank read back as NaN)."""
+    first = shapes.split(", ")[0] if isinstance(shapes, str) else ""
+    return tuple(int(n) for n in first.split("×") if n)
 
 
 def predict(
@@ -355,8 +364,7 @@ def predict(
     layers["misaligned"] = off = misaligned(channels, cost_model.lanes)
     terms = np.zeros((len(layers), 3))
     arithmetic, mac_bytes = _arithmetic(layers), layers["mac_bytes"].to_numpy(float)
-    kinds_of = pd.Series([cost_kind(k, o) for k, o in zip(layers["kind"], layers["output_shape"], strict=True)])
-    for kind, index in layers.groupby(kinds_of.to_numpy(), sort=False).indices.items():
+    for kind, index in layers.groupby(_cost_kinds(layers["kind"], layers["output_shape"]), sort=False).indices.items():
         cost = cost_model.cost_of(str(kind))
         terms[index] = np.column_stack(cost.terms(arithmetic[index], mac_bytes[index], off[index]))
     terms *= np.array([cost_model.factor(t) for t in TERMS])  # as the ops run inside a network

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from cnnbench.runtimes.session import RuntimeForward
 
 __all__ = [
-    "Forward", "autocast", "forward_on", "fuse_batchnorm", "hold_freed_memory", "make_input", "prepare", "running",
-    "synchronize", "threads",
+    "Forward", "autocast", "forward_on", "fuse_batchnorm", "make_input", "prepare", "running", "synchronize",
+    "threads",
 ]  # fmt: skip
 
 
