@@ -110,6 +110,16 @@ def test_per_op_timer_synchronises_on_gpus(device: str, monkeypatch: pytest.Monk
     assert calls == []
 
 
+def test_per_op_timer_times_the_copy_a_contiguous_call_makes() -> None:
+    """Under inference mode ``.contiguous()`` of a transposed tensor copies inside ``aten.contiguous``, which no
+    mode sees as ``clone``: the timer records it as the shuffle the counting engine counts; a no-op one is free."""
+    x = torch.ones(1, 4, 3, 3)
+    with torch.inference_mode(), OpTimer(torch.device("cpu")) as timer:
+        x.view(1, 2, 2, 3, 3).transpose(1, 2).contiguous()
+        x.contiguous()
+    assert [kind for kind, _ in timer.times] == ["shuffle"] and timer.ops == ["clone"]
+
+
 def test_target_descriptions() -> None:
     target, notes = resolve_target(Target(device="cpu", dtype="fp16", threads=2))
     assert any("fp16 on the CPU" in n for n in notes)
