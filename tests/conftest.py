@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cnnbench.costmodel import model as costmodel
-from cnnbench.costmodel import suite
+from cnnbench.measure.counting import KINDS
 
 # The largest models: building them with real weights takes most of a test run on a 2-core CPU.
 BIG = {"vgg19", "vgg19_bn", "efficientnet_b7"}
@@ -84,13 +84,18 @@ def conv_linear_madds(model: nn.Module, side: int, in_channels: int = 3) -> int:
     return total
 
 
-CONV = costmodel.KindCost(overhead_ms=0.02, compute_gops=50.0, memory_gbs=10.0, kernels=1, kernel_error=0.0)
-ELEMENTWISE = costmodel.KindCost(overhead_ms=0.005, compute_gops=100.0, memory_gbs=20.0, kernels=1, kernel_error=0.0)
+CONV = costmodel.OpCost(overhead_ms=0.02, parallel_ms=0.0, parallel_above=None, compute_gops=50.0, memory_gbs=10.0,
+                        misaligned_factor=1.0, ops=1, error=0.0)  # fmt: skip
+ELEMENTWISE = costmodel.OpCost(overhead_ms=0.005, parallel_ms=0.0, parallel_above=None, compute_gops=100.0,
+                               memory_gbs=20.0, misaligned_factor=1.0, ops=1, error=0.0)  # fmt: skip
 
 
 def fixed_model(key: str = "cpu-t1-fp32-nchw-eager") -> costmodel.CostModel:
-    """A cost model with round numbers: every convolution and linear kind costs as CONV, the rest as ELEMENTWISE."""
-    kinds = {kind: CONV if kind.startswith("conv") or kind == "linear" else ELEMENTWISE for kind in suite.KERNEL_KINDS}
-    return costmodel.CostModel(target={"key": key, "device": "cpu"}, kinds=kinds, module_call_ms=0.001,
-                               flops_ms_per_g=20.0, mac_ms_per_gb=100.0, kernels=7,
+    """A cost model with round numbers: every convolution kind and linear costs as CONV, every other op (through its
+    kind's fallback) and ``any`` as ELEMENTWISE; every channel count is on the lanes, no page faults, scale 1."""
+    costs = {kind: CONV for kind in costmodel.KINDS_AS_KEYS}
+    costs |= {f"kind:{kind}": ELEMENTWISE for kind in KINDS if kind not in costmodel.KINDS_AS_KEYS}
+    return costmodel.CostModel(target={"key": key, "device": "cpu"}, costs={**costs, costmodel.ANY: ELEMENTWISE},
+                               lanes=1, page_fault_gbs=None, network_scale=1.0, flops_ms_per_g=20.0,
+                               mac_ms_per_gb=100.0, networks=7, ops=700, network_error=0.05,
                                environment={"machine": "m", "cpu": "test"})  # fmt: skip

@@ -1,5 +1,5 @@
-"""``cnnbench calibrate`` (fit a target's cost model on the kernel suite) and ``cnnbench predict`` (latency of any
-model from its counts, with the time attributed to compute, memory traffic and per-op overhead)."""
+"""``cnnbench calibrate`` (fit a target's cost model on ops timed inside synthetic networks) and ``cnnbench predict``
+(latency of any model from its counts, with the time attributed to compute, memory traffic and per-op overhead)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 from torch import nn
 
 from cnnbench.cli.common import add_target_arguments, positive_int, printed_by, target_from
-from cnnbench.costmodel import networks, suite
+from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
 
@@ -33,27 +33,28 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
     out = Path(args.out) if args.out else costmodel.default_path(target)
     if out.exists() and out.is_dir():
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
-    bar = lambda items, desc: progress(items, desc, unit="kernel" if desc == "calibrate" else "network")  # noqa: E731
-    fitted, _, _ = costmodel.calibrate(target, per_kind=args.kernels, seed=args.seed, progress=bar,
-                                       network_count=args.networks)  # fmt: skip
+    bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731
+    fitted, _, _ = costmodel.calibrate(target, network_count=args.networks, seed=args.seed, progress=bar)
     costmodel.save(fitted, out)
-    rows = [{"kind": kind, "kernels": c.kernels, "overhead_us": c.overhead_ms * 1e3, "compute_gops": c.compute_gops,
-             "memory_gbs": c.memory_gbs, "misaligned_factor": c.misaligned_factor,
-             "kernel_error_pct": c.kernel_error * 100} for kind, c in fitted.kinds.items()]  # fmt: skip
+    rows = [{"key": key, "ops": c.ops, "overhead_us": c.overhead_ms * 1e3, "parallel_us": c.parallel_ms * 1e3,
+             "parallel_above": c.parallel_above, "compute_gops": c.compute_gops, "memory_gbs": c.memory_gbs,
+             "misaligned_factor": c.misaligned_factor, "error_pct": c.error * 100}
+            for key, c in fitted.costs.items()]  # fmt: skip
     frame = pd.DataFrame(rows)
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
-    columns = {"kind": "kind", "kernels": "kernels", "overhead_us": "overhead (µs)", "compute_gops": "compute (G/s)",
-               "memory_gbs": "memory (GB/s)", "misaligned_factor": f"off {fitted.lanes} lanes (×)",
-               "kernel_error_pct": "fit error (%)"}  # fmt: skip
-    factors = ", ".join(f"{t} ×{fitted.factor(t):.2f}" for t in costmodel.TERMS)
-    header = (f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.kernels} kernels and "
-              f"{fitted.networks} synthetic networks, no zoo model; written to {out}\n"
-              f"# per op: overhead + max(arithmetic / compute, MAC bytes / memory), the rate terms × the factor when "
-              f"its channels are not multiples of {fitted.lanes}; a container call adds "
-              f"{fitted.module_call_ms * 1e3:.1f} µs\n"
-              f"# inside a network (fitted on the synthetic ones, median error {fitted.network_error * 100:.1f}%): "
-              f"{factors}\n")  # fmt: skip
+    frame["parallel_above"] = frame["parallel_above"].map(lambda n: "never" if pd.isna(n) else f"{n:,.0f}")
+    columns = {"key": "cost key", "ops": "ops", "overhead_us": "overhead (µs)", "parallel_us": "parallel (µs)",
+               "parallel_above": "above (elements)", "compute_gops": "compute (G/s)", "memory_gbs": "memory (GB/s)",
+               "misaligned_factor": f"off {fitted.lanes} lanes (×)", "error_pct": "fit error (%)"}  # fmt: skip
+    faults = f"{fitted.page_fault_gbs:.2f} GB/s" if fitted.page_fault_gbs else "none passed the threshold"
+    header = (f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.ops} ops timed in place "
+              f"in {fitted.networks} synthetic networks, no zoo model; written to {out}\n"
+              "# per op: overhead + parallel above a size + (arithmetic / compute + MAC bytes / memory) × the factor "
+              f"when its channels are not multiples of {fitted.lanes}, + fresh pages (mapped afresh: {faults})\n"
+              f"# a network: {fitted.network_scale:.3f} × the sum of its ops (median error on the networks, timed "
+              f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {costmodel.MIN_OPS} ops use "
+              "their kind's pooled fit (kind:...), then every op's (any)\n")  # fmt: skip
     return header + emit(frame.round(2), args.format, columns)
 
 
@@ -127,35 +128,29 @@ def _cmd_predict(args: argparse.Namespace) -> str:
                   args.format, PREDICT_COLUMNS).rstrip("\n")]  # fmt: skip
     if len(predictions) == 1 or args.by_kind:
         for p in predictions:
-            lines += ["", f"# {p.model}: time per op kind ({p.module_calls} container calls are the 'module' row)",
-                      emit(p.by_kind.round(3), args.format, KIND_COLUMNS).rstrip("\n")]  # fmt: skip
+            lines += ["", f"# {p.model}: time per op kind", emit(p.by_kind.round(3), args.format,
+                                                                    KIND_COLUMNS).rstrip("\n")]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def add_commands(sub: Any) -> None:
     """``calibrate`` and ``predict``."""
     p_cal = sub.add_parser(
-        "calibrate", help="time a kernel suite on the target and fit its latency cost model",
-        description="Times single layers over a grid of shapes (dense, 1×1, depthwise and group convs, linear, "
-        "BatchNorm, activations, add and mul, pools, concat, channel shuffle; never a zoo model) and fits, per op "
-        "kind, overhead + max(arithmetic / compute rate, memory traffic / memory rate), with a factor for channels "
-        "off the vector lanes; then times synthetic networks whole and fits the in-network factors of the overhead, "
-        "compute and memory terms. Writes the JSON under the cache, keyed by this machine and the target (or "
-        "--out), for `cnnbench predict`.",
+        "calibrate", help="time ops inside synthetic networks on the target and fit its latency cost model",
+        description="Draws seeded synthetic networks from the layers the zoo is made of (dense, 1×1, depthwise and "
+        "group convs, linear, BatchNorm, activations, add and mul, pools, concat, channel shuffle; never a zoo "
+        "model), times each whole and op by op in its place, each in a process of its own, and fits per op key "
+        "overhead + a parallel step + arithmetic / compute rate + memory traffic / memory rate, with a factor for "
+        "channels off the vector lanes and a rate for fresh pages. Writes the JSON under the cache, keyed by this "
+        "machine and the target (or --out), for `cnnbench predict`.",
     )  # fmt: skip
-    p_cal.add_argument(
-        "--kernels",
-        type=positive_int,
-        default=suite.KERNELS_PER_KIND,
-        help=f"kernels per kind (convolutions get twice as many; default {suite.KERNELS_PER_KIND}: about 1080 in all)",
-    )
     p_cal.add_argument(
         "--networks",
         type=positive_int,
         default=networks.NETWORKS,
-        help=f"synthetic networks timed whole for the in-network factors (default {networks.NETWORKS})",
+        help=f"synthetic networks to time (default {networks.NETWORKS}: about two and a half minutes on 2 cores)",
     )
-    p_cal.add_argument("--seed", type=int, default=0, help="the seed the kernel shapes and networks are drawn with")
+    p_cal.add_argument("--seed", type=int, default=0, help="the seed the networks are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")
     add_target_arguments(p_cal)
     printed_by(p_cal, _cmd_calibrate)

@@ -1,24 +1,36 @@
-"""A per-target cost model of latency, fitted on the kernel suite and applied to any model's counting pass.
+"""A per-target cost model of latency, fitted on ops timed inside synthetic networks and applied to any model's
+counting pass.
 
-For an op of kind *k* (the counting engine's kinds: dense, 1×1, depthwise and group conv, linear, norm, ...)::
+Every op has a *cost key*: the counting engine's kind for convolutions (dense, 1×1, depthwise, group) and linear
+layers, ``pool_global`` for a pool that leaves no spatial extent (squeeze-excitation's mean, the classifier's global
+average), and the aten op otherwise (``native_batch_norm``, ``relu_``, ``silu``, ``add_``, ``mul``, ``cat``,
+``max_pool2d_with_indices``...), so that an in-place activation, which allocates nothing, is costed apart from one
+that writes a new tensor. For an op of key *k*::
 
-    time = overhead_k + max(arithmetic / compute_k, mac_bytes / memory_k) × (misaligned_k if off the lanes)
+    time = overhead_k + parallel_k · [size > above_k]
+           + (arithmetic / compute_k + mac_bytes / memory_k) × (misaligned_k if off the lanes)
+           + fresh_bytes / page_faults
 
-where ``arithmetic`` is the op's multiply-adds plus its element-wise operations (a conv's are almost all
-multiply-adds, an activation's all element-wise) and ``mac_bytes`` its memory access cost in bytes (ShuffleNetV2's
-MAC, weights included). An op whose channels (of its input or output) are not all multiples of the target's vector
-lanes runs a slower code path: its rate terms take the factor ``misaligned_k``. The lane count (4, 8, 16 or 32
-fp32 values) is the one that fits the suite best, one per target. The four numbers of each kind are fitted on that
-kind's kernels by least squares on the logarithm of time (relative error, so a 10 µs kernel counts as much as a
-10 ms one), with a robust loss that a noisy machine's outliers do not drag. Kernels and models are counted alike,
-with fp32 bytes; under an fp16 or bf16 target the fitted memory rates absorb the factor. A network adds one more
-term: ``module_call_ms`` for each ``nn.Module`` call that runs no counted op of its own (containers, blocks,
-identities), timed on nested containers.
+- ``arithmetic``: multiply-adds plus element-wise operations; ``mac_bytes``: ShuffleNetV2's memory access cost in
+  bytes (weights included), counted with fp32 bytes (under fp16/bf16 the fitted rates absorb the factor);
+- ``parallel_k`` above ``above_k`` elements: the cost of going parallel. An op whose input (for concat, output)
+  holds more than ``above_k`` elements runs on every thread, and waking the others costs time of its own: a 1×1
+  convolution of 36 channels on a 28×28 map took 16 µs on one thread and 79 µs on two of a 2-core VM, where
+  20×20 took 11 µs either way. ``above_k`` is chosen per key from a grid of powers of √2;
+- ``misaligned_k``: an op whose channels (of its first input or its output) are not all multiples of the target's
+  vector lanes runs a slower code path; the lane count (4, 8, 16 or 32 fp32 values) is the one that fits best;
+- ``fresh_bytes``: the output of an op that is not in place, when it passes the allocator's mmap threshold
+  (:data:`cnnbench.measure.allocator.MMAP_THRESHOLD_BYTES`): such a block is mapped afresh at every forward and
+  each of its pages faults on first write; ``page_faults`` (GB/s) is one rate per target.
 
-The per-op attribution follows the formula: the overhead is overhead, the larger of the two rate terms is compute
-(the op is compute-bound) or memory (memory-bound). Two baselines fitted on the same kernels say what the formula
-adds: latency proportional to multiply-adds (FLOPs-only) and proportional to MAC bytes (MAC-only), each the median
-ratio of time to count over the kernels that have one.
+The numbers of each key are fitted on that key's ops, each timed in its place inside a synthetic network
+(:mod:`cnnbench.costmodel.networks`), by least squares on the logarithm of time with a soft-L1 loss and a weight of
+√(time / median time), so that a relative error counts, more for the ops that make a network's time. A key with
+fewer than :data:`MIN_OPS` ops falls back to the fit of its counting kind (all its ops pooled), then to that of every
+op. A network's time is then ``network_scale`` × the sum of its ops (the container calls and the Python between
+ops, fitted on the networks timed whole). The attribution follows the formula: overhead (both overhead terms),
+compute, and memory (traffic and fresh pages). Two baselines fitted on the same networks say what the formula adds:
+latency proportional to multiply-adds (FLOPs-only) and to MAC bytes (MAC-only), the median time per unit.
 
 Fitted for the eager backend. ONNX Runtime and OpenVINO fuse Conv+BatchNorm(+activation) into one kernel and choose
 their own kernels per shape; those fusion rules are not modelled, so those backends are refused
@@ -38,52 +50,55 @@ import pandas as pd
 from scipy.optimize import least_squares
 from torch import nn
 
-from cnnbench.costmodel import networks, suite
+from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure import counting, profiling
+from cnnbench.measure import allocator, breakdown, counting, profiling
+from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.models import build_model
 from cnnbench.provenance import environment, machine_identity, now
 from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
 from cnnbench.target import Target, describe, resolve_target
 
-__all__ = ["KindCost", "CostModel", "Prediction", "FORMAT", "check_modelled", "fit_kind", "fit", "calibrate",
-           "predict", "default_path", "load", "save", "accuracy_summary", "CODE_MODULES", "misaligned",
-           "LANE_CHOICES", "TERMS", "fit_network_factors", "fit_networks", "cost_kind"]  # fmt: skip
+__all__ = ["OpCost", "CostModel", "Prediction", "FORMAT", "check_modelled", "cost_key", "op_features", "fit_cost",
+           "fit", "calibrate", "predict", "default_path", "load", "save", "accuracy_summary", "CODE_MODULES",
+           "misaligned", "vector_channels", "LANE_CHOICES", "TERMS", "MIN_OPS", "ANY"]  # fmt: skip
 
-FORMAT = 2  # the JSON layout's version (2: the misaligned factor and the lanes)
+FORMAT = 3  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults)
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
-FALLBACK_KIND = "elementwise"  # what an op of a kind with no fitted cost ("other": unknown ops) is costed as
-GLOBAL_POOL = "pool_global"  # the cost kind of a pool that leaves no spatial extent (:func:`cost_kind`)
-CODE_MODULES = (suite, networks, counting, profiling)  # a stored cost model stands only while these are unchanged
-TERMS = ("overhead", "compute", "memory")  # the attribution's terms, each with an in-network factor
+MIN_OPS = 20  # ops a cost key needs to be fitted on its own; fewer fall back to their kind's pooled fit
+ANY = "any"  # the last fallback: every op pooled
+GLOBAL_POOL = "pool_global"
+KINDS_AS_KEYS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear")  # costed by kind, whatever the op
+# Where an op may go parallel: 2^10 to 2^21 elements in steps of √2 (the coarse grid is every other one).
+THRESHOLDS = tuple(2.0 ** (k / 2) for k in range(20, 43))
+CODE_MODULES = (networks, counting, profiling, breakdown, allocator)  # a stored cost model stands while unchanged
+TERMS = ("overhead", "compute", "memory")  # the attribution's terms
 
 
 @dataclass(frozen=True)
-class KindCost:
-    """The fitted cost of one op kind: ``overhead_ms + max(arithmetic / compute, mac_bytes / memory)``."""
+class OpCost:
+    """The fitted cost of one cost key (see the module docstring for the formula)."""
 
-    overhead_ms: float  # per op: dispatch, Python, thread wake-up
+    overhead_ms: float  # per op: dispatch, Python, allocation
+    parallel_ms: float  # added when the op is larger than ``parallel_above`` elements: waking the other threads
+    parallel_above: float | None  # elements (None: the key's ops never paid it)
     compute_gops: float  # arithmetic (multiply-adds + element-wise operations) per second, in G
     memory_gbs: float  # MAC bytes per second, in GB
-    kernels: int  # kernels it was fitted on
-    kernel_error: float  # median |predicted / measured - 1| over those kernels
-    misaligned_factor: float = 1.0  # the rate terms' factor for an op whose channels are off the lanes
+    misaligned_factor: float  # the rate terms' factor for an op whose channels are off the lanes
+    ops: int  # ops it was fitted on
+    error: float  # median |fitted / measured - 1| over those ops
 
-    def terms(
-        self, arithmetic: np.ndarray, mac_bytes: np.ndarray, misaligned: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(overhead, compute, memory) in ms per op; only the larger of compute and memory is kept (the other 0)."""
-        scale = 1.0 if misaligned is None else np.where(misaligned, self.misaligned_factor, 1.0)
-        compute = arithmetic / (self.compute_gops * PER_MS) * scale
-        memory = mac_bytes / (self.memory_gbs * PER_MS) * scale
-        bound = compute >= memory
-        overhead = np.full(len(compute), self.overhead_ms)
-        return overhead, np.where(bound, compute, 0.0), np.where(bound, 0.0, memory)
-
-    def time_ms(self, arithmetic: np.ndarray, mac_bytes: np.ndarray, off: np.ndarray | None = None) -> np.ndarray:
-        return sum(self.terms(arithmetic, mac_bytes, off))  # type: ignore[return-value]
+    def terms(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        """(overhead, compute, memory) in ms, one row per op of the features ``f`` (:func:`op_features`), before
+        page faults."""
+        above = math.inf if self.parallel_above is None else self.parallel_above
+        scale = np.where(f["misaligned"], self.misaligned_factor, 1.0)
+        overhead = self.overhead_ms + self.parallel_ms * (f["size"] > above)
+        compute = f["arithmetic"] / (self.compute_gops * PER_MS) * scale
+        memory = f["mac_bytes"] / (self.memory_gbs * PER_MS) * scale
+        return np.column_stack([overhead, compute, memory])
 
 
 @dataclass(frozen=True)
@@ -91,30 +106,24 @@ class CostModel:
     """A target's fitted cost model, with where and when it was measured (JSON: :func:`save`, :func:`load`)."""
 
     target: dict[str, object]  # cnnbench.target.describe(): device, threads, dtype, layout, backend, key
-    kinds: dict[str, KindCost]
-    module_call_ms: float
+    costs: dict[str, OpCost]  # per cost key, and per counting kind ("kind:norm") and ANY as fallbacks
+    lanes: int  # channels are aligned when a multiple of this
+    page_fault_gbs: float | None  # fresh-page bytes per second, in GB (None: no op of the suite passed the threshold)
+    network_scale: float  # a network's time over the sum of its ops
     flops_ms_per_g: float  # FLOPs-only baseline: ms per 1e9 multiply-adds
     mac_ms_per_gb: float  # MAC-only baseline: ms per 1e9 MAC bytes
-    kernels: int
+    networks: int  # synthetic networks timed
+    ops: int  # their ops, each timed in place
+    network_error: float  # median |predicted / measured - 1| over those networks
     environment: dict[str, str] = field(default_factory=dict)  # machine, torch, commit, cpu, measured_at, code
-    lanes: int = 1  # channels are aligned when a multiple of this (1: every op is)
-    network_factors: dict[str, float] = field(default_factory=dict)  # TERMS' in-network factors (absent: 1)
-    networks: int = 0  # synthetic networks the factors and the baselines were fitted on
-    network_error: float = 0.0  # median |predicted / measured - 1| over those networks (0 with none)
-
-    def factor(self, term: str) -> float:
-        """The in-network factor of ``term`` (overhead, compute or memory)."""
-        return float(self.network_factors.get(term, 1.0))
 
     @property
     def key(self) -> str:
         return str(self.target.get("key", ""))
 
-    def cost_of(self, kind: str) -> KindCost:
-        """The cost of a :func:`cost_kind`: its own, else its counting kind's (``pool`` for ``pool_global``), else
-        an element-wise op's."""
-        counted = "pool" if kind == GLOBAL_POOL else kind
-        return self.kinds.get(kind) or self.kinds.get(counted) or self.kinds[FALLBACK_KIND]
+    def cost_of(self, key: str, kind: str) -> OpCost:
+        """The cost of a key: its own, else its counting kind's, else every op's."""
+        return self.costs.get(key) or self.costs.get(f"kind:{kind}") or self.costs[ANY]
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
@@ -128,23 +137,22 @@ class Prediction:
     resolution: int
     batch: int
     latency_ms: float
-    overhead_ms: float  # per-op overhead plus container calls
-    compute_ms: float  # ops that are compute-bound
-    memory_ms: float  # ops that are memory-bound
+    overhead_ms: float  # per-op overhead, parallel steps included
+    compute_ms: float  # arithmetic at the compute rates
+    memory_ms: float  # traffic at the memory rates, and fresh pages
     flops_only_ms: float
     mac_only_ms: float
     flops: int  # multiply-adds
     mac_bytes: int
     params: int
     ops: int
-    module_calls: int  # container calls that run no op of their own
-    layers: pd.DataFrame  # one row per op: module, kind, counts, overhead/compute/memory/time ms
+    layers: pd.DataFrame  # one row per op: module, kind, key, counts, overhead/compute/memory/time ms
     by_kind: pd.DataFrame
 
     def row(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in ("model", "resolution", "batch", "latency_ms", "overhead_ms",
                                                 "compute_ms", "memory_ms", "flops_only_ms", "mac_only_ms", "flops",
-                                                "mac_bytes", "params", "ops", "module_calls")}  # fmt: skip
+                                                "mac_bytes", "params", "ops")}  # fmt: skip
 
 
 def check_modelled(target: Target) -> Target:
@@ -160,186 +168,226 @@ def check_modelled(target: Target) -> Target:
     return target
 
 
-# --- fitting ---------------------------------------------------------------------------------------------------
+# --- features ----------------------------------------------------------------------------------------------------
 
 
-def _arithmetic(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["flops"] + frame["flops_elementwise"]).to_numpy(dtype=float)
+def _shapes(text: object) -> list[tuple[int, ...]]:
+    """The shapes of the profile's ``"1×3×224×224, 16×3×3×3"`` (none for a blank, or a CSV's NaN)."""
+    if not isinstance(text, str) or not text:
+        return []
+    return [tuple(int(n) for n in shape.split("×") if n) for shape in text.split(", ")]
 
 
-def cost_kind(kind: str, output: str) -> str:
-    """The kind an op is costed as: its counting kind, except that a pool whose output has no spatial extent left
-    (``1×C×1×1`` or ``1×C``: squeeze-excitation's and the classifier's global average) is ``pool_global``, a
-    reduction that reads each element once, unlike a windowed pool that reads it up to k² times."""
-    dims = _first_shape(output)
-    return GLOBAL_POOL if kind == "pool" and (len(dims) == 2 or (len(dims) == 4 and dims[2] * dims[3] == 1)) else kind
+def vector_channels(first_input: Sequence[int], output: Sequence[int]) -> tuple[int, ...]:
+    """The channel counts an op's vector loops run over: of its first input and of its output, dim 1 of a 4-D
+    (NCHW) tensor and the features of a 2-D one. Other ranks give none."""
+    return tuple(shape[1] for shape in (first_input, output) if len(shape) in (2, 4))
 
 
-def _cost_kinds(kinds: Iterable[str], outputs: Iterable[str]) -> np.ndarray:
-    """:func:`cost_kind` of each op of a table (its ``kind`` and output shape columns)."""
-    return np.array([cost_kind(k, o) for k, o in zip(kinds, outputs, strict=True)], dtype=object)
+def misaligned(channels: Iterable[Sequence[int]], lanes: int) -> np.ndarray:
+    """Which ops have a channel count that is not a multiple of ``lanes``."""
+    return np.array([any(c % lanes for c in counts) for counts in channels], dtype=bool)
 
 
-def misaligned(channels: Iterable[str], lanes: int) -> np.ndarray:
-    """Which ops have a channel count (space-separated, :func:`cnnbench.costmodel.suite.vector_channels`) that is
-    not a multiple of ``lanes``; an op with none (a blank, or a CSV's NaN) is aligned."""
-    return np.array([isinstance(text, str) and any(int(c) % lanes for c in text.split()) for text in channels],
-                    dtype=bool)  # fmt: skip
+def cost_key(kind: str, op: str, output: Sequence[int]) -> str:
+    """The key an op is costed by: its kind for convolutions and linear layers, ``pool_global`` for a pool whose
+    output has no spatial extent left (``1×C×1×1`` or ``1×C``), else its aten op (``relu_`` apart from ``relu``)."""
+    if kind in KINDS_AS_KEYS:
+        return kind
+    if kind == "pool" and (len(output) == 2 or (len(output) == 4 and output[2] * output[3] == 1)):
+        return GLOBAL_POOL
+    return op
 
 
-def fit_kind(
-    arithmetic: np.ndarray, mac_bytes: np.ndarray, time_ms: np.ndarray, misaligned: np.ndarray | None = None
-) -> KindCost:
-    """Fit ``overhead + max(arithmetic / compute, mac_bytes / memory) × factor^misaligned`` to measured times by
-    least squares on log time (soft-L1 loss, so a noisy machine's outliers weigh less). Parameters are fitted as
-    logarithms, so all stay positive; with no misaligned op the factor stays 1."""
-    arithmetic, mac_bytes, time_ms = (np.asarray(a, dtype=float) for a in (arithmetic, mac_bytes, time_ms))
-    off = np.zeros(len(time_ms), dtype=bool) if misaligned is None else np.asarray(misaligned, dtype=bool)
+def op_features(layers: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What the formula needs of each op of a counting pass's layers (:func:`cnnbench.measure.profiling.profile`):
+    ``key``, ``kind``, ``arithmetic``, ``mac_bytes``, ``size`` (elements of the input an op parallelises over: its
+    first input, a linear layer's features, a concat's output), ``fresh_bytes`` (see the module docstring) and
+    ``channels`` (:func:`vector_channels`)."""
+    inputs, outputs = [_shapes(s) for s in layers["input_shapes"]], [_shapes(s) for s in layers["output_shape"]]
+    kinds, ops = layers["kind"].to_numpy(dtype=object), layers["op"].to_numpy(dtype=object)
+    sizes, fresh, channels, keys = [], [], [], []
+    for kind, op, ins, outs in zip(kinds, ops, inputs, outputs, strict=True):
+        out = outs[0] if outs else ()
+        parallel = out if kind == "concat" or not ins else ins[1] if op == "addmm" and len(ins) > 1 else ins[0]
+        sizes.append(math.prod(parallel))
+        out_bytes = 4 * math.prod(out) if out else 0
+        fresh.append(out_bytes if out_bytes > allocator.MMAP_THRESHOLD_BYTES and not op.endswith("_") else 0)
+        channels.append(vector_channels(ins[0] if ins else (), out))
+        keys.append(cost_key(kind, op, out))
+    return {"key": np.array(keys, dtype=object), "kind": kinds, "size": np.array(sizes, dtype=float),
+            "arithmetic": (layers["flops"] + layers["flops_elementwise"]).to_numpy(dtype=float),
+            "mac_bytes": layers["mac_bytes"].to_numpy(dtype=float), "fresh_bytes": np.array(fresh, dtype=float),
+            "channels": _objects(channels)}  # fmt: skip
 
-    def model(p: np.ndarray) -> np.ndarray:
-        overhead, compute, memory, factor = np.exp(p)
-        return overhead + np.maximum(arithmetic / compute, mac_bytes / memory) * np.where(off, factor, 1.0)
 
-    # half the fastest kernel, 100 G/s, 10 GB/s, no factor; bounds far outside any real device
-    start = np.log([max(float(time_ms.min()) / 2, 1e-4), 100 * PER_MS, 10 * PER_MS, 1.0])
-    low, high = np.log([1e-7, 1e-3 * PER_MS, 1e-3 * PER_MS, 0.25]), np.log([1e3, 1e7 * PER_MS, 1e7 * PER_MS, 8.0])
-    result = least_squares(lambda p: np.log(model(p)) - np.log(time_ms), np.clip(start, low, high),
-                           bounds=(low, high), loss="soft_l1", f_scale=0.1)  # fmt: skip
-    overhead, compute, memory, factor = np.exp(result.x)
-    error = float(np.median(np.abs(model(result.x) / time_ms - 1)))
-    factor = float(factor) if off.any() else 1.0
-    return KindCost(float(overhead), float(compute / PER_MS), float(memory / PER_MS), len(time_ms), error, factor)
+def _objects(values: Sequence[object]) -> np.ndarray:
+    """A 1-D object array of ``values`` (tuples stay tuples, whatever their lengths)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+# --- fitting -----------------------------------------------------------------------------------------------------
+
+
+def _select(f: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[index] for name, values in f.items()}
+
+
+def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray | None = None,
+             extra_ms: np.ndarray | None = None, parallel: bool = True) -> OpCost:  # fmt: skip
+    """Fit one key's numbers to its ops' times (``f``: their :func:`op_features` with ``misaligned`` added;
+    ``extra_ms``: what the formula adds beyond the key, page faults). Least squares on log time with a soft-L1 loss,
+    the numbers fitted as logarithms so that all stay positive; the parallel threshold is the grid value that fits
+    best, or none (``parallel=False`` fits without one)."""
+    time_ms = np.asarray(time_ms, dtype=float)
+    weight = np.ones(len(time_ms)) if weight is None else np.asarray(weight, dtype=float)
+    extra = np.zeros(len(time_ms)) if extra_ms is None else np.asarray(extra_ms, dtype=float)
+    scale_on = f["misaligned"]
+    a, b, size = f["arithmetic"], f["mac_bytes"], f["size"]
+
+    def model(p: np.ndarray, above: float) -> np.ndarray:
+        overhead, step, compute, memory, factor = np.exp(p)
+        rates = (a / compute + b / memory) * np.where(scale_on, factor, 1.0)
+        return overhead + step * (size > above) + rates + extra
+
+    # half the fastest op, 1 µs of parallel step, 100 G/s, 10 GB/s, no factor; bounds far outside any real device
+    start = np.log([max(float(time_ms.min()) / 2, 1e-4), 1e-3, 100 * PER_MS, 10 * PER_MS, 1.0])
+    low = np.log([1e-7, 1e-7, 1e-3 * PER_MS, 1e-3 * PER_MS, 0.25])
+    high = np.log([1e3, 1e3, 1e7 * PER_MS, 1e7 * PER_MS, 8.0])
+
+    def solve(above: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
+        result = least_squares(lambda p: weight * (np.log(model(p, above)) - np.log(time_ms)), x0,
+                               bounds=(low, high), loss="soft_l1", f_scale=0.1)  # fmt: skip
+        return float(result.cost), result.x
+
+    best = (*solve(math.inf, np.clip(start, low, high)), math.inf)
+    if parallel:
+        coarse = [t for i, t in enumerate(THRESHOLDS) if i % 2 == 0]
+        for above in coarse:
+            best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
+        if best[2] != math.inf:
+            i = THRESHOLDS.index(best[2])
+            for above in {THRESHOLDS[max(0, i - 1)], THRESHOLDS[min(len(THRESHOLDS) - 1, i + 1)]}:
+                best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
+    _, p, above = best
+    overhead, step, compute, memory, factor = map(float, np.exp(p))
+    error = float(np.median(np.abs(model(p, above) / time_ms - 1)))
+    return OpCost(overhead, step if above != math.inf else 0.0, None if above == math.inf else above,
+                  compute / PER_MS, memory / PER_MS, factor if scale_on.any() else 1.0, len(time_ms), error)
+
+
+def _fit_costs(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray, extra: np.ndarray,
+               parallel: bool) -> dict[str, OpCost]:  # fmt: skip
+    """Every key with at least :data:`MIN_OPS` ops, every counting kind whose ops are keyed by op (pooled), and
+    :data:`ANY`."""
+    groups: dict[str, np.ndarray] = {}
+    for key in np.unique(f["key"]):
+        index = np.flatnonzero(f["key"] == key)
+        if len(index) >= MIN_OPS:
+            groups[str(key)] = index
+    for kind in np.unique(f["kind"]):
+        if kind not in KINDS_AS_KEYS:
+            groups[f"kind:{kind}"] = np.flatnonzero(f["kind"] == kind)
+    groups[ANY] = np.arange(len(time_ms))
+    return {key: fit_cost(_select(f, i), time_ms[i], weight[i], extra[i], parallel) for key, i in groups.items()}
+
+
+def _apply(costs: dict[str, OpCost], f: dict[str, np.ndarray], page_fault_gbs: float | None) -> np.ndarray:
+    """(overhead, compute, memory) per op, page faults in memory."""
+    terms = np.zeros((len(f["key"]), 3))
+    for key, kind in set(zip(f["key"], f["kind"], strict=True)):
+        index = np.flatnonzero((f["key"] == key) & (f["kind"] == kind))
+        cost = costs.get(str(key)) or costs.get(f"kind:{kind}") or costs[ANY]
+        terms[index] = cost.terms(_select(f, index))
+    if page_fault_gbs:
+        terms[:, 2] += f["fresh_bytes"] / (page_fault_gbs * PER_MS)
+    return terms
+
+
+def _log_error(predicted: np.ndarray, time_ms: np.ndarray, weight: np.ndarray) -> float:
+    return float(np.sum(weight * np.abs(np.log(predicted) - np.log(time_ms))))
+
+
+def fit(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
+    """The cost model of ``target`` from :func:`cnnbench.costmodel.networks.time_networks`' tables: ``ops`` (each op
+    with its ``time_ms`` in place and its ``network``) and ``timed`` (each network's ``measured_ms``).
+
+    The lane count is chosen first, on fits without a parallel step; then every key is fitted with one; then the
+    page-fault rate is read off the ops that mapped fresh pages (the median of their bytes over what the rest of
+    the formula leaves of their time) and their keys are fitted again with it."""
+    if ops.empty:
+        raise CnnbenchError("no op was timed; calibrate on at least one network")
+    f = op_features(ops)
+    time_ms = ops["time_ms"].to_numpy(dtype=float)
+    weight = np.sqrt(time_ms / np.median(time_ms))
+    none = np.zeros(len(time_ms))
+    lanes, best = LANE_CHOICES[0], math.inf
+    for choice in LANE_CHOICES:
+        trial = {**f, "misaligned": misaligned(f["channels"], choice)}
+        error = _log_error(_apply(_fit_costs(trial, time_ms, weight, none, False), trial, None).sum(1), time_ms,
+                           weight)  # fmt: skip
+        lanes, best = (choice, error) if error < best else (lanes, best)
+    f["misaligned"] = misaligned(f["channels"], lanes)
+    costs = _fit_costs(f, time_ms, weight, none, True)
+    page_fault_gbs = None
+    fresh = f["fresh_bytes"] > 0
+    if fresh.any():
+        rest = _apply(costs, f, None).sum(1)[fresh]
+        left = time_ms[fresh] - rest
+        if (left > 0).any():
+            page_fault_gbs = float(np.median(f["fresh_bytes"][fresh][left > 0] / left[left > 0])) / PER_MS
+            extra = f["fresh_bytes"] / (page_fault_gbs * PER_MS)
+            refit = _fit_costs(f, time_ms, weight, extra, True)
+            touched = {str(k) for k in f["key"][fresh]} | {f"kind:{k}" for k in f["kind"][fresh]} | {ANY}
+            costs = {key: refit[key] if key in touched else cost for key, cost in costs.items()}
+    per_op = _apply(costs, f, page_fault_gbs).sum(1)
+    summed = pd.Series(per_op).groupby(ops["network"].to_numpy()).sum()
+    measured = timed.set_index("network")["measured_ms"].reindex(summed.index).to_numpy(dtype=float)
+    scale = float(np.exp(np.median(np.log(measured / summed.to_numpy()))))
+    counts = ops.groupby("network")[["flops", "mac_bytes"]].sum().reindex(summed.index)
+    env = environment(target.torch_device)
+    return CostModel(
+        target={**describe(target), "key": target.key}, costs=costs, lanes=lanes, page_fault_gbs=page_fault_gbs,
+        network_scale=scale, flops_ms_per_g=_ratio(measured, counts["flops"].to_numpy(float)) * 1e9,
+        mac_ms_per_gb=_ratio(measured, counts["mac_bytes"].to_numpy(float)) * 1e9, networks=len(summed),
+        ops=len(ops), network_error=float(np.median(np.abs(scale * summed.to_numpy() / measured - 1))),
+        environment={**env, "measured_at": now(), "code": code_fingerprint(None, CODE_MODULES)},
+    )  # fmt: skip
 
 
 def _ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
-    """The median of time per unit over the kernels with a count (a proportional model fitted on log time)."""
+    """The median of time per unit over the networks with a count (a proportional model fitted on log time)."""
     keep = count > 0
     return float(np.exp(np.median(np.log(time_ms[keep]) - np.log(count[keep]))))
 
 
-def _fit_kinds(ops: pd.DataFrame, kinds_of: np.ndarray, lanes: int) -> tuple[dict[str, KindCost], float]:
-    """Every cost kind's fit at ``lanes`` (``kinds_of``: each kernel's), and the fit's total |log error| over the
-    kernels (lower fits better)."""
-    kinds, total = {}, 0.0
-    for kind, index in ops.groupby(kinds_of, sort=False).indices.items():
-        group = ops.iloc[index]
-        arithmetic, mac_bytes, time_ms = _arithmetic(group), group["mac_bytes"].to_numpy(float), group["time_ms"]
-        off = misaligned(group["channels"], lanes) if "channels" in group else None
-        cost = kinds[str(kind)] = fit_kind(arithmetic, mac_bytes, time_ms.to_numpy(), off)
-        total += float(np.abs(np.log(cost.time_ms(arithmetic, mac_bytes, off)) - np.log(time_ms.to_numpy(float))).sum())
-    return kinds, total
-
-
-def fit(kernels: pd.DataFrame, target: Target) -> CostModel:
-    """The cost model of ``target`` from :func:`cnnbench.costmodel.suite.time_kernels`' table: each kind fitted at
-    every lane count of :data:`LANE_CHOICES`, the lane count that fits the whole suite best kept."""
-    ops = kernels[kernels["kind"] != suite.MODULE_KIND]
-    kinds_of = _cost_kinds(ops["kind"], ops["output"] if "output" in ops else [""] * len(ops))
-    fits = {lanes: _fit_kinds(ops, kinds_of, lanes) for lanes in (LANE_CHOICES if "channels" in ops else (1,))}
-    lanes = min(fits, key=lambda n: fits[n][1])
-    kinds = fits[lanes][0]
-    if FALLBACK_KIND not in kinds:
-        raise CnnbenchError(f"the kernel suite needs {FALLBACK_KIND} kernels: unknown ops are costed as those")
-    calls = kernels.loc[kernels["kind"] == suite.MODULE_KIND, "time_ms"]
-    time_ms = ops["time_ms"].to_numpy()
-    env = environment(target.torch_device)
-    return CostModel(
-        target={**describe(target), "key": target.key},
-        kinds=kinds,
-        module_call_ms=float(calls.median()) if len(calls) else 0.0,
-        flops_ms_per_g=_ratio(time_ms, ops["flops"].to_numpy(float)) * 1e9,
-        mac_ms_per_gb=_ratio(time_ms, ops["mac_bytes"].to_numpy(float)) * 1e9,
-        kernels=len(kernels),
-        environment={**env, "measured_at": now(), "code": code_fingerprint(None, CODE_MODULES)},
-        lanes=lanes,
-    )
-
-
-def fit_network_factors(terms: np.ndarray, measured_ms: np.ndarray) -> tuple[dict[str, float], float]:
-    """The in-network factors: ``measured ≈ f_o·overhead + f_c·compute + f_m·memory`` over whole networks, where
-    each row of ``terms`` holds a network's three summed terms as the isolated kernels predict them. Least squares on
-    log time (soft-L1), the factors fitted as logarithms within 1/4–8; returns them and the median |error|."""
-    terms, measured_ms = np.asarray(terms, dtype=float), np.asarray(measured_ms, dtype=float)
-
-    def model(p: np.ndarray) -> np.ndarray:
-        return terms @ np.exp(p)
-
-    result = least_squares(lambda p: np.log(model(p)) - np.log(measured_ms), np.zeros(len(TERMS)),
-                           bounds=(np.log(0.25), np.log(8.0)), loss="soft_l1", f_scale=0.1)  # fmt: skip
-    error = float(np.median(np.abs(model(result.x) / measured_ms - 1)))
-    return dict(zip(TERMS, map(float, np.exp(result.x)), strict=True)), error
-
-
 def calibrate(
     target: Target | None = None,
-    per_kind: int = suite.KERNELS_PER_KIND,
-    seed: int = 0,
-    timing: suite.Timing = suite.CALIBRATION_TIMING,
-    progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
     network_count: int = networks.NETWORKS,
+    seed: int = 0,
+    progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
+    timing: Timing = REPORT_TIMING,
 ) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:
-    """Time the kernel suite and the synthetic networks on ``target`` (never a zoo model) and fit its cost model.
-
-    The kernels give each kind's overhead, rates and misaligned factor; the networks, predicted from those and timed
-    whole, give the in-network factors and the two baselines' constants. Returns the cost model, the kernels' table
-    (counts, measured and fitted times) and the networks' (measured, isolated and fitted predictions)."""
+    """Time ``network_count`` synthetic networks on ``target`` (never a zoo model), whole and op by op, each in a
+    process of its own, and fit its cost model. Returns the cost model, the per-op table (counts, ``time_ms`` and
+    ``fitted_ms``) and the per-network one (``measured_ms``, ``ops_ms``, ``predicted_ms``)."""
     target = check_modelled(target or Target())
-    kernels = suite.time_kernels(suite.kernel_suite(per_kind, seed), target, timing=timing, progress=progress)
-    isolated = fit(kernels, target)
-    off = misaligned(kernels["channels"], isolated.lanes)
-    rows = zip(_cost_kinds(kernels["kind"], kernels["output"]), _arithmetic(kernels), kernels["mac_bytes"], off,
-               strict=True)  # fmt: skip
-    fitted = [isolated.module_call_ms if kind == suite.MODULE_KIND else
-              float(isolated.cost_of(kind).time_ms(np.array([a]), np.array([b]), np.array([m]))[0])
-              for kind, a, b, m in rows]  # fmt: skip
+    if network_count < 1:
+        raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     drawn = networks.network_suite(network_count, seed)
-    model, table = fit_networks(isolated, drawn, networks.time_networks(drawn, target, progress))
-    return model, kernels.assign(misaligned=off, fitted_ms=fitted), table
-
-
-def fit_networks(
-    isolated: CostModel, drawn: Sequence[networks.Network], timed: pd.DataFrame
-) -> tuple[CostModel, pd.DataFrame]:
-    """``isolated`` (fitted on the kernels alone) with its in-network factors and baselines fitted on the ``drawn``
-    networks as ``timed`` (:func:`cnnbench.costmodel.networks.time_networks`); the networks' table with every
-    prediction."""
-    if timed.empty:
-        return isolated, timed
-    predicted = [predict(n.build(), isolated, resolution=n.resolution, name=n.name) for n in drawn]
-    terms = np.array([[p.overhead_ms, p.compute_ms, p.memory_ms] for p in predicted])
-    measured = timed["measured_ms"].to_numpy(float)
-    factors, error = fit_network_factors(terms, measured)
-    flops = np.array([p.flops for p in predicted], dtype=float)
-    mac_bytes = np.array([p.mac_bytes for p in predicted], dtype=float)
-    model = CostModel(**{**isolated.__dict__, "network_factors": factors, "networks": len(timed),
-                         "network_error": error, "flops_ms_per_g": _ratio(measured, flops) * 1e9,
-                         "mac_ms_per_gb": _ratio(measured, mac_bytes) * 1e9})  # fmt: skip
-    table = timed.assign(
-        ops=[p.ops for p in predicted], isolated_ms=[p.latency_ms for p in predicted],
-        predicted_ms=terms @ np.array([factors[t] for t in TERMS]), flops=flops, mac_bytes=mac_bytes,
-    )  # fmt: skip
-    return model, table
+    ops, timed = networks.time_networks(drawn, target, progress, timing)
+    model = fit(ops, timed, target)
+    f = op_features(ops)
+    f["misaligned"] = misaligned(f["channels"], model.lanes)
+    fitted = _apply(model.costs, f, model.page_fault_gbs).sum(1)
+    ops = ops.assign(key=f["key"], misaligned=f["misaligned"], fitted_ms=fitted)
+    predicted = ops.groupby("network", sort=False)["fitted_ms"].sum() * model.network_scale
+    return model, ops, timed.assign(predicted_ms=timed["network"].map(predicted))
 
 
 # --- predicting ------------------------------------------------------------------------------------------------
-
-
-def _module_calls(net: nn.Module, layers: pd.DataFrame) -> int:
-    """Module calls that run no counted op of their own: every module whose forward runs (one meta forward has
-    already told which, through the layers' paths) minus the leaves that run ops, whose call the kernels timed."""
-    names = {name for name, _ in net.named_modules()}
-    paths = set(layers["module"])
-    ancestors = {".".join(p.split(".")[:i]) for p in paths for i in range(len(p.split(".")) if p else 0)}
-    leaves_with_ops = {p for p in paths if p not in ancestors}
-    ran = {n for n in names if n in paths or n in ancestors}
-    return max(0, len(ran) - len(leaves_with_ops))
-
-
-def _first_shape(shapes: str) -> tuple[int, ...]:
-    """The first shape of the profile's ``"1×3×224×224, 16×3×3×3"`` (an empty tuple for none, and for a CSV's
-    blank read back as NaN)."""
-    first = shapes.split(", ")[0] if isinstance(shapes, str) else ""
-    return tuple(int(n) for n in first.split("×") if n)
 
 
 def predict(
@@ -359,35 +407,24 @@ def predict(
     counted = profile(net, resolution=resolution, batch=batch, training_memory=False)
     layers = counted.layers[["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise",
                              "mac_bytes"]].copy()  # fmt: skip
-    shapes = zip(counted.layers["input_shapes"], counted.layers["output_shape"], strict=True)
-    channels = [" ".join(map(str, suite.vector_channels(_first_shape(i), _first_shape(o)))) for i, o in shapes]
-    layers["misaligned"] = off = misaligned(channels, cost_model.lanes)
-    terms = np.zeros((len(layers), 3))
-    arithmetic, mac_bytes = _arithmetic(layers), layers["mac_bytes"].to_numpy(float)
-    for kind, index in layers.groupby(_cost_kinds(layers["kind"], layers["output_shape"]), sort=False).indices.items():
-        cost = cost_model.cost_of(str(kind))
-        terms[index] = np.column_stack(cost.terms(arithmetic[index], mac_bytes[index], off[index]))
-    terms *= np.array([cost_model.factor(t) for t in TERMS])  # as the ops run inside a network
+    f = op_features(counted.layers)
+    f["misaligned"] = misaligned(f["channels"], cost_model.lanes)
+    terms = _apply(cost_model.costs, f, cost_model.page_fault_gbs) * cost_model.network_scale
+    layers["key"], layers["misaligned"] = f["key"], f["misaligned"]
     layers["overhead_ms"], layers["compute_ms"], layers["memory_ms"] = terms.T
     layers["time_ms"] = terms.sum(axis=1)
-    calls = _module_calls(net, layers)
     by_kind = layers.groupby("kind", sort=False)[["overhead_ms", "compute_ms", "memory_ms", "time_ms"]].sum()
     by_kind.insert(0, "ops", layers.groupby("kind", sort=False).size())
     by_kind = by_kind.reindex([k for k in counting.KINDS if k in by_kind.index]).reset_index()
-    if calls:
-        call_ms = calls * cost_model.module_call_ms * cost_model.factor("overhead")
-        by_kind.loc[len(by_kind)] = {"kind": suite.MODULE_KIND, "ops": calls, "overhead_ms": call_ms,
-                                     "compute_ms": 0.0, "memory_ms": 0.0, "time_ms": call_ms}  # fmt: skip
     total = float(by_kind["time_ms"].sum())
     by_kind["time_share"] = by_kind["time_ms"] / total if total else 0.0
     totals = counted.totals
     return Prediction(
         model=label, resolution=totals.resolution, batch=batch, latency_ms=total,
-        overhead_ms=float(by_kind["overhead_ms"].sum()), compute_ms=float(by_kind["compute_ms"].sum()),
-        memory_ms=float(by_kind["memory_ms"].sum()), flops_only_ms=totals.flops * cost_model.flops_ms_per_g / 1e9,
+        overhead_ms=float(terms[:, 0].sum()), compute_ms=float(terms[:, 1].sum()), memory_ms=float(terms[:, 2].sum()),
+        flops_only_ms=totals.flops * cost_model.flops_ms_per_g / 1e9,
         mac_only_ms=totals.mac_bytes * cost_model.mac_ms_per_gb / 1e9, flops=totals.flops,
-        mac_bytes=totals.mac_bytes, params=totals.params, ops=len(layers), module_calls=calls, layers=layers,
-        by_kind=by_kind,
+        mac_bytes=totals.mac_bytes, params=totals.params, ops=len(layers), layers=layers, by_kind=by_kind,
     )  # fmt: skip
 
 
@@ -414,6 +451,10 @@ def save(model: CostModel, path: Path) -> Path:
     return path
 
 
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 def load(path: Path | str) -> CostModel:
     """A cost model from its JSON (this machine's or another device's); one line for a file that is not one."""
     path = Path(path)
@@ -427,26 +468,28 @@ def load(path: Path | str) -> CostModel:
         raise CnnbenchError(f"{path} is not a cost model's JSON ({type(err).__name__}); give a file that "
                             "`cnnbench calibrate --out` wrote") from None  # fmt: skip
     try:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format {data.get('format')!r}, this cnnbench reads format {FORMAT}")
-        kinds = {str(k): KindCost(**{f: v for f, v in cost.items()}) for k, cost in data["kinds"].items()}
-        for kind, cost in kinds.items():
-            rates = (cost.compute_gops, cost.memory_gbs, cost.misaligned_factor)
-            if not all(math.isfinite(float(v)) and float(v) > 0 for v in rates) or not cost.overhead_ms >= 0:
-                raise ValueError(f"kind {kind} has a rate that is not a positive number")
-        if FALLBACK_KIND not in kinds:
-            raise ValueError(f"it has no {FALLBACK_KIND} kind")
-        lanes = int(data["lanes"])
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise ValueError(f"format {found!r}, this cnnbench reads format {FORMAT}")
+        costs = {str(k): OpCost(**dict(cost)) for k, cost in dict(data["costs"]).items()}
+        for key, cost in costs.items():
+            if not all(_positive(v) for v in (cost.compute_gops, cost.memory_gbs, cost.misaligned_factor)) \
+                    or not (cost.overhead_ms >= 0 and cost.parallel_ms >= 0):  # fmt: skip
+                raise ValueError(f"key {key} has a rate that is not a positive number")
+        if ANY not in costs:
+            raise ValueError(f"it has no {ANY!r} cost")
+        lanes, page_faults = int(data["lanes"]), data["page_fault_gbs"]
         if lanes < 1:
             raise ValueError(f"lanes {lanes} is not a positive count")
-        factors = {str(t): float(v) for t, v in dict(data["network_factors"]).items()}
-        if set(factors) - set(TERMS) or not all(math.isfinite(v) and v > 0 for v in factors.values()):
-            raise ValueError(f"its network factors {factors} are not positive factors of {', '.join(TERMS)}")
-        return CostModel(target=dict(data["target"]), kinds=kinds, module_call_ms=float(data["module_call_ms"]),
-                         flops_ms_per_g=float(data["flops_ms_per_g"]), mac_ms_per_gb=float(data["mac_ms_per_gb"]),
-                         kernels=int(data["kernels"]), environment=dict(data.get("environment", {})),
-                         lanes=lanes, network_factors=factors, networks=int(data["networks"]),
-                         network_error=float(data["network_error"]))  # fmt: skip
+        if page_faults is not None and not _positive(page_faults):
+            raise ValueError(f"page_fault_gbs {page_faults!r} is not a positive rate")
+        numbers = {name: float(data[name]) for name in ("network_scale", "flops_ms_per_g", "mac_ms_per_gb")}
+        if not all(_positive(v) for v in numbers.values()):
+            raise ValueError(f"{numbers} are not all positive")
+        return CostModel(target=dict(data["target"]), costs=costs, lanes=lanes, page_fault_gbs=page_faults,
+                         networks=int(data["networks"]), ops=int(data["ops"]),
+                         network_error=float(data["network_error"]), environment=dict(data.get("environment", {})),
+                         **numbers)  # fmt: skip
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise CnnbenchError(f"{path} is not a cost model cnnbench can read ({err}); recalibrate with "
                             "`cnnbench calibrate`") from None  # fmt: skip

@@ -1,179 +1,346 @@
-"""Synthetic networks that ``cnnbench calibrate`` times whole, beside the kernel suite: never a zoo model.
+"""The synthetic networks that ``cnnbench calibrate`` times: the kernel suite, timed where kernels run.
 
-A layer timed alone runs faster than the same layer inside a network. In a network each op finds its parameters,
-its code and the dispatcher's tables evicted by the ops before it, and reads an input that another op (often a
-oneDNN convolution) has just written; timed alone it finds all of them warm. On a 2-core EPYC, with freed memory
-kept, the suite's isolated fit predicted 48 random networks 26% low on the median, and BatchNorm ran about twice
-as long after a 1×1 convolution as alone. The cost model therefore fits three in-network factors (overhead, compute
-and memory terms, :func:`cnnbench.costmodel.model.fit_network_factors`) on whole networks that are built here.
+An op timed alone, on a warm input, runs faster than the same op inside a network: on a 2-core Xeon, BatchNorm
+1.7–2.6×, ReLU 1.7–2.3× and a small classifier 2.7–4.4× (the leaves of MobileNetV2, ShuffleNetV2 and GoogLeNet,
+each timed alone on its own input shape against its time inside the network). Inside a network the op's weights,
+code and the dispatcher's tables have been evicted by the ops before it, and it reads an input another op has just
+written. So the kernel suite is timed in place: every kernel is an op of a seeded synthetic network, timed one by one
+inside a whole forward (:func:`cnnbench.measure.breakdown.time_ops`), and each network is also timed whole, as the
+report times a zoo model (:func:`cnnbench.measure.latency.measure`), each in a process of its own.
 
-Each network is drawn by a seeded generator. Three in four are made of the blocks lightweight CNNs are built from,
-in stages of random kind, width and depth, each stage one block repeated 1–4 times with the same shapes (as real
-networks repeat theirs, so that a repeated block finds its kernels' code warm): a strided stem,
-depthwise-separable pairs, dense 3×3 layers, inverted bottlenecks (with or without squeeze-excitation and a
-residual add), grouped 1×1 layers with a channel shuffle, pools, two-branch concats, a global pool and a
-classifier; widths are drawn off the grid of multiples of 8 as often as on it. The fourth is wide and dense, as
-the classic families are: stages of 3×3 layers, plain or in residual pairs, up to 512 channels, and one or two
-linear layers.
+Each network is drawn by a seeded generator from the layers the zoo's families are made of, never a zoo model:
+
+- lightweight (two in three): a strided stem, then 3–7 stages of one block repeated 1–4 times with the same
+  shapes: depthwise-separable pairs (3×3 to 7×7), dense 3×3 layers, inverted bottlenecks (with or without
+  squeeze-excitation, through a mean or a global pool, sigmoid or hard-sigmoid gate, and a residual add), grouped
+  1×1 layers with a channel shuffle (stride 2 joins an average-pooled shortcut by concat), split-and-shuffle
+  units, fire modules (squeeze, then 1×1 and 3×3 expands joined by concat), four-branch inception modules; a wide
+  1×1 head, a global pool and one or two linear layers;
+- classic (one in four): a 7×7 or 11×11 stem or a 3×3 one at full size, stages of 3×3 layers (plain with max
+  pools, with or without BatchNorm), residual pairs or residual bottlenecks, up to 512 channels, and a global
+  classifier or a flattening one whose linear layers read up to 400 MB of weights;
+- large (one in sixteen): a shallow lightweight network at 456–600 px, whose maps pass the allocator's mmap
+  threshold (fresh pages at every forward).
+
+Channel counts are drawn on the grid of multiples of 8 and off it, as width multipliers make them; activations are
+ReLU, ReLU6, SiLU or hard-swish, in place or not, as the zoo's families write them. Networks above
+:data:`MAX_NETWORK_FLOPS` are drawn again, to keep a calibration within minutes on a small CPU.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from cnnbench.costmodel.suite import ChannelShuffle
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.breakdown import time_ops
+from cnnbench.measure.isolated import run_isolated
 from cnnbench.measure.latency import REPORT_TIMING, Timing, measure
+from cnnbench.measure.profiling import profile
 from cnnbench.target import Target
 
-__all__ = ["NETWORKS", "Network", "network_suite", "time_networks"]
+__all__ = ["NETWORKS", "MAX_NETWORK_FLOPS", "OP_REPEATS", "Network", "ChannelShuffle", "network_suite",
+           "time_network", "time_networks"]  # fmt: skip
 
-NETWORKS = 48  # networks per calibration: about a minute on a 2-core CPU
-_ACTIVATIONS: tuple[Callable[[], nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
-_RESOLUTIONS = (224, 192, 160, 128)
-_BLOCKS = ("separable", "dense", "bottleneck", "grouped", "pool", "concat")
-CLASSIC = 0.25  # the share of networks built as the classic families are (wide dense 3×3 stages)
+NETWORKS = 150  # networks per calibration: about two and a half minutes on a 2-core CPU
+MAX_NETWORK_FLOPS = 3e9  # multiply-adds of the largest network (VGG-16 has 15.5e9: its layers' sizes are covered)
+OP_REPEATS = 7  # forwards per network timed op by op; each op's time is its median over them
+_LIGHT_RESOLUTIONS = (128, 160, 192, 224, 224, 240, 260, 300, 380)
+_CLASSIC_RESOLUTIONS = (112, 128, 160, 192, 224)
+_LARGE_RESOLUTIONS = (456, 528, 600)
+_LIGHT_BLOCKS = ("separable", "dense", "bottleneck", "bottleneck", "grouped", "split", "fire", "inception")
+LARGE, CLASSIC = 1 / 16, 1 / 4  # the shares of large and classic networks
 
 
-class _Residual(nn.Module):
-    def __init__(self, body: nn.Module) -> None:
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: reshape, transpose, and the copy that flattens it back."""
+
+    def __init__(self, groups: int) -> None:
         super().__init__()
-        self.body = body
+        self.groups = groups
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class _Add(nn.Module):
+    """``body(x) + shortcut(x)``, in place or not, then ``after`` (an activation, or nothing)."""
+
+    def __init__(self, body: nn.Module, inplace: bool, after: nn.Module | None = None,
+                 shortcut: nn.Module | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.body, self.inplace = body, inplace
+        self.after, self.shortcut = after or nn.Identity(), shortcut or nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.body(x)
+        if self.inplace:
+            y += self.shortcut(x)
+        else:
+            y = y + self.shortcut(x)
+        return self.after(y)
 
 
 class _SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, squeezed: int) -> None:
+    """A mean (or a global pool), a reduce and an expand 1×1 convolution, a gate, and the broadcast multiply."""
+
+    def __init__(self, channels: int, squeezed: int, act: Callable[[], nn.Module], hard: bool, pool: bool) -> None:
         super().__init__()
-        self.pool, self.reduce, self.act = nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeezed, 1), nn.ReLU()
-        self.expand, self.gate = nn.Conv2d(squeezed, channels, 1), nn.Sigmoid()
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool else None
+        self.reduce, self.act = nn.Conv2d(channels, squeezed, 1), act()
+        self.expand, self.gate = nn.Conv2d(squeezed, channels, 1), nn.Hardsigmoid() if hard else nn.Sigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+        s = self.pool(x) if self.pool is not None else x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.expand(self.act(self.reduce(s))))
 
 
-class _Branches(nn.Module):
-    def __init__(self, left: nn.Module, right: nn.Module) -> None:
+class _Concat(nn.Module):
+    """Branches joined along the channels, then ``after``."""
+
+    def __init__(self, *branches: nn.Module, after: nn.Module | None = None) -> None:
         super().__init__()
-        self.left, self.right = left, right
+        self.branches, self.after = nn.ModuleList(branches), after or nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.left(x), self.right(x)], 1)
+        return self.after(torch.cat([branch(x) for branch in self.branches], 1))
 
 
-def _conv_bn(
-    c_in: int, c_out: int, k: int, stride: int, groups: int, act: Callable[[], nn.Module] | None
-) -> list[nn.Module]:
-    layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
-    return layers + ([act()] if act else [])
+class _Split(nn.Module):
+    """Half the channels kept, half through a branch, joined and shuffled."""
+
+    def __init__(self, branch: nn.Module) -> None:
+        super().__init__()
+        self.branch, self.shuffle = branch, ChannelShuffle(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        kept, through = x.chunk(2, dim=1)
+        return self.shuffle(torch.cat((kept, self.branch(through)), 1))
 
 
-def _block(
-    kind: str, c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[list[nn.Module], int]:
-    """One block's layers and its output channels."""
+def _activation(rng: random.Random) -> Callable[[], nn.Module]:
+    kind, inplace = rng.choice(("relu", "relu", "relu6", "silu", "hardswish")), rng.random() < 0.6
+    return {"relu": lambda: nn.ReLU(inplace), "relu6": lambda: nn.ReLU6(inplace), "silu": lambda: nn.SiLU(inplace),
+            "hardswish": lambda: nn.Hardswish(inplace)}[kind]  # fmt: skip
+
+
+def _width(channels: float, rng: random.Random) -> int:
+    """A channel count near ``channels``: a multiple of 8 half the time, else of 4 or 2."""
+    step = rng.choice((8, 8, 4, 2))
+    return max(step, round(channels / step) * step)
+
+
+def _conv(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1,
+          act: Callable[[], nn.Module] | None = None, norm: bool = True) -> list[nn.Module]:  # fmt: skip
+    """A convolution, its BatchNorm (else a bias) and an activation."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=not norm)]
+    return layers + ([nn.BatchNorm2d(c_out)] if norm else []) + ([act()] if act else [])
+
+
+def _seq(*parts: nn.Module | list[nn.Module]) -> nn.Sequential:
+    return nn.Sequential(*[m for part in parts for m in (part if isinstance(part, list) else [part])])
+
+
+def _light_block(kind: str, c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random,
+                 ) -> tuple[nn.Module, int]:  # fmt: skip
+    """One block of a lightweight network and its output channels."""
+    inplace_add = rng.random() < 0.6
     if kind == "separable":
         tail = act if rng.random() < 0.5 else None
-        return _conv_bn(c, c, rng.choice((3, 5, 7)), stride, c, act) + _conv_bn(c, c_out, 1, 1, 1, tail), c_out
+        return _seq(_conv(c, c, rng.choice((3, 3, 5, 7)), stride, c, act), _conv(c, c_out, act=tail)), c_out
     if kind == "dense":
-        return _conv_bn(c, c_out, 3, stride, 1, act), c_out
+        return _seq(_conv(c, c_out, 3, stride, act=act)), c_out
     if kind == "bottleneck":
-        wide = c * rng.choice((3, 4, 6))
-        se = [_SqueezeExcite(wide, max(8, wide // 4))] if rng.random() < 0.4 else []
-        depthwise = _conv_bn(wide, wide, rng.choice((3, 5)), stride, wide, act)
-        body = nn.Sequential(*_conv_bn(c, wide, 1, 1, 1, act), *depthwise, *se, *_conv_bn(wide, c_out, 1, 1, 1, None))
-        return [_Residual(body) if stride == 1 and c_out == c else body], c_out
+        wide = _width(c * rng.choice((1, 3, 4, 6)), rng)
+        squeeze: list[nn.Module] = []
+        if rng.random() < 0.5:
+            squeezed = max(4, _width(rng.choice((c / 4, wide / 4, wide / 24)), rng))
+            squeeze = [_SqueezeExcite(wide, squeezed, act, rng.random() < 0.4, rng.random() < 0.5)]
+        body = _seq(_conv(c, wide, act=act) if wide != c else [], _conv(wide, wide, rng.choice((3, 3, 5)), stride,
+                    wide, act), squeeze, _conv(wide, c_out))  # fmt: skip
+        return (_Add(body, inplace_add) if stride == 1 and c_out == c else body), c_out
     if kind == "grouped":
-        groups = rng.choice((2, 4, 8))
-        c_in, c_out = c // groups * groups, max(groups, c_out // groups * groups)
-        head = _conv_bn(c, c_in, 1, 1, 1, act) if c_in != c else []
-        grouped = _conv_bn(c_in, c_out, 1, 1, groups, act) + [ChannelShuffle(groups)]
-        return head + grouped + _conv_bn(c_out, c_out, 3, stride, c_out, None), c_out
-    if kind == "concat":
-        half = max(8, c_out // 2)
-        left, right = (nn.Sequential(*_conv_bn(c, half, k, stride, 1, act)) for k in (1, 3))
-        return [_Branches(left, right)], 2 * half
+        groups = rng.choice([g for g in (2, 3, 4, 8) if c % g == 0] or [1])
+        mid = max(groups, _width(c_out / 4, rng) // groups * groups)
+        if stride == 2:  # the shortcut is average-pooled and concatenated: the body adds the channels that grow
+            body_out = max(groups, (c_out - c if c_out - c >= groups else c) // groups * groups)
+        else:
+            body_out = c if c_out == c else max(groups, c_out // groups * groups)
+        body = _seq(_conv(c, mid, groups=groups, act=act), ChannelShuffle(groups) if groups > 1 else [],
+                    _conv(mid, mid, 3, stride, mid), _conv(mid, body_out, groups=groups))  # fmt: skip
+        if stride == 2:
+            return _Concat(nn.AvgPool2d(3, 2, 1), body, after=act()), c + body_out
+        if body_out == c:
+            return _Add(body, inplace_add, act()), c
+        return _seq(body, act()), body_out
+    if kind == "split":
+        if stride == 1 and c % 2 == 0:
+            half = c // 2
+            return _Split(_seq(_conv(half, half, act=act), _conv(half, half, 3, 1, half),
+                               _conv(half, half, act=act))), c  # fmt: skip
+        half = max(4, c_out // 4 * 2)
+        left = _seq(_conv(c, c, 3, stride, c), _conv(c, half, act=act))
+        right = _seq(_conv(c, half, act=act), _conv(half, half, 3, stride, half), _conv(half, half, act=act))
+        return _Concat(left, right, after=ChannelShuffle(2)), 2 * half
+    if kind == "fire":
+        squeezed, norm = max(8, _width(c_out / 8, rng)), rng.random() < 0.5
+        one, three = c_out // 2, c_out - c_out // 2
+        expands = _Concat(_seq(_conv(squeezed, one, act=act, norm=norm)),
+                          _seq(_conv(squeezed, three, 3, act=act, norm=norm)))  # fmt: skip
+        return _seq(_conv(c, squeezed, act=act, norm=norm), expands), c_out
+    if kind == "inception":
+        widths = [max(8, _width(c_out * share, rng)) for share in (0.25, 0.125, 0.375, 0.125)]
+        reduced = [max(8, _width(w * 0.6, rng)) for w in widths[1:3]]
+        return _Concat(
+            _seq(_conv(c, widths[0], act=act)),
+            _seq(_conv(c, reduced[0], act=act), _conv(reduced[0], widths[1], 3, act=act)),
+            _seq(_conv(c, reduced[1], act=act), _conv(reduced[1], widths[2], rng.choice((3, 5)), act=act)),
+            _seq(nn.MaxPool2d(3, 1, 1, ceil_mode=True), _conv(c, widths[3], act=act)),
+        ), sum(widths)
     raise ValueError(f"no block {kind!r}")
 
 
-def _classic(rng: random.Random, resolution: int) -> tuple[nn.Module, int, str]:
-    """A wide network of dense 3×3 layers, as the classic families are built: a 7×7 stem (and a max pool), then
-    stages that double the channels and halve the side, of residual pairs of 3×3 layers or of plain 3×3 stacks
-    (with or without BatchNorm), and a classifier of one or two linear layers."""
-    c = rng.choice((48, 64, 96))
-    layers: list[nn.Module] = _conv_bn(3, c, 7, 2, 1, nn.ReLU) + ([nn.MaxPool2d(3, 2, 1)] if rng.random() < 0.5 else [])
-    residual, norm = rng.random() < 0.5, rng.random() < 0.7
-    stages = rng.randint(2, 4)
-    for stage in range(stages):
-        c_out = min(512, c * 2) if stage else c
-        for i in range(rng.randint(1, 3)):
-            stride = 2 if stage and i == 0 else 1
-            if residual:
-                body = nn.Sequential(*_conv_bn(c, c_out, 3, stride, 1, nn.ReLU), *_conv_bn(c_out, c_out, 3, 1, 1, None))
-                layers += [_Residual(body) if stride == 1 and c == c_out else body, nn.ReLU()]
-            else:
-                if stride == 2:
-                    layers.append(nn.MaxPool2d(2, 2))
-                conv = nn.Conv2d(c, c_out, 3, 1, 1, bias=not norm)
-                layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU()] if norm else [conv, nn.ReLU()]
-            c = c_out
-    hidden = rng.choice((0, 1024, 4096))
-    head = [nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 1000)] if hidden else [nn.Linear(c, 1000)]
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *head]
-    style = "residual" if residual else "plain"
-    return nn.Sequential(*layers).eval(), resolution, f"classic {style}, {stages} stages @{resolution}"
-
-
-def _network(rng: random.Random) -> tuple[nn.Module, int, str]:
-    resolution = rng.choice(_RESOLUTIONS)
-    if rng.random() < CLASSIC:
-        return _classic(rng, resolution)
-    c, act = rng.choice((8, 12, 16, 24, 32, 48, 64)), rng.choice(_ACTIVATIONS)
-    layers, side, blocks = _conv_bn(3, c, 3, 2, 1, act), resolution // 2, 0
-    for _ in range(rng.randint(3, 8)):  # stages: one block drawn, then repeated with the same shapes
-        kind, repeats = rng.choice(_BLOCKS), rng.randint(1, 4)
-        if kind == "pool":
-            if side > 7:
-                layers.append(rng.choice((nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2))))
-                side //= 2
-            continue
-        stride = 2 if side > 7 and rng.random() < 0.4 else 1
-        c_out, shapes = min(1024, max(8, int(c * rng.choice((1, 1, 1.5, 2))))), rng.random()
+def _light(rng: random.Random, resolution: int) -> nn.Module:
+    act = _activation(rng)
+    c = _width(rng.choice((8, 16, 24, 32, 48, 64)) * rng.uniform(0.6, 1.4), rng)
+    layers: list[nn.Module] = [_seq(_conv(3, c, 3, 2, act=act))]
+    side = (resolution + 1) // 2
+    if rng.random() < 0.3:
+        layers.append(nn.MaxPool2d(3, 2, 1))
+        side = (side + 1) // 2
+    for _ in range(rng.randint(3, 7)):
+        kind, repeats = rng.choice(_LIGHT_BLOCKS), rng.randint(1, 4)
+        stride = 2 if side > 7 and rng.random() < 0.5 else 1
+        c_out = min(1280, max(8, _width(c * rng.choice((1, 1, 1.5, 2)), rng)))
+        shapes = rng.random()  # every repeat draws its choices from the same seed: one block, repeated
         for i in range(repeats):
-            block, c = _block(kind, c, c_out, stride if i == 0 else 1, act, random.Random(shapes))
-            layers += block
-            blocks += 1
+            block, c = _light_block(kind, c, c_out, stride if i == 0 else 1, act, random.Random(shapes))
+            layers.append(block)
         side = (side + 1) // 2 if stride == 2 else side
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000)]
-    return nn.Sequential(*layers).eval(), resolution, f"{blocks} blocks @{resolution}"
+        if side > 7 and rng.random() < 0.1:
+            layers.append(rng.choice((nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2), nn.AvgPool2d(2, 2))))
+            side //= 2
+    head: list[nn.Module] = []
+    if rng.random() < 0.6:
+        wide = _width(rng.choice((512, 1024, 1280)) * rng.uniform(0.5, 1.5), rng)
+        head, c = _conv(c, wide, act=act), wide
+    head += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if rng.random() < 0.3:
+        hidden = rng.choice((1024, 1280))
+        head, c = [*head, nn.Linear(c, hidden), act()], hidden
+    return _seq(*layers, *head, nn.Dropout(0.2), nn.Linear(c, rng.choice((1000, 1000, 10))))
+
+
+def _classic(rng: random.Random, resolution: int) -> nn.Module:
+    style = rng.choice(("plain", "pairs", "bottleneck"))
+    norm = style != "plain" or rng.random() < 0.5
+    relu = lambda: nn.ReLU(inplace=rng.random() < 0.8)  # noqa: E731
+    c = _width(rng.choice((32, 48, 64, 96)), rng)
+    stem = rng.choice(("7x7", "11x11", "3x3"))
+    if stem == "7x7":  # stride 2 and a 3×3/2 max pool
+        layers: list[nn.Module] = [*_conv(3, c, 7, 2, act=relu, norm=norm), nn.MaxPool2d(3, 2, 1)]
+        side = ((resolution - 1) // 2 + 1 - 1) // 2 + 1
+    elif stem == "11x11":  # stride 4, padding 2, and a 3×3/2 max pool without padding
+        layers, side = [nn.Conv2d(3, c, 11, 4, 2), relu(), nn.MaxPool2d(3, 2)], ((resolution - 7) // 4 + 1 - 3) // 2 + 1
+    else:
+        layers, side = _conv(3, c, 3, act=relu, norm=norm), resolution
+    for stage in range(rng.randint(2, 4)):
+        c_out = min(512, _width(c * 2, rng)) if stage else c
+        for i in range(rng.randint(1, 3)):
+            stride = 2 if stage and i == 0 and side > 7 else 1
+            if style == "plain":
+                layers += ([nn.MaxPool2d(2, 2)] if stride == 2 else []) + _conv(c, c_out, 3, act=relu, norm=norm)
+            else:
+                if style == "pairs":
+                    body = _seq(_conv(c, c_out, 3, stride, act=relu), _conv(c_out, c_out, 3))
+                else:
+                    mid = max(16, c_out // 4)
+                    body = _seq(_conv(c, mid, act=relu), _conv(mid, mid, 3, stride, act=relu), _conv(mid, c_out))
+                shortcut = None if stride == 1 and c == c_out else _seq(_conv(c, c_out, 1, stride))
+                layers.append(_Add(body, True, relu(), shortcut))
+            side = (side + 1) // 2 if stride == 2 else side
+            c = c_out
+    if rng.random() < 0.35:  # flattening classifier: its linear layers read their weights once per forward
+        pooled, hidden = rng.choice((6, 7)), rng.choice((1024, 2048, 4096))
+        layers += [nn.AdaptiveAvgPool2d(pooled), nn.Flatten(), nn.Dropout(), nn.Linear(c * pooled * pooled, hidden),
+                   relu(), nn.Linear(hidden, hidden), relu(), nn.Linear(hidden, 1000)]  # fmt: skip
+    else:
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000)]
+    return nn.Sequential(*layers)
+
+
+def _large(rng: random.Random, resolution: int) -> nn.Module:
+    act = _activation(rng)
+    c = _width(rng.choice((24, 32, 40, 48)), rng)
+    layers: list[nn.Module] = [_seq(_conv(3, c, 3, 2, act=act))]
+    for _ in range(rng.randint(1, 2)):
+        block, c = _light_block("bottleneck", c, _width(c * rng.choice((0.75, 1, 1.5)), rng), 1, act,
+                                random.Random(rng.random()))  # fmt: skip
+        layers.append(block)
+    for _ in range(3):
+        block, c = _light_block(rng.choice(("bottleneck", "separable")), c, _width(c * 2, rng), 2, act,
+                                random.Random(rng.random()))  # fmt: skip
+        layers.append(block)
+    return _seq(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000))
+
+
+def _network(draw: int) -> tuple[nn.Module, int, str]:
+    """The network of one draw, in eval mode, with its input side and a description; its weights are seeded too."""
+    rng = random.Random(draw)
+    share = rng.random()
+    with torch.random.fork_rng():
+        torch.manual_seed(draw)
+        if share < LARGE:
+            resolution = rng.choice(_LARGE_RESOLUTIONS)
+            return _large(rng, resolution).eval(), resolution, f"large @{resolution}"
+        if share < LARGE + CLASSIC:
+            resolution = rng.choice(_CLASSIC_RESOLUTIONS)
+            return _classic(rng, resolution).eval(), resolution, f"classic @{resolution}"
+        resolution = rng.choice(_LIGHT_RESOLUTIONS)
+        return _light(rng, resolution).eval(), resolution, f"lightweight @{resolution}"
 
 
 @dataclass(frozen=True)
 class Network:
-    """One synthetic network of the calibration: its name, input side and builder."""
+    """One synthetic network: its name, input side, the draw that builds it, and its counting pass's layers."""
 
     name: str
     resolution: int
-    build: Callable[[], nn.Module]
+    draw: int
+    layers: pd.DataFrame = field(compare=False, repr=False)  # cnnbench.measure.profiling.Profile.layers
+
+    def build(self) -> nn.Module:
+        return _network(self.draw)[0]
 
 
 def network_suite(count: int = NETWORKS, seed: int = 0) -> list[Network]:
-    """``count`` synthetic networks drawn by ``random.Random(seed)``: the same on every machine."""
+    """``count`` synthetic networks drawn by ``random.Random(seed)``, the same on every machine, each counted on the
+    meta device (those above :data:`MAX_NETWORK_FLOPS` are drawn again)."""
     rng = random.Random(seed)
-    networks = []
-    for i in range(count):
+    drawn: list[Network] = []
+    while len(drawn) < count:
         draw = rng.randrange(2**31)
-        _, resolution, description = _network(random.Random(draw))
-        networks.append(Network(f"net{i:02d} ({description})", resolution,
-                                lambda draw=draw: _network(random.Random(draw))[0]))  # fmt: skip
-    return networks
+        net, resolution, description = _network(draw)
+        counted = profile(net, resolution=resolution, batch=1, training_memory=False)
+        if counted.totals.flops <= MAX_NETWORK_FLOPS:
+            drawn.append(Network(f"net{len(drawn):03d} ({description})", resolution, draw, counted.layers))
+    return drawn
+
+
+def time_network(draw: int, target: Target, timing: Timing = REPORT_TIMING, repeats: int = OP_REPEATS,
+                 ) -> tuple[float, pd.DataFrame]:  # fmt: skip
+    """One network's median latency, timed as the report times a zoo model, then each of its ops in its place
+    (:func:`cnnbench.measure.breakdown.time_ops`); run it in a process of its own, as :func:`time_networks` does."""
+    net, resolution, _ = _network(draw)
+    whole = measure(net, target, resolution=resolution, timing=timing).median_ms
+    return whole, time_ops(net, target, resolution=resolution, repeats=repeats)
 
 
 def time_networks(
@@ -181,10 +348,19 @@ def time_networks(
     target: Target,
     progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
     timing: Timing = REPORT_TIMING,
-) -> pd.DataFrame:
-    """Each network's median latency on an eager ``target``, timed as the report times a zoo model."""
-    rows = []
+    repeats: int = OP_REPEATS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time every network, each in a child process as the report times a zoo model. Returns the per-op table (the
+    counting pass's layers with the network's name and each op's ``time_ms``) and the per-network one (``network``,
+    ``resolution``, ``measured_ms``, ``ops_ms``: the sum of its ops timed one by one, ``ops``)."""
+    tables, rows = [], []
     for network in progress(drawn, "networks"):
-        timed = measure(network.build(), target, resolution=network.resolution, timing=timing, name=network.name)
-        rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": timed.median_ms})
-    return pd.DataFrame(rows, columns=["network", "resolution", "measured_ms"])
+        whole, timed = run_isolated(time_network, network.draw, target, timing, repeats)
+        layers = network.layers
+        if list(timed["kind"]) != list(layers["kind"]):
+            raise CnnbenchError(f"{network.name}: its ops timed one by one ({len(timed)}) do not line up with its "
+                                f"counting pass ({len(layers)}); this is a bug, please report it")  # fmt: skip
+        tables.append(layers.assign(network=network.name, time_ms=timed["time_ms"].to_numpy()))
+        rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": whole,
+                     "ops_ms": float(np.sum(timed["time_ms"])), "ops": len(timed)})  # fmt: skip
+    return pd.concat(tables, ignore_index=True), pd.DataFrame(rows)

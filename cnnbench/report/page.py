@@ -347,22 +347,20 @@ def _prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> l
     summary = prediction_summary(frame)
     ours = summary.iloc[0]
     first = frame.iloc[0]
-    networks = int(first.get("networks", 0) or 0)
-    factors = ", ".join(f"{t} ×{float(first[f'{t}_factor']):.2f}" for t in ("overhead", "compute", "memory")
-                        if f"{t}_factor" in frame)  # fmt: skip
-    in_network = (
-        f" It then timed {networks} synthetic networks whole (random stacks of the same layers, no zoo model) and "
-        f"fitted how much longer each term takes inside a network than alone: {factors} (median error on those "
-        f"networks {float(first['network_error_pct']):.1f}%). The two baselines' constants are fitted on the same "
-        "networks." if networks else " The two baselines are fitted on the same kernels.")
+    faults = float(first.get("page_fault_gbs") or 0)
     lines = ["## Predicted latency: the cost model on models it never saw", "", (
-        f"`cnnbench calibrate` timed {int(first['kernels'])} single layers on {key} (calibrated "
-        f"{first['calibrated_at']}; no zoo model among them) and fitted per op kind: time = overhead + "
-        "max(arithmetic / compute rate, memory traffic / memory rate), the rate terms times a factor of the kind "
-        f"when the op's channels are not multiples of {int(first.get('lanes', 1) or 1)} (`costmodel-{key}.json`)."
-        + in_network + " Each model here is predicted from its meta-device counts alone (`cnnbench predict`) and set "
-        "against its median measured in this run: latency proportional to multiply-adds (FLOPs-only) and to MAC "
-        "bytes (MAC-only) are the baselines. Error = predicted / measured − 1."), ""]
+        f"`cnnbench calibrate` drew {int(first['networks'])} synthetic networks from the layers the zoo is made of "
+        f"(no zoo model among them), timed each whole and each of its {int(first['timed_ops'])} ops in its place on "
+        f"{key} (calibrated {first['calibrated_at']}), and fitted per op key (a convolution kind, linear, or the "
+        "aten op: `native_batch_norm`, `relu_` apart from `relu`...): time = overhead + a parallel step above a size "
+        "+ arithmetic / compute rate + memory traffic / memory rate, the rate terms times a factor when the op's "
+        f"channels are not multiples of {int(first.get('lanes', 1) or 1)}"
+        + (f", and fresh pages at {faults:.2f} GB/s for outputs past the allocator's mmap threshold" if faults else "")
+        + f". A network is {float(first['network_scale']):.3f} × the sum of its ops (median error on the networks "
+        f"{float(first['network_error_pct']):.1f}%; `costmodel-{key}.json`). Each model here is predicted from its "
+        "meta-device counts alone (`cnnbench predict`) and set against its median measured in this run: latency "
+        "proportional to multiply-adds (FLOPs-only) and to MAC bytes (MAC-only), fitted on the same networks, are "
+        "the baselines. Error = predicted / measured − 1."), ""]
     shown = summary.rename(columns={"predictor": "predictor", "mape": "median |error| (%)", "within_10": "within ±10% "
                                     "(% of models)", "within_20": "within ±20% (% of models)", "models": "models"})
     lines += [_md(shown.round(1)), ""]
@@ -383,8 +381,9 @@ def _prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> l
             "measured_ms": "measured (ms)", "latency_ms": "predicted (ms)", "error": "error (%)",
             "overhead_ms": "overhead (ms)", "compute_ms": "compute (ms)", "memory_ms": "memory (ms)",
             "flops_only_ms": "FLOPs-only (ms)", "mac_only_ms": "MAC-only (ms)"})  # fmt: skip
-    lines += ["Overhead + compute + memory = predicted: per-op overhead and container calls, compute-bound ops, "
-              "memory-bound ops.", "", _md(_numeric(table).round(2)), ""]
+    lines += ["Overhead + compute + memory = predicted: per-op overhead (parallel steps included), arithmetic at the "
+              "compute rates, traffic at the memory rates (fresh pages included).", "", _md(_numeric(table).round(2)),
+              ""]  # fmt: skip
     return lines
 
 

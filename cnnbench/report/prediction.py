@@ -1,10 +1,10 @@
 """The report's held-out check of the cost model: every model predicted on the report's target from its counts,
 beside the latency the same run measured (``results/prediction-<target>.csv``, ``costmodel-<target>.json``).
 
-The cost model is fitted on the kernel suite and on synthetic networks alone (:mod:`cnnbench.costmodel.suite`,
-:mod:`cnnbench.costmodel.networks`), so every zoo model is held out. It is this machine's cached one when its
-machine, torch, code, target and suite size all match, else it is calibrated now (about two minutes) and cached; a
-quick report calibrates a small suite and caches nothing.
+The cost model is fitted on synthetic networks alone (:mod:`cnnbench.costmodel.networks`), so every zoo model is
+held out. It is this machine's cached one when its machine, torch, code, target and network count all match, else it
+is calibrated now (about two and a half minutes) and cached; a quick report calibrates on a few networks and caches
+nothing.
 """
 
 from __future__ import annotations
@@ -16,26 +16,23 @@ import pandas as pd
 import torch
 
 from cnnbench.costmodel import model as costmodel
-from cnnbench.costmodel import networks, suite
+from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import device_name, fingerprint, git_commit, machine_identity
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
 
-__all__ = ["PREDICTORS", "QUICK_KERNELS_PER_KIND", "QUICK_NETWORKS", "report_cost_model", "prediction_table",
-           "prediction_summary"]  # fmt: skip
+__all__ = ["PREDICTORS", "QUICK_NETWORKS", "report_cost_model", "prediction_table", "prediction_summary"]
 
-QUICK_KERNELS_PER_KIND = 3
-QUICK_NETWORKS = 3
-# The predictors set against the measurements: the cost model and its two baselines, calibrated on the same suite.
+QUICK_NETWORKS = 4
+# The predictors set against the measurements: the cost model and its two baselines, fitted on the same networks.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
 
 
 def report_cost_model(config: ReportConfig, progress: object = None) -> tuple[costmodel.CostModel, bool]:
     """(the cost model of the report's target, whether it was reused from the cache)."""
     target = config.target
-    per_kind = QUICK_KERNELS_PER_KIND if config.quick else suite.KERNELS_PER_KIND
-    kernels = suite.suite_size(per_kind) if not config.quick else 0
+    count = QUICK_NETWORKS if config.quick else networks.NETWORKS
     path = costmodel.default_path(target)
     if not config.quick and not config.force and path.exists():
         try:
@@ -43,14 +40,13 @@ def report_cost_model(config: ReportConfig, progress: object = None) -> tuple[co
         except CnnbenchError:
             cached = None
         env = cached.environment if cached else {}
-        if cached and cached.key == target.key and cached.kernels == kernels and cached.networks == networks.NETWORKS \
+        if cached and cached.key == target.key and cached.networks == count \
                 and env.get("torch") == torch.__version__ \
                 and env.get("machine") == machine_identity(target.torch_device) \
                 and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES):  # fmt: skip
             return cached, True
     bar = progress if callable(progress) else (lambda items, desc: items)
-    count = QUICK_NETWORKS if config.quick else networks.NETWORKS
-    fitted, _, _ = costmodel.calibrate(target, per_kind=per_kind, progress=bar, network_count=count)
+    fitted, _, _ = costmodel.calibrate(target, network_count=count, progress=bar, timing=config.timing)
     if not config.quick:
         costmodel.save(fitted, path)
     return fitted, False
@@ -73,11 +69,10 @@ def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFra
     measured = ok.drop_duplicates("model", keep="last").set_index("model") if not ok.empty else ok
     bar = progress if callable(progress) else (lambda items, desc: items)
     rows = []
-    calibrated = {"calibrated_at": fitted.environment.get("measured_at", ""), "kernels": fitted.kernels,
-                  "networks": fitted.networks, "network_error_pct": fitted.network_error * 100, "lanes": fitted.lanes,
-                  **{f"{t}_factor": fitted.factor(t) for t in costmodel.TERMS}}  # fmt: skip
-    settings = fingerprint({"batch": config.batch, "resolution": config.resolution, "kernels": fitted.kernels,
-                            "networks": fitted.networks})  # fmt: skip
+    calibrated = {"calibrated_at": fitted.environment.get("measured_at", ""), "networks": fitted.networks,
+                  "timed_ops": fitted.ops, "network_error_pct": fitted.network_error * 100, "lanes": fitted.lanes,
+                  "network_scale": fitted.network_scale, "page_fault_gbs": fitted.page_fault_gbs}  # fmt: skip
+    settings = fingerprint({"batch": config.batch, "resolution": config.resolution, "networks": fitted.networks})
     for name in bar([n for n in names if n in measured.index], "predict"):
         predicted = costmodel.predict(name, fitted, batch=config.batch, resolution=config.resolution).row()
         timed = measured.loc[name]

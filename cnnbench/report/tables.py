@@ -471,6 +471,11 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     written["roofline"] = out / f"roofline-{target.key}.json"
     latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress)
     written["latency"] = out / f"latency-{target.key}.csv"
+    # calibrated right after the eager latency it is checked against, so that both see the machine in one state
+    prediction, prediction_note = (prediction_table(config, names, latency_frame, progress) if config.predict
+                                   else (pd.DataFrame(), ""))  # fmt: skip
+    if not prediction.empty:
+        written["prediction"] = out / f"prediction-{target.key}.csv"
     deployed_names = deployed_models(config, names, zoo_frame)
     prepare_deployments(config, deployed_names, progress)
     for deployed in deployment_targets(config):
@@ -486,10 +491,6 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
                     if (out / f"sweep-{k}-{target.key}.csv").exists()})  # fmt: skip
     for path in merge_benchmarks(config, benchmarks) if benchmarks else []:
         written[path.stem] = path
-    prediction, prediction_note = (prediction_table(config, names, latency_frame, progress) if config.predict
-                                   else (pd.DataFrame(), ""))  # fmt: skip
-    if not prediction.empty:
-        written["prediction"] = out / f"prediction-{target.key}.csv"
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         everything["family"] = everything["model"].map(_families()).fillna("other")
