@@ -33,7 +33,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
     out = Path(args.out) if args.out else costmodel.default_path(target)
     if out.exists() and out.is_dir():
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
-    bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731
+    bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731 - draw, then time
     fitted, _, _ = costmodel.calibrate(target, network_count=args.networks, seed=args.seed, progress=bar)
     costmodel.save(fitted, out)
     rows = [{"key": key, "ops": c.ops, "overhead_us": c.overhead_ms * 1e3, "parallel_us": c.parallel_ms * 1e3,

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ from torch import nn
 
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure import allocator, breakdown, counting, profiling
+from cnnbench.measure import allocator, breakdown, counting, latency, profiling
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.models import build_model
@@ -73,7 +74,8 @@ GLOBAL_POOL = "pool_global"
 KINDS_AS_KEYS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear")  # costed by kind, whatever the op
 # Where an op may go parallel: 2^10 to 2^21 elements in steps of √2 (the coarse grid is every other one).
 THRESHOLDS = tuple(2.0 ** (k / 2) for k in range(20, 43))
-CODE_MODULES = (networks, counting, profiling, breakdown, allocator)  # a stored cost model stands while unchanged
+# A stored cost model stands while these are unchanged: the fit (this module), the networks, the counts, the timers.
+CODE_MODULES = (sys.modules[__name__], networks, counting, profiling, breakdown, latency, allocator)
 TERMS = ("overhead", "compute", "memory")  # the attribution's terms
 
 
@@ -376,7 +378,7 @@ def calibrate(
     target = check_modelled(target or Target())
     if network_count < 1:
         raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
-    drawn = networks.network_suite(network_count, seed)
+    drawn = networks.network_suite(network_count, seed, progress)
     ops, timed = networks.time_networks(drawn, target, progress, timing)
     model = fit(ops, timed, target)
     f = op_features(ops)

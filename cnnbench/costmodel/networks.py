@@ -320,17 +320,23 @@ class Network:
         return _network(self.draw)[0]
 
 
-def network_suite(count: int = NETWORKS, seed: int = 0) -> list[Network]:
+def network_suite(
+    count: int = NETWORKS,
+    seed: int = 0,
+    progress: Callable[[Sequence[int], str], Iterable[int]] = lambda items, desc: items,
+) -> list[Network]:
     """``count`` synthetic networks drawn by ``random.Random(seed)``, the same on every machine, each counted on the
     meta device (those above :data:`MAX_NETWORK_FLOPS` are drawn again)."""
     rng = random.Random(seed)
     drawn: list[Network] = []
-    while len(drawn) < count:
-        draw = rng.randrange(2**31)
-        net, resolution, description = _network(draw)
-        counted = profile(net, resolution=resolution, batch=1, training_memory=False)
-        if counted.totals.flops <= MAX_NETWORK_FLOPS:
-            drawn.append(Network(f"net{len(drawn):03d} ({description})", resolution, draw, counted.layers))
+    for index in progress(range(count), "draw"):
+        while True:
+            draw = rng.randrange(2**31)
+            net, resolution, description = _network(draw)
+            counted = profile(net, resolution=resolution, batch=1, training_memory=False)
+            if counted.totals.flops <= MAX_NETWORK_FLOPS:
+                drawn.append(Network(f"net{index:03d} ({description})", resolution, draw, counted.layers))
+                break
     return drawn
 
 
