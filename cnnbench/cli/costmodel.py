@@ -148,7 +148,7 @@ def add_commands(sub: Any) -> None:
         "--networks",
         type=positive_int,
         default=networks.NETWORKS,
-        help=f"synthetic networks to time (default {networks.NETWORKS}: about two and a half minutes on 2 cores)",
+        help=f"synthetic networks to time (default {networks.NETWORKS}: under two minutes on 2 cores)",
     )
     p_cal.add_argument("--seed", type=int, default=0, help="the seed the networks are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")

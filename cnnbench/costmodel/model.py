@@ -211,8 +211,7 @@ def op_features(layers: pd.DataFrame) -> dict[str, np.ndarray]:
     sizes, fresh, channels, keys = [], [], [], []
     for kind, op, ins, outs in zip(kinds, ops, inputs, outputs, strict=True):
         out = outs[0] if outs else ()
-        parallel = out if kind == "concat" or not ins else ins[1] if op == "addmm" and len(ins) > 1 else ins[0]
-        sizes.append(math.prod(parallel))
+        sizes.append(math.prod(_parallel_shape(kind, op, ins, out)))
         out_bytes = 4 * math.prod(out) if out else 0
         fresh.append(out_bytes if out_bytes > allocator.MMAP_THRESHOLD_BYTES and not op.endswith("_") else 0)
         channels.append(vector_channels(ins[0] if ins else (), out))
@@ -221,6 +220,14 @@ def op_features(layers: pd.DataFrame) -> dict[str, np.ndarray]:
             "arithmetic": (layers["flops"] + layers["flops_elementwise"]).to_numpy(dtype=float),
             "mac_bytes": layers["mac_bytes"].to_numpy(dtype=float), "fresh_bytes": np.array(fresh, dtype=float),
             "channels": _objects(channels)}  # fmt: skip
+
+
+def _parallel_shape(kind: str, op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...]) -> tuple[int, ...]:
+    """The tensor an op splits among threads: a concat's output, the features of a linear layer (``addmm``'s
+    inputs are bias, features, weights), else the first input."""
+    if kind == "concat" or not inputs:
+        return output
+    return inputs[1] if op == "addmm" and len(inputs) > 1 else inputs[0]
 
 
 def _objects(values: Sequence[object]) -> np.ndarray:

@@ -48,7 +48,7 @@ from cnnbench.target import Target
 __all__ = ["NETWORKS", "MAX_NETWORK_FLOPS", "OP_REPEATS", "Network", "ChannelShuffle", "network_suite",
            "time_network", "time_networks"]  # fmt: skip
 
-NETWORKS = 150  # networks per calibration: about two and a half minutes on a 2-core CPU
+NETWORKS = 100  # networks per calibration: under two minutes on a 2-core CPU (150 gave no better fit)
 MAX_NETWORK_FLOPS = 3e9  # multiply-adds of the largest network (VGG-16 has 15.5e9: its layers' sizes are covered)
 OP_REPEATS = 7  # forwards per network timed op by op; each op's time is its median over them
 _LIGHT_RESOLUTIONS = (128, 160, 192, 224, 224, 240, 260, 300, 380)

@@ -3,7 +3,7 @@ beside the latency the same run measured (``results/prediction-<target>.csv``, `
 
 The cost model is fitted on synthetic networks alone (:mod:`cnnbench.costmodel.networks`), so every zoo model is
 held out. It is this machine's cached one when its machine, torch, code, target and network count all match, else it
-is calibrated now (about two and a half minutes) and cached; a quick report calibrates on a few networks and caches
+is calibrated now (under two minutes) and cached; a quick report calibrates on a few networks and caches
 nothing.
 """
 
