@@ -50,6 +50,24 @@ def test_the_fit_recovers_known_numbers_and_the_parallel_threshold() -> None:
     assert flat.parallel_above is None or flat.parallel_ms < 1e-4  # no step to find: none, or a negligible one
 
 
+def test_a_step_or_a_factor_needs_ops_on_both_sides() -> None:
+    """Three ops of a hundred lie above 2^17 elements and take 100 ms more; one op is off the lanes and takes 10×:
+    neither split holds five ops, so no threshold isolates the three and the factor stays 1."""
+    rng = np.random.default_rng(3)
+    n = 100
+    size = np.concatenate([rng.uniform(1e3, 1e5, n - 3), [2e5, 3e5, 4e5]])
+    off = np.zeros(n, dtype=bool)
+    off[0] = True
+    f = _features(size, rng.uniform(1e4, 1e8, n), rng.uniform(1e3, 1e7, n), off)
+    time_ms = costmodel.OpCost(0.01, 0.0, None, 50.0, 10.0, 1.0, n, 0.0).terms(f).sum(axis=1)
+    time_ms[-3:] += 100.0
+    time_ms[0] *= 10
+    fitted = costmodel.fit_cost(f, time_ms)
+    assert fitted.misaligned_factor == 1.0
+    assert fitted.parallel_above is None or (size > fitted.parallel_above).sum() >= costmodel.MIN_SIDE
+    assert fitted.parallel_ms < 1.0  # not the 100 ms of three ops
+
+
 def _conv_1x1_ops(channels: list[tuple[int, int]], sides: list[int], truth: costmodel.OpCost, lanes: int,
                   networks_of: list[str]) -> pd.DataFrame:  # fmt: skip
     """A per-op table of 1×1 convolutions, in the counting pass's columns, timed by ``truth`` at ``lanes``."""

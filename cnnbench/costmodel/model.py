@@ -69,6 +69,7 @@ FORMAT = 3  # the JSON layout's version (3: per-key costs fitted in place, the p
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
 MIN_OPS = 20  # ops a cost key needs to be fitted on its own; fewer fall back to their kind's pooled fit
+MIN_SIDE = 5  # ops each side of a parallel threshold, or of the lanes, needs before either is fitted
 ANY = "any"  # the last fallback: every op pooled
 GLOBAL_POOL = "pool_global"
 KINDS_AS_KEYS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear")  # costed by kind, whatever the op
@@ -249,11 +250,12 @@ def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray |
     """Fit one key's numbers to its ops' times (``f``: their :func:`op_features` with ``misaligned`` added;
     ``extra_ms``: what the formula adds beyond the key, page faults). Least squares on log time with a soft-L1 loss,
     the numbers fitted as logarithms so that all stay positive; the parallel threshold is the grid value that fits
-    best, or none (``parallel=False`` fits without one)."""
+    best, or none (``parallel=False`` fits without one). A split the ops do not support is not fitted: the factor
+    off the lanes stays 1, and a threshold is a candidate only, unless each side holds :func:`_supported` ops."""
     time_ms = np.asarray(time_ms, dtype=float)
     weight = np.ones(len(time_ms)) if weight is None else np.asarray(weight, dtype=float)
     extra = np.zeros(len(time_ms)) if extra_ms is None else np.asarray(extra_ms, dtype=float)
-    scale_on = f["misaligned"]
+    scale_on = f["misaligned"] if _supported(f["misaligned"]) else np.zeros(len(time_ms), dtype=bool)
     a, b, size = f["arithmetic"], f["mac_bytes"], f["size"]
 
     def model(p: np.ndarray, above: float) -> np.ndarray:
@@ -273,18 +275,26 @@ def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray |
 
     best = (*solve(math.inf, np.clip(start, low, high)), math.inf)
     if parallel:
-        coarse = [t for i, t in enumerate(THRESHOLDS) if i % 2 == 0]
-        for above in coarse:
-            best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
+        for above in THRESHOLDS[::2]:
+            if _supported(size > above):
+                best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
         if best[2] != math.inf:
             i = THRESHOLDS.index(best[2])
             for above in {THRESHOLDS[max(0, i - 1)], THRESHOLDS[min(len(THRESHOLDS) - 1, i + 1)]}:
-                best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
+                if _supported(size > above):
+                    best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
     _, p, above = best
     overhead, step, compute, memory, factor = map(float, np.exp(p))
     error = float(np.median(np.abs(model(p, above) / time_ms - 1)))
     return OpCost(overhead, step if above != math.inf else 0.0, None if above == math.inf else above,
                   compute / PER_MS, memory / PER_MS, factor if scale_on.any() else 1.0, len(time_ms), error)
+
+
+def _supported(split: np.ndarray) -> bool:
+    """Whether both sides of a split of a key's ops hold at least :data:`MIN_SIDE` ops, and 5% of them: a step or a
+    factor fitted on a handful of ops would fit those alone (a sigmoid above 8192 elements, seen once, got 164 ms)."""
+    least = max(MIN_SIDE, math.ceil(0.05 * len(split)))
+    return least <= int(np.count_nonzero(split)) <= len(split) - least
 
 
 def _fit_costs(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray, extra: np.ndarray,
