@@ -333,9 +333,9 @@ def fit(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
     """The cost model of ``target`` from :func:`cnnbench.costmodel.networks.time_networks`' tables: ``ops`` (each op
     with its ``time_ms`` in place and its ``network``) and ``timed`` (each network's ``measured_ms``).
 
-    The lane count is chosen first, on fits without a parallel step; then every key is fitted with one; then the
-    page-fault rate is read off the ops that mapped fresh pages (the median of their bytes over what the rest of
-    the formula leaves of their time) and their keys are fitted again with it."""
+    The lane count is chosen first, on fits without a parallel step. The page-fault rate is read off the ops that
+    mapped fresh pages: the median of their bytes over what keys fitted on every other op leave of their time (fitted
+    with those ops, a key would absorb part of their faults). Then every key is fitted, with the faults."""
     if ops.empty:
         raise CnnbenchError("no op was timed; calibrate on at least one network")
     f = op_features(ops)
@@ -349,18 +349,17 @@ def fit(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
                            weight)  # fmt: skip
         lanes, best = (choice, error) if error < best else (lanes, best)
     f["misaligned"] = misaligned(f["channels"], lanes)
-    costs = _fit_costs(f, time_ms, weight, none, True)
-    page_fault_gbs = None
+    page_fault_gbs, extra = None, none
     fresh = f["fresh_bytes"] > 0
-    if fresh.any():
-        rest = _apply(costs, f, None).sum(1)[fresh]
+    if fresh.any() and not fresh.all():  # the rate, from what keys fitted without those ops leave of their time
+        clean = np.flatnonzero(~fresh)
+        rest = _apply(_fit_costs(_select(f, clean), time_ms[clean], weight[clean], none[clean], True), _select(
+            f, np.flatnonzero(fresh)), None).sum(1)  # fmt: skip
         left = time_ms[fresh] - rest
         if (left > 0).any():
             page_fault_gbs = float(np.median(f["fresh_bytes"][fresh][left > 0] / left[left > 0])) / PER_MS
             extra = f["fresh_bytes"] / (page_fault_gbs * PER_MS)
-            refit = _fit_costs(f, time_ms, weight, extra, True)
-            touched = {str(k) for k in f["key"][fresh]} | {f"kind:{k}" for k in f["kind"][fresh]} | {ANY}
-            costs = {key: refit[key] if key in touched else cost for key, cost in costs.items()}
+    costs = _fit_costs(f, time_ms, weight, extra, True)
     per_op = _apply(costs, f, page_fault_gbs).sum(1)
     summed = pd.Series(per_op).groupby(ops["network"].to_numpy()).sum()
     measured = timed.set_index("network")["measured_ms"].reindex(summed.index).to_numpy(dtype=float)
