@@ -41,12 +41,20 @@ def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     fixed figures for both (the guidelines' own tests time them)."""
     monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
     monkeypatch.setattr(guidelines, "time_table", _fake_rounds)
-    monkeypatch.setattr(prediction, "report_cost_model", _fixed_cost_model)
+    monkeypatch.setattr(report, "start_calibration", _FixedCalibration)
 
 
-def _fixed_cost_model(config: ReportConfig, progress: object = None) -> tuple[CostModel, bool]:
+class _FixedCalibration:
     """Round numbers instead of a calibration (tests/test_costmodel.py times a real one)."""
-    return fixed_model(config.target.key), False
+
+    def __init__(self, config: ReportConfig, models: int, progress: object = None) -> None:
+        self.config = config
+
+    def between(self) -> None:
+        pass
+
+    def cost_model(self) -> tuple[CostModel, bool]:
+        return fixed_model(self.config.target.key), False
 
 
 def _fake_rounds(table: list[object], target: object, batch: int, timing: object, rounds: int) -> list[list[float]]:
@@ -66,7 +74,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "cached_roofline", lambda target: ROOF)
         mp.setattr(guidelines, "time_table", _fake_rounds)
-        mp.setattr(prediction, "report_cost_model", _fixed_cost_model)
+        mp.setattr(report, "start_calibration", _FixedCalibration)
         written = run_report(config(out, deployments=DEPLOYED, sweeps=True, predict=True))
     return out, written
 
@@ -151,6 +159,40 @@ def test_a_runtime_target_says_why_it_has_no_prediction(tmp_path: Path) -> None:
     frame, why = prediction.prediction_table(config(tmp_path, target=Target(threads=1, backend="onnxruntime")),
                                              list(MODELS), pd.DataFrame())  # fmt: skip
     assert frame.empty and "eager backend only" in why
+
+
+def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four networks for three models: two after each of the first two rows measured, none left for the third; a
+    rerun that measures no row times all four at the end."""
+    events: list[tuple[str, object]] = []
+
+    class Timer:
+        def __init__(self, drawn: list[object], target: Target, timing: Timing) -> None:
+            self.left = len(drawn)
+
+        def step(self, count: int) -> None:
+            events.append(("networks", min(count, self.left)))
+            self.left -= min(count, self.left)
+
+        def finish(self, progress: object) -> tuple[str, str]:
+            events.append(("rest", self.left))
+            return "ops", "timed"
+
+    real_bench = report.iter_bench
+    monkeypatch.setattr(report, "start_calibration", prediction.start_calibration)
+    monkeypatch.setattr(report, "iter_bench", lambda names, *a, **k: events.append(("row", names[0])) or real_bench(
+        names, *a, **k))  # fmt: skip
+    monkeypatch.setattr(prediction.networks, "network_suite", lambda count, progress=None: [None] * count)
+    monkeypatch.setattr(prediction.networks, "NetworkTimer", Timer)
+    monkeypatch.setattr(prediction.costmodel, "fit_timed", lambda ops, timed, target: (fixed_model(KEY), ops, timed))
+    assert prediction.QUICK_NETWORKS == 4
+    run_report(config(tmp_path, predict=True))
+    assert events == [("row", MODELS[0]), ("networks", 2), ("row", MODELS[1]), ("networks", 2), ("row", MODELS[2]),
+                      ("networks", 0), ("rest", 0)]  # fmt: skip
+    events.clear()
+    run_report(config(tmp_path, predict=True))
+    assert events == [("rest", 4)]
 
 
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:

@@ -62,8 +62,8 @@ from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["OpCost", "CostModel", "Prediction", "FORMAT", "check_modelled", "cost_key", "op_features", "fit_cost",
-           "fit", "calibrate", "predict", "default_path", "load", "save", "accuracy_summary", "CODE_MODULES",
-           "misaligned", "vector_channels", "LANE_CHOICES", "TERMS", "MIN_OPS", "ANY"]  # fmt: skip
+           "fit", "fit_timed", "calibrate", "predict", "default_path", "load", "save", "accuracy_summary",
+           "CODE_MODULES", "misaligned", "vector_channels", "LANE_CHOICES", "MIN_OPS", "ANY"]  # fmt: skip
 
 FORMAT = 3  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults)
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
@@ -77,7 +77,6 @@ KINDS_AS_KEYS = ("conv", "conv_1x1", "conv_depthwise", "conv_group", "linear")  
 THRESHOLDS = tuple(2.0 ** (k / 2) for k in range(20, 43))
 # A stored cost model stands while these are unchanged: the fit (this module), the networks, the counts, the timers.
 CODE_MODULES = (sys.modules[__name__], networks, counting, profiling, breakdown, latency, allocator)
-TERMS = ("overhead", "compute", "memory")  # the attribution's terms
 
 
 @dataclass(frozen=True)
@@ -389,13 +388,17 @@ def calibrate(
     timing: Timing = REPORT_TIMING,
 ) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:
     """Time ``network_count`` synthetic networks on ``target`` (never a zoo model), whole and op by op, each in a
-    process of its own, and fit its cost model. Returns the cost model, the per-op table (counts, ``time_ms`` and
-    ``fitted_ms``) and the per-network one (``measured_ms``, ``ops_ms``, ``predicted_ms``)."""
+    process of its own, and fit its cost model. Returns :func:`fit_timed`'s cost model and tables."""
     target = check_modelled(target or Target())
     if network_count < 1:
         raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     drawn = networks.network_suite(network_count, seed, progress)
-    ops, timed = networks.time_networks(drawn, target, progress, timing)
+    return fit_timed(*networks.time_networks(drawn, target, progress, timing), target)
+
+
+def fit_timed(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:
+    """:func:`fit` on timed networks' tables, and those tables with what the fit gives: each op's ``key``,
+    ``misaligned`` and ``fitted_ms``, each network's ``predicted_ms``."""
     model = fit(ops, timed, target)
     f = op_features(ops)
     f["misaligned"] = misaligned(f["channels"], model.lanes)

@@ -45,8 +45,8 @@ from cnnbench.measure.latency import REPORT_TIMING, Timing, measure
 from cnnbench.measure.profiling import profile
 from cnnbench.target import Target
 
-__all__ = ["NETWORKS", "MAX_NETWORK_FLOPS", "OP_REPEATS", "Network", "ChannelShuffle", "network_suite",
-           "time_network", "time_networks"]  # fmt: skip
+__all__ = ["NETWORKS", "MAX_NETWORK_FLOPS", "OP_REPEATS", "Network", "ChannelShuffle", "NetworkTimer",
+           "network_suite", "time_network", "time_networks"]  # fmt: skip
 
 NETWORKS = 100  # networks per calibration: under two minutes on a 2-core CPU (150 gave no better fit)
 MAX_NETWORK_FLOPS = 3e9  # multiply-adds of the largest network (VGG-16 has 15.5e9: its layers' sizes are covered)
@@ -349,6 +349,44 @@ def time_network(draw: int, target: Target, timing: Timing = REPORT_TIMING, repe
     return whole, time_ops(net, target, resolution=resolution, repeats=repeats)
 
 
+class NetworkTimer:
+    """Times drawn networks a few at a time, each in a child process as the report times a zoo model, so that a
+    report can interleave them with the models it measures: a machine whose speed drifts over minutes then slows
+    both alike. :meth:`finish` times what is left and returns the tables."""
+
+    def __init__(self, drawn: Sequence[Network], target: Target, timing: Timing = REPORT_TIMING,
+                 repeats: int = OP_REPEATS) -> None:  # fmt: skip
+        self.waiting, self.target, self.timing, self.repeats = list(drawn), target, timing, repeats
+        self.tables: list[pd.DataFrame] = []
+        self.rows: list[dict[str, object]] = []
+
+    def step(self, count: int = 1) -> None:
+        """Time the next ``count`` networks (none when all are timed)."""
+        for network in self.waiting[:count]:
+            self._time(network)
+        del self.waiting[:count]
+
+    def finish(self, progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+        """Time every network left, then return the per-op table (the counting pass's layers with the network's
+        name and each op's ``time_ms``) and the per-network one (``network``, ``resolution``, ``measured_ms``,
+        ``ops_ms``: the sum of its ops timed one by one, ``ops``), in the order the networks were drawn."""
+        for network in progress(self.waiting, "networks"):
+            self._time(network)
+        self.waiting = []
+        return pd.concat(self.tables, ignore_index=True), pd.DataFrame(self.rows)
+
+    def _time(self, network: Network) -> None:
+        whole, timed = run_isolated(time_network, network.draw, self.target, self.timing, self.repeats)
+        layers = network.layers
+        if list(timed["kind"]) != list(layers["kind"]):
+            raise CnnbenchError(f"{network.name}: its ops timed one by one ({len(timed)}) do not line up with its "
+                                f"counting pass ({len(layers)}); this is a bug, please report it")  # fmt: skip
+        self.tables.append(layers.assign(network=network.name, time_ms=timed["time_ms"].to_numpy()))
+        self.rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": whole,
+                          "ops_ms": float(np.sum(timed["time_ms"])), "ops": len(timed)})  # fmt: skip
+
+
 def time_networks(
     drawn: Sequence[Network],
     target: Target,
@@ -356,17 +394,5 @@ def time_networks(
     timing: Timing = REPORT_TIMING,
     repeats: int = OP_REPEATS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Time every network, each in a child process as the report times a zoo model. Returns the per-op table (the
-    counting pass's layers with the network's name and each op's ``time_ms``) and the per-network one (``network``,
-    ``resolution``, ``measured_ms``, ``ops_ms``: the sum of its ops timed one by one, ``ops``)."""
-    tables, rows = [], []
-    for network in progress(drawn, "networks"):
-        whole, timed = run_isolated(time_network, network.draw, target, timing, repeats)
-        layers = network.layers
-        if list(timed["kind"]) != list(layers["kind"]):
-            raise CnnbenchError(f"{network.name}: its ops timed one by one ({len(timed)}) do not line up with its "
-                                f"counting pass ({len(layers)}); this is a bug, please report it")  # fmt: skip
-        tables.append(layers.assign(network=network.name, time_ms=timed["time_ms"].to_numpy()))
-        rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": whole,
-                     "ops_ms": float(np.sum(timed["time_ms"])), "ops": len(timed)})  # fmt: skip
-    return pd.concat(tables, ignore_index=True), pd.DataFrame(rows)
+    """Time every network, one after the other (:class:`NetworkTimer`); returns its two tables."""
+    return NetworkTimer(drawn, target, timing, repeats).finish(progress)

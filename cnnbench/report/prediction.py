@@ -3,13 +3,17 @@ beside the latency the same run measured (``results/prediction-<target>.csv``, `
 
 The cost model is fitted on synthetic networks alone (:mod:`cnnbench.costmodel.networks`), so every zoo model is
 held out. It is this machine's cached one when its machine, torch, code, target and network count all match, else it
-is calibrated now (under two minutes) and cached; a quick report calibrates on a few networks and caches
-nothing.
+is calibrated in this run (under two minutes) and cached: its networks are timed between the eager latency rows,
+a few after each model (:class:`ReportCalibration`), so that a machine whose speed drifts over minutes slows the
+calibration and the measurements it is checked against alike. A quick report calibrates on a few networks and
+caches nothing.
 """
 
 from __future__ import annotations
 
+import math
 import platform
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 
 import pandas as pd
@@ -22,47 +26,85 @@ from cnnbench.provenance import device_name, fingerprint, git_commit, machine_id
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
 
-__all__ = ["PREDICTORS", "QUICK_NETWORKS", "report_cost_model", "prediction_table", "prediction_summary"]
+__all__ = ["PREDICTORS", "QUICK_NETWORKS", "ReportCalibration", "start_calibration", "prediction_table",
+           "prediction_summary"]  # fmt: skip
 
 QUICK_NETWORKS = 4
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same networks.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
 
 
-def report_cost_model(config: ReportConfig, progress: object = None) -> tuple[costmodel.CostModel, bool]:
-    """(the cost model of the report's target, whether it was reused from the cache)."""
-    target = config.target
-    count = QUICK_NETWORKS if config.quick else networks.NETWORKS
-    path = costmodel.default_path(target)
-    if not config.quick and not config.force and path.exists():
-        try:
-            cached = costmodel.load(path)
-        except CnnbenchError:
-            cached = None
-        env = cached.environment if cached else {}
-        if cached and cached.key == target.key and cached.networks == count \
-                and env.get("torch") == torch.__version__ \
-                and env.get("machine") == machine_identity(target.torch_device) \
-                and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES):  # fmt: skip
-            return cached, True
-    bar = progress if callable(progress) else (lambda items, desc: items)
-    fitted, _, _ = costmodel.calibrate(target, network_count=count, progress=bar, timing=config.timing)
-    if not config.quick:
-        costmodel.save(fitted, path)
-    return fitted, False
+class ReportCalibration:
+    """The report's cost model: this machine's cached one, or networks drawn now and timed between the eager rows
+    (:meth:`between`, after each model measured), the rest and the fit in :meth:`cost_model`."""
+
+    def __init__(self, config: ReportConfig, models: int, progress: object = None) -> None:
+        self.config, self.cached = config, _cached(config)
+        self.bar: Callable[[Sequence[object], str], Iterable[object]] = \
+            progress if callable(progress) else (lambda items, desc: items)  # type: ignore[assignment]  # fmt: skip
+        self.timer, self.per_model = None, 0
+        if self.cached is None:
+            count = QUICK_NETWORKS if config.quick else networks.NETWORKS
+            drawn = networks.network_suite(count, progress=self.bar)
+            self.timer = networks.NetworkTimer(drawn, config.target, config.timing)
+            self.per_model = math.ceil(count / max(1, models))
+
+    def between(self) -> None:
+        """Time this calibration's share of networks (after a model's eager row was measured)."""
+        if self.timer is not None:
+            self.timer.step(self.per_model)
+
+    def cost_model(self) -> tuple[costmodel.CostModel, bool]:
+        """(the cost model, whether it was reused from the cache): the networks left are timed, then fitted."""
+        if self.cached is not None:
+            return self.cached, True
+        assert self.timer is not None
+        fitted = costmodel.fit_timed(*self.timer.finish(self.bar), self.config.target)[0]
+        if not self.config.quick:
+            costmodel.save(fitted, costmodel.default_path(self.config.target))
+        self.cached = fitted
+        return fitted, False
+
+
+def _cached(config: ReportConfig) -> costmodel.CostModel | None:
+    """This machine's stored cost model of the report's target, when its machine, torch, code and network count
+    match (never for a quick or a forced report)."""
+    target, path = config.target, costmodel.default_path(config.target)
+    if config.quick or config.force or not path.exists():
+        return None
+    try:
+        cached = costmodel.load(path)
+    except CnnbenchError:
+        return None
+    env = cached.environment
+    matches = cached.key == target.key and cached.networks == networks.NETWORKS \
+        and env.get("torch") == torch.__version__ and env.get("machine") == machine_identity(target.torch_device) \
+        and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES)  # fmt: skip
+    return cached if matches else None
+
+
+def start_calibration(config: ReportConfig, models: int, progress: object = None) -> ReportCalibration | None:
+    """The report's calibration, before its eager rows are measured; None when the target is not modelled (then
+    :func:`prediction_table` says why)."""
+    try:
+        costmodel.check_modelled(config.target)
+    except CnnbenchError:
+        return None
+    return ReportCalibration(config, models, progress)
 
 
 def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFrame, progress: object = None,
-                     ) -> tuple[pd.DataFrame, str]:  # fmt: skip
+                     calibration: ReportCalibration | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
     """results/prediction-<target>.csv: per model the predicted latency with its attribution and the two
-    baselines, the measured median of ``latency`` (this run's rows) and each predictor's error. Returns the table
-    and, when the target is not modelled, why (the table is then empty)."""
+    baselines, the measured median of ``latency`` (this run's rows) and each predictor's error. ``calibration``
+    is the one :func:`start_calibration` began (a new one, timed now, without). Returns the table and, when the
+    target is not modelled, why (the table is then empty)."""
     target = config.target
     try:
         costmodel.check_modelled(target)
     except CnnbenchError as err:
         return pd.DataFrame(), str(err)
-    fitted, _ = report_cost_model(config, progress)
+    fitted, _ = (calibration or ReportCalibration(config, len(names), progress)).cost_model()
     out = config.out
     atomic_write_text(out / f"costmodel-{target.key}.json", fitted.to_json())
     ok = latency[latency["status"] == "ok"] if "status" in latency else latency

@@ -38,7 +38,7 @@ from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, machine_identity
 from cnnbench.report import compare
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_front_charts, write_prediction_chart, write_readme
-from cnnbench.report.prediction import prediction_table
+from cnnbench.report.prediction import prediction_table, start_calibration
 from cnnbench.runtimes import export, int8, session
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 from cnnbench.target import INT8, Target, runtime_version
@@ -166,10 +166,11 @@ def prepare_deployments(config: ReportConfig, names: list[str], progress: Progre
 
 
 def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None, progress: Progress[str],
-                  target: Target | None = None) -> pd.DataFrame:  # fmt: skip
+                  target: Target | None = None, between: Callable[[], None] | None = None) -> pd.DataFrame:  # fmt: skip
     """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
 
     ``target`` defaults to the report's own; a deployment target (``config.deployments``) gets a table of its own.
+    ``between`` runs after each row measured (the cost model's calibration interleaves its networks there).
     Returns this machine's rows, each bounded with this machine's roofline (the bound is derived, not measured; no
     bound without a roofline, as for int8).
     """
@@ -183,6 +184,8 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
         (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
                                calibration=config.calibration)  # fmt: skip
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
+        if between is not None:
+            between()
     if config.whole_zoo and not config.quick:  # a model no longer in the zoo, or beyond the deployment limit
         batches = {str(row["batch"]) for row in table.find()}  # every batch measured stays
         table.keep_only([{"model": n, "batch": b} for n in names for b in batches])
@@ -469,11 +472,13 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     roof = cached_roofline(target)
     atomic_write_text(out / f"roofline-{target.key}.json", json.dumps(asdict(roof), indent=2) + "\n")
     written["roofline"] = out / f"roofline-{target.key}.json"
-    latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress)
+    # the cost model's networks are timed between the eager rows it is checked against: a drift slows both alike
+    calibration = start_calibration(config, len(names), progress) if config.predict else None
+    latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress,
+                                  between=calibration.between if calibration else None)  # fmt: skip
     written["latency"] = out / f"latency-{target.key}.csv"
-    # calibrated right after the eager latency it is checked against, so that both see the machine in one state
-    prediction, prediction_note = (prediction_table(config, names, latency_frame, progress) if config.predict
-                                   else (pd.DataFrame(), ""))  # fmt: skip
+    prediction, prediction_note = (prediction_table(config, names, latency_frame, progress, calibration)
+                                   if config.predict else (pd.DataFrame(), ""))  # fmt: skip
     if not prediction.empty:
         written["prediction"] = out / f"prediction-{target.key}.csv"
     deployed_names = deployed_models(config, names, zoo_frame)
