@@ -195,6 +195,19 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
     assert events == [("rest", 4)]
 
 
+def test_reading_a_table_without_measuring_leaves_its_sidecar(first_run: tuple[Path, dict[str, Path]]) -> None:
+    """``pick`` reads a latency table through latency_table without a roofline: when it measures nothing, the
+    table's sidecar keeps the roofline the report recorded."""
+    out, _ = first_run
+    deployed = Target(threads=1, backend="onnxruntime")
+    sidecar = out / f"latency-{deployed.key}.env.json"
+    before = sidecar.read_text()
+    assert json.loads(before)["roofline"] is not None
+    frame = report.latency_table(config(out, deployments=DEPLOYED), list(MODELS), None, lambda items, desc: items,
+                                 deployed)  # fmt: skip
+    assert sorted(frame["model"]) == sorted(MODELS) and sidecar.read_text() == before
+
+
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     zoo_csv = pd.read_csv(out / "zoo.csv")

@@ -176,6 +176,7 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
     """
     target = target or config.target
     table, stamps = _latency_rows(config, names, target)
+    rows_before, measured = len(table.find()), 0
     for name in progress(names, f"latency {target.backend} {target.dtype}"):
         stamp = stamps[name]
         row = table.reusable(stamp, model=name, batch=config.batch)
@@ -184,15 +185,18 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
         (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
                                calibration=config.calibration)  # fmt: skip
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
+        measured += 1
         if between is not None:
             between()
     if config.whole_zoo and not config.quick:  # a model no longer in the zoo, or beyond the deployment limit
         batches = {str(row["batch"]) for row in table.find()}  # every batch measured stays
         table.keep_only([{"model": n, "batch": b} for n in names for b in batches])
-    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
-                                        "runtime_version": runtime_version(target.backend),
-                                        "timing": asdict(config.timing),
-                                        "roofline": asdict(roof) if roof else None})  # fmt: skip
+    sidecar = table.path.with_suffix(".env.json")
+    if measured or len(table.find()) != rows_before or not sidecar.exists():  # `pick` reads without a roofline
+        write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
+                                            "runtime_version": runtime_version(target.backend),
+                                            "timing": asdict(config.timing),
+                                            "roofline": asdict(roof) if roof else None})  # fmt: skip
     frame = as_frame(table.frame(_mine(_here(config))).to_dict("records"))
     ok = frame["status"] == "ok"
     if ok.any() and roof is not None:
