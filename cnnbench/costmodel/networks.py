@@ -1,12 +1,13 @@
 """The synthetic networks that ``cnnbench calibrate`` times: the kernel suite, timed where kernels run.
 
 An op timed alone, on a warm input, runs faster than the same op inside a network: on a 2-core Xeon, BatchNorm
-1.7–2.6×, ReLU 1.7–2.3× and a small classifier 2.7–4.4× (the leaves of MobileNetV2, ShuffleNetV2 and GoogLeNet,
-each timed alone on its own input shape against its time inside the network). Inside a network the op's weights,
-code and the dispatcher's tables have been evicted by the ops before it, and it reads an input another op has just
-written. So the kernel suite is timed in place: every kernel is an op of a seeded synthetic network, timed one by one
-inside a whole forward (:func:`cnnbench.measure.breakdown.time_ops`), and each network is also timed whole, as the
-report times a zoo model (:func:`cnnbench.measure.latency.measure`), each in a process of its own.
+1.5–1.9×, ReLU 1.7–2.5×, a small classifier 2.0–4.1× and convolutions 1.2–1.3× (the leaves of MobileNetV2,
+ShuffleNetV2 and GoogLeNet, each timed alone on its own input shape against its op timed inside the network).
+Inside a network the op's weights, code and the dispatcher's tables have been evicted by the ops before it, and it
+reads an input another op has just written. So the kernel suite is timed in place: every kernel is an op of a
+seeded synthetic network, timed one by one inside a whole forward (:func:`cnnbench.measure.breakdown.time_ops`), and
+each network is also timed whole, as the report times a zoo model (:func:`cnnbench.measure.latency.measure`), each
+in a process of its own.
 
 Each network is drawn by a seeded generator from the layers the zoo's families are made of, never a zoo model:
 
