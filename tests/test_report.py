@@ -9,6 +9,7 @@ import os
 import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -19,7 +20,7 @@ import cnnbench.guidelines.microbench as guidelines
 import cnnbench.report.prediction as prediction
 import cnnbench.report.tables as report
 from cnnbench.cli import main
-from cnnbench.costmodel.model import CostModel, predict
+from cnnbench.costmodel.model import predict
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
@@ -41,20 +42,12 @@ def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     fixed figures for both (the guidelines' own tests time them)."""
     monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
     monkeypatch.setattr(guidelines, "time_table", _fake_rounds)
-    monkeypatch.setattr(report, "start_calibration", _FixedCalibration)
+    monkeypatch.setattr(report, "start_calibration", _fixed_calibration)
 
 
-class _FixedCalibration:
+def _fixed_calibration(config: ReportConfig, models: int, progress: object = None) -> SimpleNamespace:
     """Round numbers instead of a calibration (tests/test_costmodel.py times a real one)."""
-
-    def __init__(self, config: ReportConfig, models: int, progress: object = None) -> None:
-        self.config = config
-
-    def between(self) -> None:
-        pass
-
-    def cost_model(self) -> tuple[CostModel, bool]:
-        return fixed_model(self.config.target.key), False
+    return SimpleNamespace(between=lambda: None, cost_model=lambda: (fixed_model(config.target.key), False))
 
 
 def _fake_rounds(table: list[object], target: object, batch: int, timing: object, rounds: int) -> list[list[float]]:
@@ -74,7 +67,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "cached_roofline", lambda target: ROOF)
         mp.setattr(guidelines, "time_table", _fake_rounds)
-        mp.setattr(report, "start_calibration", _FixedCalibration)
+        mp.setattr(report, "start_calibration", _fixed_calibration)
         written = run_report(config(out, deployments=DEPLOYED, sweeps=True, predict=True))
     return out, written
 
@@ -163,8 +156,7 @@ def test_a_runtime_target_says_why_it_has_no_prediction(tmp_path: Path) -> None:
 
 def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four networks for three models: two after each of the first two rows measured, none left for the third; a
-    rerun that measures no row times all four at the end."""
+    """Four networks for three models: two after each row measured while any are left; a rerun times all at the end."""
     events: list[tuple[str, object]] = []
 
     class Timer:
@@ -186,13 +178,12 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
     monkeypatch.setattr(prediction.networks, "network_suite", lambda count, progress=None: [None] * count)
     monkeypatch.setattr(prediction.networks, "NetworkTimer", Timer)
     monkeypatch.setattr(prediction.costmodel, "fit_timed", lambda ops, timed, target: (fixed_model(KEY), ops, timed))
-    assert prediction.QUICK_NETWORKS == 4
     run_report(config(tmp_path, predict=True))
     assert events == [("row", MODELS[0]), ("networks", 2), ("row", MODELS[1]), ("networks", 2), ("row", MODELS[2]),
                       ("networks", 0), ("rest", 0)]  # fmt: skip
     events.clear()
     run_report(config(tmp_path, predict=True))
-    assert events == [("rest", 4)]
+    assert events == [("rest", 4)] and prediction.QUICK_NETWORKS == 4
 
 
 def test_reading_a_table_without_measuring_leaves_its_sidecar(first_run: tuple[Path, dict[str, Path]]) -> None:
@@ -202,10 +193,10 @@ def test_reading_a_table_without_measuring_leaves_its_sidecar(first_run: tuple[P
     deployed = Target(threads=1, backend="onnxruntime")
     sidecar = out / f"latency-{deployed.key}.env.json"
     before = sidecar.read_text()
-    assert json.loads(before)["roofline"] is not None
     frame = report.latency_table(config(out, deployments=DEPLOYED), list(MODELS), None, lambda items, desc: items,
                                  deployed)  # fmt: skip
     assert sorted(frame["model"]) == sorted(MODELS) and sidecar.read_text() == before
+    assert json.loads(before)["roofline"] is not None
 
 
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:
@@ -432,6 +423,10 @@ def test_rows_of_another_machine_are_not_shown_as_measured_here(
     readme = (out / "README.md").read_text()
     assert "## Latency on cpu-t2" not in readme
     assert "Not shown, because another machine measured them: latency-cpu-t2-fp32-nchw-eager.csv" in readme
+    table = out / "latency-cpu-t2-fp32-nchw-eager.csv"
+    row = pd.read_csv(table, dtype=str).iloc[0]  # where another machine's rows came from, in words
+    said = f"1 row of machine {row['machine']} at commit {row['commit']}, measured {row['measured_at'][:10]}"
+    assert report.measured_elsewhere(table, ["model", "batch"], "B") == said
 
 
 BAD_REPORTS = [

@@ -28,7 +28,7 @@ class Page:
     provenance: dict[str, object]  # store.provenance_summary of every row shown
     left_out: list[str] = field(default_factory=list)  # files measured on other machines, not shown
     digits: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy-digits rows measured here
-    digits_elsewhere: int = 0
+    digits_elsewhere: str = ""  # accuracy-digits rows another machine measured, in words ("" for none)
     elapsed_s: float = 0.0
     deployments: tuple[str, ...] = ()  # target keys of the deployment runtimes' latency tables
     not_deployed: tuple[str, ...] = ()  # models left out of those tables by the report's size limit
@@ -495,8 +495,8 @@ def write_readme(
                                                                              "quick", "host", "device_name")]]
             sections += [_md(digits), ""]
         if page.digits_elsewhere:
-            sections += [f"`accuracy-digits.csv` holds {page.digits_elsewhere} rows measured on another machine, "
-                         "not shown; `cnnbench train --all` measures them here.", ""]
+            sections += [f"`accuracy-digits.csv` holds {page.digits_elsewhere}: another machine's, not shown; "
+                         "`cnnbench train --all` measures them here.", ""]
     guidelines = out / f"guidelines-{target.key}.md"
     if guidelines.exists():
         sections += [guidelines.read_text().strip(), ""]

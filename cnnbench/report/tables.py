@@ -406,6 +406,20 @@ def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, int]:
     return here(out / "accuracy-digits.csv", ["model"], machine)
 
 
+def measured_elsewhere(path: Path, key: list[str], machine: str) -> str:
+    """Where the rows of a results table that ``machine`` did not measure come from, in words ("62 rows of machine
+    82145c9c93be at commit b17351f, measured 2026-12-02"); "" when there are none."""
+    frame = ResultTable(path, key=key).frame() if path.exists() else pd.DataFrame()
+    others = frame[~_measured_on(frame, machine)] if not frame.empty else frame
+    if others.empty:
+        return ""
+    machines = ", ".join(sorted({str(v) for v in others.get("machine", []) if v})) or "?"
+    commits = ", ".join(sorted({str(v) for v in others.get("commit", []) if v})) or "?"
+    days = sorted({str(t)[:10] for t in others.get("measured_at", []) if t})
+    when = f", measured {days[0]}" + (f" to {days[-1]}" if days[-1] != days[0] else "") if days else ""
+    return f"{len(others)} row{'s' if len(others) > 1 else ''} of machine {machines} at commit {commits}{when}"
+
+
 def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, int]:
     """The rows of a results table that ``machine`` measured, and how many others it holds."""
     if not path.exists():
@@ -503,7 +517,8 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         everything["family"] = everything["model"].map(_families()).fillna("other")
-    digits, digits_elsewhere = digits_here(out, machine)
+    digits, _ = digits_here(out, machine)
+    digits_elsewhere = measured_elsewhere(out / "accuracy-digits.csv", ["model"], machine)
     fronts = pareto_tables(config, everything, accuracy, digits) if not everything.empty else {}
     written.update({f"pareto-{k}": out / f"pareto-{k.replace(' @ ', '@')}.csv" for k in fronts})
 
