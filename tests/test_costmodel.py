@@ -109,6 +109,9 @@ def test_fit_finds_the_lanes_the_network_scale_and_the_baselines() -> None:
     assert fitted.mac_ms_per_gb == pytest.approx(per_byte * 1e9, rel=1e-6)
     assert fitted.networks == 6 and fitted.ops == n and fitted.page_fault_gbs is None
     assert set(fitted.costs) == {"conv_1x1", costmodel.ANY} and fitted.key == "cpu-t1-fp32-nchw-eager"
+    few = costmodel.fit(ops.iloc[:costmodel.MIN_OPS - 1], timed, Target(threads=1))  # too few for a key of its own
+    assert set(few.costs) == {"kind:conv_1x1", costmodel.ANY} and few.cost_of("conv_1x1", "conv_1x1") is not few.costs[
+        costmodel.ANY]  # fmt: skip
     assert list(costmodel.misaligned([(3, 16), (16, 32), (116,), ()], 16)) == [True, False, True, False]
 
 

@@ -298,15 +298,15 @@ def _supported(split: np.ndarray) -> bool:
 
 def _fit_costs(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray, extra: np.ndarray,
                parallel: bool) -> dict[str, OpCost]:  # fmt: skip
-    """Every key with at least :data:`MIN_OPS` ops, every counting kind whose ops are keyed by op (pooled), and
-    :data:`ANY`."""
+    """Every key with at least :data:`MIN_OPS` ops, every counting kind (its ops pooled) unless it is a key fitted on
+    its own, and :data:`ANY`."""
     groups: dict[str, np.ndarray] = {}
     for key in np.unique(f["key"]):
         index = np.flatnonzero(f["key"] == key)
         if len(index) >= MIN_OPS:
             groups[str(key)] = index
     for kind in np.unique(f["kind"]):
-        if kind not in KINDS_AS_KEYS:
+        if kind not in groups:  # a convolution kind with too few ops still gets a fit, as its own fallback
             groups[f"kind:{kind}"] = np.flatnonzero(f["kind"] == kind)
     groups[ANY] = np.arange(len(time_ms))
     return {key: fit_cost(_select(f, i), time_ms[i], weight[i], extra[i], parallel) for key, i in groups.items()}
