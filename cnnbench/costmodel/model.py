@@ -43,7 +43,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,7 @@ class CostModel:
 
     def cost_of(self, key: str, kind: str) -> OpCost:
         """The cost of a key: its own, else its counting kind's, else every op's."""
-        return self.costs.get(key) or self.costs.get(f"kind:{kind}") or self.costs[ANY]
+        return _cost_of(self.costs, key, kind)
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
@@ -255,17 +255,17 @@ def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray |
     weight = np.ones(len(time_ms)) if weight is None else np.asarray(weight, dtype=float)
     extra = np.zeros(len(time_ms)) if extra_ms is None else np.asarray(extra_ms, dtype=float)
     scale_on = f["misaligned"] if _supported(f["misaligned"]) else np.zeros(len(time_ms), dtype=bool)
-    a, b, size = f["arithmetic"], f["mac_bytes"], f["size"]
+    g = {**f, "misaligned": scale_on}
+    size = f["size"]
 
     def model(p: np.ndarray, above: float) -> np.ndarray:
-        overhead, step, compute, memory, factor = np.exp(p)
-        rates = (a / compute + b / memory) * np.where(scale_on, factor, 1.0)
-        return overhead + step * (size > above) + rates + extra
+        return _cost(p, above).terms(g).sum(1) + extra
 
-    # half the fastest op, 1 µs of parallel step, 100 G/s, 10 GB/s, no factor; bounds far outside any real device
-    start = np.log([max(float(time_ms.min()) / 2, 1e-4), 1e-3, 100 * PER_MS, 10 * PER_MS, 1.0])
-    low = np.log([1e-7, 1e-7, 1e-3 * PER_MS, 1e-3 * PER_MS, 0.25])
-    high = np.log([1e3, 1e3, 1e7 * PER_MS, 1e7 * PER_MS, 8.0])
+    # OpCost's numbers as logarithms: half the fastest op, 1 µs of parallel step, 100 G/s, 10 GB/s, no factor;
+    # bounds far outside any real device
+    start = np.log([max(float(time_ms.min()) / 2, 1e-4), 1e-3, 100.0, 10.0, 1.0])
+    low = np.log([1e-7, 1e-7, 1e-3, 1e-3, 0.25])
+    high = np.log([1e3, 1e3, 1e7, 1e7, 8.0])
 
     def solve(above: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
         result = least_squares(lambda p: weight * (np.log(model(p, above)) - np.log(time_ms)), x0,
@@ -283,10 +283,16 @@ def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray |
                 if _supported(size > above):
                     best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
     _, p, above = best
+    cost = _cost(p, above)
+    return replace(cost, parallel_ms=cost.parallel_ms if above != math.inf else 0.0,
+                   misaligned_factor=cost.misaligned_factor if scale_on.any() else 1.0, ops=len(time_ms),
+                   error=float(np.median(np.abs(model(p, above) / time_ms - 1))))
+
+
+def _cost(p: np.ndarray, above: float) -> OpCost:
+    """The cost of the logarithms ``p`` (overhead, parallel step, compute, memory, factor) and a threshold."""
     overhead, step, compute, memory, factor = map(float, np.exp(p))
-    error = float(np.median(np.abs(model(p, above) / time_ms - 1)))
-    return OpCost(overhead, step if above != math.inf else 0.0, None if above == math.inf else above,
-                  compute / PER_MS, memory / PER_MS, factor if scale_on.any() else 1.0, len(time_ms), error)
+    return OpCost(overhead, step, None if above == math.inf else above, compute, memory, factor, 0, 0.0)
 
 
 def _supported(split: np.ndarray) -> bool:
@@ -312,13 +318,17 @@ def _fit_costs(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray
     return {key: fit_cost(_select(f, i), time_ms[i], weight[i], extra[i], parallel) for key, i in groups.items()}
 
 
+def _cost_of(costs: dict[str, OpCost], key: str, kind: str) -> OpCost:
+    """A key's own cost, else its counting kind's, else every op's."""
+    return costs.get(key) or costs.get(f"kind:{kind}") or costs[ANY]
+
+
 def _apply(costs: dict[str, OpCost], f: dict[str, np.ndarray], page_fault_gbs: float | None) -> np.ndarray:
     """(overhead, compute, memory) per op, page faults in memory."""
     terms = np.zeros((len(f["key"]), 3))
     for key, kind in set(zip(f["key"], f["kind"], strict=True)):
         index = np.flatnonzero((f["key"] == key) & (f["kind"] == kind))
-        cost = costs.get(str(key)) or costs.get(f"kind:{kind}") or costs[ANY]
-        terms[index] = cost.terms(_select(f, index))
+        terms[index] = _cost_of(costs, str(key), str(kind)).terms(_select(f, index))
     if page_fault_gbs:
         terms[:, 2] += f["fresh_bytes"] / (page_fault_gbs * PER_MS)
     return terms
@@ -335,9 +345,15 @@ def fit(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
     The lane count is chosen first, on fits without a parallel step. The page-fault rate is read off the ops that
     mapped fresh pages: the median of their bytes over what keys fitted on every other op leave of their time (fitted
     with those ops, a key would absorb part of their faults). Then every key is fitted, with the faults."""
+    return _fit(op_features(ops), ops, timed, target)[0]
+
+
+def _fit(f: dict[str, np.ndarray], ops: pd.DataFrame, timed: pd.DataFrame, target: Target,
+         ) -> tuple[CostModel, np.ndarray]:  # fmt: skip
+    """:func:`fit` on the ops' features ``f`` (``misaligned`` is set to the chosen lanes' in place); also returns
+    each op's fitted time, before the network scale."""
     if ops.empty:
         raise CnnbenchError("no op was timed; calibrate on at least one network")
-    f = op_features(ops)
     time_ms = ops["time_ms"].to_numpy(dtype=float)
     weight = np.sqrt(time_ms / np.median(time_ms))
     none = np.zeros(len(time_ms))
@@ -365,13 +381,14 @@ def fit(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
     scale = float(np.exp(np.median(np.log(measured / summed.to_numpy()))))
     counts = ops.groupby("network")[["flops", "mac_bytes"]].sum().reindex(summed.index)
     env = environment(target.torch_device)
-    return CostModel(
+    model = CostModel(
         target={**describe(target), "key": target.key}, costs=costs, lanes=lanes, page_fault_gbs=page_fault_gbs,
         network_scale=scale, flops_ms_per_g=_ratio(measured, counts["flops"].to_numpy(float)) * 1e9,
         mac_ms_per_gb=_ratio(measured, counts["mac_bytes"].to_numpy(float)) * 1e9, networks=len(summed),
         ops=len(ops), network_error=float(np.median(np.abs(scale * summed.to_numpy() / measured - 1))),
         environment={**env, "measured_at": now(), "code": code_fingerprint(None, CODE_MODULES)},
     )  # fmt: skip
+    return model, per_op
 
 
 def _ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
@@ -399,10 +416,8 @@ def calibrate(
 def fit_timed(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:
     """:func:`fit` on timed networks' tables, and those tables with what the fit gives: each op's ``key``,
     ``misaligned`` and ``fitted_ms``, each network's ``predicted_ms``."""
-    model = fit(ops, timed, target)
     f = op_features(ops)
-    f["misaligned"] = misaligned(f["channels"], model.lanes)
-    fitted = _apply(model.costs, f, model.page_fault_gbs).sum(1)
+    model, fitted = _fit(f, ops, timed, target)
     ops = ops.assign(key=f["key"], misaligned=f["misaligned"], fitted_ms=fitted)
     predicted = ops.groupby("network", sort=False)["fitted_ms"].sum() * model.network_scale
     return model, ops, timed.assign(predicted_ms=timed["network"].map(predicted))
