@@ -401,16 +401,14 @@ def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), left_out
 
 
-def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, int]:
-    """Rows of accuracy-digits.csv (``cnnbench train``) measured on this machine, and how many others there are."""
+def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of accuracy-digits.csv (``cnnbench train``) measured on this machine, and the others (:func:`here`)."""
     return here(out / "accuracy-digits.csv", ["model"], machine)
 
 
-def measured_elsewhere(path: Path, key: list[str], machine: str) -> str:
-    """Where the rows of a results table that ``machine`` did not measure come from, in words ("62 rows of machine
+def measured_elsewhere(others: pd.DataFrame) -> str:
+    """Where rows another machine measured (:func:`here`'s second table) come from, in words ("62 rows of machine
     82145c9c93be at commit b17351f, measured 2026-12-02"); "" when there are none."""
-    frame = ResultTable(path, key=key).frame() if path.exists() else pd.DataFrame()
-    others = frame[~_measured_on(frame, machine)] if not frame.empty else frame
     if others.empty:
         return ""
     machines = ", ".join(sorted({str(v) for v in others.get("machine", []) if v})) or "?"
@@ -420,15 +418,15 @@ def measured_elsewhere(path: Path, key: list[str], machine: str) -> str:
     return f"{len(others)} row{'s' if len(others) > 1 else ''} of machine {machines} at commit {commits}{when}"
 
 
-def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, int]:
-    """The rows of a results table that ``machine`` measured, and how many others it holds."""
+def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of a results table that ``machine`` measured, and the rows other machines did."""
     if not path.exists():
-        return pd.DataFrame(), 0
+        return pd.DataFrame(), pd.DataFrame()
     frame = ResultTable(path, key=key).frame()
     if frame.empty:
-        return frame, 0
+        return frame, frame
     mine = _measured_on(frame, machine)
-    return frame[mine].reset_index(drop=True), int((~mine).sum())
+    return frame[mine].reset_index(drop=True), frame[~mine].reset_index(drop=True)
 
 
 def pareto_tables(config: ReportConfig, everything: pd.DataFrame, accuracy: pd.DataFrame,
@@ -517,8 +515,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
         everything["family"] = everything["model"].map(_families()).fillna("other")
-    digits, _ = digits_here(out, machine)
-    digits_elsewhere = measured_elsewhere(out / "accuracy-digits.csv", ["model"], machine)
+    digits, others = digits_here(out, machine)
     fronts = pareto_tables(config, everything, accuracy, digits) if not everything.empty else {}
     written.update({f"pareto-{k}": out / f"pareto-{k.replace(' @ ', '@')}.csv" for k in fronts})
 
@@ -535,7 +532,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
         if shown else {},
         left_out=left_out,
         digits=digits,
-        digits_elsewhere=digits_elsewhere,
+        digits_elsewhere=measured_elsewhere(others),
         elapsed_s=time.perf_counter() - started,
         fronts=fronts,
         not_deployed=tuple(n for n in names if n not in deployed_names) if deployed else (),
