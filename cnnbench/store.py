@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 # Columns read back as text whatever they hold: a fingerprint or commit of digits only must not become a number.
-TEXT_COLUMNS = frozenset({*PROVENANCE_COLUMNS, "error", "notes", "status", "recipe", "seeds", "rounds_ms", "source"})
+TEXT_COLUMNS = frozenset({*(c for c in PROVENANCE_COLUMNS if c != "probe_ms"), "error", "notes", "status", "recipe",
+                          "seeds", "rounds_ms", "source", "disturbance", "rechecked"})
 
 
 @cache

@@ -11,6 +11,11 @@ from torch import nn
 
 from cnnbench.costmodel import model as costmodel
 from cnnbench.measure.counting import KINDS
+from cnnbench.measure.probe import Probe
+
+# The speed probe every timed row records, in tests: a fixed figure, so that whether a stored row is reused depends on
+# what a test changes, not on how fast the machine ran the probe a second ago (tests/test_probe.py times the real one).
+STEADY_PROBE_MS = 10.0
 
 # The largest models: building them with real weights takes most of a test run on a 2-core CPU.
 BIG = {"vgg19", "vgg19_bn", "efficientnet_b7"}
@@ -50,6 +55,24 @@ def cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("CNNBENCH_CACHE", None)
     else:
         os.environ["CNNBENCH_CACHE"] = previous
+
+
+_REAL_PROBE_MS = Probe.ms
+
+
+@pytest.fixture(autouse=True, scope="session")
+def steady_probe() -> Iterator[None]:
+    """Every :class:`Probe` answers :data:`STEADY_PROBE_MS` for the whole run (module fixtures that measure
+    included), except in tests marked ``real_probe``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Probe, "ms", lambda self: STEADY_PROBE_MS)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def real_probe_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("real_probe") is not None:
+        monkeypatch.setattr(Probe, "ms", _REAL_PROBE_MS)
 
 
 @pytest.fixture

@@ -4,6 +4,12 @@ A model that fails (out of memory, an input it cannot take, an export or a runti
 failed with its reason; the sweep goes on. Each measurement runs in a child process of its own
 (:func:`cnnbench.measure.isolated.run_isolated`), so its resident-memory peak is its own and a crash costs one row.
 Rows come out one at a time (:func:`iter_bench`) so a caller can show progress and save as it goes.
+
+Every row says whether another process took the CPUs while it was timed (``disturbed``, ``cpu_share`` and the
+other :data:`~cnnbench.measure.disturbance.DISTURBANCE_COLUMNS`); a disturbed row is measured again once the machine
+is quiet, within the bounds of a :class:`~cnnbench.measure.disturbance.Quieting`, and ``attempts`` says how many
+times. Every row also records the machine's ``hardware`` and the latest speed probe (``probe_ms``,
+:class:`~cnnbench.measure.probe.Probe`).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from typing import TypeVar
 import pandas as pd
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.measure.disturbance import DISTURBANCE_COLUMNS, Disturbance, Quieting
 from cnnbench.measure.isolated import run_isolated
-from cnnbench.measure.latency import Timing, measure
+from cnnbench.measure.latency import LatencyResult, Timing, measure
+from cnnbench.measure.probe import Probe, speed_probe
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, roofline_bound_ms
 from cnnbench.target import INT8, Target, describe, resolve_target
@@ -56,6 +64,9 @@ BENCH_COLUMNS = [
     "mac_bytes",
     "roofline_bound_ms",
     "roofline_fraction",
+    *DISTURBANCE_COLUMNS,
+    "probe_ms",
+    "hardware",
     "notes",
     "samples_ms",  # per-iteration times, space-separated (cnnbench.measure.latency.samples_text)
 ]
@@ -88,23 +99,32 @@ def iter_bench(
     roofline: Roofline | None = None,
     isolate: bool = True,
     calibration: Path | None = None,
+    quieting: Quieting | None = None,
+    probe: Probe | None = None,
 ) -> Iterator[dict[str, object]]:
     """Yield one row per (model, batch), in order. ``roofline`` adds the bound and the attained fraction (not for
     int8: the roofline's peak is fp32's). ``isolate=False`` measures in this process (faster; the resident-memory
     peak then includes what earlier rows left allocated). ``calibration`` is an image folder for int8 (default:
-    the digits)."""
+    the digits). ``quieting`` says how a disturbed row is measured again (default :class:`Quieting`'s bounds);
+    ``probe`` gives ``probe_ms`` (default: a probe of this target, in a child process when ``isolate``)."""
     target, _ = resolve_target(target)
     for bad in [b for b in batches if b < 1]:
         raise CnnbenchError(f"batch must be at least 1, got {bad}")
     description = describe(target)
+    quieting = quieting or Quieting()
+    probe = probe or Probe(target, run=None if isolate else speed_probe)
+    run = run_isolated if isolate else _in_process
     for name in models:
         for batch in batches:
             row: dict[str, object] = {"model": name, "batch": batch, "status": "ok", "error": ""}
             try:
                 row.update(_counts(name, resolution, batch, target))
-                run = run_isolated if isolate else _in_process
-                result = run(measure, name, target, batch, resolution, timing, None, calibration)
-                row.update(result.row())
+                result, attempts = quieting.measure(
+                    f"{name} at batch {batch}",
+                    lambda: run(measure, name, target, batch, resolution, timing, None, calibration),  # noqa: B023
+                    _disturbance,
+                )
+                row.update({**result.row(), "attempts": attempts, "probe_ms": round(probe.ms(), 4)})
             except CnnbenchError as err:
                 row.update({"status": "failed", "error": str(err), **description})
                 yield row
@@ -114,6 +134,10 @@ def iter_bench(
                 row["roofline_bound_ms"] = bound
                 row["roofline_fraction"] = bound / result.median_ms
             yield row
+
+
+def _disturbance(result: LatencyResult) -> Disturbance:
+    return result.disturbance
 
 
 def _in_process(fn: Callable[..., T], *args: object) -> T:
@@ -135,9 +159,11 @@ def bench(
     roofline: Roofline | None = None,
     isolate: bool = True,
     calibration: Path | None = None,
+    quieting: Quieting | None = None,
 ) -> pd.DataFrame:
     """Every row of :func:`iter_bench` as a DataFrame (:data:`BENCH_COLUMNS` first, then the target)."""
-    rows = list(iter_bench(models, target or Target(), batches, resolution, timing, roofline, isolate, calibration))
+    rows = list(iter_bench(models, target or Target(), batches, resolution, timing, roofline, isolate, calibration,
+                           quieting))
     return as_frame(rows)
 
 

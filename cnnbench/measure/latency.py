@@ -9,7 +9,9 @@ The method, and why:
 - warm-up in windows of ``window`` iterations until the median of a window is within ``settle`` of the previous
   one (allocator, cuDNN autotuning, oneDNN primitive caches and torch.compile all settle), bounded by
   ``max_warmup_s``;
-- then iterations until both ``min_time_s`` and ``min_iters`` are reached.
+- then iterations until both ``min_time_s`` and ``min_iters`` are reached, watched for other processes taking the
+  CPUs (:func:`cnnbench.measure.disturbance.watch`): every row says whether it was ``disturbed`` and what share of
+  the CPU time its threads asked for they had (``cpu_share``).
 
 Beside the steady state, what a deployer also asks (:class:`ColdStart`): the export and quantization times of a
 runtime's file, the load (building and preparing the module, or creating the runtime's session), the first
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from cnnbench.errors import CnnbenchError, first_line
+from cnnbench.measure.disturbance import Disturbance, watch
 from cnnbench.measure.forward import forward_on, running, synchronize
 from cnnbench.models import build_model
 from cnnbench.target import Target, describe, resolve_target
@@ -114,6 +117,7 @@ class LatencyResult:
     peak_mem_bytes: int | None = None  # device memory high-water mark of the timed run (CUDA only)
     notes: str = ""
     cold: ColdStart = field(default_factory=ColdStart)
+    disturbance: Disturbance = field(default_factory=Disturbance)  # what the machine gave the timed iterations
 
     @property
     def median_ms(self) -> float:
@@ -148,6 +152,7 @@ class LatencyResult:
             "warmup_iters": self.warmup_iters,
             "peak_mem_bytes": self.peak_mem_bytes,
             **asdict(self.cold),
+            **self.disturbance.columns(),
             "notes": self.notes,
             "samples_ms": samples_text(self.samples_ms),
             **{k: v for k, v in self.target.items()},
@@ -279,7 +284,9 @@ def measure(
             forward()
             synchronize(device)
             first_ms = (time.perf_counter() - t0) * 1e3
-            samples, warmup = time_callable(forward, device, timing)
+            warmup = warm_up(forward, device, timing)
+            with watch(target.threads) as seen:
+                samples = time_iterations(forward, device, timing.min_time_s, timing.min_iters)
             high = resident_bytes("VmHWM") if baseline is not None else None
     except torch.OutOfMemoryError:
         raise CnnbenchError(
@@ -304,4 +311,5 @@ def measure(
         notes="; ".join(notes),
         cold=ColdStart(getattr(forward, "export_s", None), getattr(forward, "quantize_s", None), load_s, first_ms,
                        max(0, high - baseline) if high is not None and baseline is not None else None),  # fmt: skip
+        disturbance=seen[0],
     )

@@ -20,7 +20,9 @@ import pandas as pd
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import as_frame, iter_bench
+from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.latency import Timing
+from cnnbench.measure.probe import Probe, speed_probe
 from cnnbench.measure.roofline import Roofline
 from cnnbench.target import Target
 
@@ -63,17 +65,21 @@ def iter_sweep(
     roofline: Roofline | None = None,
     isolate: bool = True,
     calibration: Path | None = None,
+    quieting: Quieting | None = None,
 ) -> Iterator[dict[str, object]]:
     """Yield one row per model × thread count × batch, in that order (``threads=None``: the target's own).
 
     With ``stop_after_ms``, a model's batches at one thread count stop after the first whose median exceeds it:
     larger batches would only take longer. The thread counts are checked (:func:`check_threads`) before the first
-    measurement; ``roofline``, ``isolate`` and ``calibration`` are :func:`~cnnbench.measure.bench.iter_bench`'s."""
+    measurement; ``roofline``, ``isolate``, ``calibration`` and ``quieting`` are
+    :func:`~cnnbench.measure.bench.iter_bench`'s. Each thread count has its speed probe (``probe_ms``)."""
     counts: list[int | None] = list(check_threads(threads)) if threads is not None else [target.threads]
+    quieting = quieting or Quieting()
+    probes = {count: Probe(replace(target, threads=count), run=None if isolate else speed_probe) for count in counts}
     for name in models:
         for count in counts:
             for row in iter_bench([name], replace(target, threads=count), batches, resolution, timing, roofline,
-                                  isolate, calibration):  # fmt: skip
+                                  isolate, calibration, quieting, probes[count]):  # fmt: skip
                 yield row
                 if stop_after_ms is not None and row["status"] == "ok" and _median(row) > stop_after_ms:
                     break
@@ -109,11 +115,13 @@ def batch_sweep(
     stop_after_ms: float | None = None,
     isolate: bool = True,
     calibration: Path | None = None,
+    quieting: Quieting | None = None,
 ) -> pd.DataFrame:
     """One row per batch (``latency_ms_median``, ``latency_ms_p95``, ``throughput_img_s``, ``status``, …), on
-    ``target`` at its own threads; ``stop_after_ms``, ``isolate`` and ``calibration`` as in :func:`iter_sweep`."""
+    ``target`` at its own threads; ``stop_after_ms``, ``isolate``, ``calibration`` and ``quieting`` as in
+    :func:`iter_sweep`."""
     rows = iter_sweep([name], target, batches, None, resolution, timing, stop_after_ms=stop_after_ms,
-                      isolate=isolate, calibration=calibration)  # fmt: skip
+                      isolate=isolate, calibration=calibration, quieting=quieting)  # fmt: skip
     return as_frame(list(rows))
 
 
@@ -127,8 +135,10 @@ def thread_sweep(
     *,
     isolate: bool = True,
     calibration: Path | None = None,
+    quieting: Quieting | None = None,
 ) -> pd.DataFrame:
     """One row per thread count (sorted), with ``speedup`` and ``efficiency`` (see the module docstring). Raises
     :class:`CnnbenchError` for a count below 1 or above the cores present."""
-    rows = iter_sweep([name], target, [batch], threads, resolution, timing, isolate=isolate, calibration=calibration)
+    rows = iter_sweep([name], target, [batch], threads, resolution, timing, isolate=isolate, calibration=calibration,
+                      quieting=quieting)  # fmt: skip
     return with_speedup(as_frame(list(rows)))
