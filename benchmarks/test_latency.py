@@ -20,8 +20,10 @@ import torch.utils.benchmark as tb
 from torch import nn
 
 import zoo
+from cnnbench.measure.disturbance import watch
 from cnnbench.measure.forward import forward_on, running
 from cnnbench.measure.latency import Timing, measure
+from cnnbench.measure.probe import speed_probe
 from cnnbench.measure.profiling import profile
 from cnnbench.models import build_model
 from cnnbench.target import Target, describe
@@ -50,12 +52,15 @@ def test_latency(benchmark, target: Target, model_name: str, batch: int) -> None
             "mac_bytes": counts.mac_bytes,
             "published_top1": info.published.top1,
             **{f"target_{k}": v for k, v in describe(target).items()},
+            "probe_ms": speed_probe(target).probe_ms,  # the machine's speed now (cnnbench.measure.probe)
         }
     )
     with running(target):
         for _ in range(3):  # warm-up outside the measurement: allocator, oneDNN/cuDNN caches, torch.compile
             run()
-        benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
+        with watch(target.threads) as seen:  # did another process take the CPUs while it was timed?
+            benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
+    benchmark.extra_info.update(seen[0].columns())
 
 
 @pytest.mark.benchmark(group="latency-overhead")

@@ -16,6 +16,7 @@ import pandas as pd
 import zoo
 from cnnbench.accuracy.published import published_accuracy
 from cnnbench.errors import CnnbenchError
+from cnnbench.provenance import is_disturbed
 
 __all__ = ["ACCURACY_SOURCES", "Budget", "accuracy_for", "candidates", "digits_top1", "front_table", "memory_bytes",
            "no_fit_message", "pareto", "rank"]
@@ -45,12 +46,13 @@ class Budget:
 def pareto(frame: pd.DataFrame, cost: str = "latency_ms", gain: str = "top1") -> pd.DataFrame:
     """``frame`` with two more columns: ``pareto`` (no other row is at least as cheap and as good, and strictly
     better in one) and ``dominated_by`` (for a dominated row, the cheapest front model that dominates it; empty on
-    the front). Rows lacking ``cost`` or ``gain`` are neither (``pareto`` False, ``dominated_by`` empty).
+    the front). Rows lacking ``cost`` or ``gain``, and rows whose latency was ``disturbed`` (another process held
+    the CPUs while they were timed), are neither (``pareto`` False, ``dominated_by`` empty).
     Ties (the same cost and gain) dominate neither way, so both stay on the front."""
     out = frame.copy()
     costs = pd.to_numeric(out[cost], errors="coerce").to_numpy(dtype=float)
     gains = pd.to_numeric(out[gain], errors="coerce").to_numpy(dtype=float)
-    known = ~(np.isnan(costs) | np.isnan(gains))
+    known = ~(np.isnan(costs) | np.isnan(gains)) & ~disturbed(out).to_numpy()
     no_worse = (costs[:, None] <= costs[None, :]) & (gains[:, None] >= gains[None, :])  # [j, i]: j no worse than i
     better = (costs[:, None] < costs[None, :]) | (gains[:, None] > gains[None, :])
     dominates = no_worse & better & known[:, None] & known[None, :]
@@ -109,6 +111,13 @@ def front_table(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["pareto", "latency_ms"], ascending=[False, True]).reset_index(drop=True)
 
 
+def disturbed(frame: pd.DataFrame) -> pd.Series:
+    """Which rows were flagged ``disturbed`` (:func:`cnnbench.provenance.is_disturbed`); none without the column."""
+    if "disturbed" not in frame:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    return frame.apply(is_disturbed, axis=1).astype(bool) if len(frame) else pd.Series(dtype=bool)
+
+
 def memory_bytes(latency: pd.DataFrame) -> pd.Series:
     """The measured peak memory of inference per latency row: the device's allocator high-water mark where the
     target has one (CUDA), else the resident-memory peak above what the loaded model held (CPU)."""
@@ -125,7 +134,8 @@ def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
 
 def candidates(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     """Join a latency table (rows of one target and batch) with one top-1 per model: ``model, family,
-    latency_ms, top1, top1_std, top1_from, params_m, memory_mb, status, error``. Failed rows keep their error."""
+    latency_ms, top1, top1_std, top1_from, params_m, memory_mb, status, error, disturbed, cpu_share``. Failed rows
+    keep their error; disturbed rows keep their latency, flagged."""
     ok = latency["status"].astype(str) == "ok" if "status" in latency else pd.Series(True, latency.index)
     frame = pd.DataFrame({
         "model": latency["model"].astype(str),
@@ -134,12 +144,14 @@ def candidates(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
         "memory_mb": (memory_bytes(latency) / 1e6).where(ok),
         "status": latency.get("status", "ok"),
         "error": latency.get("error", "").fillna("") if "error" in latency else "",
+        "disturbed": disturbed(latency),
+        "cpu_share": _numbers(latency, "cpu_share"),
     })
     frame.insert(1, "family", frame["model"].map(lambda n: zoo.model_info(n).family if n in zoo.list_models()
                                                  else "other"))  # fmt: skip
     merged = frame.merge(accuracy, on="model", how="left")
     return merged[["model", "family", "latency_ms", "top1", "top1_std", "top1_from", "params_m", "memory_mb",
-                   "status", "error"]]  # fmt: skip
+                   "status", "error", "disturbed", "cpu_share"]]  # fmt: skip
 
 
 def _ms(value: float) -> str:
@@ -152,6 +164,11 @@ def _reasons(row: pd.Series, budget: Budget, accuracy: str) -> str:
     if pd.isna(row["latency_ms"]):
         error = str(row.get("error") or "").strip()
         reasons.append(f"no latency ({error})" if error else "no latency measured")
+    elif bool(row.get("disturbed", False)):
+        share = row.get("cpu_share")
+        had = f", cpu_share {share:.2f}" if pd.notna(share) else ""
+        reasons.append(f"latency disturbed ({_ms(row['latency_ms'])} ms{had}: another process held the CPUs; "
+                       "measure it again)")
     elif budget.latency_ms is not None and row["latency_ms"] > budget.latency_ms:
         reasons.append(f"latency {_ms(row['latency_ms'])} ms > {budget.latency_ms:g} ms")
     if pd.isna(row["top1"]):

@@ -54,6 +54,7 @@ from torch import nn
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure import allocator, breakdown, counting, latency, profiling
+from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.models import build_model
@@ -403,14 +404,17 @@ def calibrate(
     seed: int = 0,
     progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
     timing: Timing = REPORT_TIMING,
+    quieting: Quieting | None = None,
 ) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:
     """Time ``network_count`` synthetic networks on ``target`` (never a zoo model), whole and op by op, each in a
-    process of its own, and fit its cost model. Returns :func:`fit_timed`'s cost model and tables."""
+    process of its own, and fit its cost model. A network timed while another process held the CPUs is timed again
+    once the machine is quiet (``quieting``), or left out of the fit. Returns :func:`fit_timed`'s cost model and
+    tables."""
     target = check_modelled(target or Target())
     if network_count < 1:
         raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     drawn = networks.network_suite(network_count, seed, progress)
-    return fit_timed(*networks.time_networks(drawn, target, progress, timing), target)
+    return fit_timed(*networks.time_networks(drawn, target, progress, timing, quieting=quieting), target)
 
 
 def fit_timed(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> tuple[CostModel, pd.DataFrame, pd.DataFrame]:

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.breakdown import time_ops
+from cnnbench.measure.disturbance import Disturbance, Quieting, watch
 from cnnbench.measure.isolated import run_isolated
 from cnnbench.measure.latency import REPORT_TIMING, Timing, measure
 from cnnbench.measure.profiling import profile
@@ -342,22 +343,31 @@ def network_suite(
 
 
 def time_network(draw: int, target: Target, timing: Timing = REPORT_TIMING, repeats: int = OP_REPEATS,
-                 ) -> tuple[float, pd.DataFrame]:  # fmt: skip
+                 ) -> tuple[float, pd.DataFrame, Disturbance]:  # fmt: skip
     """One network's median latency, timed as the report times a zoo model, then each of its ops in its place
-    (:func:`cnnbench.measure.breakdown.time_ops`); run it in a process of its own, as :func:`time_networks` does."""
+    (:func:`cnnbench.measure.breakdown.time_ops`), and the least favourable of what the machine gave the two
+    (:class:`~cnnbench.measure.disturbance.Disturbance`); run it in a process of its own, as :func:`time_networks`
+    does."""
     net, resolution, _ = _network(draw)
-    whole = measure(net, target, resolution=resolution, timing=timing).median_ms
-    return whole, time_ops(net, target, resolution=resolution, repeats=repeats)
+    whole = measure(net, target, resolution=resolution, timing=timing)
+    with watch(target.threads) as seen:
+        ops = time_ops(net, target, resolution=resolution, repeats=repeats)
+    return whole.median_ms, ops, Disturbance.worst([whole.disturbance, seen[0]])
 
 
 class NetworkTimer:
     """Times drawn networks a few at a time, each in a child process as the report times a zoo model, so that a
     report can interleave them with the models it measures: a machine whose speed drifts over minutes then slows
-    both alike. :meth:`finish` times what is left and returns the tables."""
+    both alike. :meth:`finish` times what is left and returns the tables.
+
+    A network timed while another process held the CPUs is timed again once the machine is quiet, as a latency row
+    is (``quieting``); one that stays disturbed is kept in the per-network table, flagged, and its ops are left out
+    of the per-op table that the fit reads."""
 
     def __init__(self, drawn: Sequence[Network], target: Target, timing: Timing = REPORT_TIMING,
-                 repeats: int = OP_REPEATS) -> None:  # fmt: skip
+                 repeats: int = OP_REPEATS, quieting: Quieting | None = None) -> None:  # fmt: skip
         self.waiting, self.target, self.timing, self.repeats = list(drawn), target, timing, repeats
+        self.quieting = quieting or Quieting()
         self.tables: list[pd.DataFrame] = []
         self.rows: list[dict[str, object]] = []
 
@@ -370,22 +380,33 @@ class NetworkTimer:
     def finish(self, progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
                ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         """Time every network left, then return the per-op table (the counting pass's layers with the network's
-        name and each op's ``time_ms``) and the per-network one (``network``, ``resolution``, ``measured_ms``,
-        ``ops_ms``: the sum of its ops timed one by one, ``ops``), in the order the networks were drawn."""
+        name and each op's ``time_ms``; undisturbed networks only) and the per-network one (``network``,
+        ``resolution``, ``measured_ms``, ``ops_ms``: the sum of its ops timed one by one, ``ops``, ``disturbed``,
+        ``cpu_share``, ``attempts``), in the order the networks were drawn. Raises :class:`CnnbenchError` when every
+        network was disturbed: a cost model fitted on them would publish a machine's busy hour as its speed."""
         for network in progress(self.waiting, "networks"):
             self._time(network)
         self.waiting = []
+        if not self.tables:
+            raise CnnbenchError(f"all {len(self.rows)} calibration networks were disturbed (other processes held the "
+                                "CPUs); calibrate again on a quiet machine")  # fmt: skip
         return pd.concat(self.tables, ignore_index=True), pd.DataFrame(self.rows)
 
     def _time(self, network: Network) -> None:
-        whole, timed = run_isolated(time_network, network.draw, self.target, self.timing, self.repeats)
+        (whole, timed, seen), attempts = self.quieting.measure(
+            network.name,
+            lambda: run_isolated(time_network, network.draw, self.target, self.timing, self.repeats),
+            lambda result: result[2],
+        )
         layers = network.layers
         if list(timed["kind"]) != list(layers["kind"]):
             raise CnnbenchError(f"{network.name}: its ops timed one by one ({len(timed)}) do not line up with its "
                                 f"counting pass ({len(layers)}); this is a bug, please report it")  # fmt: skip
-        self.tables.append(layers.assign(network=network.name, time_ms=timed["time_ms"].to_numpy()))
+        if not seen.disturbed:
+            self.tables.append(layers.assign(network=network.name, time_ms=timed["time_ms"].to_numpy()))
         self.rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": whole,
-                          "ops_ms": float(np.sum(timed["time_ms"])), "ops": len(timed)})  # fmt: skip
+                          "ops_ms": float(np.sum(timed["time_ms"])), "ops": len(timed),
+                          **seen.columns(), "attempts": attempts})  # fmt: skip
 
 
 def time_networks(
@@ -394,6 +415,7 @@ def time_networks(
     progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
     timing: Timing = REPORT_TIMING,
     repeats: int = OP_REPEATS,
+    quieting: Quieting | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time every network, one after the other (:class:`NetworkTimer`); returns its two tables."""
-    return NetworkTimer(drawn, target, timing, repeats).finish(progress)
+    return NetworkTimer(drawn, target, timing, repeats, quieting).finish(progress)

@@ -45,6 +45,7 @@ from scipy.stats import bootstrap
 from torch import Tensor, nn
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.measure.disturbance import watch
 from cnnbench.measure.forward import forward_on, running
 from cnnbench.measure.latency import Timing, time_iterations, warm_up
 from cnnbench.measure.profiling import profile
@@ -454,7 +455,9 @@ def run_table(
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
     target, _ = resolve_target(target)
     table = cases([guideline], paper_column(target), [scale])
-    times = time_table(table, target, batch, timing, rounds)
+    with watch(target.threads) as seen:  # one window for the table: its rows are timed interleaved
+        times = time_table(table, target, batch, timing, rounds)
+    disturbance = seen[0].columns()
     rows = []
     for case, per_round in zip(table, times, strict=True):
         flops, mac = count_case(case)
@@ -475,6 +478,7 @@ def run_table(
                 "rounds_ms": _rounds_text(per_round),
                 "paper_column": case.column,
                 "paper_speed": case.paper_speed,  # GPU: batches/s, CPU: images/s
+                **disturbance,
             }
         )
     return rows

@@ -11,6 +11,7 @@ import pandas as pd
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines.microbench import G1_ROWS, G2_ROWS, G3_ROWS, PaperRow, pair_ratio
+from cnnbench.provenance import is_disturbed
 
 __all__ = ["TIE", "Comparison", "CLAIMS", "Verdict", "verdict"]
 
@@ -75,7 +76,7 @@ CLAIMS: dict[str, tuple[str, list[Comparison], str]] = {
 class Verdict:
     guideline: str
     claim: str  # what the paper's ordering says, in our words
-    outcomes: tuple[str, ...]  # per scale, in SCALES order: holds | fails | undecided
+    outcomes: tuple[str, ...]  # per scale, in SCALES order: holds | fails | undecided | disturbed (not judged)
     detail: str  # the quoted ratio with its interval, here and in the paper
 
     @property
@@ -87,19 +88,26 @@ class Verdict:
         return len(self.outcomes)
 
     @property
+    def judged(self) -> int:
+        """Scales judged: those whose table was not disturbed."""
+        return self.scales - self.outcomes.count("disturbed")
+
+    @property
     def word(self) -> str:
         counts = {o: self.outcomes.count(o) for o in ("holds", "fails", "undecided")}
-        if counts["holds"] == self.scales:
+        if not self.judged:
+            return "not judged (every table disturbed)"
+        if counts["holds"] == self.judged:
             return "holds"
-        if counts["fails"] == self.scales:
+        if counts["fails"] == self.judged:
             return "does not hold"
-        if counts["undecided"] == self.scales:
+        if counts["undecided"] == self.judged:
             return "undecided"
         return "partly holds" if counts["holds"] else "mixed"
 
     @property
     def summary(self) -> str:
-        parts = [f"{o} at {self.outcomes.count(o)}/{self.scales}" for o in ("holds", "fails", "undecided")
+        parts = [f"{o} at {self.outcomes.count(o)}/{self.scales}" for o in ("holds", "fails", "undecided", "disturbed")
                  if o in self.outcomes]  # fmt: skip
         return f"{self.guideline} {self.word} ({', '.join(parts)} scales): {self.claim}. {self.detail}"
 
@@ -121,7 +129,8 @@ def verdict(frame: pd.DataFrame, guideline: str) -> Verdict:
     At each scale every ordering the claim makes (:data:`CLAIMS`) is judged by the 95% interval of its speed ratio
     times the ratio of the two rows' FLOPs (speed per multiply-add; the paper's channel numbers leave up to 5.5%
     between rows): see :meth:`Comparison.outcome`. A scale holds when every ordering holds, fails when any fails,
-    and is undecided otherwise. The quoted detail gives plain speed ratios.
+    and is undecided otherwise. A scale whose table was ``disturbed`` (another process held the CPUs while it was
+    timed) is not judged: its outcome is ``disturbed``. The quoted detail gives plain speed ratios.
     """
     claim, comparisons, quoted = CLAIMS[guideline]
     rows = frame[frame["guideline"] == guideline]
@@ -130,8 +139,11 @@ def verdict(frame: pd.DataFrame, guideline: str) -> Verdict:
     outcomes, ours, theirs = [], [], []
     for _, at_scale in rows.groupby("scale", sort=True):
         by_config = {str(r["config"]): r for _, r in at_scale.iterrows()}
-        results = [c.outcome(*_per_flop(by_config[c.slower], by_config[c.faster])) for c in comparisons]
-        outcomes.append("fails" if "fails" in results else "undecided" if "undecided" in results else "holds")
+        if any(is_disturbed(r) for r in by_config.values()):
+            outcomes.append("disturbed")
+        else:
+            results = [c.outcome(*_per_flop(by_config[c.slower], by_config[c.faster])) for c in comparisons]
+            outcomes.append("fails" if "fails" in results else "undecided" if "undecided" in results else "holds")
         row = by_config[quoted]  # its ratio to the table's first row is in the frame already
         ours.append(_ratio_text(row["speed_vs_base"], row["speed_vs_base_low"], row["speed_vs_base_high"]))
         theirs.append(f"{row['paper_vs_base']:.2f}")

@@ -16,10 +16,10 @@ import pandas as pd
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import samples_text
-from cnnbench.provenance import fingerprint
+from cnnbench.provenance import KERNEL_FLAGS, fingerprint
 
-__all__ = ["read_benchmark_json", "load_benchmark_json", "benchmark_samples_ms", "REQUIRED_TOP", "REQUIRED_STATS",
-           "REQUIRED_EXTRA"]
+__all__ = ["read_benchmark_json", "load_benchmark_json", "benchmark_samples_ms", "hardware_of", "REQUIRED_TOP",
+           "REQUIRED_STATS", "REQUIRED_EXTRA"]
 
 REQUIRED_TOP = ("machine_info", "commit_info", "benchmarks", "datetime", "version")  # pytest-benchmark's own keys
 REQUIRED_STATS = ("median", "mean", "stddev", "iqr", "rounds")
@@ -63,6 +63,32 @@ def benchmark_samples_ms(entry: dict[str, Any]) -> tuple[float, ...] | None:
     if not isinstance(data, list) or not data or not all(isinstance(x, int | float) for x in data):
         return None
     return tuple(1e3 * float(x) for x in data)
+
+
+def _machine_info_hardware(data: dict[str, Any]) -> str:
+    """What pytest-benchmark's own ``machine_info`` says of the CPU, for files made before rows named their
+    hardware: its brand, architecture and logical CPUs (py-cpuinfo's figures where it is installed)."""
+    info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+    cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
+    parts = [str(cpu.get("brand_raw") or info.get("processor") or "unknown CPU"), str(info.get("machine") or "")]
+    flags = cpu.get("flags") if isinstance(cpu.get("flags"), list) else []
+    if flags:
+        parts.append(" ".join(f for f in KERNEL_FLAGS if f in flags) or "no kernel flags")
+    if cpu.get("count"):
+        parts.append(f"{cpu['count']} cpus")
+    return "; ".join(p for p in parts if p) + " (from pytest-benchmark's machine_info)"
+
+
+def hardware_of(path: Path) -> str:
+    """The hardware a pytest-benchmark JSON file was measured on: its tests' ``target_hardware``, else what its
+    ``machine_info`` says."""
+    data = load_benchmark_json(path)
+    named = set()
+    for entry in data["benchmarks"]:
+        extra = entry.get("extra_info") if isinstance(entry, dict) else None
+        if isinstance(extra, dict) and extra.get("target_hardware"):
+            named.add(str(extra["target_hardware"]))
+    return " | ".join(sorted(named)) if named else _machine_info_hardware(data)
 
 
 def read_benchmark_json(path: Path) -> pd.DataFrame:
@@ -116,6 +142,11 @@ def read_benchmark_json(path: Path) -> pd.DataFrame:
                 "commit": extra["target_commit"],
                 "host": extra["target_host"],
                 "device_name": extra["target_device_name"],
+                "hardware": extra.get("target_hardware") or _machine_info_hardware(data),
+                "probe_ms": extra.get("probe_ms"),
+                "disturbed": extra.get("disturbed", False),
+                "cpu_share": extra.get("cpu_share"),
+                "disturbance": extra.get("disturbance", ""),
                 "measured_at": data["datetime"],
                 "source": str(path),
             }

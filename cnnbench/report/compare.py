@@ -20,7 +20,9 @@ change and one the noise does not explain:
 
 Rows on one side only are listed with the verdict ``only in old`` / ``only in new``; rows on both sides that cannot
 be compared (a failed run, fewer than 2 samples, a table written before samples were kept) as ``not comparable``,
-with the reason in ``note``. None of these fail the gate; only ``slower`` does (:func:`gate`).
+with the reason in ``note``; a row flagged ``disturbed`` on either side (another process held the CPUs while it was
+timed) as ``disturbed``: its ratio is shown, but no verdict is drawn from it. None of these fail the gate; only
+``slower`` does (:func:`gate`). :func:`hardware` says what each side ran on.
 """
 
 from __future__ import annotations
@@ -37,15 +39,16 @@ from scipy.stats import bootstrap
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import parse_samples
-from cnnbench.report.benchmark_json import benchmark_samples_ms, load_benchmark_json
+from cnnbench.provenance import is_disturbed
+from cnnbench.report.benchmark_json import benchmark_samples_ms, hardware_of, load_benchmark_json
 from cnnbench.store import ResultTable
 
-__all__ = ["compare", "gate", "ratio_interval", "runs_ratio_interval", "summary_line", "COLUMNS", "VERDICTS",
-           "MIN_SAMPLES", "DEFAULT_THRESHOLD"]
+__all__ = ["compare", "gate", "hardware", "ratio_interval", "runs_ratio_interval", "summary_line", "COLUMNS",
+           "VERDICTS", "MIN_SAMPLES", "DEFAULT_THRESHOLD"]
 
 SLOWER, FASTER, UNCHANGED = "slower", "faster", "unchanged"
-ONLY_OLD, ONLY_NEW, NOT_COMPARABLE = "only in old", "only in new", "not comparable"
-VERDICTS = (SLOWER, FASTER, UNCHANGED, ONLY_OLD, ONLY_NEW, NOT_COMPARABLE)
+ONLY_OLD, ONLY_NEW, NOT_COMPARABLE, DISTURBED = "only in old", "only in new", "not comparable", "disturbed"
+VERDICTS = (SLOWER, FASTER, UNCHANGED, ONLY_OLD, ONLY_NEW, NOT_COMPARABLE, DISTURBED)
 COLUMNS = ["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci_low", "ci_high", "n_old", "n_new", "runs_old",
            "runs_new", "verdict", "note"]  # fmt: skip
 DEFAULT_THRESHOLD = 0.05  # the smallest change called slower or faster: 5%
@@ -65,6 +68,7 @@ class _Entry:
     samples: tuple[float, ...]  # every run's, pooled
     problem: str = ""
     runs: tuple[tuple[float, ...], ...] = ()  # the samples of each run that has this row
+    disturbed: str = ""  # why the row was flagged disturbed ("cpu_share 0.50 < 0.9"); "" when it was not
 
 
 _Run = dict[tuple[str, ...], _Entry]
@@ -192,9 +196,10 @@ def _compared(old: _Entry, new: _Entry, threshold: float, confidence: float, res
         ratio, low, high = ratio_interval(old.samples, new.samples, confidence, resamples, seed)
     else:
         ratio, low, high = runs_ratio_interval(old.runs, new.runs, confidence, resamples, seed)
+    disturbed = [f"{side} disturbed ({e.disturbed})" for side, e in (("old", old), ("new", new)) if e.disturbed]
+    verdict = DISTURBED if disturbed else _verdict(ratio, low, high, threshold)
     return {**row, "old_ms": float(np.median(old.samples)), "new_ms": float(np.median(new.samples)), "ratio": ratio,
-            "ci_low": low, "ci_high": high, "verdict": _verdict(ratio, low, high, threshold),
-            "note": "; ".join(notes)}  # fmt: skip
+            "ci_low": low, "ci_high": high, "verdict": verdict, "note": "; ".join(disturbed + notes)}  # fmt: skip
 
 
 def _alone(entry: _Entry, verdict: str) -> dict[str, object]:
@@ -206,6 +211,21 @@ def _alone(entry: _Entry, verdict: str) -> dict[str, object]:
 
 
 # --- reading the two runs ----------------------------------------------------------------------------------------
+
+
+def hardware(paths: Paths) -> str:
+    """What one side of a comparison ran on: the ``hardware`` of its tables' rows (or of its JSON files' tests),
+    every distinct one, joined by `` | ``; ``unknown`` for tables written before rows named it."""
+    found: list[str] = []
+    for path in [paths] if isinstance(paths, Path) else list(paths):
+        if path.is_dir() or path.suffix == ".csv":
+            for table in sorted(path.glob("latency-*.csv")) if path.is_dir() else [path]:
+                frame = ResultTable(table, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
+                if "hardware" in frame:
+                    found += [str(h) for h in frame["hardware"].dropna() if str(h)]
+        elif path.is_file():
+            found.append(hardware_of(path))
+    return " | ".join(dict.fromkeys(found)) or "unknown (tables written before rows named their hardware)"
 
 
 def _kind(path: Path, side: str) -> str:
@@ -232,7 +252,8 @@ def _merge(runs: Sequence[_Run]) -> _Run:
             merged[key] = replace(entries[0], runs=())
             continue
         pooled = tuple(t for e in good for t in e.samples)
-        merged[key] = replace(good[0], samples=pooled, runs=tuple(e.samples for e in good))
+        disturbed = "; ".join(e.disturbed for e in good if e.disturbed)
+        merged[key] = replace(good[0], samples=pooled, runs=tuple(e.samples for e in good), disturbed=disturbed)
     return merged
 
 
@@ -262,8 +283,9 @@ def _read_tables(path: Path) -> _Run:
             except ValueError:
                 raise CnnbenchError(f"{table}: the samples_ms of {model} at batch {batch} are not numbers; re-run "
                                     "cnnbench report") from None  # fmt: skip
+            flagged = (str(row.get("disturbance") or "") or "flagged") if is_disturbed(row) else ""
             run[(target, model, str(batch))] = _Entry(target, model, batch, samples,
-                                                      _problem(row.get("status"), samples, kept))  # fmt: skip
+                                                      _problem(row.get("status"), samples, kept), disturbed=flagged)
     if not any(e.samples for e in run.values()) and any(e.problem == NO_SAMPLES for e in run.values()):
         raise CnnbenchError(f"{path} keeps no per-iteration samples (samples_ms): this results folder was written "
                             "before samples were kept; re-run cnnbench report")  # fmt: skip
@@ -281,8 +303,9 @@ def _read_json(path: Path) -> _Run:
         samples = benchmark_samples_ms(bench)
         batch = extra.get("batch")
         problem = "no per-iteration data" if samples is None else _problem("ok", samples, True)
+        flagged = (str(extra.get("disturbance") or "") or "flagged") if is_disturbed(extra) else ""
         run[(name,)] = _Entry(str(extra.get("target_target", "")), name, int(batch) if batch is not None else None,
-                              samples or (), problem)  # fmt: skip
+                              samples or (), problem, disturbed=flagged)  # fmt: skip
     if not run:
         raise CnnbenchError(f"{path} holds no benchmark; run pytest-benchmark with --benchmark-json FILE")
     if all(e.problem == "no per-iteration data" for e in run.values()):

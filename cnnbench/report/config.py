@@ -46,6 +46,7 @@ class ReportConfig:
     baseline: Path | None = None  # an earlier results folder: the README compares this run's latency with it
     sweeps: bool = True  # the batch and threads sweeps of one model per family
     predict: bool = True  # the cost model's predictions beside the measured latency (eager targets)
+    retries: int = 2  # a disturbed row is measured again up to this many times, once the machine is quiet
 
     @classmethod
     def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
@@ -86,6 +87,8 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
         raise CnnbenchError(f"breakdown_repeats must be at least 1, got {config.breakdown_repeats}")
     if config.deploy_max_flops is not None and not config.deploy_max_flops > 0:
         raise CnnbenchError(f"the deployment size limit must be above 0 multiply-adds, got {config.deploy_max_flops}")
+    if config.retries < 0:
+        raise CnnbenchError(f"retries must be at least 0, got {config.retries}")
     if config.guideline_rounds is not None and config.guideline_rounds < 1:
         raise CnnbenchError(f"guideline rounds must be at least 1, got {config.guideline_rounds}")
     config = replace(config, target=target)

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnnbench.choose import disturbed
+from cnnbench.measure.disturbance import MIN_CPU_SHARE
 from cnnbench.measure.latency import Timing
 from cnnbench.measure.roofline import Roofline
+from cnnbench.provenance import PROBE_TOLERANCE
 from cnnbench.report import charts, compare, deployment
 from cnnbench.report.config import ReportConfig
 from cnnbench.report.prediction import prediction_summary
+from cnnbench.report.recheck import RECHECK_FACTOR
 from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 from cnnbench.store import atomic_write_text
 from cnnbench.target import Target
@@ -197,6 +201,10 @@ def _front_section(page: Page, chart_paths: dict[str, Path]) -> list[str]:
         if not beaten.empty:
             pairs = ", ".join(f"{m} (by {d})" for m, d in zip(beaten["model"], beaten["dominated_by"], strict=True))
             lines += [f"Dominated ({len(beaten)}), each by the fastest front model that beats it: {pairs}.", ""]
+        left = front[front["disturbed"].astype(bool)] if "disturbed" in front else front.iloc[0:0]
+        if not left.empty:
+            lines += [f"Left out of the front because another process slowed their rows (disturbed): "
+                      f"{', '.join(left['model'])}.", ""]
     return lines
 
 
@@ -226,6 +234,46 @@ def _baseline_section(page: Page) -> list[str]:
     return lines
 
 
+def _status_text(frame: pd.DataFrame) -> pd.Series:
+    """The status column as the page shows it: ``disturbed (cpu_share 0.50)`` for a row another process slowed."""
+    status = frame["status"].astype(str).copy() if "status" in frame else pd.Series("ok", index=frame.index)
+    flagged = disturbed(frame)
+    shares = pd.to_numeric(frame["cpu_share"], errors="coerce") if "cpu_share" in frame else None
+    for index in frame.index[flagged.to_numpy()]:
+        share = shares[index] if shares is not None else float("nan")
+        status[index] = f"disturbed (cpu_share {share:.2f})" if pd.notna(share) else "disturbed"
+    return status
+
+
+def _disturbance_section(everything: pd.DataFrame) -> list[str]:
+    """What the machine did to this run: the rows another process slowed, and those measured again because they
+    were far slower than expected."""
+    if everything.empty:
+        return []
+    flagged = everything[disturbed(everything)]
+    rechecked = everything[everything["rechecked"].fillna("").astype(str) != ""] if "rechecked" in everything \
+        else everything.iloc[0:0]  # fmt: skip
+    attempts = pd.to_numeric(everything.get("attempts"), errors="coerce") if "attempts" in everything else None
+    again = int((attempts > 1).sum()) if attempts is not None else 0
+    lines = ["## Disturbance", ""]
+    lines.append(
+        f"Every timed row records what share of the CPU time its threads asked for they had (`cpu_share`; below "
+        f"{MIN_CPU_SHARE} another process slowed it, and it is `disturbed`), the other processes' share of the CPUs "
+        "(`cpu_others`), the hypervisor's steal (`cpu_steal`), the machine's `hardware` and a speed probe "
+        f"(`probe_ms`). {again} row{'s were' if again != 1 else ' was'} measured again after a disturbance "
+        f"(`attempts` > 1); {len(flagged)} stayed disturbed."
+    )
+    if not flagged.empty:
+        named = ", ".join(f"{m} on {t}" for m, t in zip(flagged["model"], flagged["target"], strict=True))
+        lines.append(f"Disturbed rows are shown as such, left out of the Pareto fronts, of `pick`'s ranking, of the "
+                     f"cost model's check and of `compare`'s verdicts, and measured again by the next run: {named}.")
+    if not rechecked.empty:
+        notes = "; ".join(f"{m} on {t}: {n}" for m, t, n in zip(rechecked["model"], rechecked["target"],
+                                                                rechecked["rechecked"], strict=True))  # fmt: skip
+        lines.append(f"Measured again because they were over {RECHECK_FACTOR:g}× what was expected of them: {notes}.")
+    return [*lines[:2], " ".join(lines[2:]), ""]
+
+
 def _md(frame: pd.DataFrame) -> str:
     return frame.astype(object).where(frame.notna(), "–").to_markdown(index=False)
 
@@ -233,7 +281,7 @@ def _md(frame: pd.DataFrame) -> str:
 DEPLOYED_COLUMNS = {
     "model": "model", "latency_ms_median": "median (ms)", "cv": "CV", "speedup": "vs eager", "export_s": "export (s)",
     "quantize_s": "quantize (s)", "load_s": "load (s)", "first_inference_ms": "first (ms)",
-    "peak_rss_mb": "peak RSS (MB)", "activation_mb": "activations (MB)", "status": "status",
+    "peak_rss_mb": "peak RSS (MB)", "activation_mb": "activations (MB)", "cpu_share": "CPU share", "status": "status",
 }
 
 
@@ -275,6 +323,7 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
         part["speedup"] = [ups.get((m, key)) for m in part["model"]]
         part["peak_rss_mb"] = pd.to_numeric(part.get("peak_rss_bytes"), errors="coerce") / 1e6
         part["activation_mb"] = pd.to_numeric(part.get("activation_peak_bytes"), errors="coerce") / 1e6
+        part["status"] = _status_text(part)
         shown = [c for c in DEPLOYED_COLUMNS if c in part and part[c].notna().any()]
         table = part[shown].rename(columns=DEPLOYED_COLUMNS)
         version = part["runtime_version"].dropna().iloc[0] if "runtime_version" in part and part[
@@ -432,6 +481,7 @@ def write_readme(
     ]
     if page.left_out:
         sections += ["Not shown, because another machine measured them: " + ", ".join(page.left_out) + ".", ""]
+    sections += _disturbance_section(everything)
     sections += _front_section(page, chart_paths)
     sections += _baseline_section(page)
     for name, caption in (
@@ -458,7 +508,8 @@ def write_readme(
                 "img/s": pd.to_numeric(lat["throughput_img_s"]).round(1),
                 "roofline bound (ms)": pd.to_numeric(lat["roofline_bound_ms"]).round(2),
                 "of roofline": pd.to_numeric(lat["roofline_fraction"]).round(3),
-                "status": lat["status"],
+                "CPU share": pd.to_numeric(lat.get("cpu_share"), errors="coerce").round(2),
+                "status": _status_text(lat),
                 "commit": lat["commit"],
             }
         )
@@ -532,10 +583,13 @@ def write_readme(
         f"| `costmodel-{target.key}.json` | the fitted cost model (`cnnbench predict --cost-model` reads it) |",
         "| `*.env.json` | per table: the commits, machines, torch versions and times its rows were measured with |",
         "",
-        "Every row carries `machine` (a hash of the OS machine id, host name and device name), `torch`, `target`, "
+        "Every row carries `machine` (a hash of the OS machine id, host name, device name and hardware), `hardware` "
+        "(CPU model, family/model/stepping, the ISA flags that select kernels, CPUs, memory), `torch`, `target`, "
         "`settings` (a hash of timing, batch and resolution), `code` (a hash of the model's and the measuring "
-        "code's source), `quick`, `commit` (`+dirty` for uncommitted code), `host`, `device_name` and "
-        "`measured_at`. A rerun reuses a row only when the first five match, and measures it again otherwise.",
+        "code's source), `quick`, `commit` (`+dirty` for uncommitted code), `host`, `device_name`, `measured_at` "
+        "and, for timed rows, `probe_ms` (a 0.2 s speed probe) and `disturbed`/`cpu_share`. A rerun reuses a row "
+        f"only when the first six match, its probe is within {PROBE_TOLERANCE:.0%} of today's and it was not "
+        "disturbed; it measures it again otherwise.",
         "",
     ]
     path = out / "README.md"

@@ -19,10 +19,12 @@ from dataclasses import asdict
 import pandas as pd
 import torch
 
+from cnnbench.choose import disturbed
 from cnnbench.costmodel import model as costmodel
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
-from cnnbench.provenance import device_name, fingerprint, git_commit, machine_identity
+from cnnbench.measure.disturbance import Quieting
+from cnnbench.provenance import device_name, fingerprint, git_commit, machine_identity, probe_agrees
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
 
@@ -36,17 +38,21 @@ PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_on
 
 class ReportCalibration:
     """The report's cost model: this machine's cached one, or networks drawn now and timed between the eager rows
-    (:meth:`between`, after each model measured), the rest and the fit in :meth:`cost_model`."""
+    (:meth:`between`, after each model measured), the rest and the fit in :meth:`cost_model`. A network timed while
+    another process held the CPUs is timed again once the machine is quiet (``quieting``), or left out of the fit.
+    ``probe_ms`` is today's speed probe: a cached cost model is reused only when its own agrees with it."""
 
-    def __init__(self, config: ReportConfig, models: int, progress: object = None) -> None:
-        self.config, self.cached = config, _cached(config)
+    def __init__(self, config: ReportConfig, models: int, progress: object = None,
+                 quieting: Quieting | None = None, probe_ms: float | None = None) -> None:  # fmt: skip
+        self.config, self.probe_ms = config, probe_ms
+        self.cached = _cached(config, probe_ms)
         self.bar: Callable[[Sequence[object], str], Iterable[object]] = \
             progress if callable(progress) else (lambda items, desc: items)  # type: ignore[assignment]  # fmt: skip
         self.timer, self.per_model = None, 0
         if self.cached is None:
             count = QUICK_NETWORKS if config.quick else networks.NETWORKS
             drawn = networks.network_suite(count, progress=self.bar)
-            self.timer = networks.NetworkTimer(drawn, config.target, config.timing)
+            self.timer = networks.NetworkTimer(drawn, config.target, config.timing, quieting=quieting)
             self.per_model = math.ceil(count / max(1, models))
 
     def between(self) -> None:
@@ -60,15 +66,17 @@ class ReportCalibration:
             return self.cached, True
         assert self.timer is not None
         fitted = costmodel.fit_timed(*self.timer.finish(self.bar), self.config.target)[0]
+        if self.probe_ms is not None:
+            fitted.environment["probe_ms"] = round(self.probe_ms, 4)
         if not self.config.quick:
             costmodel.save(fitted, costmodel.default_path(self.config.target))
         self.cached = fitted
         return fitted, False
 
 
-def _cached(config: ReportConfig) -> costmodel.CostModel | None:
+def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.CostModel | None:
     """This machine's stored cost model of the report's target, when its machine, torch, code and network count
-    match (never for a quick or a forced report)."""
+    match, and its speed probe agrees with today's ``probe_ms`` (never for a quick or a forced report)."""
     target, path = config.target, costmodel.default_path(config.target)
     if config.quick or config.force or not path.exists():
         return None
@@ -80,17 +88,20 @@ def _cached(config: ReportConfig) -> costmodel.CostModel | None:
     matches = cached.key == target.key and cached.networks == networks.NETWORKS \
         and env.get("torch") == torch.__version__ and env.get("machine") == machine_identity(target.torch_device) \
         and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES)  # fmt: skip
+    if probe_ms is not None and not probe_agrees(env.get("probe_ms"), probe_ms):
+        return None
     return cached if matches else None
 
 
-def start_calibration(config: ReportConfig, models: int, progress: object = None) -> ReportCalibration | None:
+def start_calibration(config: ReportConfig, models: int, progress: object = None, quieting: Quieting | None = None,
+                      probe_ms: float | None = None) -> ReportCalibration | None:  # fmt: skip
     """The report's calibration, before its eager rows are measured; None when the target is not modelled (then
     :func:`prediction_table` says why)."""
     try:
         costmodel.check_modelled(config.target)
     except CnnbenchError:
         return None
-    return ReportCalibration(config, models, progress)
+    return ReportCalibration(config, models, progress, quieting, probe_ms)
 
 
 def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFrame, progress: object = None,
@@ -108,6 +119,7 @@ def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFra
     out = config.out
     atomic_write_text(out / f"costmodel-{target.key}.json", fitted.to_json())
     ok = latency[latency["status"] == "ok"] if "status" in latency else latency
+    flagged = set(ok.loc[disturbed(ok), "model"]) if not ok.empty else set()
     measured = ok.drop_duplicates("model", keep="last").set_index("model") if not ok.empty else ok
     bar = progress if callable(progress) else (lambda items, desc: items)
     rows = []
@@ -125,7 +137,7 @@ def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFra
                     "settings": settings, "code": fitted.environment.get("code", ""),
                     "commit": git_commit(), "host": platform.node(), "device_name": device_name(target.torch_device),
                     "measured_at": timed.get("measured_at", ""), "latency_commit": timed.get("commit", ""),
-                    **calibrated, "quick": config.quick})  # fmt: skip
+                    "disturbed": name in flagged, **calibrated, "quick": config.quick})  # fmt: skip
         rows.append(row)
     frame = pd.DataFrame(rows)
     path = out / f"prediction-{target.key}.csv"
@@ -136,7 +148,9 @@ def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFra
 
 
 def prediction_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per predictor: median absolute percentage error, shares within ±10% and ±20%, models."""
+    """One row per predictor: median absolute percentage error, shares within ±10% and ±20%, models; rows whose
+    measured latency was disturbed are left out (their figure is not the model's)."""
+    frame = frame[~disturbed(frame)] if not frame.empty else frame
     rows = [{"predictor": label, **costmodel.accuracy_summary(frame[column], frame["measured_ms"])}
             for column, label in PREDICTORS.items()]  # fmt: skip
     return pd.DataFrame(rows)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,14 +28,16 @@ from cnnbench.guidelines import audit as guidelines_audit
 from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
 from cnnbench.guidelines.verdicts import TIE, verdict
-from cnnbench.measure import allocator, breakdown, counting, forward, isolated, latency, profiling, sweep
+from cnnbench.measure import allocator, breakdown, counting, disturbance, forward, isolated, latency, profiling, sweep
 from cnnbench.measure import bench as bench_module
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS, as_frame, iter_bench
 from cnnbench.measure.breakdown import time_by_kind
+from cnnbench.measure.disturbance import Disturbance, Quieting
+from cnnbench.measure.probe import Probe
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_ms
 from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, machine_identity
-from cnnbench.report import compare
+from cnnbench.report import compare, recheck
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_front_charts, write_prediction_chart, write_readme
 from cnnbench.report.prediction import prediction_table, start_calibration
@@ -53,11 +55,28 @@ def _identity(items: Sequence[T], desc: str) -> Iterable[T]:
     return items
 
 
+@dataclass
+class Guard:
+    """What every timed table of one report shares: the speed probe whose ``probe_ms`` each timed row records (and
+    a stored row must agree with to be reused), and how a disturbed row is measured again (:class:`Quieting`)."""
+
+    probe: Probe
+    quieting: Quieting = field(default_factory=Quieting)
+
+    @classmethod
+    def of(cls, config: ReportConfig, say: Callable[[str], None] | None = None) -> Guard:
+        quieting = Quieting(retries=config.retries, say=say or (lambda line: None))
+        return cls(Probe(config.target), quieting)
+
+
 # --- stamps: what a stored row must match to be reused -----------------------------------------------------------
 
 
-def _stamp(config: ReportConfig, target: str, settings: dict[str, object], code: str) -> Stamp:
-    return Stamp.here(target, settings, code, device=config.target.torch_device, quick=config.quick)
+def _stamp(config: ReportConfig, target: str, settings: dict[str, object], code: str,
+           probe_ms: float | None = None) -> Stamp:  # fmt: skip
+    """The stamp of a row measured now; ``probe_ms`` for timed rows (None: counts, which no speed changes)."""
+    return Stamp.here(target, settings, code, device=config.target.torch_device, quick=config.quick,
+                      probe_ms=probe_ms)  # fmt: skip
 
 
 def _here(config: ReportConfig) -> str:
@@ -121,15 +140,18 @@ def _latency_settings(config: ReportConfig) -> dict[str, object]:
     return {"timing": asdict(config.timing), "batch": config.batch, "resolution": config.resolution}
 
 
-def _latency_rows(config: ReportConfig, names: list[str], target: Target) -> tuple[ResultTable, dict[str, Stamp]]:
-    """``target``'s latency table and the stamp each model's row must carry to be reused."""
+def _latency_rows(config: ReportConfig, names: list[str], target: Target, probe_ms: float | None
+                  ) -> tuple[ResultTable, dict[str, Stamp]]:  # fmt: skip
+    """``target``'s latency table and the stamp each model's row must carry to be reused (at today's speed
+    ``probe_ms``)."""
     path = config.out / f"latency-{target.key}.csv"
     table = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
     int8_settings = {"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES}
     settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
-    modules = [counting, profiling, forward, allocator, latency, bench_module, isolated, models]
+    modules = [counting, profiling, forward, allocator, latency, bench_module, isolated, disturbance, models]
     modules += [export, int8, session] if target.runtime else []
-    return table, {name: _stamp(config, target.key, settings, code_fingerprint(name, modules)) for name in names}
+    return table, {name: _stamp(config, target.key, settings, code_fingerprint(name, modules), probe_ms)
+                   for name in names}  # fmt: skip
 
 
 def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFrame) -> list[str]:
@@ -141,14 +163,16 @@ def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFr
     return [n for n in names if n not in flops or float(flops[n]) <= config.deploy_max_flops]
 
 
-def prepare_deployments(config: ReportConfig, names: list[str], progress: Progress[str]) -> int:
+def prepare_deployments(config: ReportConfig, names: list[str], progress: Progress[str],
+                        guard: Guard | None = None) -> int:  # fmt: skip
     """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
     once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
     cache, and each row then loads its file instead of making it on one core. A file that fails here is left to
     its row, which records the reason. Returns the number of files made or found."""
     jobs: dict[tuple[str, str], tuple[object, ...]] = {}
+    probe_ms = (guard or Guard.of(config)).probe.ms()
     for target in deployment_targets(config):
-        table, stamps = _latency_rows(config, names, target)
+        table, stamps = _latency_rows(config, names, target, probe_ms)
         for name in names:
             row = table.reusable(stamps[name], model=name, batch=config.batch)
             if config.force or row is None or row.get("status") != "ok":
@@ -166,24 +190,29 @@ def prepare_deployments(config: ReportConfig, names: list[str], progress: Progre
 
 
 def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None, progress: Progress[str],
-                  target: Target | None = None, between: Callable[[], None] | None = None) -> pd.DataFrame:  # fmt: skip
+                  target: Target | None = None, between: Callable[[], None] | None = None,
+                  guard: Guard | None = None) -> pd.DataFrame:  # fmt: skip
     """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
 
     ``target`` defaults to the report's own; a deployment target (``config.deployments``) gets a table of its own.
     ``between`` runs after each row measured (the cost model's calibration interleaves its networks there).
+    ``guard`` probes the machine's speed and measures a disturbed row again (default: a new one). A stored row is
+    reused when its stamp matches, its probe agrees with today's and it is not disturbed.
     Returns this machine's rows, each bounded with this machine's roofline (the bound is derived, not measured; no
     bound without a roofline, as for int8).
     """
     target = target or config.target
-    table, stamps = _latency_rows(config, names, target)
+    guard = guard or Guard.of(config)
+    table, stamps = _latency_rows(config, names, target, None)
     rows_before, measured = len(table.find()), 0
     for name in progress(names, f"latency {target.backend} {target.dtype}"):
-        stamp = stamps[name]
+        stamp = replace(stamps[name], probe_ms=guard.probe.ms())
         row = table.reusable(stamp, model=name, batch=config.batch)
         if not config.force and row is not None and row.get("status") == "ok":
             continue
         (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
-                               calibration=config.calibration)  # fmt: skip
+                               calibration=config.calibration, quieting=guard.quieting,
+                               probe=guard.probe)  # fmt: skip
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
         measured += 1
         if between is not None:
@@ -207,16 +236,41 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
     return frame
 
 
-def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[str]) -> pd.DataFrame:
+def recheck_latency(config: ReportConfig, frame: pd.DataFrame, roof: Roofline | None, target: Target,
+                    guard: Guard, predicted: pd.Series | None = None) -> int:  # fmt: skip
+    """Measure once more every row of ``frame`` (this machine's rows of ``target``'s latency table) that is far
+    slower than expected (:func:`cnnbench.report.recheck.implausible`), and record it in ``rechecked``. Returns the
+    number of rows measured again."""
+    found = recheck.implausible(frame[pd.to_numeric(frame["batch"]) == config.batch], predicted) \
+        if not frame.empty else []  # fmt: skip
+    if not found:
+        return 0
+    table, stamps = _latency_rows(config, [f.model for f in found], target, None)
+    for first in found:
+        guard.quieting.say(f"{first.model} on {target.key}: {first.measured_ms:.4g} ms is {first.factor:.1f}× "
+                           f"{first.source}'s {first.expected_ms:.4g} ms; measuring it again")  # fmt: skip
+        stamp = replace(stamps[first.model], probe_ms=guard.probe.ms())
+        (result,) = iter_bench([first.model], target, [config.batch], config.resolution, config.timing, roof,
+                               calibration=config.calibration, quieting=guard.quieting,
+                               probe=guard.probe)  # fmt: skip
+        again = float(result["latency_ms_median"]) if result.get("status") == "ok" else float("nan")
+        table.put({**result, "family": zoo.model_info(first.model).family, **stamp.columns(target.torch_device),
+                   "rechecked": recheck.recheck_note(first, again)})  # fmt: skip
+    return len(found)
+
+
+def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[str],
+                    guard: Guard | None = None) -> pd.DataFrame:  # fmt: skip
     """results/breakdown-<target>.csv: share of FLOPs, MAC and time per op kind for one model of each family."""
     target = config.target
+    guard = guard or Guard.of(config)
     path = config.out / f"breakdown-{target.key}.csv"
     table = ResultTable(path, key=["model", "kind"])
     chosen = [n for n in BREAKDOWN_MODELS if n in names] or names[:4]
     settings = {"batch": config.batch, "resolution": config.resolution, "repeats": config.breakdown_repeats}
     for name in progress(chosen, "breakdown"):
         code = code_fingerprint(name, [counting, profiling, forward, allocator, breakdown, models])
-        stamp = _stamp(config, target.key, settings, code)
+        stamp = _stamp(config, target.key, settings, code, guard.probe.ms())
         if not config.force and table.reusable_group(stamp, model=name):
             continue
         counts = profile(name, resolution=config.resolution, batch=config.batch, training_memory=False).by_kind()
@@ -229,7 +283,8 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
     return table.frame(_mine(_here(config)))
 
 
-def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> pd.DataFrame:
+def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str],
+                      guard: Guard | None = None) -> pd.DataFrame:  # fmt: skip
     """results/guidelines-<target>.csv (SN2 Tables 1–4 re-run here, one interleaved table per guideline and scale),
     guidelines-audit.csv (models audited) and guidelines-<target>.md (tables with verdicts, for the README)."""
     target = config.target
@@ -241,12 +296,19 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
     settings = {"timing": asdict(config.timing), "batch": batch, "rounds": rounds}
     # no zoo model: the benchmark's own code
     code = code_fingerprint(None, [g, forward, allocator, latency, counting, profiling])
+    guard = guard or Guard.of(config)
     stamp = _stamp(config, target.key, settings, code)
     for guideline, scale in progress([(k, s) for k in g.GUIDELINES for s in scales], "guidelines"):
         size = len(g.GUIDELINES[guideline].rows)
+        stamp = replace(stamp, probe_ms=guard.probe.ms())
         if not config.force and table.reusable_group(stamp, size, guideline=guideline, scale=scale):
             continue
-        rows = g.run_table(guideline, scale, target, batch, config.timing, rounds)
+        rows, attempts = guard.quieting.measure(
+            f"{guideline} at scale {scale}",
+            lambda: g.run_table(guideline, scale, target, batch, config.timing, rounds),  # noqa: B023
+            _table_disturbance,
+        )
+        rows = [{**row, "attempts": attempts} for row in rows]
         columns = stamp.columns(target.torch_device)
         table.replace([{**row, **columns} for row in rows], guideline=guideline, scale=scale)
     write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
@@ -265,6 +327,15 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
     write_sidecar(audits.path, audits.frame(), {"counted_on": "meta device", "batch": 1})
     _guidelines_page(config, frame, rounds)
     return frame
+
+
+def _table_disturbance(rows: list[dict[str, object]]) -> Disturbance | None:
+    """A guideline table's rows share one timed window: the first row's reading stands for all."""
+    if not rows or rows[0].get("cpu_share") is None:
+        return None
+    first = rows[0]
+    return Disturbance(cpu_share=float(first["cpu_share"]),  # type: ignore[arg-type]
+                       cpu_steal=None if first.get("cpu_steal") is None else float(first["cpu_steal"]))  # type: ignore[arg-type]
 
 
 def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> Path:
@@ -306,7 +377,8 @@ QUICK_SWEEP_BATCHES = (1, 2, 4)  # --quick: the first quick model only
 SWEEP_STOP_MS = 200.0
 
 
-def sweep_tables(config: ReportConfig, names: list[str], progress: Progress[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sweep_tables(config: ReportConfig, names: list[str], progress: Progress[str], guard: Guard | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """results/sweep-batch-<target>.csv (latency and throughput per batch, :data:`SWEEP_BATCHES`, each model's stopped
     after the first batch whose median passes :data:`SWEEP_STOP_MS`) and sweep-threads-<target>.csv (speed-up per
     thread count, :func:`~cnnbench.measure.sweep.default_threads`, at ``config.batch``; CPU targets only), for one
@@ -321,29 +393,39 @@ def sweep_tables(config: ReportConfig, names: list[str], progress: Progress[str]
     common = {"timing": asdict(timing), "resolution": config.resolution,
               **({"calibration": str(config.calibration)} if target.dtype == INT8 else {})}  # fmt: skip
 
+    guard = guard or Guard.of(config)
+
     def by_batch(name: str) -> pd.DataFrame:
         return sweep.batch_sweep(name, target, batches, config.resolution, timing, stop_after_ms=SWEEP_STOP_MS,
-                                 isolate=False, calibration=config.calibration)  # fmt: skip
+                                 isolate=False, calibration=config.calibration,
+                                 quieting=guard.quieting)  # fmt: skip
 
     def by_threads(name: str) -> pd.DataFrame:
         return sweep.thread_sweep(name, target, threads, config.batch, config.resolution, timing, isolate=False,
-                                  calibration=config.calibration)  # fmt: skip
+                                  calibration=config.calibration, quieting=guard.quieting)  # fmt: skip
 
     batch_settings = {**common, "batches": list(batches), "stop_after_ms": SWEEP_STOP_MS}
     thread_settings = {**common, "batch": config.batch, "threads": threads}
-    return (_sweep_table(config, "batch", chosen, batch_settings, by_batch, progress),
-            _sweep_table(config, "threads", chosen if threads else [], thread_settings, by_threads, progress))
+    return (_sweep_table(config, "batch", chosen, batch_settings, by_batch, progress, guard),
+            _sweep_table(config, "threads", chosen if threads else [], thread_settings, by_threads, progress, guard))
 
 
-def _sweep_table(config: ReportConfig, kind: str, chosen: list[str], settings: dict[str, object],
-                 run: Callable[[str], pd.DataFrame], progress: Progress[str]) -> pd.DataFrame:  # fmt: skip
+def _sweep_table(
+    config: ReportConfig,
+    kind: str,
+    chosen: list[str],
+    settings: dict[str, object],
+    run: Callable[[str], pd.DataFrame],
+    progress: Progress[str],
+    guard: Guard,
+) -> pd.DataFrame:
     """results/sweep-<kind>-<target>.csv: each model's rows measured together by ``run``, or reused together."""
     target = config.target
     table = ResultTable(config.out / f"sweep-{kind}-{target.key}.csv", key=["model", kind],
                         text_columns=BENCH_TEXT_COLUMNS)  # fmt: skip
     for name in progress(chosen, f"sweep {kind}"):
         code = code_fingerprint(name, [counting, profiling, forward, allocator, latency, bench_module, sweep, models])
-        stamp = _stamp(config, target.key, settings, code)
+        stamp = _stamp(config, target.key, settings, code, guard.probe.ms())
         if not config.force and table.reusable_group(stamp, model=name):
             continue
         columns = {"family": zoo.model_info(name).family, **stamp.columns(target.torch_device)}
@@ -470,16 +552,18 @@ def _against_baseline(config: ReportConfig) -> tuple[str, pd.DataFrame, str]:
 # --- the whole report ----------------------------------------------------------------------------------------
 
 
-def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dict[str, Path]:  # type: ignore[assignment]
+def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # type: ignore[assignment]
+               say: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Check every input, measure what is missing, then write every table, chart and results/README.md.
 
-    Returns the files written.
+    ``say`` gets a line for each disturbed row measured again (:class:`Quieting`). Returns the files written.
     """
     started = time.perf_counter()
     config, names, benchmarks = check_config(config)
     target, out = config.target, config.out
     machine = _here(config)
     written: dict[str, Path] = {}
+    guard = Guard.of(config, say)
 
     zoo_frame = zoo_table(config, names, progress)
     written["zoo"] = out / "zoo.csv"
@@ -489,25 +573,34 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity) -> dic
     atomic_write_text(out / f"roofline-{target.key}.json", json.dumps(asdict(roof), indent=2) + "\n")
     written["roofline"] = out / f"roofline-{target.key}.json"
     # the cost model's networks are timed between the eager rows it is checked against: a drift slows both alike
-    calibration = start_calibration(config, len(names), progress) if config.predict else None
+    calibration = (start_calibration(config, len(names), progress, guard.quieting, guard.probe.ms())
+                   if config.predict else None)  # fmt: skip
     latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress,
-                                  between=calibration.between if calibration else None)  # fmt: skip
+                                  between=calibration.between if calibration else None, guard=guard)  # fmt: skip
     written["latency"] = out / f"latency-{target.key}.csv"
     prediction, prediction_note = (prediction_table(config, names, latency_frame, progress, calibration)
                                    if config.predict else (pd.DataFrame(), ""))  # fmt: skip
+    predicted = prediction.set_index("model")["latency_ms"] if not prediction.empty else None
+    eager_roof = None if target.dtype == INT8 else roof
+    if recheck_latency(config, latency_frame, eager_roof, target, guard, predicted):
+        latency_frame = latency_table(config, names, eager_roof, _identity, guard=guard)
+        if config.predict:
+            prediction, prediction_note = prediction_table(config, names, latency_frame, _identity, calibration)
     if not prediction.empty:
         written["prediction"] = out / f"prediction-{target.key}.csv"
     deployed_names = deployed_models(config, names, zoo_frame)
-    prepare_deployments(config, deployed_names, progress)
+    prepare_deployments(config, deployed_names, progress, guard)
     for deployed in deployment_targets(config):
         deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
-        latency_table(config, deployed_names, deployed_roof, progress, deployed)
+        deployed_frame = latency_table(config, deployed_names, deployed_roof, progress, deployed, guard=guard)
+        recheck_latency(config, deployed_frame, deployed_roof, deployed, guard)
         written[f"latency-{deployed.key}"] = out / f"latency-{deployed.key}.csv"
-    breakdown = breakdown_table(config, names, progress) if not target.runtime else pd.DataFrame()
+    breakdown = breakdown_table(config, names, progress, guard) if not target.runtime else pd.DataFrame()
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
-    guidelines = guidelines_tables(config, names, progress)
+    guidelines = guidelines_tables(config, names, progress, guard)
     written["guidelines"] = out / f"guidelines-{target.key}.csv"
-    sweep_batch, sweep_threads = sweep_tables(config, names, progress) if config.sweeps else (pd.DataFrame(),) * 2
+    sweep_batch, sweep_threads = (sweep_tables(config, names, progress, guard) if config.sweeps
+                                  else (pd.DataFrame(),) * 2)  # fmt: skip
     written.update({f"sweep-{k}": out / f"sweep-{k}-{target.key}.csv" for k in ("batch", "threads")
                     if (out / f"sweep-{k}-{target.key}.csv").exists()})  # fmt: skip
     for path in merge_benchmarks(config, benchmarks) if benchmarks else []:
