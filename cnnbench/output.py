@@ -1,15 +1,21 @@
-"""How the CLI renders tables and shows progress. Measurement code never prints; only the CLI calls these."""
+"""How the CLI renders tables and shows progress. Measurement code never prints; only the CLI calls these.
+
+Progress goes to stderr: a bar on a terminal; without one (``cnnbench report > log 2>&1``, CI, ``nohup``) a plain
+line as each item starts, with the stage, the item, the time elapsed in the stage and an estimate of what is left,
+so that a log shows where a long run is.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import pandas as pd
 from tqdm import tqdm
 
-__all__ = ["FORMATS", "emit", "progress"]
+__all__ = ["FORMATS", "emit", "progress", "say_to_stderr"]
 
 FORMATS = ("table", "csv", "json", "markdown")
 T = TypeVar("T")
@@ -28,5 +34,39 @@ def emit(frame: pd.DataFrame, fmt: str, table_columns: dict[str, str] | None = N
 
 
 def progress(items: Sequence[T], desc: str, unit: str = "model") -> Iterable[T]:
-    """A progress bar on stderr when there is more than one item and stderr is a terminal."""
+    """On stderr, when there is more than one item: a bar on a terminal, otherwise a line per item
+    (:func:`progress_lines`)."""
+    if not sys.stderr.isatty():
+        return progress_lines(items, desc) if len(items) > 1 else items
     return tqdm(items, desc=desc, unit=unit, disable=None if len(items) > 1 else True, file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def progress_lines(items: Sequence[T], desc: str, write: Callable[[str], None] | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> Iterator[T]:  # fmt: skip
+    """Yield ``items``, writing ``cnnbench: latency eager fp32 [3/62] mobilenet_v2 (1m05s, ~19m40s left)`` as each
+    starts; the estimate is the mean time of the items done so far times the items left."""
+    write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+    total, started = len(items), clock()
+    for index, item in enumerate(items):
+        elapsed = clock() - started
+        left = f", ~{_duration(elapsed / index * (total - index))} left" if index else ""
+        label = item if isinstance(item, str) else " ".join(map(str, item)) if isinstance(item, tuple) else str(item)
+        write(f"cnnbench: {desc} [{index + 1}/{total}] {label} ({_duration(elapsed)}{left})")
+        yield item
+    if total:
+        write(f"cnnbench: {desc} done: {total} in {_duration(clock() - started)}")
+
+
+def say_to_stderr(command: str) -> Callable[[str], None]:
+    """A line from ``command`` on stderr that does not break a progress bar (tqdm.write)."""
+
+    def say(line: str) -> None:
+        tqdm.write(f"cnnbench {command}: {line}", file=sys.stderr)
+        sys.stderr.flush()
+
+    return say

@@ -45,7 +45,8 @@ def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report, "start_calibration", _fixed_calibration)
 
 
-def _fixed_calibration(config: ReportConfig, models: int, progress: object = None) -> SimpleNamespace:
+def _fixed_calibration(config: ReportConfig, models: int, progress: object = None, quieting: object = None,
+                       probe_ms: object = None) -> SimpleNamespace:
     """Round numbers instead of a calibration (tests/test_costmodel.py times a real one)."""
     return SimpleNamespace(between=lambda: None, cost_model=lambda: (fixed_model(config.target.key), False))
 
@@ -160,7 +161,7 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
     events: list[tuple[str, object]] = []
 
     class Timer:
-        def __init__(self, drawn: list[object], target: Target, timing: Timing) -> None:
+        def __init__(self, drawn: list[object], target: Target, timing: Timing, quieting: object = None) -> None:
             self.left = len(drawn)
 
         def step(self, count: int) -> None:
@@ -594,6 +595,6 @@ def test_the_report_deploys_every_model_unless_told_a_limit(
     import cnnbench.report
 
     seen: list[ReportConfig] = []
-    monkeypatch.setattr(cnnbench.report, "run_report", lambda config, progress: seen.append(config) or {})
+    monkeypatch.setattr(cnnbench.report, "run_report", lambda config, progress, say=None: seen.append(config) or {})
     assert main(["report", "--out", str(tmp_path / "r"), *argv]) == 0
     assert seen[0].deploy_max_flops == limit

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from cnnbench.output import FORMATS
+import pandas as pd
+
+from cnnbench.measure.disturbance import Quieting, machine_load
+from cnnbench.output import FORMATS, say_to_stderr
 from cnnbench.target import BACKENDS, DTYPES, INT8, Target
 
 __all__ = [
-    "Parser", "add_model_arguments", "add_target_arguments", "calibration_from", "printed_by", "positive_float",
-    "percent", "percentage", "positive_int", "target_from",
+    "Parser", "add_model_arguments", "add_quiet_arguments", "add_target_arguments", "calibration_from",
+    "check_quiet", "disturbed_summary", "printed_by", "positive_float", "percent", "percentage", "positive_int",
+    "quieting_for", "target_from",
 ]  # fmt: skip
 
 
@@ -110,3 +115,52 @@ def printed_by(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespac
     """``run`` handles the command; ``--format`` chooses how its table prints."""
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.set_defaults(run=run)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
+def add_quiet_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a timing command treats other processes: wait for quiet first, and how long to wait on a disturbed row."""
+    parser.add_argument("--wait-quiet", type=non_negative_float, default=0.0, metavar="SECONDS",
+                        help="before measuring, wait up to SECONDS for the other processes to leave the CPUs")
+    parser.add_argument("--retries", type=int, choices=range(0, 6), default=2, metavar="N",
+                        help="measure a disturbed row again up to N times once the machine is quiet (default 2)")
+
+
+def check_quiet(command: str, args: argparse.Namespace) -> None:
+    """One line on stderr when the machine is busy before a long run, naming the busiest other processes; with
+    ``--wait-quiet`` it first waits up to that long for quiet."""
+    wait = getattr(args, "wait_quiet", 0.0) or 0.0
+    load = Quieting(wait_s=wait, budget_s=wait).wait_for_quiet(wait) if wait else machine_load()
+    if not load.quiet:
+        advice = "rows it slows are flagged disturbed and measured again when it is quiet"
+        waited = f" after waiting {wait:g} s" if wait else ""
+        print(f"cnnbench {command}: warning: the machine is busy{waited}: {load.describe()}; {advice}",
+              file=sys.stderr)
+
+
+def quieting_for(command: str, args: argparse.Namespace) -> Quieting:
+    """The :class:`~cnnbench.measure.disturbance.Quieting` of a command: ``--retries``, each line said on stderr."""
+    return Quieting(retries=getattr(args, "retries", 2), say=say_to_stderr(command))
+
+
+def disturbed_summary(frame: pd.DataFrame) -> str:
+    """One line when rows stayed disturbed (``3 of 3 rows disturbed (cpu_share 0.48-0.52): ...``); "" otherwise."""
+    if "disturbed" not in frame or frame.empty:
+        return ""
+    flagged = frame[frame["disturbed"].astype(str).str.lower().isin(("true", "1", "1.0"))]
+    if flagged.empty:
+        return ""
+    shares = pd.to_numeric(flagged["cpu_share"], errors="coerce").dropna()
+    spread = f" (cpu_share {shares.min():.2f}-{shares.max():.2f})" if not shares.empty else ""
+    return (f"{len(flagged)} of {len(frame)} rows disturbed{spread}: other processes took the CPUs while they were "
+            "timed, so their figures are too slow; rerun on a quiet machine, or with --wait-quiet SECONDS")

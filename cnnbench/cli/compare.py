@@ -15,7 +15,7 @@ import pandas as pd
 
 from cnnbench.cli.common import percentage
 from cnnbench.output import FORMATS, emit
-from cnnbench.report.compare import DEFAULT_THRESHOLD, compare, gate, summary_line
+from cnnbench.report.compare import DEFAULT_THRESHOLD, compare, gate, hardware, summary_line
 
 __all__ = ["add_commands"]
 
@@ -46,7 +46,8 @@ def _cmd_compare(args: argparse.Namespace) -> tuple[str, int]:
            "bootstrap of one run a side: it covers the noise within a run, not the drift between runs")  # fmt: skip
     old_names, new_names = ", ".join(map(str, olds)), ", ".join(map(str, news))
     header = (f"# old: {old_names}  new: {new_names}  (medians of the per-iteration times; {interval} of the ratio "
-              f"by {how})\n") if args.format == "table" else ""  # fmt: skip
+              f"by {how})\n# old hardware: {hardware(olds)}\n# new hardware: {hardware(news)}\n"
+              if args.format == "table" else "")  # fmt: skip
     return header + emit(table, args.format, columns) + summary_line(frame, args.threshold) + "\n", code
 
 

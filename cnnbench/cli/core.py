@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,20 +14,26 @@ import pandas as pd
 from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_published
 from cnnbench.cli.common import (
     add_model_arguments,
+    add_quiet_arguments,
     add_target_arguments,
     calibration_from,
+    check_quiet,
+    disturbed_summary,
     positive_float,
     positive_int,
     printed_by,
+    quieting_for,
     target_from,
 )
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import as_frame
+from cnnbench.measure.disturbance import MIN_CPU_SHARE
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import layers_frame, profile, totals_frame
+from cnnbench.measure.resident import PeakResident
 from cnnbench.measure.roofline import cached_roofline
 from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
-from cnnbench.output import emit, progress
+from cnnbench.output import emit, progress, say_to_stderr
 from cnnbench.runtimes import DEPLOYMENTS, SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.store import check_writable
 from cnnbench.target import DTYPES, INT8, describe, resolve_target
@@ -183,10 +190,17 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     # The roofline is measured per target, threads included: a threads sweep goes without it.
     roof = None if args.no_roofline or target.dtype == INT8 or swept else cached_roofline(target)
     timing = Timing(min_time_s=args.min_time)
+    if args.res is not None:  # an impossible input side fails here, in one line, before the machine is sampled
+        for name in names:
+            profile(name, resolution=args.res, training_memory=False)
+    check_quiet("bench", args)
     sweep = iter_sweep(names, target, batches, threads if swept else None, args.res, timing, roofline=roof,
-                       calibration=calibration)  # fmt: skip
+                       calibration=calibration, quieting=quieting_for("bench", args))  # fmt: skip
     runs = [f"{n}@{b}" + (f"×{t}t" if swept else "") for n in names for t in (threads or [None]) for b in batches]
     frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
+    summary = disturbed_summary(frame)
+    if summary:
+        print(f"cnnbench bench: {summary}", file=sys.stderr)
     if frame["status"].eq("failed").all() and len(frame) == 1:
         raise CnnbenchError(str(frame["error"].iloc[0]))
     if swept:
@@ -213,6 +227,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         "first_inference_ms": "first (ms)",
         "peak_rss_mb": "peak RSS (MB)",
         "activation_mb": "activations (MB)",
+        "cpu_share": "CPU share",
         "status": "status",
     }
     if not target.runtime:
@@ -233,14 +248,21 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         table[column] = pd.to_numeric(table[column])
     digits = {"latency_ms_median": 2, "latency_ms_p95": 2, "cv": 3, "throughput_img_s": 1, "flops_g": 3, "mac_mb": 1,
               "export_s": 2, "quantize_s": 2, "load_s": 3, "first_inference_ms": 1, "peak_rss_mb": 1,
-              "activation_mb": 1}  # fmt: skip
+              "activation_mb": 1, "cpu_share": 2}  # fmt: skip
     table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3, "speedup": 2})
     if table["status"].eq("failed").any():
         failed = table["status"].eq("failed")
         table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
+    flagged = table["disturbed"].astype(str).str.lower().isin(("true", "1", "1.0"))
+    table.loc[flagged, "status"] = "disturbed"
+    table["cpu_share"] = pd.to_numeric(table["cpu_share"])
     about = describe(target)
     runtime = f", {target.backend} {about['runtime_version']}" if target.runtime else ""
     header = f"# target: {target.key} ({about['device_name']}), torch {about['torch']}{runtime}\n"
+    probes = pd.to_numeric(frame["probe_ms"], errors="coerce").dropna()
+    header += f"# hardware: {about['hardware']}" + (f"; speed probe {probes.iloc[-1]:.2f} ms" if len(probes) else "")
+    header += ("\n# CPU share: of the CPU time the timed threads asked for, the share they had (below "
+               f"{MIN_CPU_SHARE} another process slowed the row: disturbed)\n")
     if swept:
         header += (f"# threads swept: {', '.join(map(str, threads or []))}; speed-up = median at {min(threads or [1])} "
                    "thread(s) / median at this count, per model and batch; no roofline (it is per thread count)\n")
@@ -277,6 +299,7 @@ def _calibration_text(folder: Path | None) -> str:
 
 def _cmd_report(args: argparse.Namespace) -> str:
     from cnnbench.report import ReportConfig, run_report  # matplotlib and the rest load only for the report
+    from cnnbench.report.config import check_config
 
     target = target_from(args)
     files = tuple(Path(p) for p in args.from_benchmark)
@@ -290,14 +313,34 @@ def _cmd_report(args: argparse.Namespace) -> str:
               "predict": not args.no_predict}  # fmt: skip
     if args.models:
         common["models"] = tuple(args.models)
+    common["retries"] = args.retries
     if args.quick:
         config = ReportConfig.quick_config(out, **common)
     else:
         timing = replace(REPORT_TIMING, min_time_s=args.min_time)
         config = ReportConfig(out=out, batch=args.batch, timing=timing, **common)
-    written = run_report(config, progress)  # checks every input, in seconds, before the first model is measured
+    check_config(config)  # every input, in seconds, before the machine is sampled or a model measured
+    check_quiet("report", args)
+    started = time.perf_counter()
+    with PeakResident() as memory:
+        written = run_report(config, progress, say=say_to_stderr("report"))
     lines = [f"wrote {len(written)} files to {out}/:"] + [f"  {p}" for p in sorted(map(str, set(written.values())))]
+    lines += _disturbed_lines(out)
+    lines.append(f"took {(time.perf_counter() - started) / 60:.1f} min; {memory.describe()}")
     return "\n".join(lines) + "\n"
+
+
+def _disturbed_lines(out: Path) -> list[str]:
+    """One line per latency table of ``out`` that holds disturbed rows (this machine's or not)."""
+    from cnnbench.store import ResultTable
+
+    lines = []
+    for path in sorted(out.glob("latency-*.csv")):
+        frame = ResultTable(path, key=["model", "batch"]).frame()
+        summary = disturbed_summary(frame)
+        if summary:
+            lines.append(f"{path.name}: {summary}")
+    return lines
 
 
 # What each command says of itself in --help: kept apart, as data, from the options it takes.
@@ -365,6 +408,7 @@ def _add_bench(sub: Any) -> None:
     p_bench.add_argument("--res", type=positive_int, default=None, help="input side (default: each model's own)")
     p_bench.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per run")
     p_bench.add_argument("--no-roofline", action="store_true", help="skip the roofline (measured once per target)")
+    add_quiet_arguments(p_bench)
     printed_by(p_bench, _cmd_bench)
 
 
@@ -405,4 +449,5 @@ def _add_report(sub: Any) -> None:
     p_report.add_argument("--no-predict", action="store_true",
                           help="skip the cost model's calibration and its predictions beside the measured latency")
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
+    add_quiet_arguments(p_report)
     p_report.set_defaults(run=_cmd_report)

@@ -10,7 +10,15 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from cnnbench.cli.common import add_target_arguments, positive_int, printed_by, target_from
+from cnnbench.cli.common import (
+    add_quiet_arguments,
+    add_target_arguments,
+    check_quiet,
+    positive_int,
+    printed_by,
+    quieting_for,
+    target_from,
+)
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
@@ -34,7 +42,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
     if out.exists() and out.is_dir():
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
     bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731 - draw, then time
-    fitted, _, _ = costmodel.calibrate(target, network_count=args.networks, seed=args.seed, progress=bar)
+    check_quiet("calibrate", args)
+    fitted, _, timed = costmodel.calibrate(target, network_count=args.networks, seed=args.seed, progress=bar,
+                                           quieting=quieting_for("calibrate", args))  # fmt: skip
     costmodel.save(fitted, out)
     rows = [{"key": key, "ops": c.ops, "overhead_us": c.overhead_ms * 1e3, "parallel_us": c.parallel_ms * 1e3,
              "parallel_above": c.parallel_above, "compute_gops": c.compute_gops, "memory_gbs": c.memory_gbs,
@@ -54,8 +64,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
               f"when its channels are not multiples of {fitted.lanes}, + fresh pages (mapped afresh: {faults})\n"
               f"# a network: {fitted.network_scale:.3f} × the sum of its ops (median error on the networks, timed "
               f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {costmodel.MIN_OPS} ops use "
-              "their kind's pooled fit (kind:...), then every op's (any)\n")  # fmt: skip
+              "their kind's pooled fit (kind:...), then every op's (any)\n"
+              f"# {_left_out(timed)}\n")  # fmt: skip
     return header + emit(frame.round(2), args.format, columns)
+
+
+def _left_out(timed: pd.DataFrame) -> str:
+    """How many networks the fit kept: those timed while another process held the CPUs are left out."""
+    flagged = int(timed["disturbed"].astype(bool).sum()) if "disturbed" in timed else 0
+    again = int((pd.to_numeric(timed.get("attempts"), errors="coerce") > 1).sum()) if "attempts" in timed else 0
+    return (f"{len(timed) - flagged} of {len(timed)} networks fitted; {again} timed again after a disturbance, "
+            f"{flagged} left out as disturbed")
 
 
 def _models(args: argparse.Namespace) -> list[tuple[str, nn.Module | str]]:
@@ -152,6 +171,7 @@ def add_commands(sub: Any) -> None:
     )
     p_cal.add_argument("--seed", type=int, default=0, help="the seed the networks are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")
+    add_quiet_arguments(p_cal)
     add_target_arguments(p_cal)
     printed_by(p_cal, _cmd_calibrate)
 
