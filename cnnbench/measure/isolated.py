@@ -30,6 +30,18 @@ T = TypeVar("T")
 _PRELOAD = ["cnnbench.measure.latency", "cnnbench.runtimes.session", "onnxruntime", "openvino", "onnx",
             "onnxruntime.quantization", "sklearn.datasets", "torch._dynamo"]
 _context: Any = None
+# The report's preparation (exports and INT8 quantization, before any timing) stays within this much resident memory,
+# this process, the forkserver and the children summed.
+PREPARATION_BUDGET_BYTES = 4 * 10**9
+# The largest preparation child: VGG-19-BN's ONNX export peaks at 2.99-3.04 GB resident (torch's exporter holds its
+# 575 MB of weights four times: the model's, its ModelProto's, the serialized bytes and Python's copy of them; 0.6 GB
+# are the imports every child shares with the forkserver). A VGG's INT8 quantization peaks at 2.1 GB, the rest under
+# 1.9 GB.
+LARGEST_PREPARATION_BYTES = 3_050_000_000
+# The largest preparation child among the models of at most 7 G multiply-adds and 40 M parameters (no VGG, AlexNet,
+# ResNet-101/152 or EfficientNet-B5-B7): an estimate, which the report's printed peak checks.
+LIGHT_PREPARATION_BYTES = 1_300_000_000
+FORKSERVER_BYTES = 670_000_000  # the forkserver, resident once it has imported _PRELOAD
 _starting = threading.Lock()  # map_isolated starts children from threads: one start (and __main__ hiding) at a time
 
 
@@ -95,10 +107,25 @@ def run_isolated(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise CnnbenchError(f"the measuring process died ({how}){hint}")
 
 
-def preparation_workers() -> int:
-    """Children to run at once for work that is not timed (exports, quantization): the cores this process may use,
-    at most 4 (a VGG quantization holds a few GB)."""
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+def preparation_workers(largest_bytes: int = LARGEST_PREPARATION_BYTES) -> int:
+    """Children to run at once for work that is not timed (exports, quantization): as many children of
+    ``largest_bytes`` as fit in :data:`PREPARATION_BUDGET_BYTES` beside this process and the forkserver, at most the
+    cores this process may use and 4, and at least one. For the largest models, one: on 2 cores, exporting then
+    quantizing the 62 zoo models, the resident sizes of the parent and its descendants summed (sampled every 0.2 s)
+    peaked at 4.3 GB one child at a time, 6.8 GB two at a time (two VGG exports at once). One is no slower for the
+    exports, as torch already uses every core (80 s against 86 s), and slower for INT8 (250-261 s against 166-268 s,
+    measured beside another benchmark)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    held = _resident_bytes() + (FORKSERVER_BYTES if _context is None else 0)  # the forkserver: once started, held
+    fit = (PREPARATION_BUDGET_BYTES - held) // largest_bytes
+    return max(1, min(4, cores, fit))
+
+
+def _resident_bytes() -> int:
+    """This process and its descendants (the forkserver, once started), summed; 0 off Linux."""
+    from cnnbench.measure.resident import tree_resident_bytes
+
+    return tree_resident_bytes() or 0
 
 
 def map_isolated(fn: Callable[..., T], argsets: Sequence[tuple[Any, ...]], workers: int,

