@@ -174,8 +174,8 @@ def prepare_deployments(config: ReportConfig, names: list[str], progress: Progre
     once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
     cache, and each row then loads its file instead of making it on one core. The ``heavy`` models (above
     :data:`~cnnbench.runtimes.SUGGESTED_DEPLOY_MAX_FLOPS` or :data:`HEAVY_PARAMS`: exports of up to 3 GB) are
-    prepared as many at once as fit in the memory budget, the others as many as their smaller size allows. A file that fails here is
-    left to its row, which records the reason. Returns the number of files made or found."""
+    prepared as many at once as fit in the memory budget, the others as many as their smaller size allows. A file
+    that fails here is left to its row, which records the reason. Returns the number of files made or found."""
     jobs: dict[tuple[str, str], tuple[object, ...]] = {}
     probe_ms = (guard or Guard.of(config)).probe.ms()
     for target in deployment_targets(config):
