@@ -55,11 +55,21 @@ def progress_lines(items: Sequence[T], desc: str, write: Callable[[str], None] |
     for index, item in enumerate(items):
         elapsed = clock() - started
         left = f", ~{_duration(elapsed / index * (total - index))} left" if index else ""
-        label = item if isinstance(item, str) else " ".join(map(str, item)) if isinstance(item, tuple) else str(item)
-        write(f"cnnbench: {desc} [{index + 1}/{total}] {label} ({_duration(elapsed)}{left})")
+        label = _label(item)
+        write(f"cnnbench: {desc} [{index + 1}/{total}]{' ' + label if label else ''} ({_duration(elapsed)}{left})")
         yield item
     if total:
         write(f"cnnbench: {desc} done: {total} in {_duration(clock() - started)}")
+
+
+def _label(item: object) -> str:
+    """What a progress line calls an item: a name, or the names of a tuple; nothing for other objects (a child
+    process's future says nothing a reader needs)."""
+    if isinstance(item, str | int):
+        return str(item)
+    if isinstance(item, tuple) and all(isinstance(part, str | int) for part in item):
+        return " ".join(map(str, item))
+    return ""
 
 
 def say_to_stderr(command: str) -> Callable[[str], None]:
