@@ -34,6 +34,7 @@ __all__ = [
     "atomic_write_text",
     "code_fingerprint",
     "provenance_summary",
+    "refresh_sidecar",
     "write_sidecar",
 ]
 
@@ -248,6 +249,17 @@ def provenance_summary(frame: pd.DataFrame) -> dict[str, object]:
         "measured": {"first": times[0], "last": times[-1]} if times else {},
         "quick_rows": int(frame["quick"].astype(str).eq("True").sum()) if "quick" in frame else 0,
     }
+
+
+def refresh_sidecar(results_file: Path, frame: pd.DataFrame) -> Path:
+    """Rewrite the provenance of ``results_file``'s sidecar from its rows (``frame``) after rows changed, keeping
+    the settings it records; a sidecar that is missing or unreadable is written afresh."""
+    sidecar = results_file.with_suffix(".env.json")
+    try:
+        settings = {k: v for k, v in json.loads(sidecar.read_text()).items() if k not in ("file", "provenance")}
+    except (OSError, ValueError):
+        settings = {}
+    return write_sidecar(results_file, frame, settings)
 
 
 def write_sidecar(results_file: Path, frame: pd.DataFrame | None, settings: dict[str, object] | None = None) -> Path:

@@ -317,7 +317,7 @@ def test_cli_refuses_in_one_line(argv: list[str], says: str, tmp_path: Path, mon
 def test_calibrate_cli_writes_the_cost_model_predict_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     monkeypatch.setenv("CNNBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(costmodel, "calibrate", lambda target, network_count, seed, progress: (
+    monkeypatch.setattr(costmodel, "calibrate", lambda target, network_count, seed, progress, quieting: (
         costmodel.CostModel(**{**fixed_model().__dict__, "target": {"key": target.key}}), pd.DataFrame(),
         pd.DataFrame()))
     assert main(["calibrate", "--threads", "1"]) == 0

@@ -45,8 +45,7 @@ def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report, "start_calibration", _fixed_calibration)
 
 
-def _fixed_calibration(config: ReportConfig, models: int, progress: object = None, quieting: object = None,
-                       probe_ms: object = None) -> SimpleNamespace:
+def _fixed_calibration(config: ReportConfig, models: int, *_: object) -> SimpleNamespace:
     """Round numbers instead of a calibration (tests/test_costmodel.py times a real one)."""
     return SimpleNamespace(between=lambda: None, cost_model=lambda: (fixed_model(config.target.key), False))
 

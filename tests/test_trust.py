@@ -5,6 +5,7 @@ defence, and progress in a log. Nothing here times anything but the report's qui
 from __future__ import annotations
 
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -251,6 +252,8 @@ def test_a_report_rechecks_a_row_far_slower_than_its_prediction(tmp_path: Path, 
     assert "the cost model" in note and "measured again" in note
     first, again = note.split(" ms was ")[0], note.split("measured again: ")[1].removesuffix(" ms")
     assert float(first) > 20 * float(again)  # the inflated figure, then a real one
+    sidecar = json.loads((out / f"latency-{KEY}.env.json").read_text())  # it describes the rows measured again
+    assert sidecar["provenance"]["measured"]["last"] == max(table["measured_at"])
 
 
 def test_progress_in_a_log_is_a_line_per_item_with_the_time_left() -> None:

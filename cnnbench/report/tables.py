@@ -41,8 +41,16 @@ from cnnbench.report import compare, recheck
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_front_charts, write_prediction_chart, write_readme
 from cnnbench.report.prediction import prediction_table, start_calibration
+from cnnbench.report.readers import all_latency, digits_here, families, here, measured_elsewhere, merge_benchmarks
 from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS, export, int8, session
-from cnnbench.store import ResultTable, atomic_write_text, code_fingerprint, provenance_summary, write_sidecar
+from cnnbench.store import (
+    ResultTable,
+    atomic_write_text,
+    code_fingerprint,
+    provenance_summary,
+    refresh_sidecar,
+    write_sidecar,
+)
 from cnnbench.target import INT8, Target, runtime_version
 
 __all__ = ["run_report", "zoo_table", "accuracy_table", "latency_table", "breakdown_table", "guidelines_tables",
@@ -128,7 +136,7 @@ def accuracy_table(config: ReportConfig) -> pd.DataFrame:
     """results/accuracy-imagenet.csv: the papers' top-1 and, apart, the reference implementations' own, for every
     zoo model (published figures: nothing is measured)."""
     frame = published_accuracy()
-    frame.insert(1, "family", frame["model"].map(_families()))
+    frame.insert(1, "family", frame["model"].map(families()))
     frame = frame[frame["top1"].notna()].reset_index(drop=True)
     path = config.out / "accuracy-imagenet.csv"
     atomic_write_text(path, frame.to_csv(index=False))
@@ -267,6 +275,7 @@ def recheck_latency(config: ReportConfig, frame: pd.DataFrame, roof: Roofline | 
         again = float(result["latency_ms_median"]) if result.get("status") == "ok" else float("nan")
         table.put({**result, "family": zoo.model_info(first.model).family, **stamp.columns(target.torch_device),
                    "rechecked": recheck.recheck_note(first, again)})  # fmt: skip
+    refresh_sidecar(table.path, table.frame())
     return len(found)
 
 
@@ -445,83 +454,6 @@ def _sweep_table(
     return table.frame(_mine(_here(config))).dropna(axis=1, how="all")  # no roofline, export, … columns
 
 
-# --- pytest-benchmark JSON from other targets and machines --------------------------------------------------------
-
-
-def merge_benchmarks(config: ReportConfig, frames: list[pd.DataFrame]) -> list[Path]:
-    """Write ``latency-<target>@<host>-<machine>.csv`` for each target and machine found in the JSON files: apart
-    from anything this report measures, with the provenance the files record."""
-    written = []
-    merged = pd.concat(frames, ignore_index=True)
-    for (target, machine, host), group in merged.groupby(["target", "machine", "host"], sort=False):
-        path = config.out / f"latency-{target}@{host}-{str(machine)[:6]}.csv"
-        table = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
-        for record in group.to_dict("records"):
-            table.put(record)
-        write_sidecar(path, table.frame(), {"target": target, "from": sorted(set(group["source"]))})
-        written.append(path)
-    return written
-
-
-def _measured_on(frame: pd.DataFrame, machine: str) -> pd.Series:
-    """Which rows ``machine`` measured (none, for a table written before rows carried their machine)."""
-    return frame["machine"].astype(str) == machine if "machine" in frame else pd.Series(False, frame.index)
-
-
-def _families() -> dict[str, str]:
-    return {n: zoo.model_info(n).family for n in zoo.list_models()}
-
-
-def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
-    """Every latency row to show side by side: this machine's on any target, and imported ones (``@`` files),
-    labelled ``target @ host``. Also returns the files left out because another machine measured them."""
-    frames, left_out = [], []
-    for path in sorted(out.glob("latency-*.csv")):
-        frame = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
-        if frame.empty:
-            continue
-        if "target" not in frame:
-            frame["target"] = path.stem.removeprefix("latency-")
-        if "@" in path.stem:
-            frame["target"] = frame["target"].astype(str) + " @ " + frame["host"].astype(str)
-        else:
-            mine = _measured_on(frame, machine)
-            if not mine.all():
-                left_out.append(f"{path.name} ({int((~mine).sum())} rows measured elsewhere)")
-            frame = frame[mine]
-        if not frame.empty:
-            frames.append(frame.dropna(axis=1, how="all"))  # a column empty on one target (quantize_s) stays
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), left_out
-
-
-def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows of accuracy-digits.csv (``cnnbench train``) measured on this machine, and the others (:func:`here`)."""
-    return here(out / "accuracy-digits.csv", ["model"], machine)
-
-
-def measured_elsewhere(others: pd.DataFrame) -> str:
-    """Where rows another machine measured (:func:`here`'s second table) come from, in words ("62 rows of machine
-    82145c9c93be at commit b17351f, measured 2026-12-02"); "" when there are none."""
-    if others.empty:
-        return ""
-    machines = ", ".join(sorted({str(v) for v in others.get("machine", []) if v})) or "?"
-    commits = ", ".join(sorted({str(v) for v in others.get("commit", []) if v})) or "?"
-    days = sorted({str(t)[:10] for t in others.get("measured_at", []) if t})
-    when = f", measured {days[0]}" + (f" to {days[-1]}" if days[-1] != days[0] else "") if days else ""
-    return f"{len(others)} row{'s' if len(others) > 1 else ''} of machine {machines} at commit {commits}{when}"
-
-
-def here(path: Path, key: list[str], machine: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of a results table that ``machine`` measured, and the rows other machines did."""
-    if not path.exists():
-        return pd.DataFrame(), pd.DataFrame()
-    frame = ResultTable(path, key=key).frame()
-    if frame.empty:
-        return frame, frame
-    mine = _measured_on(frame, machine)
-    return frame[mine].reset_index(drop=True), frame[~mine].reset_index(drop=True)
-
-
 def pareto_tables(config: ReportConfig, everything: pd.DataFrame, accuracy: pd.DataFrame,
                   digits: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:  # fmt: skip
     """results/pareto-<target>.csv for every target shown (this machine's, and imported ones): each model's median
@@ -621,7 +553,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
         written[path.stem] = path
     everything, left_out = all_latency(out, machine)
     if not everything.empty and ("family" not in everything or everything["family"].isna().any()):
-        everything["family"] = everything["model"].map(_families()).fillna("other")
+        everything["family"] = everything["model"].map(families()).fillna("other")
     digits, others = digits_here(out, machine)
     fronts = pareto_tables(config, everything, accuracy, digits) if not everything.empty else {}
     written.update({f"pareto-{k}": out / f"pareto-{k.replace(' @ ', '@')}.csv" for k in fronts})
