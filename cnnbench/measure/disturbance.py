@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from cnnbench.measure.resident import process_children
+
 __all__ = [
     "MIN_CPU_SHARE", "MAX_STEAL", "QUIET_OTHERS", "Disturbance", "DISTURBANCE_COLUMNS", "watch", "Load",
     "machine_load", "Quieting",
@@ -267,16 +269,7 @@ def _process_ticks(exclude: set[int]) -> dict[int, tuple[str, int]]:
 
 def _own_tree() -> set[int]:
     """This process and its descendants (the children that measure, the forkserver)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if entry.isdigit():
-            try:
-                text = Path(f"/proc/{entry}/stat").read_text()
-                parent = int(text[text.rfind(")") + 2 :].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    tree, stack = set(), [os.getpid()]
+    children, tree, stack = process_children(), set(), [os.getpid()]
     while stack:
         pid = stack.pop()
         tree.add(pid)

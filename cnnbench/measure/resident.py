@@ -16,12 +16,13 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["SAMPLE_S", "PeakResident", "tree_resident_bytes"]
+__all__ = ["SAMPLE_S", "PeakResident", "process_children", "tree_resident_bytes"]
 
 SAMPLE_S = 0.5
 
 
-def _children() -> dict[int, list[int]]:
+def process_children() -> dict[int, list[int]]:
+    """Every process's children, by parent pid (Linux /proc; empty elsewhere)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not entry.isdigit():
@@ -39,7 +40,7 @@ def tree_resident_bytes(root: int | None = None) -> int | None:
     """The summed ``VmRSS`` of ``root`` (default: this process) and all its descendants; None off Linux."""
     if not os.path.isdir("/proc"):
         return None
-    children, stack, total = _children(), [root or os.getpid()], 0
+    children, stack, total = process_children(), [root or os.getpid()], 0
     while stack:
         pid = stack.pop()
         stack += children.get(pid, [])
