@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnnbench.choose import disturbed
 from cnnbench.measure.disturbance import Quieting, machine_load
 from cnnbench.output import FORMATS, say_to_stderr
 from cnnbench.target import BACKENDS, DTYPES, INT8, Target
@@ -157,7 +158,7 @@ def disturbed_summary(frame: pd.DataFrame) -> str:
     """One line when rows stayed disturbed (``3 of 3 rows disturbed (cpu_share 0.48-0.52): ...``); "" otherwise."""
     if "disturbed" not in frame or frame.empty:
         return ""
-    flagged = frame[frame["disturbed"].astype(str).str.lower().isin(("true", "1", "1.0"))]
+    flagged = frame[disturbed(frame)]
     if flagged.empty:
         return ""
     shares = pd.to_numeric(flagged["cpu_share"], errors="coerce").dropna()

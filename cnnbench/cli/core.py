@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_published
+from cnnbench.choose import disturbed
 from cnnbench.cli.common import (
     add_model_arguments,
     add_quiet_arguments,
@@ -253,8 +254,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     if table["status"].eq("failed").any():
         failed = table["status"].eq("failed")
         table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
-    flagged = table["disturbed"].astype(str).str.lower().isin(("true", "1", "1.0"))
-    table.loc[flagged, "status"] = "disturbed"
+    table.loc[disturbed(table), "status"] = "disturbed"
     table["cpu_share"] = pd.to_numeric(table["cpu_share"])
     about = describe(target)
     runtime = f", {target.backend} {about['runtime_version']}" if target.runtime else ""
