@@ -19,6 +19,7 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --quiet cnnbench zoo
 
 test: lint
 	$(BIN)/python -m pytest

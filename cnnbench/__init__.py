@@ -41,8 +41,17 @@ _LAZY = {
     "pareto": "cnnbench.choose",
 }
 
-__all__ = ["CnnbenchError", "Profile", "ProfileTotals", "Target", "catalog", "count_params", "profile", *_LAZY,
-           "__version__"]  # fmt: skip
+__all__ = [
+    "CnnbenchError",
+    "Profile",
+    "ProfileTotals",
+    "Target",
+    "catalog",
+    "count_params",
+    "profile",
+    *_LAZY,
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

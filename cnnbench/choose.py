@@ -18,8 +18,18 @@ from cnnbench.accuracy.published import published_accuracy
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import is_disturbed
 
-__all__ = ["ACCURACY_SOURCES", "Budget", "accuracy_for", "candidates", "digits_top1", "front_table", "memory_bytes",
-           "no_fit_message", "pareto", "rank"]
+__all__ = [
+    "ACCURACY_SOURCES",
+    "Budget",
+    "accuracy_for",
+    "candidates",
+    "digits_top1",
+    "front_table",
+    "memory_bytes",
+    "no_fit_message",
+    "pareto",
+    "rank",
+]
 
 ACCURACY_SOURCES = ("paper", "reference", "digits")
 
@@ -67,8 +77,9 @@ def pareto(frame: pd.DataFrame, cost: str = "latency_ms", gain: str = "top1") ->
     return out
 
 
-def accuracy_for(source: str, digits: pd.DataFrame | None = None,
-                 published: pd.DataFrame | None = None) -> pd.DataFrame:
+def accuracy_for(
+    source: str, digits: pd.DataFrame | None = None, published: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One top-1 per model: ``model, top1, top1_std, top1_from``.
 
     - ``"paper"``: the paper's ImageNet top-1, or, for a model whose paper prints none here, its reference
@@ -83,15 +94,18 @@ def accuracy_for(source: str, digits: pd.DataFrame | None = None,
         raise CnnbenchError(f"accuracy comes from one of {', '.join(ACCURACY_SOURCES)}; got {source!r}")
     if source == "digits":
         if digits is None or digits.empty:
-            raise CnnbenchError("accuracy-digits.csv has no rows measured on this machine; run `cnnbench train "
-                                "MODEL...` first, or pick with --accuracy paper")  # fmt: skip
+            raise CnnbenchError(
+                "accuracy-digits.csv has no rows measured on this machine; run `cnnbench train "
+                "MODEL...` first, or pick with --accuracy paper"
+            )
         return digits_top1(digits)
     published = published_accuracy() if published is None else published
     order = ["paper", "reference"] if source == "paper" else ["reference"]
     chosen = published[published["origin"].isin(order) & published["top1"].notna()]
     chosen = chosen.assign(rank=chosen["origin"].map(order.index)).sort_values("rank").drop_duplicates("model")
-    return pd.DataFrame({"model": chosen["model"], "top1": chosen["top1"], "top1_std": np.nan,
-                         "top1_from": chosen["origin"]}).reset_index(drop=True)  # fmt: skip
+    return pd.DataFrame(
+        {"model": chosen["model"], "top1": chosen["top1"], "top1_std": np.nan, "top1_from": chosen["origin"]}
+    ).reset_index(drop=True)
 
 
 def digits_top1(digits: pd.DataFrame) -> pd.DataFrame:
@@ -100,8 +114,9 @@ def digits_top1(digits: pd.DataFrame) -> pd.DataFrame:
     digits = digits[pd.to_numeric(digits["top1_mean"], errors="coerce").notna()]
     digits = digits.sort_values(["epochs", "measured_at"]).drop_duplicates("model", keep="last")
     std = pd.to_numeric(digits["top1_std"], errors="coerce") if "top1_std" in digits else np.nan
-    return pd.DataFrame({"model": digits["model"], "top1": pd.to_numeric(digits["top1_mean"]), "top1_std": std,
-                         "top1_from": "digits"}).reset_index(drop=True)  # fmt: skip
+    return pd.DataFrame(
+        {"model": digits["model"], "top1": pd.to_numeric(digits["top1_mean"]), "top1_std": std, "top1_from": "digits"}
+    ).reset_index(drop=True)
 
 
 def front_table(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
@@ -137,21 +152,38 @@ def candidates(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     latency_ms, top1, top1_std, top1_from, params_m, memory_mb, status, error, disturbed, cpu_share``. Failed rows
     keep their error; disturbed rows keep their latency, flagged."""
     ok = latency["status"].astype(str) == "ok" if "status" in latency else pd.Series(True, latency.index)
-    frame = pd.DataFrame({
-        "model": latency["model"].astype(str),
-        "latency_ms": _numbers(latency, "latency_ms_median").where(ok),
-        "params_m": _numbers(latency, "params") / 1e6,
-        "memory_mb": (memory_bytes(latency) / 1e6).where(ok),
-        "status": latency.get("status", "ok"),
-        "error": latency.get("error", "").fillna("") if "error" in latency else "",
-        "disturbed": disturbed(latency),
-        "cpu_share": _numbers(latency, "cpu_share"),
-    })
-    frame.insert(1, "family", frame["model"].map(lambda n: zoo.model_info(n).family if n in zoo.list_models()
-                                                 else "other"))  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "model": latency["model"].astype(str),
+            "latency_ms": _numbers(latency, "latency_ms_median").where(ok),
+            "params_m": _numbers(latency, "params") / 1e6,
+            "memory_mb": (memory_bytes(latency) / 1e6).where(ok),
+            "status": latency.get("status", "ok"),
+            "error": latency.get("error", "").fillna("") if "error" in latency else "",
+            "disturbed": disturbed(latency),
+            "cpu_share": _numbers(latency, "cpu_share"),
+        }
+    )
+    frame.insert(
+        1, "family", frame["model"].map(lambda n: zoo.model_info(n).family if n in zoo.list_models() else "other")
+    )
     merged = frame.merge(accuracy, on="model", how="left")
-    return merged[["model", "family", "latency_ms", "top1", "top1_std", "top1_from", "params_m", "memory_mb",
-                   "status", "error", "disturbed", "cpu_share"]]  # fmt: skip
+    return merged[
+        [
+            "model",
+            "family",
+            "latency_ms",
+            "top1",
+            "top1_std",
+            "top1_from",
+            "params_m",
+            "memory_mb",
+            "status",
+            "error",
+            "disturbed",
+            "cpu_share",
+        ]
+    ]
 
 
 def _ms(value: float) -> str:
@@ -167,8 +199,9 @@ def _reasons(row: pd.Series, budget: Budget, accuracy: str) -> str:
     elif bool(row.get("disturbed", False)):
         share = row.get("cpu_share")
         had = f", cpu_share {share:.2f}" if pd.notna(share) else ""
-        reasons.append(f"latency disturbed ({_ms(row['latency_ms'])} ms{had}: another process held the CPUs; "
-                       "measure it again)")
+        reasons.append(
+            f"latency disturbed ({_ms(row['latency_ms'])} ms{had}: another process held the CPUs; measure it again)"
+        )
     elif budget.latency_ms is not None and row["latency_ms"] > budget.latency_ms:
         reasons.append(f"latency {_ms(row['latency_ms'])} ms > {budget.latency_ms:g} ms")
     if pd.isna(row["top1"]):
@@ -195,8 +228,20 @@ def rank(frame: pd.DataFrame, budget: Budget, accuracy: str = "paper") -> pd.Dat
     fits.insert(0, "rank", pd.array(range(1, len(fits) + 1), dtype="Int64"))
     rest = frame[frame["excluded_by"] != ""].sort_values(["latency_ms", "model"])
     rest = rest.assign(rank=pd.array([pd.NA] * len(rest), dtype="Int64"), pareto=False, dominated_by="")
-    columns = ["rank", "model", "family", "latency_ms", "top1", "top1_std", "top1_from", "params_m", "memory_mb",
-               "pareto", "dominated_by", "excluded_by"]  # fmt: skip
+    columns = [
+        "rank",
+        "model",
+        "family",
+        "latency_ms",
+        "top1",
+        "top1_std",
+        "top1_from",
+        "params_m",
+        "memory_mb",
+        "pareto",
+        "dominated_by",
+        "excluded_by",
+    ]
     return pd.concat([fits[columns], rest[columns]], ignore_index=True)
 
 
@@ -206,5 +251,7 @@ def no_fit_message(ranked: pd.DataFrame, budget: Budget) -> str:
     if measured.empty:
         return f"no model meets {budget.describe()}, and no latency was measured on this target"
     fastest = measured.iloc[0]
-    return (f"no model meets {budget.describe()}; the fastest measured is {fastest['model']} at "
-            f"{_ms(fastest['latency_ms'])} ms (top-1 {fastest['top1']:.4g}%): loosen a budget")  # fmt: skip
+    return (
+        f"no model meets {budget.describe()}; the fastest measured is {fastest['model']} at "
+        f"{_ms(fastest['latency_ms'])} ms (top-1 {fastest['top1']:.4g}%): loosen a budget"
+    )

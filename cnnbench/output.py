@@ -46,8 +46,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def progress_lines(items: Sequence[T], desc: str, write: Callable[[str], None] | None = None,
-                   clock: Callable[[], float] = time.perf_counter) -> Iterator[T]:  # fmt: skip
+def progress_lines(
+    items: Sequence[T],
+    desc: str,
+    write: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[T]:
     """Yield ``items``, writing ``cnnbench: latency eager fp32 [3/62] mobilenet_v2 (1m05s, ~19m40s left)`` as each
     starts; the estimate is the mean time of the items done so far times the items left."""
     write = write or (lambda line: print(line, file=sys.stderr, flush=True))

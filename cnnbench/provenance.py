@@ -63,9 +63,28 @@ PROBE_TOLERANCE = 0.10
 # The instruction-set extensions that decide which kernels oneDNN, XNNPACK, ONNX Runtime and OpenVINO run: two
 # CPUs of one name that differ here run different code. x86 (/proc/cpuinfo "flags") and ARM ("Features").
 KERNEL_FLAGS = (
-    "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
-    "amx_tile", "amx_int8", "amx_bf16", "amx_fp16",
-    "asimd", "asimddp", "asimdhp", "fphp", "i8mm", "bf16", "sve", "sve2", "sme",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "amx_fp16",
+    "asimd",
+    "asimddp",
+    "asimdhp",
+    "fphp",
+    "i8mm",
+    "bf16",
+    "sve",
+    "sve2",
+    "sme",
 )
 
 
@@ -160,8 +179,10 @@ def hardware(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return (f"{props.name}; sm_{props.major}{props.minor}; {round(props.total_memory / 2**30)} GiB; "
-                f"host {cpu_hardware()}")
+        return (
+            f"{props.name}; sm_{props.major}{props.minor}; {round(props.total_memory / 2**30)} GiB; "
+            f"host {cpu_hardware()}"
+        )
     if device.type == "mps":
         return f"Apple GPU (mps); host {cpu_hardware()}"
     return cpu_hardware()
@@ -229,8 +250,9 @@ def environment(device: torch.device | str = "cpu") -> dict[str, str]:
 
 def fingerprint(settings: Mapping[str, object]) -> str:
     """12 hex digits of a settings mapping (timing, batch, resolution, ...), independent of key order."""
-    text = json.dumps(dict(settings), sort_keys=True, default=lambda v: asdict(v) if hasattr(v, "__dataclass_fields__")
-                      else str(v))  # fmt: skip
+    text = json.dumps(
+        dict(settings), sort_keys=True, default=lambda v: asdict(v) if hasattr(v, "__dataclass_fields__") else str(v)
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -255,11 +277,26 @@ class Stamp:
     probe_ms: float | None = None
 
     @classmethod
-    def here(cls, target: str, settings: Mapping[str, object], code: str, device: torch.device | str = "cpu",
-             quick: bool = False, probe_ms: float | None = None) -> Stamp:  # fmt: skip
+    def here(
+        cls,
+        target: str,
+        settings: Mapping[str, object],
+        code: str,
+        device: torch.device | str = "cpu",
+        quick: bool = False,
+        probe_ms: float | None = None,
+    ) -> Stamp:
         """The stamp of a measurement on this machine and device, with this torch."""
-        return cls(machine_identity(device), hardware(device), torch.__version__, target,
-                   fingerprint({**settings, "quick": quick}), code, quick, probe_ms)  # fmt: skip
+        return cls(
+            machine_identity(device),
+            hardware(device),
+            torch.__version__,
+            target,
+            fingerprint({**settings, "quick": quick}),
+            code,
+            quick,
+            probe_ms,
+        )
 
     def matches(self, row: Mapping[str, object]) -> bool:
         """Whether ``row`` stands for a measurement made now (see the class doc)."""

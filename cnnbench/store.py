@@ -9,6 +9,7 @@ Files are written with the mode a new file gets under the umask (0644 as a rule)
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -39,8 +40,20 @@ __all__ = [
 ]
 
 # Columns read back as text whatever they hold: a fingerprint or commit of digits only must not become a number.
-TEXT_COLUMNS = frozenset({*(c for c in PROVENANCE_COLUMNS if c != "probe_ms"), "error", "notes", "status", "recipe",
-                          "seeds", "rounds_ms", "source", "disturbance", "rechecked"})
+TEXT_COLUMNS = frozenset(
+    {
+        *(c for c in PROVENANCE_COLUMNS if c != "probe_ms"),
+        "error",
+        "notes",
+        "status",
+        "recipe",
+        "seeds",
+        "rounds_ms",
+        "source",
+        "disturbance",
+        "rechecked",
+    }
+)
 
 
 @cache
@@ -114,7 +127,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 @cache
 def _source_hash(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The hash of a Python file's syntax tree without its docstrings: reformatting a file, or rewording its
+    comments and docstrings, keeps the rows it measured; any change to what the code does measures them again."""
+    tree = ast.parse(Path(path).read_bytes())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 
 def cache_root() -> Path:
@@ -166,8 +192,9 @@ class ResultTable:
     def _read(self, path: Path) -> list[dict[str, object]]:
         try:
             header = pd.read_csv(path, nrows=0).columns
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
-                                dtype={c: str for c in header if c in self.text})  # fmt: skip
+            frame = pd.read_csv(
+                path, keep_default_na=False, na_values=[""], dtype={c: str for c in header if c in self.text}
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
             raise CnnbenchError(f"{path} is not a results CSV ({err}); move it away or give another --out") from None
         missing = [k for k in self.key if k not in frame.columns]
@@ -238,8 +265,9 @@ def provenance_summary(frame: pd.DataFrame) -> dict[str, object]:
         return {"rows": int(len(frame))}
     machines = (
         frame[["machine", "host", "device_name"]].drop_duplicates().sort_values("machine").to_dict("records")
-        if {"host", "device_name"} <= set(frame.columns) else [{"machine": m} for m in sorted(set(frame["machine"]))]
-    )  # fmt: skip
+        if {"host", "device_name"} <= set(frame.columns)
+        else [{"machine": m} for m in sorted(set(frame["machine"]))]
+    )
     times = sorted(str(t) for t in frame.get("measured_at", pd.Series(dtype=str)) if t)
     return {
         "rows": int(len(frame)),

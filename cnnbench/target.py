@@ -128,8 +128,13 @@ def describe(target: Target) -> dict[str, object]:
     """The target's full description: its settings, the machine, device and software (see
     :func:`cnnbench.provenance.environment`), and what the host allocator does while timing
     (:func:`cnnbench.measure.allocator.hold_freed_memory`)."""
-    return {**asdict(target), "target": target.key, **environment(target.torch_device),
-            "runtime_version": runtime_version(target.backend), "allocator": hold_freed_memory()}  # fmt: skip
+    return {
+        **asdict(target),
+        "target": target.key,
+        **environment(target.torch_device),
+        "runtime_version": runtime_version(target.backend),
+        "allocator": hold_freed_memory(),
+    }
 
 
 def runtime_version(backend: str) -> str:

@@ -338,6 +338,24 @@ def test_changed_settings_or_code_measure_again(tmp_path: Path, monkeypatch: pyt
     assert calls["latency"] == list(MODELS[:1]) and calls["audit"] == list(MODELS[:1])
 
 
+def test_the_code_fingerprint_follows_what_the_code_does_not_its_layout(tmp_path: Path) -> None:
+    from types import ModuleType
+
+    from cnnbench.store import code_fingerprint
+
+    def fingerprint(source: str) -> str:
+        path = tmp_path / "measured.py"
+        path.write_text(source)
+        module = ModuleType("measured")
+        module.__file__ = str(path)
+        return code_fingerprint(None, [module])
+
+    packed = 'def f(x):\n    """Add one."""\n    return x + 1  # fmt: skip\n'
+    spread = 'def f(\n    x,\n):\n    """Add one to x, reworded."""\n\n    # a comment\n    return (x + 1)\n'
+    assert fingerprint(packed) == fingerprint(spread)
+    assert fingerprint(packed) != fingerprint('def f(x):\n    """Add one."""\n    return x + 2\n')
+
+
 def test_subset_rows_join_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "results"
     run_report(config(out, models=MODELS[:2]))

@@ -191,9 +191,7 @@ def _entry(name: str) -> _Entry:
     except KeyError:
         close = _closest(name)
         hint = f"; closest: {', '.join(close)}" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}{hint} (see `cnnbench list` for every name)"
-        ) from None
+        raise UnknownModelError(f"unknown model {name!r}{hint} (see `cnnbench list` for every name)") from None
 
 
 def model_info(name: str) -> ModelInfo:

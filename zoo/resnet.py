@@ -31,9 +31,7 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module | N
     """Projection shortcut (1×1 conv + BN) where the shape changes, identity (None) elsewhere."""
     if stride == 1 and in_channels == out_channels:
         return None
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
-    )
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
 
 
 class BasicBlock(nn.Module):

@@ -32,9 +32,7 @@ __all__ = [
     "build_shufflenet_v1",
 ]
 
-PAPER = Paper(
-    "ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices", "1707.01083", 2017
-)
+PAPER = Paper("ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices", "1707.01083", 2017)
 
 GROUPS = (1, 2, 3, 4, 8)
 

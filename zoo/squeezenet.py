@@ -20,9 +20,7 @@ from ._registry import Paper, Published, register_variant
 
 __all__ = ["FireRow", "SqueezeNetSpec", "SQUEEZENET_VERSIONS", "Fire", "SqueezeNet", "build_squeezenet"]
 
-PAPER = Paper(
-    "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size", "1602.07360", 2016
-)
+PAPER = Paper("SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size", "1602.07360", 2016)
 
 
 @dataclass(frozen=True)

@@ -39,20 +39,21 @@ def target_label(backend: str, dtype: str) -> str:
     return f"{backend}_{dtype}"
 
 
-def runtime_logits(model: nn.Module, images: Tensor, target: Target, calibration: Calibration | None = None,
-                   batch: int = 1) -> Tensor:  # fmt: skip
+def runtime_logits(
+    model: nn.Module, images: Tensor, target: Target, calibration: Calibration | None = None, batch: int = 1
+) -> Tensor:
     """Logits of ``model`` on ``images`` (N×3×R×R) run on ``target``'s runtime (exported with its own weights,
     quantized for int8 on ``calibration``). The file takes a fixed ``batch``: the last group is padded, then cut."""
-    forward = session.runtime_forward(model, target, batch, images.shape[-1], channels=images.shape[1],
-                                      calibration=calibration)  # fmt: skip
+    forward = session.runtime_forward(
+        model, target, batch, images.shape[-1], channels=images.shape[1], calibration=calibration
+    )
     return forward.predict(images)
 
 
 def _stamp(name: str, budget: Budget, threads: int | None) -> Stamp:
     code = code_fingerprint(name, [sys.modules[__name__], train_module, export, int8, session, models])
     settings = {"budget": budget, "targets": DEPLOYED_TARGETS, "calibration": CALIBRATION_IMAGES}
-    return Stamp.here(f"cpu-t{threads or torch.get_num_threads()}-deployed", settings, code,
-                      device=torch.device("cpu"))  # fmt: skip
+    return Stamp.here(f"cpu-t{threads or torch.get_num_threads()}-deployed", settings, code, device=torch.device("cpu"))
 
 
 def _row(name: str, budget: Budget, threads: int | None) -> dict[str, object]:
@@ -61,14 +62,22 @@ def _row(name: str, budget: Budget, threads: int | None) -> dict[str, object]:
     data = digits_split(budget.recipe.test_size, budget.recipe.split_seed)
     trained = fit(name, resolution=resolution, epochs=budget.epochs, seed=seed, recipe=budget.recipe, data=data)
     test = prepare_digits(data.test_images, resolution, budget.recipe)
-    calibration = Calibration(prepare_digits(data.train_images[:CALIBRATION_IMAGES], resolution, budget.recipe)
-                              .numpy(), f"digits (scikit-learn), {CALIBRATION_IMAGES} training images")  # fmt: skip
+    calibration = Calibration(
+        prepare_digits(data.train_images[:CALIBRATION_IMAGES], resolution, budget.recipe).numpy(),
+        f"digits (scikit-learn), {CALIBRATION_IMAGES} training images",
+    )
     eager = trained.test_predictions
     labels = data.test_labels
-    row: dict[str, object] = {"model": name, "epochs": budget.epochs, "seed": seed, "recipe": budget.recipe.id,
-                              "resolution": resolution, "test_images": len(labels),
-                              "calibration": calibration.source,
-                              "top1_eager_fp32": round(trained.top1, 2)}  # fmt: skip
+    row: dict[str, object] = {
+        "model": name,
+        "epochs": budget.epochs,
+        "seed": seed,
+        "recipe": budget.recipe.id,
+        "resolution": resolution,
+        "test_images": len(labels),
+        "calibration": calibration.source,
+        "top1_eager_fp32": round(trained.top1, 2),
+    }
     for backend, dtype in DEPLOYED_TARGETS:
         label = target_label(backend, dtype)
         target, _ = resolve_target(Target(threads=threads, backend=backend, dtype=dtype))

@@ -110,4 +110,3 @@ def evaluate(
         **device_columns(device),
     }
     return pd.DataFrame([row])
-

@@ -15,8 +15,16 @@ from cnnbench.catalog import resolve_patterns
 __all__ = ["PUBLISHED_COLUMNS", "published_accuracy"]
 
 PUBLISHED_COLUMNS = [
-    "model", "origin", "top1", "top5", "resolution", "source", "reference", "dtype", "quantization",
-]  # fmt: skip
+    "model",
+    "origin",
+    "top1",
+    "top5",
+    "resolution",
+    "source",
+    "reference",
+    "dtype",
+    "quantization",
+]
 
 _TORCHVISION = "torchvision:"
 

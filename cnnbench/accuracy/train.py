@@ -147,8 +147,15 @@ class Budget:
 
     def key(self, name: str, resolution: int) -> dict[str, object]:
         """The :data:`TRAIN_KEY` columns of ``name``'s row, trained at ``resolution``."""
-        return {"model": name, "dataset": self.dataset, "recipe": self.recipe.id, "epochs": self.epochs,
-                "seeds": self.seeds_text, "resolution": resolution}  # fmt: skip
+        return {
+            "model": name,
+            "dataset": self.dataset,
+            "recipe": self.recipe.id,
+            "epochs": self.epochs,
+            "seeds": self.seeds_text,
+            "resolution": resolution,
+        }
+
 
 # How a model is built for training beyond num_classes: GoogLeNet's auxiliary heads would add two losses that no
 # other model has, so they are left out (the recipe trains every model on its main logits alone).
@@ -201,8 +208,14 @@ def train_stamp(name: str, budget: Budget, device: torch.device | str = "cpu") -
     device = torch.device(device)
     world = dist.get_world_size() if _distributed() else 1
     target = f"{device.type}-t{torch.get_num_threads()}" + (f"-w{world}" if world > 1 else "")
-    settings = {"dataset": budget.dataset, "recipe": budget.recipe.id, "epochs": budget.epochs,
-                "seeds": budget.seeds_text, "resolution": budget.resolution, "world_size": world}  # fmt: skip
+    settings = {
+        "dataset": budget.dataset,
+        "recipe": budget.recipe.id,
+        "epochs": budget.epochs,
+        "seeds": budget.seeds_text,
+        "resolution": budget.resolution,
+        "world_size": world,
+    }
     code = code_fingerprint(name, [sys.modules[__name__], data_module, models])
     return Stamp.here(target, settings, code, device=device)
 
@@ -317,7 +330,9 @@ def fit(
         # Shifts drawn for all training images at once from (seed, epoch): image i gets the same shift whichever
         # rank takes it, so the global batch is the same images, shifted the same, at any world size.
         shifts = torch.randint(
-            -recipe.max_shift, recipe.max_shift + 1, (n_train, 2),
+            -recipe.max_shift,
+            recipe.max_shift + 1,
+            (n_train, 2),
             generator=torch.Generator().manual_seed(seed * 10_007 + epoch),
         )
         order = torch.tensor(list(sampler))
@@ -362,10 +377,26 @@ def fit(
 
 
 TRAIN_COLUMNS = [
-    "model", "dataset", "recipe", "epochs", "seeds", "resolution",
-    "top1_mean", "top1_std", "top5_mean", "train_loss", "wall_s", "train_images_per_s", "params", "error",
-    "device", "threads", "dtype", "world_size", *PROVENANCE_COLUMNS,
-]  # fmt: skip
+    "model",
+    "dataset",
+    "recipe",
+    "epochs",
+    "seeds",
+    "resolution",
+    "top1_mean",
+    "top1_std",
+    "top5_mean",
+    "train_loss",
+    "wall_s",
+    "train_images_per_s",
+    "params",
+    "error",
+    "device",
+    "threads",
+    "dtype",
+    "world_size",
+    *PROVENANCE_COLUMNS,
+]
 
 
 def train_model(
@@ -383,14 +414,27 @@ def train_model(
     try:
         row["resolution"] = used = training_resolution(name, budget.resolution, budget.recipe)
         runs = [
-            fit(name, resolution=used, epochs=budget.epochs, seed=s, recipe=budget.recipe, device=device, data=data,
-                on_epoch=on_epoch)
+            fit(
+                name,
+                resolution=used,
+                epochs=budget.epochs,
+                seed=s,
+                recipe=budget.recipe,
+                device=device,
+                data=data,
+                on_epoch=on_epoch,
+            )
             for s in budget.seeds
-        ]  # fmt: skip
+        ]
     except Exception as err:  # noqa: BLE001 - recorded in the row: one model's failure must not end a sweep
         message = " ".join(str(err).split())[:300]
-        return {**row, "wall_s": round(time.perf_counter() - start, 1), "error": f"{type(err).__name__}: {message}",
-                **device_columns(device), **stamp.columns(device)}  # fmt: skip
+        return {
+            **row,
+            "wall_s": round(time.perf_counter() - start, 1),
+            "error": f"{type(err).__name__}: {message}",
+            **device_columns(device),
+            **stamp.columns(device),
+        }
     top1 = np.array([r.top1 for r in runs])
     row.update(
         top1_mean=round(float(top1.mean()), 2),

@@ -38,6 +38,7 @@ from cnnbench.target import INT8, RUNTIMES, Target
 
 __all__ = ["add_commands"]
 
+
 def _seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
@@ -98,8 +99,14 @@ def _cmd_train(args: argparse.Namespace) -> str:
         from cnnbench.accuracy.deployed import deployed_accuracy
 
         out = Path(args.out or f"results/accuracy-{args.dataset}-deployed.csv")
-        frame = deployed_accuracy(names, budget, args.threads, out=out, force=args.force,
-                                  each=lambda chosen: progress(chosen, "train, export, quantize"))  # fmt: skip
+        frame = deployed_accuracy(
+            names,
+            budget,
+            args.threads,
+            out=out,
+            force=args.force,
+            each=lambda chosen: progress(chosen, "train, export, quantize"),
+        )
         shown = [c for c in frame.columns if c == "model" or c.startswith(("top1", "agree", "max_rel")) or c == "error"]
         return emit(frame, args.format, {c: c for c in shown})
     out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
@@ -108,11 +115,12 @@ def _cmd_train(args: argparse.Namespace) -> str:
 
         def on_epoch(event: dict[str, object]) -> None:
             if isinstance(bar, tqdm):
-                bar.set_postfix_str(f"{event['model']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']} "
-                                    f"loss {event['loss']:.3f}")  # fmt: skip
+                bar.set_postfix_str(
+                    f"{event['model']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']} "
+                    f"loss {event['loss']:.3f}"
+                )
 
-        frame = train(names, budget, device, on_epoch, out=out, force=args.force, write=rank == 0,
-                      each=lambda _: bar)  # fmt: skip
+        frame = train(names, budget, device, on_epoch, out=out, force=args.force, write=rank == 0, each=lambda _: bar)
     if rank != 0:
         return ""
     return emit(frame, args.format, TRAIN_TABLE)
@@ -173,12 +181,16 @@ def add_commands(sub: Any) -> None:
     )
     p_train.add_argument("--out", help="results CSV, appended to row by row (default results/accuracy-DATASET.csv)")
     p_train.add_argument(
-        "--recipe", action="append", default=[], metavar="KEY=VALUE",
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="change one field of the recipe, e.g. lr=0.001 or dropout=0 (the rows' recipe id changes with it)",
     )
     p_train.add_argument("--force", action="store_true", help="retrain models whose rows are already in --out")
     p_train.add_argument(
-        "--deployed", action="store_true",
+        "--deployed",
+        action="store_true",
         help="train once (first seed), export to ONNX, quantize to INT8 and score the held-out split on eager, ONNX "
         "Runtime fp32/int8 and OpenVINO int8, with top-1 agreement (--out default: results/accuracy-DATASET-deployed"
         ".csv)",
@@ -204,10 +216,18 @@ def add_commands(sub: Any) -> None:
     p_eval.add_argument("--batch", type=int, default=64)
     p_eval.add_argument("--device", default="cpu")
     p_eval.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
-    p_eval.add_argument("--backend", choices=("eager", *RUNTIMES), default="eager",
-                        help="score the model exported to ONNX on this runtime (CPU)")
+    p_eval.add_argument(
+        "--backend",
+        choices=("eager", *RUNTIMES),
+        default="eager",
+        help="score the model exported to ONNX on this runtime (CPU)",
+    )
     p_eval.add_argument("--dtype", choices=("fp32", INT8), default="fp32", help="int8 with onnxruntime or openvino")
-    p_eval.add_argument("--calibration", metavar="DIR", default=None,
-                        help="int8: image folder to calibrate on (default: the --data folder itself)")
+    p_eval.add_argument(
+        "--calibration",
+        metavar="DIR",
+        default=None,
+        help="int8: image folder to calibrate on (default: the --data folder itself)",
+    )
     p_eval.add_argument("--threads", type=positive_int, default=None, help="runtime threads (default: its own)")
     printed_by(p_eval, _cmd_eval)

@@ -24,9 +24,16 @@ from cnnbench.target import describe, resolve_target
 __all__ = ["add_commands"]
 
 COLUMNS = {
-    "rank": "rank", "model": "model", "latency_ms": "median (ms)", "top1": "top-1 (%)", "top1_from": "top-1 from",
-    "params_m": "params (M)", "memory_mb": "peak mem (MB)", "front": "Pareto", "dominated_by": "dominated by",
-}  # fmt: skip
+    "rank": "rank",
+    "model": "model",
+    "latency_ms": "median (ms)",
+    "top1": "top-1 (%)",
+    "top1_from": "top-1 from",
+    "params_m": "params (M)",
+    "memory_mb": "peak mem (MB)",
+    "front": "Pareto",
+    "dominated_by": "dominated by",
+}
 
 
 def _cmd_pick(args: argparse.Namespace) -> str:
@@ -36,9 +43,17 @@ def _cmd_pick(args: argparse.Namespace) -> str:
     for note in notes:
         print(f"cnnbench pick: note: {note}", file=sys.stderr)
     ranked = pick(
-        args.latency_ms, target=target, batch=args.batch, min_top1=args.min_top1, max_params_m=args.max_params,
-        max_memory_mb=args.max_memory, accuracy=args.accuracy, results=Path(args.results),
-        models=tuple(args.models) or ("*",), calibration=calibration_from(args), progress=progress,
+        args.latency_ms,
+        target=target,
+        batch=args.batch,
+        min_top1=args.min_top1,
+        max_params_m=args.max_params,
+        max_memory_mb=args.max_memory,
+        accuracy=args.accuracy,
+        results=Path(args.results),
+        models=tuple(args.models) or ("*",),
+        calibration=calibration_from(args),
+        progress=progress,
         predicted=True if args.predicted == "" else args.predicted,
     )
     budget = Budget(args.latency_ms, args.min_top1, args.max_params, args.max_memory)
@@ -48,25 +63,33 @@ def _cmd_pick(args: argparse.Namespace) -> str:
     if args.format in ("csv", "json"):
         return emit(ranked, args.format)
     shown = fits.assign(front=fits["pareto"].map({True: "yes", False: ""})).round(
-        {"latency_ms": 2, "top1": 2, "params_m": 2, "memory_mb": 1})
+        {"latency_ms": 2, "top1": 2, "params_m": 2, "memory_mb": 1}
+    )
     about = describe(target)
     source = "" if args.predicted is None else "; latency PREDICTED by the cost model, not measured"
     columns = COLUMNS if args.predicted is None else {**COLUMNS, "latency_ms": "predicted (ms)"}
-    lines = [f"# target: {target.key} ({about['device_name']}), batch {args.batch}; budget: {budget.describe()}"
-             f"{source}",
-             f"# {len(fits)} of {len(ranked)} models fit, ranked by {args.accuracy} top-1; Pareto: no other fitting "
-             "model is both faster and more accurate", emit(shown, args.format, columns).rstrip("\n")]  # fmt: skip
+    lines = [
+        f"# target: {target.key} ({about['device_name']}), batch {args.batch}; budget: {budget.describe()}{source}",
+        f"# {len(fits)} of {len(ranked)} models fit, ranked by {args.accuracy} top-1; Pareto: no other fitting "
+        "model is both faster and more accurate",
+        emit(shown, args.format, columns).rstrip("\n"),
+    ]
     excluded = ranked[ranked["rank"].isna()]
     if not excluded.empty:
-        lines += ["", f"# excluded ({len(excluded)}):",
-                  emit(excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"}),
-                       args.format).rstrip("\n")]  # fmt: skip
+        lines += [
+            "",
+            f"# excluded ({len(excluded)}):",
+            emit(excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"}), args.format).rstrip(
+                "\n"
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def add_commands(sub: Any) -> None:
     p_pick = sub.add_parser(
-        "pick", help="the most accurate models within a latency, size and memory budget on your target",
+        "pick",
+        help="the most accurate models within a latency, size and memory budget on your target",
         description="Ranks the models that meet every budget by top-1 and marks their Pareto front (accuracy "
         "against latency). Uses the latency rows of --results measured on this machine, target and code, and "
         "measures the missing ones (saved there for the next run). Exit code 2 when no model fits.",
@@ -75,15 +98,29 @@ def add_commands(sub: Any) -> None:
     p_pick.add_argument("--latency-ms", type=positive_float, default=None, help="median latency at most, ms")
     p_pick.add_argument("--min-top1", type=percent, default=None, help="top-1 at least, %%")
     p_pick.add_argument("--max-params", type=positive_float, default=None, help="parameters at most, millions")
-    p_pick.add_argument("--max-memory", type=positive_float, default=None,
-                        help="measured peak memory of inference at most, MB (CPU: resident peak above the loaded "
-                             "model; CUDA: allocator peak)")  # fmt: skip
-    p_pick.add_argument("--accuracy", choices=ACCURACY_SOURCES, default="paper",
-                        help="paper: the paper's ImageNet top-1, else the reference weights'; reference: the "
-                             "reference weights' only; digits: measured here by `cnnbench train`")  # fmt: skip
-    p_pick.add_argument("--predicted", nargs="?", const="", default=None, metavar="FILE",
-                        help="rank by latency predicted from the counts (`cnnbench predict`) instead of measured: this "
-                             "machine's cost model for the target, or FILE from another device")  # fmt: skip
+    p_pick.add_argument(
+        "--max-memory",
+        type=positive_float,
+        default=None,
+        help="measured peak memory of inference at most, MB (CPU: resident peak above the loaded "
+        "model; CUDA: allocator peak)",
+    )
+    p_pick.add_argument(
+        "--accuracy",
+        choices=ACCURACY_SOURCES,
+        default="paper",
+        help="paper: the paper's ImageNet top-1, else the reference weights'; reference: the "
+        "reference weights' only; digits: measured here by `cnnbench train`",
+    )
+    p_pick.add_argument(
+        "--predicted",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="rank by latency predicted from the counts (`cnnbench predict`) instead of measured: this "
+        "machine's cost model for the target, or FILE from another device",
+    )
     p_pick.add_argument("--batch", type=positive_int, default=1)
     p_pick.add_argument("--results", default="results", metavar="DIR", help="the results folder (default results)")
     add_target_arguments(p_pick)

@@ -17,10 +17,21 @@ from cnnbench.output import FORMATS, say_to_stderr
 from cnnbench.target import BACKENDS, DTYPES, INT8, Target
 
 __all__ = [
-    "Parser", "add_model_arguments", "add_quiet_arguments", "add_target_arguments", "calibration_from",
-    "check_quiet", "disturbed_summary", "printed_by", "positive_float", "percent", "percentage", "positive_int",
-    "quieting_for", "target_from",
-]  # fmt: skip
+    "Parser",
+    "add_model_arguments",
+    "add_quiet_arguments",
+    "add_target_arguments",
+    "calibration_from",
+    "check_quiet",
+    "disturbed_summary",
+    "printed_by",
+    "positive_float",
+    "percent",
+    "percentage",
+    "positive_int",
+    "quieting_for",
+    "target_from",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,24 +79,42 @@ def percentage(text: str) -> float:
     return percent(text) / 100
 
 
-def add_target_arguments(parser: argparse.ArgumentParser, sweep_threads: Callable[[str], list[int]] | None = None
-                         ) -> None:  # fmt: skip
+def add_target_arguments(
+    parser: argparse.ArgumentParser, sweep_threads: Callable[[str], list[int]] | None = None
+) -> None:
     """The options that make a target: device, threads, dtype, memory format, backend, BN folding.
     ``sweep_threads`` parses a ``--threads`` that may also list several counts (``bench``'s sweep)."""
     parser.add_argument("--device", "--target", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     if sweep_threads is None:
         parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
     else:
-        parser.add_argument("--threads", type=sweep_threads, default=None, metavar="N[,N...]",
-                            help="CPU threads (default: torch's); several, comma-separated, sweep them (1,2,4)")
-    parser.add_argument("--dtype", choices=[*DTYPES, INT8], default="fp32",
-                        help="fp16/bf16 run under autocast; int8 (onnxruntime, openvino) is static QDQ quantization")
+        parser.add_argument(
+            "--threads",
+            type=sweep_threads,
+            default=None,
+            metavar="N[,N...]",
+            help="CPU threads (default: torch's); several, comma-separated, sweep them (1,2,4)",
+        )
+    parser.add_argument(
+        "--dtype",
+        choices=[*DTYPES, INT8],
+        default="fp32",
+        help="fp16/bf16 run under autocast; int8 (onnxruntime, openvino) is static QDQ quantization",
+    )
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
-    parser.add_argument("--backend", choices=BACKENDS, default="eager",
-                        help="compile: torch.compile; onnxruntime, openvino: the model exported to ONNX and run there")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="eager",
+        help="compile: torch.compile; onnxruntime, openvino: the model exported to ONNX and run there",
+    )
     parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
-    parser.add_argument("--calibration", metavar="DIR", default=None,
-                        help="int8: calibrate on this image folder (DIR/CLASS/IMAGE) instead of the digits")
+    parser.add_argument(
+        "--calibration",
+        metavar="DIR",
+        default=None,
+        help="int8: calibrate on this image folder (DIR/CLASS/IMAGE) instead of the digits",
+    )
 
 
 def target_from(args: argparse.Namespace) -> Target:
@@ -105,8 +134,9 @@ def calibration_from(args: argparse.Namespace) -> Path | None:
     return scan_image_folder(args.calibration).root
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, specs: str = "zoo names or wildcards, timm:NAME, "
-                        "torchvision:NAME") -> None:  # fmt: skip
+def add_model_arguments(
+    parser: argparse.ArgumentParser, specs: str = "zoo names or wildcards, timm:NAME, torchvision:NAME"
+) -> None:
     """The models a command takes: names (``specs`` says which kinds), or ``--all`` for the whole zoo."""
     parser.add_argument("models", nargs="*", metavar="MODEL", help=specs)
     parser.add_argument("--all", action="store_true", help="every zoo model")
@@ -131,10 +161,21 @@ def non_negative_float(text: str) -> float:
 
 def add_quiet_arguments(parser: argparse.ArgumentParser) -> None:
     """How a timing command treats other processes: wait for quiet first, and how long to wait on a disturbed row."""
-    parser.add_argument("--wait-quiet", type=non_negative_float, default=0.0, metavar="SECONDS",
-                        help="before measuring, wait up to SECONDS for the other processes to leave the CPUs")
-    parser.add_argument("--retries", type=int, choices=range(0, 6), default=2, metavar="N",
-                        help="measure a disturbed row again up to N times once the machine is quiet (default 2)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before measuring, wait up to SECONDS for the other processes to leave the CPUs",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        choices=range(0, 6),
+        default=2,
+        metavar="N",
+        help="measure a disturbed row again up to N times once the machine is quiet (default 2)",
+    )
 
 
 def check_quiet(command: str, args: argparse.Namespace) -> None:
@@ -145,8 +186,7 @@ def check_quiet(command: str, args: argparse.Namespace) -> None:
     if not load.quiet:
         advice = "rows it slows are flagged disturbed and measured again when it is quiet"
         waited = f" after waiting {wait:g} s" if wait else ""
-        print(f"cnnbench {command}: warning: the machine is busy{waited}: {load.describe()}; {advice}",
-              file=sys.stderr)
+        print(f"cnnbench {command}: warning: the machine is busy{waited}: {load.describe()}; {advice}", file=sys.stderr)
 
 
 def quieting_for(command: str, args: argparse.Namespace) -> Quieting:
@@ -163,5 +203,7 @@ def disturbed_summary(frame: pd.DataFrame) -> str:
         return ""
     shares = pd.to_numeric(flagged["cpu_share"], errors="coerce").dropna()
     spread = f" (cpu_share {shares.min():.2f}-{shares.max():.2f})" if not shares.empty else ""
-    return (f"{len(flagged)} of {len(frame)} rows disturbed{spread}: other processes took the CPUs while they were "
-            "timed, so their figures are too slow; rerun on a quiet machine, or with --wait-quiet SECONDS")
+    return (
+        f"{len(flagged)} of {len(frame)} rows disturbed{spread}: other processes took the CPUs while they were "
+        "timed, so their figures are too slow; rerun on a quiet machine, or with --wait-quiet SECONDS"
+    )

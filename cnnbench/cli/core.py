@@ -97,8 +97,14 @@ def _cmd_profile(args: argparse.Namespace) -> str:
     if args.batch < 1:
         raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
     profiles = [
-        profile(name, resolution=args.res, batch=args.batch, dtype=args.dtype, training_memory=not args.no_training,
-                autocast=args.autocast)
+        profile(
+            name,
+            resolution=args.res,
+            batch=args.batch,
+            dtype=args.dtype,
+            training_memory=not args.no_training,
+            autocast=args.autocast,
+        )
         for name in progress(_model_names(args), "profile")
     ]
     if args.per_layer:
@@ -195,8 +201,17 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         for name in names:
             profile(name, resolution=args.res, training_memory=False)
     check_quiet("bench", args)
-    sweep = iter_sweep(names, target, batches, threads if swept else None, args.res, timing, roofline=roof,
-                       calibration=calibration, quieting=quieting_for("bench", args))  # fmt: skip
+    sweep = iter_sweep(
+        names,
+        target,
+        batches,
+        threads if swept else None,
+        args.res,
+        timing,
+        roofline=roof,
+        calibration=calibration,
+        quieting=quieting_for("bench", args),
+    )
     runs = [f"{n}@{b}" + (f"×{t}t" if swept else "") for n in names for t in (threads or [None]) for b in batches]
     frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
     summary = disturbed_summary(frame)
@@ -247,9 +262,21 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     )
     for column in ("export_s", "quantize_s", "load_s", "first_inference_ms"):
         table[column] = pd.to_numeric(table[column])
-    digits = {"latency_ms_median": 2, "latency_ms_p95": 2, "cv": 3, "throughput_img_s": 1, "flops_g": 3, "mac_mb": 1,
-              "export_s": 2, "quantize_s": 2, "load_s": 3, "first_inference_ms": 1, "peak_rss_mb": 1,
-              "activation_mb": 1, "cpu_share": 2}  # fmt: skip
+    digits = {
+        "latency_ms_median": 2,
+        "latency_ms_p95": 2,
+        "cv": 3,
+        "throughput_img_s": 1,
+        "flops_g": 3,
+        "mac_mb": 1,
+        "export_s": 2,
+        "quantize_s": 2,
+        "load_s": 3,
+        "first_inference_ms": 1,
+        "peak_rss_mb": 1,
+        "activation_mb": 1,
+        "cpu_share": 2,
+    }
     table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3, "speedup": 2})
     if table["status"].eq("failed").any():
         failed = table["status"].eq("failed")
@@ -261,15 +288,21 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     header = f"# target: {target.key} ({about['device_name']}), torch {about['torch']}{runtime}\n"
     probes = pd.to_numeric(frame["probe_ms"], errors="coerce").dropna()
     header += f"# hardware: {about['hardware']}" + (f"; speed probe {probes.iloc[-1]:.2f} ms" if len(probes) else "")
-    header += ("\n# CPU share: of the CPU time the timed threads asked for, the share they had (below "
-               f"{MIN_CPU_SHARE} another process slowed the row: disturbed)\n")
+    header += (
+        "\n# CPU share: of the CPU time the timed threads asked for, the share they had (below "
+        f"{MIN_CPU_SHARE} another process slowed the row: disturbed)\n"
+    )
     if swept:
-        header += (f"# threads swept: {', '.join(map(str, threads or []))}; speed-up = median at {min(threads or [1])} "
-                   "thread(s) / median at this count, per model and batch; no roofline (it is per thread count)\n")
+        header += (
+            f"# threads swept: {', '.join(map(str, threads or []))}; speed-up = median at {min(threads or [1])} "
+            "thread(s) / median at this count, per model and batch; no roofline (it is per thread count)\n"
+        )
     if target.dtype == INT8:
         header += f"# int8: static QDQ, per-channel weights, calibrated on {_calibration_text(calibration)}\n"
-    header += ("# peak RSS: resident memory high-water mark during inference above that after load, each run in "
-               "its own process; activations: the counted peak of live activations\n")
+    header += (
+        "# peak RSS: resident memory high-water mark during inference above that after load, each run in "
+        "its own process; activations: the counted peak of live activations\n"
+    )
     if roof is not None and args.format == "table":
         header += (
             f"# roofline: {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s peak (matmul / 3×3 conv), "
@@ -305,12 +338,19 @@ def _cmd_report(args: argparse.Namespace) -> str:
     files = tuple(Path(p) for p in args.from_benchmark)
     out = Path(args.out)
     deploy = tuple(d.strip() for d in args.deploy.split(",") if d.strip() and d.strip() != "none")
-    common = {"target": target, "force": args.force, "benchmark_files": files, "resolution": args.res,
-              "guideline_rounds": args.rounds, "deployments": deploy,
-              "calibration": calibration_from(args),
-              "deploy_max_flops": args.deploy_max_gflops * 1e9 if args.deploy_max_gflops else None,
-              "baseline": Path(args.baseline) if args.baseline else None, "sweeps": not args.no_sweeps,
-              "predict": not args.no_predict}  # fmt: skip
+    common = {
+        "target": target,
+        "force": args.force,
+        "benchmark_files": files,
+        "resolution": args.res,
+        "guideline_rounds": args.rounds,
+        "deployments": deploy,
+        "calibration": calibration_from(args),
+        "deploy_max_flops": args.deploy_max_gflops * 1e9 if args.deploy_max_gflops else None,
+        "baseline": Path(args.baseline) if args.baseline else None,
+        "sweeps": not args.no_sweeps,
+        "predict": not args.no_predict,
+    }
     if args.models:
         common["models"] = tuple(args.models)
     common["retries"] = args.retries
@@ -383,12 +423,14 @@ def _add_list(sub: Any) -> None:
 def _add_profile(sub: Any) -> None:
     p_prof = sub.add_parser("profile", **ABOUT["profile"])
     add_model_arguments(p_prof)
-    p_prof.add_argument("--res", type=positive_int, default=None, help="input side in pixels (default: each "
-                        "model's own)")
+    p_prof.add_argument(
+        "--res", type=positive_int, default=None, help="input side in pixels (default: each model's own)"
+    )
     p_prof.add_argument("--batch", type=positive_int, default=1)
     p_prof.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="sets mac_bytes and memory")
     p_prof.add_argument(
-        "--autocast", action="store_true",
+        "--autocast",
+        action="store_true",
         help="count --dtype as a target runs it, under autocast: fp32 weights, activations at --dtype",
     )
     p_prof.add_argument("--per-layer", action="store_true", help="one row per aten op, with its module path")
@@ -402,8 +444,12 @@ def _add_bench(sub: Any) -> None:
     p_bench = sub.add_parser("bench", **ABOUT["bench"])
     add_model_arguments(p_bench)
     add_target_arguments(p_bench, sweep_threads=_thread_counts)
-    p_bench.add_argument("--chart", metavar="DIR", default=None,
-                         help="write the sweep's charts (batch: throughput and latency; threads: speed-up) into DIR")
+    p_bench.add_argument(
+        "--chart",
+        metavar="DIR",
+        default=None,
+        help="write the sweep's charts (batch: throughput and latency; threads: speed-up) into DIR",
+    )
     p_bench.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
     p_bench.add_argument("--res", type=positive_int, default=None, help="input side (default: each model's own)")
     p_bench.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per run")
@@ -415,39 +461,68 @@ def _add_bench(sub: Any) -> None:
 def _add_report(sub: Any) -> None:
     p_report = sub.add_parser("report", **ABOUT["report"])
     p_report.add_argument(
-        "models", nargs="*", metavar="MODEL",
+        "models",
+        nargs="*",
+        metavar="MODEL",
         help="zoo names or wildcards to report (default: the whole zoo); their rows join the same tables",
     )
     p_report.add_argument("--out", default="results", help="output folder (default results/)")
     p_report.add_argument("--quick", action="store_true", help="four models, short timing: a first look, or tests")
     add_target_arguments(p_report)
     p_report.add_argument("--batch", type=positive_int, default=1)
-    p_report.add_argument("--res", type=positive_int, default=None,
-                          help="input side for latency and breakdown (default: each model's own)")
-    p_report.add_argument("--min-time", type=positive_float, default=REPORT_TIMING.min_time_s,
-                          help="seconds of timed iterations per model and target (at least 5 iterations)")
-    p_report.add_argument("--rounds", type=positive_int, default=None,
-                          help="interleaved rounds per guideline table (default 7, 3 with --quick)")
     p_report.add_argument(
-        "--from-benchmark", nargs="*", default=[], metavar="JSON",
+        "--res",
+        type=positive_int,
+        default=None,
+        help="input side for latency and breakdown (default: each model's own)",
+    )
+    p_report.add_argument(
+        "--min-time",
+        type=positive_float,
+        default=REPORT_TIMING.min_time_s,
+        help="seconds of timed iterations per model and target (at least 5 iterations)",
+    )
+    p_report.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=None,
+        help="interleaved rounds per guideline table (default 7, 3 with --quick)",
+    )
+    p_report.add_argument(
+        "--from-benchmark",
+        nargs="*",
+        default=[],
+        metavar="JSON",
         help="pytest-benchmark JSON files from benchmarks/ (other targets, other machines) to add side by side",
     )
     p_report.add_argument(
-        "--deploy", default=",".join(DEPLOYMENTS), metavar="BACKEND:DTYPE,...",
+        "--deploy",
+        default=",".join(DEPLOYMENTS),
+        metavar="BACKEND:DTYPE,...",
         help=f"latency tables on deployment runtimes besides the target's own (default {','.join(DEPLOYMENTS)}; "
         "'none' for none)",
     )
     p_report.add_argument(
-        "--deploy-max-gflops", type=positive_float, default=None, metavar="G",
+        "--deploy-max-gflops",
+        type=positive_float,
+        default=None,
+        metavar="G",
         help="deploy only the models of at most G giga multiply-adds (default: every model); on a slow machine "
         f"{SUGGESTED_DEPLOY_MAX_FLOPS / 1e9:g} leaves out the VGGs, ResNet-101/152 and EfficientNet-B5-B7, whose "
         "export and INT8 quantization take longest",
-    )  # fmt: skip
-    p_report.add_argument("--baseline", metavar="DIR", default=None,
-                          help="an earlier results folder: the README adds `cnnbench compare DIR OUT`")
+    )
+    p_report.add_argument(
+        "--baseline",
+        metavar="DIR",
+        default=None,
+        help="an earlier results folder: the README adds `cnnbench compare DIR OUT`",
+    )
     p_report.add_argument("--no-sweeps", action="store_true", help="skip the batch and threads sweeps")
-    p_report.add_argument("--no-predict", action="store_true",
-                          help="skip the cost model's calibration and its predictions beside the measured latency")
+    p_report.add_argument(
+        "--no-predict",
+        action="store_true",
+        help="skip the cost model's calibration and its predictions beside the measured latency",
+    )
     p_report.add_argument("--force", action="store_true", help="re-measure every row")
     add_quiet_arguments(p_report)
     p_report.set_defaults(run=_cmd_report)

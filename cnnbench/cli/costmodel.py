@@ -26,12 +26,27 @@ from cnnbench.output import emit, progress
 __all__ = ["add_commands"]
 
 PREDICT_COLUMNS = {
-    "model": "model", "resolution": "res", "latency_ms": "predicted (ms)", "overhead_ms": "overhead (ms)",
-    "compute_ms": "compute (ms)", "memory_ms": "memory (ms)", "flops_only_ms": "FLOPs-only (ms)",
-    "mac_only_ms": "MAC-only (ms)", "gflops": "GFLOPs (mult-adds)", "mac_mb": "MAC (MB)", "ops": "ops",
-}  # fmt: skip
-KIND_COLUMNS = {"kind": "kind", "ops": "ops", "overhead_ms": "overhead (ms)", "compute_ms": "compute (ms)",
-                "memory_ms": "memory (ms)", "time_ms": "time (ms)", "time_share": "share"}  # fmt: skip
+    "model": "model",
+    "resolution": "res",
+    "latency_ms": "predicted (ms)",
+    "overhead_ms": "overhead (ms)",
+    "compute_ms": "compute (ms)",
+    "memory_ms": "memory (ms)",
+    "flops_only_ms": "FLOPs-only (ms)",
+    "mac_only_ms": "MAC-only (ms)",
+    "gflops": "GFLOPs (mult-adds)",
+    "mac_mb": "MAC (MB)",
+    "ops": "ops",
+}
+KIND_COLUMNS = {
+    "kind": "kind",
+    "ops": "ops",
+    "overhead_ms": "overhead (ms)",
+    "compute_ms": "compute (ms)",
+    "memory_ms": "memory (ms)",
+    "time_ms": "time (ms)",
+    "time_share": "share",
+}
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> str:
@@ -43,29 +58,50 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
     bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731 - draw, then time
     check_quiet("calibrate", args)
-    fitted, _, timed = costmodel.calibrate(target, network_count=args.networks, seed=args.seed, progress=bar,
-                                           quieting=quieting_for("calibrate", args))  # fmt: skip
+    fitted, _, timed = costmodel.calibrate(
+        target, network_count=args.networks, seed=args.seed, progress=bar, quieting=quieting_for("calibrate", args)
+    )
     costmodel.save(fitted, out)
-    rows = [{"key": key, "ops": c.ops, "overhead_us": c.overhead_ms * 1e3, "parallel_us": c.parallel_ms * 1e3,
-             "parallel_above": c.parallel_above, "compute_gops": c.compute_gops, "memory_gbs": c.memory_gbs,
-             "misaligned_factor": c.misaligned_factor, "error_pct": c.error * 100}
-            for key, c in fitted.costs.items()]  # fmt: skip
+    rows = [
+        {
+            "key": key,
+            "ops": c.ops,
+            "overhead_us": c.overhead_ms * 1e3,
+            "parallel_us": c.parallel_ms * 1e3,
+            "parallel_above": c.parallel_above,
+            "compute_gops": c.compute_gops,
+            "memory_gbs": c.memory_gbs,
+            "misaligned_factor": c.misaligned_factor,
+            "error_pct": c.error * 100,
+        }
+        for key, c in fitted.costs.items()
+    ]
     frame = pd.DataFrame(rows)
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
     frame["parallel_above"] = frame["parallel_above"].map(lambda n: "never" if pd.isna(n) else f"{n:,.0f}")
-    columns = {"key": "cost key", "ops": "ops", "overhead_us": "overhead (µs)", "parallel_us": "parallel (µs)",
-               "parallel_above": "above (elements)", "compute_gops": "compute (G/s)", "memory_gbs": "memory (GB/s)",
-               "misaligned_factor": f"off {fitted.lanes} lanes (×)", "error_pct": "fit error (%)"}  # fmt: skip
+    columns = {
+        "key": "cost key",
+        "ops": "ops",
+        "overhead_us": "overhead (µs)",
+        "parallel_us": "parallel (µs)",
+        "parallel_above": "above (elements)",
+        "compute_gops": "compute (G/s)",
+        "memory_gbs": "memory (GB/s)",
+        "misaligned_factor": f"off {fitted.lanes} lanes (×)",
+        "error_pct": "fit error (%)",
+    }
     faults = f"{fitted.page_fault_gbs:.2f} GB/s" if fitted.page_fault_gbs else "none passed the threshold"
-    header = (f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.ops} ops timed in place "
-              f"in {fitted.networks} synthetic networks, no zoo model; written to {out}\n"
-              "# per op: overhead + parallel above a size + (arithmetic / compute + MAC bytes / memory) × the factor "
-              f"when its channels are not multiples of {fitted.lanes}, + fresh pages (mapped afresh: {faults})\n"
-              f"# a network: {fitted.network_scale:.3f} × the sum of its ops (median error on the networks, timed "
-              f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {costmodel.MIN_OPS} ops use "
-              "their kind's pooled fit (kind:...), then every op's (any)\n"
-              f"# {_left_out(timed)}\n")  # fmt: skip
+    header = (
+        f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted.ops} ops timed in place "
+        f"in {fitted.networks} synthetic networks, no zoo model; written to {out}\n"
+        "# per op: overhead + parallel above a size + (arithmetic / compute + MAC bytes / memory) × the factor "
+        f"when its channels are not multiples of {fitted.lanes}, + fresh pages (mapped afresh: {faults})\n"
+        f"# a network: {fitted.network_scale:.3f} × the sum of its ops (median error on the networks, timed "
+        f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {costmodel.MIN_OPS} ops use "
+        "their kind's pooled fit (kind:...), then every op's (any)\n"
+        f"# {_left_out(timed)}\n"
+    )
     return header + emit(frame.round(2), args.format, columns)
 
 
@@ -73,8 +109,10 @@ def _left_out(timed: pd.DataFrame) -> str:
     """How many networks the fit kept: those timed while another process held the CPUs are left out."""
     flagged = int(timed["disturbed"].astype(bool).sum()) if "disturbed" in timed else 0
     again = int((pd.to_numeric(timed.get("attempts"), errors="coerce") > 1).sum()) if "attempts" in timed else 0
-    return (f"{len(timed) - flagged} of {len(timed)} networks fitted; {again} timed again after a disturbance, "
-            f"{flagged} left out as disturbed")
+    return (
+        f"{len(timed) - flagged} of {len(timed)} networks fitted; {again} timed again after a disturbance, "
+        f"{flagged} left out as disturbed"
+    )
 
 
 def _models(args: argparse.Namespace) -> list[tuple[str, nn.Module | str]]:
@@ -121,48 +159,70 @@ def _cmd_predict(args: argparse.Namespace) -> str:
     models = _models(args)
     path = Path(args.cost_model) if args.cost_model else costmodel.default_path(target)
     if not args.cost_model and not path.exists():
-        raise CnnbenchError(f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the same "
-                            "target options first, or give one with --cost-model FILE")  # fmt: skip
+        raise CnnbenchError(
+            f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the same "
+            "target options first, or give one with --cost-model FILE"
+        )
     fitted = costmodel.load(path)
     if args.cost_model is None and fitted.key != target.key:
         raise CnnbenchError(f"{path} is the cost model of {fitted.key}, not {target.key}; recalibrate")
-    predictions = [costmodel.predict(model, fitted, batch=args.batch, resolution=args.res, name=label)
-                   for label, model in progress(models, "predict")]  # fmt: skip
+    predictions = [
+        costmodel.predict(model, fitted, batch=args.batch, resolution=args.res, name=label)
+        for label, model in progress(models, "predict")
+    ]
     frame = pd.DataFrame([p.row() for p in predictions])
     frame["gflops"] = frame["flops"] / 1e9
     frame["mac_mb"] = frame["mac_bytes"] / 1e6
     if args.layers:
         layers = pd.concat([p.layers.assign(model=p.model) for p in predictions], ignore_index=True)
-        return emit(layers[["model", *predictions[0].layers.columns]], args.format if args.format != "table" else
-                    "csv")  # fmt: skip
+        return emit(layers[["model", *predictions[0].layers.columns]], args.format if args.format != "table" else "csv")
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
     where = fitted.environment
-    lines = [f"# predicted on the cost model of {fitted.key} ({where.get('cpu', '?')}, machine "
-             f"{where.get('machine', '?')}, calibrated {where.get('measured_at', '?')}), batch {args.batch}",
-             "# overhead + compute + memory = predicted; FLOPs-only and MAC-only: latency proportional to "
-             "multiply-adds or to MAC bytes, fitted on the same synthetic networks",
-             emit(frame.round({"latency_ms": 2, "overhead_ms": 2, "compute_ms": 2, "memory_ms": 2,
-                               "flops_only_ms": 2, "mac_only_ms": 2, "gflops": 3, "mac_mb": 1}),
-                  args.format, PREDICT_COLUMNS).rstrip("\n")]  # fmt: skip
+    lines = [
+        f"# predicted on the cost model of {fitted.key} ({where.get('cpu', '?')}, machine "
+        f"{where.get('machine', '?')}, calibrated {where.get('measured_at', '?')}), batch {args.batch}",
+        "# overhead + compute + memory = predicted; FLOPs-only and MAC-only: latency proportional to "
+        "multiply-adds or to MAC bytes, fitted on the same synthetic networks",
+        emit(
+            frame.round(
+                {
+                    "latency_ms": 2,
+                    "overhead_ms": 2,
+                    "compute_ms": 2,
+                    "memory_ms": 2,
+                    "flops_only_ms": 2,
+                    "mac_only_ms": 2,
+                    "gflops": 3,
+                    "mac_mb": 1,
+                }
+            ),
+            args.format,
+            PREDICT_COLUMNS,
+        ).rstrip("\n"),
+    ]
     if len(predictions) == 1 or args.by_kind:
         for p in predictions:
-            lines += ["", f"# {p.model}: time per op kind", emit(p.by_kind.round(3), args.format,
-                                                                    KIND_COLUMNS).rstrip("\n")]  # fmt: skip
+            lines += [
+                "",
+                f"# {p.model}: time per op kind",
+                emit(p.by_kind.round(3), args.format, KIND_COLUMNS).rstrip("\n"),
+            ]
     return "\n".join(lines) + "\n"
 
 
 def add_commands(sub: Any) -> None:
     """``calibrate`` and ``predict``."""
     p_cal = sub.add_parser(
-        "calibrate", help="time ops inside synthetic networks on the target and fit its latency cost model",
+        "calibrate",
+        help="time ops inside synthetic networks on the target and fit its latency cost model",
         description="Draws seeded synthetic networks from the layers the zoo is made of (dense, 1×1, depthwise and "
         "group convs, linear, BatchNorm, activations, add and mul, pools, concat, channel shuffle; never a zoo "
         "model), times each whole and op by op in its place, each in a process of its own, and fits per op key "
         "overhead + a parallel step + arithmetic / compute rate + memory traffic / memory rate, with a factor for "
         "channels off the vector lanes and a rate for fresh pages. Writes the JSON under the cache, keyed by this "
         "machine and the target (or --out), for `cnnbench predict`.",
-    )  # fmt: skip
+    )
     p_cal.add_argument(
         "--networks",
         type=positive_int,
@@ -176,10 +236,11 @@ def add_commands(sub: Any) -> None:
     printed_by(p_cal, _cmd_calibrate)
 
     p_pred = sub.add_parser(
-        "predict", help="predict latency from the counts, with compute / memory / overhead attribution",
+        "predict",
+        help="predict latency from the counts, with compute / memory / overhead attribution",
         description="Counts each model on the meta device and applies the target's cost model (from `cnnbench "
         "calibrate` on this machine, or --cost-model FILE from another device). Nothing is timed.",
-    )  # fmt: skip
+    )
     p_pred.add_argument(
         "models", nargs="*", metavar="MODEL", help="zoo names or wildcards, timm:NAME, torchvision:NAME"
     )

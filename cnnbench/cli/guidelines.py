@@ -51,8 +51,11 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
     chosen = args.only or tuple(GUIDELINES)
     cases(chosen, column, scales)  # unknown names fail here, before any timing
     tables = [(g, s) for g in chosen for s in scales]
-    rows = [row for g, s in progress(tables, "guidelines", "table") for row in run_table(g, s, target, batch, timing,
-                                                                                       rounds)]  # fmt: skip
+    rows = [
+        row
+        for g, s in progress(tables, "guidelines", "table")
+        for row in run_table(g, s, target, batch, timing, rounds)
+    ]
     frame = results_frame(rows, target)
     verdicts = {g: guideline_verdict(frame, g) for g in frame["guideline"].unique()}
     frame["verdict"] = frame["guideline"].map(lambda g: verdicts[g].summary)
@@ -194,7 +197,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--only", nargs="+", choices=list(GUIDELINES), metavar="G", help="run only these: G1 G2 G3 G4")
     p.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed iterations per configuration")
     p.add_argument(
-        "--rounds", type=positive_int, default=None,
+        "--rounds",
+        type=positive_int,
+        default=None,
         help=f"interleaved rounds per table (default {ROUNDS}, {QUICK_ROUNDS} with --quick); ratios get a 95%% "
         "bootstrap interval over them",
     )

@@ -62,9 +62,30 @@ from cnnbench.provenance import environment, machine_identity, now
 from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
 from cnnbench.target import Target, describe, resolve_target
 
-__all__ = ["OpCost", "CostModel", "Prediction", "FORMAT", "check_modelled", "cost_key", "op_features", "fit_cost",
-           "fit", "fit_timed", "calibrate", "predict", "default_path", "load", "save", "accuracy_summary",
-           "CODE_MODULES", "misaligned", "vector_channels", "LANE_CHOICES", "MIN_OPS", "ANY"]  # fmt: skip
+__all__ = [
+    "OpCost",
+    "CostModel",
+    "Prediction",
+    "FORMAT",
+    "check_modelled",
+    "cost_key",
+    "op_features",
+    "fit_cost",
+    "fit",
+    "fit_timed",
+    "calibrate",
+    "predict",
+    "default_path",
+    "load",
+    "save",
+    "accuracy_summary",
+    "CODE_MODULES",
+    "misaligned",
+    "vector_channels",
+    "LANE_CHOICES",
+    "MIN_OPS",
+    "ANY",
+]
 
 FORMAT = 3  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults)
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
@@ -153,9 +174,24 @@ class Prediction:
     by_kind: pd.DataFrame
 
     def row(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in ("model", "resolution", "batch", "latency_ms", "overhead_ms",
-                                                "compute_ms", "memory_ms", "flops_only_ms", "mac_only_ms", "flops",
-                                                "mac_bytes", "params", "ops")}  # fmt: skip
+        return {
+            k: getattr(self, k)
+            for k in (
+                "model",
+                "resolution",
+                "batch",
+                "latency_ms",
+                "overhead_ms",
+                "compute_ms",
+                "memory_ms",
+                "flops_only_ms",
+                "mac_only_ms",
+                "flops",
+                "mac_bytes",
+                "params",
+                "ops",
+            )
+        }
 
 
 def check_modelled(target: Target) -> Target:
@@ -217,10 +253,15 @@ def op_features(layers: pd.DataFrame) -> dict[str, np.ndarray]:
         fresh.append(out_bytes if out_bytes > allocator.MMAP_THRESHOLD_BYTES and not op.endswith("_") else 0)
         channels.append(vector_channels(ins[0] if ins else (), out))
         keys.append(cost_key(kind, op, out))
-    return {"key": np.array(keys, dtype=object), "kind": kinds, "size": np.array(sizes, dtype=float),
-            "arithmetic": (layers["flops"] + layers["flops_elementwise"]).to_numpy(dtype=float),
-            "mac_bytes": layers["mac_bytes"].to_numpy(dtype=float), "fresh_bytes": np.array(fresh, dtype=float),
-            "channels": _objects(channels)}  # fmt: skip
+    return {
+        "key": np.array(keys, dtype=object),
+        "kind": kinds,
+        "size": np.array(sizes, dtype=float),
+        "arithmetic": (layers["flops"] + layers["flops_elementwise"]).to_numpy(dtype=float),
+        "mac_bytes": layers["mac_bytes"].to_numpy(dtype=float),
+        "fresh_bytes": np.array(fresh, dtype=float),
+        "channels": _objects(channels),
+    }
 
 
 def _parallel_shape(kind: str, op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...]) -> tuple[int, ...]:
@@ -245,8 +286,13 @@ def _select(f: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray
     return {name: values[index] for name, values in f.items()}
 
 
-def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray | None = None,
-             extra_ms: np.ndarray | None = None, parallel: bool = True) -> OpCost:  # fmt: skip
+def fit_cost(
+    f: dict[str, np.ndarray],
+    time_ms: np.ndarray,
+    weight: np.ndarray | None = None,
+    extra_ms: np.ndarray | None = None,
+    parallel: bool = True,
+) -> OpCost:
     """Fit one key's numbers to its ops' times (``f``: their :func:`op_features` with ``misaligned`` added;
     ``extra_ms``: what the formula adds beyond the key, page faults). Least squares on log time with a soft-L1 loss,
     the numbers fitted as logarithms so that all stay positive; the parallel threshold is the grid value that fits
@@ -269,8 +315,13 @@ def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray |
     high = np.log([1e3, 1e3, 1e7, 1e7, 8.0])
 
     def solve(above: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
-        result = least_squares(lambda p: weight * (np.log(model(p, above)) - np.log(time_ms)), x0,
-                               bounds=(low, high), loss="soft_l1", f_scale=0.1)  # fmt: skip
+        result = least_squares(
+            lambda p: weight * (np.log(model(p, above)) - np.log(time_ms)),
+            x0,
+            bounds=(low, high),
+            loss="soft_l1",
+            f_scale=0.1,
+        )
         return float(result.cost), result.x
 
     best = (*solve(math.inf, np.clip(start, low, high)), math.inf)
@@ -285,9 +336,13 @@ def fit_cost(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray |
                     best = min(best, (*solve(above, best[1]), above), key=lambda r: r[0])
     _, p, above = best
     cost = _cost(p, above)
-    return replace(cost, parallel_ms=cost.parallel_ms if above != math.inf else 0.0,
-                   misaligned_factor=cost.misaligned_factor if scale_on.any() else 1.0, ops=len(time_ms),
-                   error=float(np.median(np.abs(model(p, above) / time_ms - 1))))
+    return replace(
+        cost,
+        parallel_ms=cost.parallel_ms if above != math.inf else 0.0,
+        misaligned_factor=cost.misaligned_factor if scale_on.any() else 1.0,
+        ops=len(time_ms),
+        error=float(np.median(np.abs(model(p, above) / time_ms - 1))),
+    )
 
 
 def _cost(p: np.ndarray, above: float) -> OpCost:
@@ -303,8 +358,9 @@ def _supported(split: np.ndarray) -> bool:
     return least <= int(np.count_nonzero(split)) <= len(split) - least
 
 
-def _fit_costs(f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray, extra: np.ndarray,
-               parallel: bool) -> dict[str, OpCost]:  # fmt: skip
+def _fit_costs(
+    f: dict[str, np.ndarray], time_ms: np.ndarray, weight: np.ndarray, extra: np.ndarray, parallel: bool
+) -> dict[str, OpCost]:
     """Every key with at least :data:`MIN_OPS` ops, every counting kind (its ops pooled) unless it is a key fitted on
     its own, and :data:`ANY`."""
     groups: dict[str, np.ndarray] = {}
@@ -349,8 +405,12 @@ def fit(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
     return _fit(op_features(ops), ops, timed, target)[0]
 
 
-def _fit(f: dict[str, np.ndarray], ops: pd.DataFrame, timed: pd.DataFrame, target: Target,
-         ) -> tuple[CostModel, np.ndarray]:  # fmt: skip
+def _fit(
+    f: dict[str, np.ndarray],
+    ops: pd.DataFrame,
+    timed: pd.DataFrame,
+    target: Target,
+) -> tuple[CostModel, np.ndarray]:
     """:func:`fit` on the ops' features ``f`` (``misaligned`` is set to the chosen lanes' in place); also returns
     each op's fitted time, before the network scale."""
     if ops.empty:
@@ -361,16 +421,18 @@ def _fit(f: dict[str, np.ndarray], ops: pd.DataFrame, timed: pd.DataFrame, targe
     lanes, best = LANE_CHOICES[0], math.inf
     for choice in LANE_CHOICES:
         trial = {**f, "misaligned": misaligned(f["channels"], choice)}
-        error = _log_error(_apply(_fit_costs(trial, time_ms, weight, none, False), trial, None).sum(1), time_ms,
-                           weight)  # fmt: skip
+        error = _log_error(_apply(_fit_costs(trial, time_ms, weight, none, False), trial, None).sum(1), time_ms, weight)
         lanes, best = (choice, error) if error < best else (lanes, best)
     f["misaligned"] = misaligned(f["channels"], lanes)
     page_fault_gbs, extra = None, none
     fresh = f["fresh_bytes"] > 0
     if fresh.any() and not fresh.all():  # the rate, from what keys fitted without those ops leave of their time
         clean = np.flatnonzero(~fresh)
-        rest = _apply(_fit_costs(_select(f, clean), time_ms[clean], weight[clean], none[clean], True), _select(
-            f, np.flatnonzero(fresh)), None).sum(1)  # fmt: skip
+        rest = _apply(
+            _fit_costs(_select(f, clean), time_ms[clean], weight[clean], none[clean], True),
+            _select(f, np.flatnonzero(fresh)),
+            None,
+        ).sum(1)
         left = time_ms[fresh] - rest
         if (left > 0).any():
             page_fault_gbs = float(np.median(f["fresh_bytes"][fresh][left > 0] / left[left > 0])) / PER_MS
@@ -383,12 +445,18 @@ def _fit(f: dict[str, np.ndarray], ops: pd.DataFrame, timed: pd.DataFrame, targe
     counts = ops.groupby("network")[["flops", "mac_bytes"]].sum().reindex(summed.index)
     env = environment(target.torch_device)
     model = CostModel(
-        target={**describe(target), "key": target.key}, costs=costs, lanes=lanes, page_fault_gbs=page_fault_gbs,
-        network_scale=scale, flops_ms_per_g=_ratio(measured, counts["flops"].to_numpy(float)) * 1e9,
-        mac_ms_per_gb=_ratio(measured, counts["mac_bytes"].to_numpy(float)) * 1e9, networks=len(summed),
-        ops=len(ops), network_error=float(np.median(np.abs(scale * summed.to_numpy() / measured - 1))),
+        target={**describe(target), "key": target.key},
+        costs=costs,
+        lanes=lanes,
+        page_fault_gbs=page_fault_gbs,
+        network_scale=scale,
+        flops_ms_per_g=_ratio(measured, counts["flops"].to_numpy(float)) * 1e9,
+        mac_ms_per_gb=_ratio(measured, counts["mac_bytes"].to_numpy(float)) * 1e9,
+        networks=len(summed),
+        ops=len(ops),
+        network_error=float(np.median(np.abs(scale * summed.to_numpy() / measured - 1))),
         environment={**env, "measured_at": now(), "code": code_fingerprint(None, CODE_MODULES)},
-    )  # fmt: skip
+    )
     return model, per_op
 
 
@@ -445,8 +513,9 @@ def predict(
     else:
         net, label = model, name or type(model).__name__
     counted = profile(net, resolution=resolution, batch=batch, training_memory=False)
-    layers = counted.layers[["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise",
-                             "mac_bytes"]].copy()  # fmt: skip
+    layers = counted.layers[
+        ["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise", "mac_bytes"]
+    ].copy()
     f = op_features(counted.layers)
     f["misaligned"] = misaligned(f["channels"], cost_model.lanes)
     terms = _apply(cost_model.costs, f, cost_model.page_fault_gbs) * cost_model.network_scale
@@ -460,12 +529,22 @@ def predict(
     by_kind["time_share"] = by_kind["time_ms"] / total if total else 0.0
     totals = counted.totals
     return Prediction(
-        model=label, resolution=totals.resolution, batch=batch, latency_ms=total,
-        overhead_ms=float(terms[:, 0].sum()), compute_ms=float(terms[:, 1].sum()), memory_ms=float(terms[:, 2].sum()),
+        model=label,
+        resolution=totals.resolution,
+        batch=batch,
+        latency_ms=total,
+        overhead_ms=float(terms[:, 0].sum()),
+        compute_ms=float(terms[:, 1].sum()),
+        memory_ms=float(terms[:, 2].sum()),
         flops_only_ms=totals.flops * cost_model.flops_ms_per_g / 1e9,
-        mac_only_ms=totals.mac_bytes * cost_model.mac_ms_per_gb / 1e9, flops=totals.flops,
-        mac_bytes=totals.mac_bytes, params=totals.params, ops=len(layers), layers=layers, by_kind=by_kind,
-    )  # fmt: skip
+        mac_only_ms=totals.mac_bytes * cost_model.mac_ms_per_gb / 1e9,
+        flops=totals.flops,
+        mac_bytes=totals.mac_bytes,
+        params=totals.params,
+        ops=len(layers),
+        layers=layers,
+        by_kind=by_kind,
+    )
 
 
 def accuracy_summary(predicted: pd.Series, measured: pd.Series) -> dict[str, float]:
@@ -473,8 +552,12 @@ def accuracy_summary(predicted: pd.Series, measured: pd.Series) -> dict[str, flo
     error = (predicted / measured - 1).abs().dropna()
     if error.empty:
         return {"mape": math.nan, "within_10": math.nan, "within_20": math.nan, "models": 0}
-    return {"mape": float(error.median() * 100), "within_10": float((error <= 0.10).mean() * 100),
-            "within_20": float((error <= 0.20).mean() * 100), "models": int(len(error))}  # fmt: skip
+    return {
+        "mape": float(error.median() * 100),
+        "within_10": float((error <= 0.10).mean() * 100),
+        "within_20": float((error <= 0.20).mean() * 100),
+        "models": int(len(error)),
+    }
 
 
 # --- storing ---------------------------------------------------------------------------------------------------
@@ -505,16 +588,19 @@ def load(path: Path | str) -> CostModel:
             f"no cost model at {path}; run `cnnbench calibrate` on the device, or give its JSON"
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CnnbenchError(f"{path} is not a cost model's JSON ({type(err).__name__}); give a file that "
-                            "`cnnbench calibrate --out` wrote") from None  # fmt: skip
+        raise CnnbenchError(
+            f"{path} is not a cost model's JSON ({type(err).__name__}); give a file that "
+            "`cnnbench calibrate --out` wrote"
+        ) from None
     try:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise ValueError(f"format {found!r}, this cnnbench reads format {FORMAT}")
         costs = {str(k): OpCost(**dict(cost)) for k, cost in dict(data["costs"]).items()}
         for key, cost in costs.items():
-            if not all(_positive(v) for v in (cost.compute_gops, cost.memory_gbs, cost.misaligned_factor)) \
-                    or not (cost.overhead_ms >= 0 and cost.parallel_ms >= 0):  # fmt: skip
+            if not all(_positive(v) for v in (cost.compute_gops, cost.memory_gbs, cost.misaligned_factor)) or not (
+                cost.overhead_ms >= 0 and cost.parallel_ms >= 0
+            ):
                 raise ValueError(f"key {key} has a rate that is not a positive number")
         if ANY not in costs:
             raise ValueError(f"it has no {ANY!r} cost")
@@ -526,10 +612,18 @@ def load(path: Path | str) -> CostModel:
         numbers = {name: float(data[name]) for name in ("network_scale", "flops_ms_per_g", "mac_ms_per_gb")}
         if not all(_positive(v) for v in numbers.values()):
             raise ValueError(f"{numbers} are not all positive")
-        return CostModel(target=dict(data["target"]), costs=costs, lanes=lanes, page_fault_gbs=page_faults,
-                         networks=int(data["networks"]), ops=int(data["ops"]),
-                         network_error=float(data["network_error"]), environment=dict(data.get("environment", {})),
-                         **numbers)  # fmt: skip
+        return CostModel(
+            target=dict(data["target"]),
+            costs=costs,
+            lanes=lanes,
+            page_fault_gbs=page_faults,
+            networks=int(data["networks"]),
+            ops=int(data["ops"]),
+            network_error=float(data["network_error"]),
+            environment=dict(data.get("environment", {})),
+            **numbers,
+        )
     except (AttributeError, KeyError, TypeError, ValueError) as err:
-        raise CnnbenchError(f"{path} is not a cost model cnnbench can read ({err}); recalibrate with "
-                            "`cnnbench calibrate`") from None  # fmt: skip
+        raise CnnbenchError(
+            f"{path} is not a cost model cnnbench can read ({err}); recalibrate with `cnnbench calibrate`"
+        ) from None

@@ -47,8 +47,17 @@ from cnnbench.measure.latency import REPORT_TIMING, Timing, measure
 from cnnbench.measure.profiling import profile
 from cnnbench.target import Target
 
-__all__ = ["NETWORKS", "MAX_NETWORK_FLOPS", "OP_REPEATS", "Network", "ChannelShuffle", "NetworkTimer",
-           "network_suite", "time_network", "time_networks"]  # fmt: skip
+__all__ = [
+    "NETWORKS",
+    "MAX_NETWORK_FLOPS",
+    "OP_REPEATS",
+    "Network",
+    "ChannelShuffle",
+    "NetworkTimer",
+    "network_suite",
+    "time_network",
+    "time_networks",
+]
 
 NETWORKS = 100  # networks per calibration: under two minutes on a 2-core CPU (150 gave no better fit)
 MAX_NETWORK_FLOPS = 3e9  # multiply-adds of the largest network (VGG-16 has 15.5e9: its layers' sizes are covered)
@@ -75,8 +84,9 @@ class ChannelShuffle(nn.Module):
 class _Add(nn.Module):
     """``body(x) + shortcut(x)``, in place or not, then ``after`` (an activation, or nothing)."""
 
-    def __init__(self, body: nn.Module, inplace: bool, after: nn.Module | None = None,
-                 shortcut: nn.Module | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, body: nn.Module, inplace: bool, after: nn.Module | None = None, shortcut: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.body, self.inplace = body, inplace
         self.after, self.shortcut = after or nn.Identity(), shortcut or nn.Identity()
@@ -129,8 +139,12 @@ class _Split(nn.Module):
 
 def _activation(rng: random.Random) -> Callable[[], nn.Module]:
     kind, inplace = rng.choice(("relu", "relu", "relu6", "silu", "hardswish")), rng.random() < 0.6
-    return {"relu": lambda: nn.ReLU(inplace), "relu6": lambda: nn.ReLU6(inplace), "silu": lambda: nn.SiLU(inplace),
-            "hardswish": lambda: nn.Hardswish(inplace)}[kind]  # fmt: skip
+    return {
+        "relu": lambda: nn.ReLU(inplace),
+        "relu6": lambda: nn.ReLU6(inplace),
+        "silu": lambda: nn.SiLU(inplace),
+        "hardswish": lambda: nn.Hardswish(inplace),
+    }[kind]
 
 
 def _width(channels: float, rng: random.Random) -> int:
@@ -139,8 +153,15 @@ def _width(channels: float, rng: random.Random) -> int:
     return max(step, round(channels / step) * step)
 
 
-def _conv(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1,
-          act: Callable[[], nn.Module] | None = None, norm: bool = True) -> list[nn.Module]:  # fmt: skip
+def _conv(
+    c_in: int,
+    c_out: int,
+    k: int = 1,
+    stride: int = 1,
+    groups: int = 1,
+    act: Callable[[], nn.Module] | None = None,
+    norm: bool = True,
+) -> list[nn.Module]:
     """A convolution, its BatchNorm (else a bias) and an activation."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=not norm)]
     return layers + ([nn.BatchNorm2d(c_out)] if norm else []) + ([act()] if act else [])
@@ -150,8 +171,14 @@ def _seq(*parts: nn.Module | list[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*[m for part in parts for m in (part if isinstance(part, list) else [part])])
 
 
-def _light_block(kind: str, c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random,
-                 ) -> tuple[nn.Module, int]:  # fmt: skip
+def _light_block(
+    kind: str,
+    c: int,
+    c_out: int,
+    stride: int,
+    act: Callable[[], nn.Module],
+    rng: random.Random,
+) -> tuple[nn.Module, int]:
     """One block of a lightweight network and its output channels."""
     inplace_add = rng.random() < 0.6
     if kind == "separable":
@@ -165,8 +192,12 @@ def _light_block(kind: str, c: int, c_out: int, stride: int, act: Callable[[], n
         if rng.random() < 0.5:
             squeezed = max(4, _width(rng.choice((c / 4, wide / 4, wide / 24)), rng))
             squeeze = [_SqueezeExcite(wide, squeezed, act, rng.random() < 0.4, rng.random() < 0.5)]
-        body = _seq(_conv(c, wide, act=act) if wide != c else [], _conv(wide, wide, rng.choice((3, 3, 5)), stride,
-                    wide, act), squeeze, _conv(wide, c_out))  # fmt: skip
+        body = _seq(
+            _conv(c, wide, act=act) if wide != c else [],
+            _conv(wide, wide, rng.choice((3, 3, 5)), stride, wide, act),
+            squeeze,
+            _conv(wide, c_out),
+        )
         return (_Add(body, inplace_add) if stride == 1 and c_out == c else body), c_out
     if kind == "grouped":
         groups = rng.choice([g for g in (2, 3, 4, 8) if c % g == 0] or [1])
@@ -175,8 +206,12 @@ def _light_block(kind: str, c: int, c_out: int, stride: int, act: Callable[[], n
             body_out = max(groups, (c_out - c if c_out - c >= groups else c) // groups * groups)
         else:
             body_out = c if c_out == c else max(groups, c_out // groups * groups)
-        body = _seq(_conv(c, mid, groups=groups, act=act), ChannelShuffle(groups) if groups > 1 else [],
-                    _conv(mid, mid, 3, stride, mid), _conv(mid, body_out, groups=groups))  # fmt: skip
+        body = _seq(
+            _conv(c, mid, groups=groups, act=act),
+            ChannelShuffle(groups) if groups > 1 else [],
+            _conv(mid, mid, 3, stride, mid),
+            _conv(mid, body_out, groups=groups),
+        )
         if stride == 2:
             return _Concat(nn.AvgPool2d(3, 2, 1), body, after=act()), c + body_out
         if body_out == c:
@@ -185,8 +220,9 @@ def _light_block(kind: str, c: int, c_out: int, stride: int, act: Callable[[], n
     if kind == "split":
         if stride == 1 and c % 2 == 0:
             half = c // 2
-            return _Split(_seq(_conv(half, half, act=act), _conv(half, half, 3, 1, half),
-                               _conv(half, half, act=act))), c  # fmt: skip
+            return _Split(
+                _seq(_conv(half, half, act=act), _conv(half, half, 3, 1, half), _conv(half, half, act=act))
+            ), c
         half = max(4, c_out // 4 * 2)
         left = _seq(_conv(c, c, 3, stride, c), _conv(c, half, act=act))
         right = _seq(_conv(c, half, act=act), _conv(half, half, 3, stride, half), _conv(half, half, act=act))
@@ -194,8 +230,9 @@ def _light_block(kind: str, c: int, c_out: int, stride: int, act: Callable[[], n
     if kind == "fire":
         squeezed, norm = max(8, _width(c_out / 8, rng)), rng.random() < 0.5
         one, three = c_out // 2, c_out - c_out // 2
-        expands = _Concat(_seq(_conv(squeezed, one, act=act, norm=norm)),
-                          _seq(_conv(squeezed, three, 3, act=act, norm=norm)))  # fmt: skip
+        expands = _Concat(
+            _seq(_conv(squeezed, one, act=act, norm=norm)), _seq(_conv(squeezed, three, 3, act=act, norm=norm))
+        )
         return _seq(_conv(c, squeezed, act=act, norm=norm), expands), c_out
     if kind == "inception":
         widths = [max(8, _width(c_out * share, rng)) for share in (0.25, 0.125, 0.375, 0.125)]
@@ -271,8 +308,16 @@ def _classic(rng: random.Random, resolution: int) -> nn.Module:
             c = c_out
     if rng.random() < 0.35:  # flattening classifier: its linear layers read their weights once per forward
         pooled, hidden = rng.choice((6, 7)), rng.choice((1024, 2048, 4096))
-        layers += [nn.AdaptiveAvgPool2d(pooled), nn.Flatten(), nn.Dropout(), nn.Linear(c * pooled * pooled, hidden),
-                   relu(), nn.Linear(hidden, hidden), relu(), nn.Linear(hidden, 1000)]  # fmt: skip
+        layers += [
+            nn.AdaptiveAvgPool2d(pooled),
+            nn.Flatten(),
+            nn.Dropout(),
+            nn.Linear(c * pooled * pooled, hidden),
+            relu(),
+            nn.Linear(hidden, hidden),
+            relu(),
+            nn.Linear(hidden, 1000),
+        ]
     else:
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000)]
     return nn.Sequential(*layers)
@@ -283,12 +328,14 @@ def _large(rng: random.Random, resolution: int) -> nn.Module:
     c = _width(rng.choice((24, 32, 40, 48)), rng)
     layers: list[nn.Module] = [_seq(_conv(3, c, 3, 2, act=act))]
     for _ in range(rng.randint(1, 2)):
-        block, c = _light_block("bottleneck", c, _width(c * rng.choice((0.75, 1, 1.5)), rng), 1, act,
-                                random.Random(rng.random()))  # fmt: skip
+        block, c = _light_block(
+            "bottleneck", c, _width(c * rng.choice((0.75, 1, 1.5)), rng), 1, act, random.Random(rng.random())
+        )
         layers.append(block)
     for _ in range(3):
-        block, c = _light_block(rng.choice(("bottleneck", "separable")), c, _width(c * 2, rng), 2, act,
-                                random.Random(rng.random()))  # fmt: skip
+        block, c = _light_block(
+            rng.choice(("bottleneck", "separable")), c, _width(c * 2, rng), 2, act, random.Random(rng.random())
+        )
         layers.append(block)
     return _seq(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000))
 
@@ -342,8 +389,12 @@ def network_suite(
     return drawn
 
 
-def time_network(draw: int, target: Target, timing: Timing = REPORT_TIMING, repeats: int = OP_REPEATS,
-                 ) -> tuple[float, pd.DataFrame, Disturbance]:  # fmt: skip
+def time_network(
+    draw: int,
+    target: Target,
+    timing: Timing = REPORT_TIMING,
+    repeats: int = OP_REPEATS,
+) -> tuple[float, pd.DataFrame, Disturbance]:
     """One network's median latency, timed as the report times a zoo model, then each of its ops in its place
     (:func:`cnnbench.measure.breakdown.time_ops`), and the least favourable of what the machine gave the two
     (:class:`~cnnbench.measure.disturbance.Disturbance`); run it in a process of its own, as :func:`time_networks`
@@ -364,8 +415,14 @@ class NetworkTimer:
     is (``quieting``); one that stays disturbed is kept in the per-network table, flagged, and its ops are left out
     of the per-op table that the fit reads."""
 
-    def __init__(self, drawn: Sequence[Network], target: Target, timing: Timing = REPORT_TIMING,
-                 repeats: int = OP_REPEATS, quieting: Quieting | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        drawn: Sequence[Network],
+        target: Target,
+        timing: Timing = REPORT_TIMING,
+        repeats: int = OP_REPEATS,
+        quieting: Quieting | None = None,
+    ) -> None:
         self.waiting, self.target, self.timing, self.repeats = list(drawn), target, timing, repeats
         self.quieting = quieting or Quieting()
         self.tables: list[pd.DataFrame] = []
@@ -377,8 +434,10 @@ class NetworkTimer:
             self._time(network)
         del self.waiting[:count]
 
-    def finish(self, progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    def finish(
+        self,
+        progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Time every network left, then return the per-op table (the counting pass's layers with the network's
         name and each op's ``time_ms``; undisturbed networks only) and the per-network one (``network``,
         ``resolution``, ``measured_ms``, ``ops_ms``: the sum of its ops timed one by one, ``ops``, ``disturbed``,
@@ -388,8 +447,10 @@ class NetworkTimer:
             self._time(network)
         self.waiting = []
         if not self.tables:
-            raise CnnbenchError(f"all {len(self.rows)} calibration networks were disturbed (other processes held the "
-                                "CPUs); calibrate again on a quiet machine")  # fmt: skip
+            raise CnnbenchError(
+                f"all {len(self.rows)} calibration networks were disturbed (other processes held the "
+                "CPUs); calibrate again on a quiet machine"
+            )
         return pd.concat(self.tables, ignore_index=True), pd.DataFrame(self.rows)
 
     def _time(self, network: Network) -> None:
@@ -400,13 +461,23 @@ class NetworkTimer:
         )
         layers = network.layers
         if list(timed["kind"]) != list(layers["kind"]):
-            raise CnnbenchError(f"{network.name}: its ops timed one by one ({len(timed)}) do not line up with its "
-                                f"counting pass ({len(layers)}); this is a bug, please report it")  # fmt: skip
+            raise CnnbenchError(
+                f"{network.name}: its ops timed one by one ({len(timed)}) do not line up with its "
+                f"counting pass ({len(layers)}); this is a bug, please report it"
+            )
         if not seen.disturbed:
             self.tables.append(layers.assign(network=network.name, time_ms=timed["time_ms"].to_numpy()))
-        self.rows.append({"network": network.name, "resolution": network.resolution, "measured_ms": whole,
-                          "ops_ms": float(np.sum(timed["time_ms"])), "ops": len(timed),
-                          **seen.columns(), "attempts": attempts})  # fmt: skip
+        self.rows.append(
+            {
+                "network": network.name,
+                "resolution": network.resolution,
+                "measured_ms": whole,
+                "ops_ms": float(np.sum(timed["time_ms"])),
+                "ops": len(timed),
+                **seen.columns(),
+                "attempts": attempts,
+            }
+        )
 
 
 def time_networks(

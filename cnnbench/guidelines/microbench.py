@@ -292,15 +292,19 @@ G3_ROWS = (
     PaperRow(
         "2-fragment-parallel", Fragments(128, 2, True), Fragments(64, 2, True), (1537, 803, 320), (33.4, 9.1, 2.2)
     ),
-    PaperRow(
-        "4-fragment-parallel", Fragments(128, 4, True), Fragments(64, 4, True), (691, 572, 292), (35.0, 8.4, 2.1)
-    ),
+    PaperRow("4-fragment-parallel", Fragments(128, 4, True), Fragments(64, 4, True), (691, 572, 292), (35.0, 8.4, 2.1)),
 )
 
 # SN2 Table 4: c = 32, 64, 128 on both GPU and CPU; the row says whether the unit keeps its ReLUs and its shortcut.
-_UNIT = {label: Bottleneck(32, relu, shortcut) for label, relu, shortcut in (
-    ("ReLU+shortcut", True, True), ("ReLU only", True, False), ("shortcut only", False, True), ("neither", False, False)
-)}
+_UNIT = {
+    label: Bottleneck(32, relu, shortcut)
+    for label, relu, shortcut in (
+        ("ReLU+shortcut", True, True),
+        ("ReLU only", True, False),
+        ("shortcut only", False, True),
+        ("neither", False, False),
+    )
+}
 G4_ROWS = (
     PaperRow("ReLU+shortcut", _UNIT["ReLU+shortcut"], _UNIT["ReLU+shortcut"], (2427, 2066, 1436), (56.7, 16.9, 5.0)),
     PaperRow("ReLU only", _UNIT["ReLU only"], _UNIT["ReLU only"], (2647, 2256, 1735), (61.9, 18.8, 5.2)),
@@ -407,8 +411,9 @@ def prepared_forward(case: Case, target: Target, batch: int) -> Callable[[], obj
     """One forward of the case's stack on ``target`` (device, layout, backend; dtype by autocast), input made once
     (seeded). Call it inside :func:`~cnnbench.measure.forward.running`; on a GPU it returns unsynchronised."""
     target, _ = resolve_target(target)
-    return forward_on(build_stack(case.block), target, batch, SIDE, channels=case.block.in_channels, seed=1,
-                      copy_model=False)  # fmt: skip
+    return forward_on(
+        build_stack(case.block), target, batch, SIDE, channels=case.block.in_channels, seed=1, copy_model=False
+    )
 
 
 def time_table(
@@ -494,8 +499,14 @@ def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> tuple[flo
     point = float(np.median(ratios))
     if len(ratios) < 2 or np.ptp(ratios) == 0:
         return point, point, point
-    result = bootstrap((ratios,), np.median, confidence_level=CONFIDENCE, n_resamples=2000, method="percentile",
-                       rng=np.random.default_rng(0))  # fmt: skip
+    result = bootstrap(
+        (ratios,),
+        np.median,
+        confidence_level=CONFIDENCE,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
     low, high = result.confidence_interval
     return point, float(low), float(high)
 
@@ -518,8 +529,9 @@ def results_frame(rows: Sequence[dict[str, object]], target: Target | None = Non
     keys = ["guideline", "scale"]
     first = frame.groupby(keys, sort=False).transform("first")
     frame["flops_vs_base"] = frame["flops"] / first["flops"]
-    ratios = {i: pair_ratio(row, group.iloc[0]) for _, group in frame.groupby(keys, sort=False)
-              for i, row in group.iterrows()}  # fmt: skip
+    ratios = {
+        i: pair_ratio(row, group.iloc[0]) for _, group in frame.groupby(keys, sort=False) for i, row in group.iterrows()
+    }
     frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"] = zip(
         *(ratios[i] for i in frame.index), strict=True
     )

@@ -65,8 +65,11 @@ CLAIMS: dict[str, tuple[str, list[Comparison], str]] = {
     ),
     "G4": (
         "removing ReLU and shortcut speeds the unit up",
-        [Comparison("ReLU+shortcut", "ReLU only"), Comparison("ReLU+shortcut", "shortcut only"),
-         Comparison("ReLU+shortcut", "neither", strict=True)],
+        [
+            Comparison("ReLU+shortcut", "ReLU only"),
+            Comparison("ReLU+shortcut", "shortcut only"),
+            Comparison("ReLU+shortcut", "neither", strict=True),
+        ],
         "neither",
     ),
 }  # guideline → (claim, the orderings it makes, the config whose ratio to the baseline is quoted)
@@ -107,8 +110,11 @@ class Verdict:
 
     @property
     def summary(self) -> str:
-        parts = [f"{o} at {self.outcomes.count(o)}/{self.scales}" for o in ("holds", "fails", "undecided", "disturbed")
-                 if o in self.outcomes]  # fmt: skip
+        parts = [
+            f"{o} at {self.outcomes.count(o)}/{self.scales}"
+            for o in ("holds", "fails", "undecided", "disturbed")
+            if o in self.outcomes
+        ]
         return f"{self.guideline} {self.word} ({', '.join(parts)} scales): {self.claim}. {self.detail}"
 
 

@@ -78,8 +78,14 @@ def _counts(name: str, resolution: int | None, batch: int, target: Target) -> di
     # The target runs fp16/bf16 under autocast: fp32 weights, activations at the dtype (cnnbench.counting). INT8
     # moves one byte per element: int8 weights, uint8 activations (the int32 biases, a tiny share, counted as one).
     int8 = target.dtype == INT8
-    totals = profile(name, resolution=resolution, batch=batch, dtype="fp32" if int8 else target.dtype,
-                     training_memory=False, autocast=True).totals  # fmt: skip
+    totals = profile(
+        name,
+        resolution=resolution,
+        batch=batch,
+        dtype="fp32" if int8 else target.dtype,
+        training_memory=False,
+        autocast=True,
+    ).totals
     return {
         "resolution": totals.resolution,
         "params": totals.params,
@@ -162,8 +168,9 @@ def bench(
     quieting: Quieting | None = None,
 ) -> pd.DataFrame:
     """Every row of :func:`iter_bench` as a DataFrame (:data:`BENCH_COLUMNS` first, then the target)."""
-    rows = list(iter_bench(models, target or Target(), batches, resolution, timing, roofline, isolate, calibration,
-                           quieting))
+    rows = list(
+        iter_bench(models, target or Target(), batches, resolution, timing, roofline, isolate, calibration, quieting)
+    )
     return as_frame(rows)
 
 

@@ -37,9 +37,16 @@ from typing import TypeVar
 from cnnbench.measure.resident import process_children
 
 __all__ = [
-    "MIN_CPU_SHARE", "MAX_STEAL", "QUIET_OTHERS", "Disturbance", "DISTURBANCE_COLUMNS", "watch", "Load",
-    "machine_load", "Quieting",
-]  # fmt: skip
+    "MIN_CPU_SHARE",
+    "MAX_STEAL",
+    "QUIET_OTHERS",
+    "Disturbance",
+    "DISTURBANCE_COLUMNS",
+    "watch",
+    "Load",
+    "machine_load",
+    "Quieting",
+]
 
 # Below this share of the CPU time its threads asked for, a row was slowed by another process. Quiet rows on a
 # 2-core VM gave 0.985-1.0; one busy loop per core 0.45-0.6; a second cnnbench 0.5-0.8; a niced loop 0.97-0.99.
@@ -94,6 +101,7 @@ class Disturbance:
     @staticmethod
     def worst(items: list[Disturbance]) -> Disturbance:
         """The least favourable reading of several windows (a network timed whole, then op by op)."""
+
         def low(values: list[float | None]) -> float | None:
             known = [v for v in values if v is not None]
             return min(known) if known else None
@@ -112,8 +120,15 @@ class Disturbance:
 
 
 # The columns every timed row carries, in this order (``attempts``: how many times it was measured).
-DISTURBANCE_COLUMNS = ("disturbed", "cpu_share", "cpu_others", "cpu_steal", "involuntary_switches_per_s",
-                       "disturbance", "attempts")
+DISTURBANCE_COLUMNS = (
+    "disturbed",
+    "cpu_share",
+    "cpu_others",
+    "cpu_steal",
+    "involuntary_switches_per_s",
+    "disturbance",
+    "attempts",
+)
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -288,8 +303,11 @@ def machine_load(sample_s: float = 0.5, top: int = 3) -> Load:
     seen = window.close()
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     elapsed = max(seen.window_s, 1e-3)
-    use = [(pid, name, (ticks - before[pid][1]) / tick / elapsed * 100) for pid, (name, ticks) in after.items()
-           if pid in before and ticks > before[pid][1]]
+    use = [
+        (pid, name, (ticks - before[pid][1]) / tick / elapsed * 100)
+        for pid, (name, ticks) in after.items()
+        if pid in before and ticks > before[pid][1]
+    ]
     use.sort(key=lambda item: -item[2])
     return Load(seen.cpu_others, seen.cpu_steal, tuple((p, n, round(c)) for p, n, c in use[:top] if c >= 5))
 
@@ -319,15 +337,18 @@ class Quieting:
         self.waited_s += _clock() - started
         return load
 
-    def measure(self, label: str, run: Callable[[], T], disturbance: Callable[[T], Disturbance | None]
-                ) -> tuple[T, int]:  # fmt: skip
+    def measure(
+        self, label: str, run: Callable[[], T], disturbance: Callable[[T], Disturbance | None]
+    ) -> tuple[T, int]:
         """``run()`` until its result is undisturbed, or the retries or the wait run out; (result, attempts)."""
         result, attempts = run(), 1
         while (seen := disturbance(result)) is not None and seen.disturbed and attempts <= self.retries:
             reasons = "; ".join(seen.reasons)
             left = max(0.0, self.budget_s - self.waited_s)
-            self.say(f"{label}: disturbed ({reasons}); waiting up to {min(self.wait_s, left):.0f} s for quiet, "
-                     f"then measuring again ({attempts}/{self.retries})")
+            self.say(
+                f"{label}: disturbed ({reasons}); waiting up to {min(self.wait_s, left):.0f} s for quiet, "
+                f"then measuring again ({attempts}/{self.retries})"
+            )
             load = self.wait_for_quiet(self.wait_s)
             if not load.quiet:
                 self.say(f"{label}: still busy ({load.describe()}); kept and flagged disturbed")

@@ -34,9 +34,16 @@ if TYPE_CHECKING:
     from cnnbench.runtimes.session import RuntimeForward
 
 __all__ = [
-    "Forward", "autocast", "forward_on", "fuse_batchnorm", "make_input", "prepare", "running", "synchronize",
+    "Forward",
+    "autocast",
+    "forward_on",
+    "fuse_batchnorm",
+    "make_input",
+    "prepare",
+    "running",
+    "synchronize",
     "threads",
-]  # fmt: skip
+]
 
 
 def fuse_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
@@ -171,9 +178,16 @@ def forward_on(
     if target.runtime:
         from cnnbench.runtimes.session import runtime_forward
 
-        return runtime_forward(model if name is None else None, target, batch, side, channels=channels, seed=seed,
-                               name=name, calibration=calibration)  # fmt: skip
+        return runtime_forward(
+            model if name is None else None,
+            target,
+            batch,
+            side,
+            channels=channels,
+            seed=seed,
+            name=name,
+            calibration=calibration,
+        )
     net, notes = prepare(model, target, copy_model=copy_model)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return Forward(net, make_input(target, batch, side, channels, generator), target, sync, tuple(notes))
-

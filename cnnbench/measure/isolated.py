@@ -27,8 +27,16 @@ T = TypeVar("T")
 # What a measurement imports, so that no child pays for it: besides the runtimes, ``onnx`` and ONNX Runtime's quantizer
 # (int8), scikit-learn's datasets (the digits calibrate int8) and torch's dynamo, which the meta-device build of a
 # runtime row pulls in (``torch.device("meta")`` runs weight initialisers through ``torch._refs``): 1–3 s a row.
-_PRELOAD = ["cnnbench.measure.latency", "cnnbench.runtimes.session", "onnxruntime", "openvino", "onnx",
-            "onnxruntime.quantization", "sklearn.datasets", "torch._dynamo"]
+_PRELOAD = [
+    "cnnbench.measure.latency",
+    "cnnbench.runtimes.session",
+    "onnxruntime",
+    "openvino",
+    "onnx",
+    "onnxruntime.quantization",
+    "sklearn.datasets",
+    "torch._dynamo",
+]
 _context: Any = None
 # The report's preparation (exports and INT8 quantization, before any timing) stays within this much resident memory,
 # this process, the forkserver and the children summed.
@@ -128,9 +136,13 @@ def _resident_bytes() -> int:
     return tree_resident_bytes() or 0
 
 
-def map_isolated(fn: Callable[..., T], argsets: Sequence[tuple[Any, ...]], workers: int,
-                 progress: Callable[[Sequence[Future[T]], str], Iterable[Future[T]]] | None = None,
-                 desc: str = "") -> list[T | CnnbenchError]:  # fmt: skip
+def map_isolated(
+    fn: Callable[..., T],
+    argsets: Sequence[tuple[Any, ...]],
+    workers: int,
+    progress: Callable[[Sequence[Future[T]], str], Iterable[Future[T]]] | None = None,
+    desc: str = "",
+) -> list[T | CnnbenchError]:
     """``fn(*args)`` for every argument tuple, each in its own child, ``workers`` at a time; in order, each its
     result or the :class:`CnnbenchError` it raised. Never for timing: the children share the cores."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

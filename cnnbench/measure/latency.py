@@ -43,9 +43,19 @@ if TYPE_CHECKING:
     from cnnbench.runtimes.int8 import Calibration
 
 __all__ = [
-    "Timing", "QUICK_TIMING", "REPORT_TIMING", "LatencyResult", "ColdStart", "measure", "warm_up", "time_iterations",
-    "time_callable", "resident_bytes", "samples_text", "parse_samples",
-]  # fmt: skip
+    "Timing",
+    "QUICK_TIMING",
+    "REPORT_TIMING",
+    "LatencyResult",
+    "ColdStart",
+    "measure",
+    "warm_up",
+    "time_iterations",
+    "time_callable",
+    "resident_bytes",
+    "samples_text",
+    "parse_samples",
+]
 
 
 @dataclass(frozen=True)
@@ -270,8 +280,9 @@ def measure(
         from cnnbench.runtimes.int8 import latency_calibration
 
         calibration = latency_calibration(name, resolution, calibration)
-    forward = forward_on(net, target, batch, resolution, copy_model=not built_here, name=cached_name,
-                         calibration=calibration)  # fmt: skip
+    forward = forward_on(
+        net, target, batch, resolution, copy_model=not built_here, name=cached_name, calibration=calibration
+    )
     notes += forward.notes
     load_s = getattr(forward, "load_s", time.perf_counter() - started)
 
@@ -309,7 +320,12 @@ def measure(
         target=describe(target),
         peak_mem_bytes=peak,
         notes="; ".join(notes),
-        cold=ColdStart(getattr(forward, "export_s", None), getattr(forward, "quantize_s", None), load_s, first_ms,
-                       max(0, high - baseline) if high is not None and baseline is not None else None),  # fmt: skip
+        cold=ColdStart(
+            getattr(forward, "export_s", None),
+            getattr(forward, "quantize_s", None),
+            load_s,
+            first_ms,
+            max(0, high - baseline) if high is not None and baseline is not None else None,
+        ),
         disturbance=seen[0],
     )

@@ -86,8 +86,9 @@ class Probe:
     ``run`` runs the probe (by default in a child process, as rows are timed: :func:`run_isolated`). A probe taken
     while another process held the CPUs is taken again once."""
 
-    def __init__(self, target: Target, every_s: float = PROBE_EVERY_S,
-                 run: Callable[[Target], ProbeResult] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, target: Target, every_s: float = PROBE_EVERY_S, run: Callable[[Target], ProbeResult] | None = None
+    ) -> None:
         self.target, self.every_s = target, every_s
         self._run = run or _isolated_probe
         self._latest: ProbeResult | None = None

@@ -77,12 +77,14 @@ class PeakResident:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self._stop.set()
         self._thread.join()
-        kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # fmt: skip
+        kib = max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        )
         self.largest_process_bytes = kib if sys.platform == "darwin" else kib * 1024  # bytes on macOS, KiB elsewhere
 
     def describe(self) -> str:
@@ -90,8 +92,10 @@ class PeakResident:
         single process 1.90 GB``."""
         parts = []
         if self.peak_bytes is not None:
-            parts.append(f"peak resident memory {self.peak_bytes / 1e9:.2f} GB (this process and its children, "
-                         f"summed, sampled every {self.every_s:g} s)")
+            parts.append(
+                f"peak resident memory {self.peak_bytes / 1e9:.2f} GB (this process and its children, "
+                f"summed, sampled every {self.every_s:g} s)"
+            )
         if self.largest_process_bytes is not None:
             parts.append(f"largest single process {self.largest_process_bytes / 1e9:.2f} GB")
         return "; ".join(parts) or "no memory figures on this system"

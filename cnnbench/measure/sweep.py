@@ -78,8 +78,18 @@ def iter_sweep(
     probes = {count: Probe(replace(target, threads=count), run=None if isolate else speed_probe) for count in counts}
     for name in models:
         for count in counts:
-            for row in iter_bench([name], replace(target, threads=count), batches, resolution, timing, roofline,
-                                  isolate, calibration, quieting, probes[count]):  # fmt: skip
+            for row in iter_bench(
+                [name],
+                replace(target, threads=count),
+                batches,
+                resolution,
+                timing,
+                roofline,
+                isolate,
+                calibration,
+                quieting,
+                probes[count],
+            ):
                 yield row
                 if stop_after_ms is not None and row["status"] == "ok" and _median(row) > stop_after_ms:
                     break
@@ -120,8 +130,18 @@ def batch_sweep(
     """One row per batch (``latency_ms_median``, ``latency_ms_p95``, ``throughput_img_s``, ``status``, …), on
     ``target`` at its own threads; ``stop_after_ms``, ``isolate``, ``calibration`` and ``quieting`` as in
     :func:`iter_sweep`."""
-    rows = iter_sweep([name], target, batches, None, resolution, timing, stop_after_ms=stop_after_ms,
-                      isolate=isolate, calibration=calibration, quieting=quieting)  # fmt: skip
+    rows = iter_sweep(
+        [name],
+        target,
+        batches,
+        None,
+        resolution,
+        timing,
+        stop_after_ms=stop_after_ms,
+        isolate=isolate,
+        calibration=calibration,
+        quieting=quieting,
+    )
     return as_frame(list(rows))
 
 
@@ -139,6 +159,15 @@ def thread_sweep(
 ) -> pd.DataFrame:
     """One row per thread count (sorted), with ``speedup`` and ``efficiency`` (see the module docstring). Raises
     :class:`CnnbenchError` for a count below 1 or above the cores present."""
-    rows = iter_sweep([name], target, [batch], threads, resolution, timing, isolate=isolate, calibration=calibration,
-                      quieting=quieting)  # fmt: skip
+    rows = iter_sweep(
+        [name],
+        target,
+        [batch],
+        threads,
+        resolution,
+        timing,
+        isolate=isolate,
+        calibration=calibration,
+        quieting=quieting,
+    )
     return with_speedup(as_frame(list(rows)))

@@ -18,16 +18,31 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import samples_text
 from cnnbench.provenance import KERNEL_FLAGS, fingerprint
 
-__all__ = ["read_benchmark_json", "load_benchmark_json", "benchmark_samples_ms", "hardware_of", "REQUIRED_TOP",
-           "REQUIRED_STATS", "REQUIRED_EXTRA"]
+__all__ = [
+    "read_benchmark_json",
+    "load_benchmark_json",
+    "benchmark_samples_ms",
+    "hardware_of",
+    "REQUIRED_TOP",
+    "REQUIRED_STATS",
+    "REQUIRED_EXTRA",
+]
 
 REQUIRED_TOP = ("machine_info", "commit_info", "benchmarks", "datetime", "version")  # pytest-benchmark's own keys
 REQUIRED_STATS = ("median", "mean", "stddev", "iqr", "rounds")
 # What benchmarks/test_latency.py stores in extra_info (target_* is describe(target)).
 REQUIRED_EXTRA = (
-    "model", "batch", "flops", "mac_bytes", "target_target", "target_machine", "target_host", "target_device_name",
-    "target_torch", "target_commit",
-)  # fmt: skip
+    "model",
+    "batch",
+    "flops",
+    "mac_bytes",
+    "target_target",
+    "target_machine",
+    "target_host",
+    "target_device_name",
+    "target_torch",
+    "target_commit",
+)
 HOW = "make one with `pytest benchmarks/test_latency.py --benchmark-only --benchmark-json FILE`"
 
 

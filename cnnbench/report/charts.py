@@ -25,13 +25,33 @@ from cnnbench.measure.counting import KINDS  # noqa: E402
 from cnnbench.measure.sweep import with_speedup  # noqa: E402
 from cnnbench.store import atomic_path  # noqa: E402
 
-__all__ = ["main_line", "accuracy_chart", "latency_chart", "accuracy_latency_chart", "speedup_chart",
-           "breakdown_chart", "roofline_chart", "batch_chart", "threads_chart", "prediction_chart", "short_label",
-           "save"]  # fmt: skip
+__all__ = [
+    "main_line",
+    "accuracy_chart",
+    "latency_chart",
+    "accuracy_latency_chart",
+    "speedup_chart",
+    "breakdown_chart",
+    "roofline_chart",
+    "batch_chart",
+    "threads_chart",
+    "prediction_chart",
+    "short_label",
+    "save",
+]
 
 FAMILY_ORDER = [
-    "efficientnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "shufflenet_v1", "shufflenet_v2",
-    "resnet", "googlenet", "squeezenet", "alexnet", "vgg",
+    "efficientnet",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3",
+    "shufflenet_v1",
+    "shufflenet_v2",
+    "resnet",
+    "googlenet",
+    "squeezenet",
+    "alexnet",
+    "vgg",
 ]
 
 
@@ -72,8 +92,9 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
     try:
         for path in paths:
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight", **({"dpi": 130} if path.suffix == ".png"
-                                                                                  else {}))  # fmt: skip
+                fig.savefig(
+                    tmp, format=path.suffix[1:], bbox_inches="tight", **({"dpi": 130} if path.suffix == ".png" else {})
+                )
     finally:
         plt.close(fig)
     return paths
@@ -84,7 +105,12 @@ def _labels(ax: plt.Axes, xs: list[float], ys: list[float], names: list[str]) ->
     texts = [ax.text(x, y, short_label(n), fontsize=7) for x, y, n in zip(xs, ys, names, strict=True)]
     if texts:
         adjust_text(
-            texts, x=xs, y=ys, ax=ax, force_explode=(0.05, 0.1), expand=(1.1, 1.3),
+            texts,
+            x=xs,
+            y=ys,
+            ax=ax,
+            force_explode=(0.05, 0.1),
+            expand=(1.1, 1.3),
             arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
         )
 
@@ -145,7 +171,7 @@ def latency_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[P
     columns = min(2, len(targets))
     rows = -(-len(targets) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(13 * columns, 9 * rows), squeeze=False)
-    for ax in axes.flat[len(targets):]:
+    for ax in axes.flat[len(targets) :]:
         ax.set_visible(False)
     for ax, target in zip(axes.flat, targets, strict=False):
         part = data[data["target"] == target]
@@ -154,7 +180,12 @@ def latency_chart(frame: pd.DataFrame, x: str, stem: Path, title: str) -> list[P
             ax.scatter(group[x], group["latency_ms_median"], s=30, color=colour, label=family)
         rho, _ = spearmanr(part[x], part["latency_ms_median"])
         ax.text(
-            0.02, 0.97, f"Spearman ρ = {rho:.2f} (n = {len(part)})", transform=ax.transAxes, va="top", fontsize=11,
+            0.02,
+            0.97,
+            f"Spearman ρ = {rho:.2f} (n = {len(part)})",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=11,
             bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
         )
         ax.set_xscale("log")
@@ -180,12 +211,26 @@ def _front_panel(ax: plt.Axes, data: pd.DataFrame, ylabel: str, title: str) -> N
         for on_front, alpha in ((True, 1.0), (False, 0.3)):
             part = group[group["pareto"] == on_front]
             if "top1_std" in part and part["top1_std"].notna().any():
-                ax.errorbar(part["latency_ms"], part["top1"], yerr=part["top1_std"], fmt="none", ecolor=colour,
-                            alpha=alpha, lw=1)  # fmt: skip
+                ax.errorbar(
+                    part["latency_ms"],
+                    part["top1"],
+                    yerr=part["top1_std"],
+                    fmt="none",
+                    ecolor=colour,
+                    alpha=alpha,
+                    lw=1,
+                )
             for origin, fill in (("reference", "none"), ("paper", colour), ("digits", colour)):
                 dots = part[part["top1_from"] == origin]
-                ax.scatter(dots["latency_ms"], dots["top1"], s=40 if on_front else 26, facecolors=fill,
-                           edgecolors=colour, linewidths=1.2, alpha=alpha)  # fmt: skip
+                ax.scatter(
+                    dots["latency_ms"],
+                    dots["top1"],
+                    s=40 if on_front else 26,
+                    facecolors=fill,
+                    edgecolors=colour,
+                    linewidths=1.2,
+                    alpha=alpha,
+                )
         ax.scatter([], [], s=36, color=colour, label=family)
     front = data[data["pareto"]].sort_values("latency_ms")
     # Best top-1 reachable within a latency: flat until the next front model, then up to it.
@@ -203,8 +248,9 @@ def _front_panel(ax: plt.Axes, data: pd.DataFrame, ylabel: str, title: str) -> N
     _labels(ax, list(front["latency_ms"]), list(front["top1"]), list(front["model"]))
 
 
-def accuracy_latency_chart(frame: pd.DataFrame, stem: Path, title: str,
-                           digits: pd.DataFrame | None = None) -> list[Path]:  # fmt: skip
+def accuracy_latency_chart(
+    frame: pd.DataFrame, stem: Path, title: str, digits: pd.DataFrame | None = None
+) -> list[Path]:
     """Top-1 against measured latency on one target, with its Pareto front: models on the front are labelled,
     dominated ones drawn lighter; filled markers are the paper's top-1, hollow the reference weights'. With
     ``digits`` a second panel does the same with the digits top-1 measured here, error bars one standard deviation
@@ -230,8 +276,17 @@ def speedup_chart(frame: pd.DataFrame, baseline: str, stem: Path, title: str) ->
     order = data.groupby("model")["baseline_ms"].first().sort_values().index.tolist()
     targets = list(dict.fromkeys(data["target"]))
     fig, ax = plt.subplots(figsize=(12, max(6, 0.32 * len(order) * max(1, len(targets)) / 2)))
-    sns.barplot(data=data, y="model", x="speedup", hue="target", order=order, hue_order=targets, orient="h", ax=ax,
-                palette="deep")  # fmt: skip
+    sns.barplot(
+        data=data,
+        y="model",
+        x="speedup",
+        hue="target",
+        order=order,
+        hue_order=targets,
+        orient="h",
+        ax=ax,
+        palette="deep",
+    )
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", lw=1)
     _log_axis(ax.xaxis, 1.0)
@@ -253,8 +308,9 @@ def breakdown_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     models = list(dict.fromkeys(frame["model"]))
     fig, axes = plt.subplots(1, 3, figsize=(16, 0.45 * len(models) + 2), sharey=True)
     for ax, (column, label) in zip(
-        axes, [("flops_share", "FLOPs (multiply-adds)"), ("mac_share", "MAC (memory traffic)"),
-               ("time_share", "time")], strict=True,
+        axes,
+        [("flops_share", "FLOPs (multiply-adds)"), ("mac_share", "MAC (memory traffic)"), ("time_share", "time")],
+        strict=True,
     ):
         table = frame.pivot_table(index="model", columns="kind", values=column, aggfunc="sum").reindex(models)
         left = np.zeros(len(models))
@@ -346,8 +402,7 @@ def batch_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
         left.plot(group["batch"], group["throughput_img_s"], "-o", color=colour, label=label)
         right.plot(group["throughput_img_s"], group["latency_ms_median"], "-o", color=colour, label=label)
         for batch, x, y in zip(group["batch"], group["throughput_img_s"], group["latency_ms_median"], strict=True):
-            right.annotate(f"{int(batch)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                           color=colour)  # fmt: skip
+            right.annotate(f"{int(batch)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
     batches = sorted(data["batch"].unique())
     left.set_xscale("log", base=2)
     left.set_xticks(batches, [str(int(b)) for b in batches])
@@ -396,8 +451,11 @@ def prediction_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     """Predicted against measured latency, log-log: one panel per predictor (the cost model, FLOPs-only, MAC-only),
     the line of perfect prediction and its ±20% band. ``frame``: prediction rows (model, measured_ms, latency_ms,
     flops_only_ms, mac_only_ms)."""
-    predictors = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only (∝ multiply-adds)",
-                  "mac_only_ms": "MAC-only (∝ memory traffic)"}  # fmt: skip
+    predictors = {
+        "latency_ms": "cost model",
+        "flops_only_ms": "FLOPs-only (∝ multiply-adds)",
+        "mac_only_ms": "MAC-only (∝ memory traffic)",
+    }
     values = pd.concat([frame["measured_ms"], *(frame[c] for c in predictors)])
     low, high = float(values.min()) / 1.5, float(values.max()) * 1.5
     fig, axes = plt.subplots(1, len(predictors), figsize=(5.2 * len(predictors), 5.2), sharex=True, sharey=True)
@@ -407,10 +465,12 @@ def prediction_chart(frame: pd.DataFrame, stem: Path, title: str) -> list[Path]:
         ax.fill_between(line, line / 1.2, line * 1.2, color="0.85", label="±20%")
         ax.plot(line, line, "k-", lw=0.8, label="predicted = measured")
         inside = error <= 0.2
-        ax.scatter(frame.loc[inside, "measured_ms"], frame.loc[inside, column], s=18, color="tab:blue",
-                   label="within ±20%")  # fmt: skip
-        ax.scatter(frame.loc[~inside, "measured_ms"], frame.loc[~inside, column], s=18, color="tab:red",
-                   label="outside")  # fmt: skip
+        ax.scatter(
+            frame.loc[inside, "measured_ms"], frame.loc[inside, column], s=18, color="tab:blue", label="within ±20%"
+        )
+        ax.scatter(
+            frame.loc[~inside, "measured_ms"], frame.loc[~inside, column], s=18, color="tab:red", label="outside"
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(low, high)

@@ -43,14 +43,38 @@ from cnnbench.provenance import is_disturbed
 from cnnbench.report.benchmark_json import benchmark_samples_ms, hardware_of, load_benchmark_json
 from cnnbench.store import ResultTable
 
-__all__ = ["compare", "gate", "hardware", "ratio_interval", "runs_ratio_interval", "summary_line", "COLUMNS",
-           "VERDICTS", "MIN_SAMPLES", "DEFAULT_THRESHOLD"]
+__all__ = [
+    "compare",
+    "gate",
+    "hardware",
+    "ratio_interval",
+    "runs_ratio_interval",
+    "summary_line",
+    "COLUMNS",
+    "VERDICTS",
+    "MIN_SAMPLES",
+    "DEFAULT_THRESHOLD",
+]
 
 SLOWER, FASTER, UNCHANGED = "slower", "faster", "unchanged"
 ONLY_OLD, ONLY_NEW, NOT_COMPARABLE, DISTURBED = "only in old", "only in new", "not comparable", "disturbed"
 VERDICTS = (SLOWER, FASTER, UNCHANGED, ONLY_OLD, ONLY_NEW, NOT_COMPARABLE, DISTURBED)
-COLUMNS = ["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci_low", "ci_high", "n_old", "n_new", "runs_old",
-           "runs_new", "verdict", "note"]  # fmt: skip
+COLUMNS = [
+    "target",
+    "model",
+    "batch",
+    "old_ms",
+    "new_ms",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "n_old",
+    "n_new",
+    "runs_old",
+    "runs_new",
+    "verdict",
+    "note",
+]
 DEFAULT_THRESHOLD = 0.05  # the smallest change called slower or faster: 5%
 MIN_SAMPLES = 2  # a bootstrap of one sample is that sample: no interval
 RESAMPLED_ELEMENTS = 1_000_000  # per side and bootstrap batch: bounds the memory of runs with thousands of samples
@@ -75,8 +99,14 @@ _Run = dict[tuple[str, ...], _Entry]
 Paths = Path | Sequence[Path]
 
 
-def compare(old: Paths, new: Paths, threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95,
-            resamples: int = 2000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+def compare(
+    old: Paths,
+    new: Paths,
+    threshold: float = DEFAULT_THRESHOLD,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per target, model and batch (or benchmark) of OLD and NEW, with the columns :data:`COLUMNS`:
     medians in ms, their ratio new/old with its ``confidence`` interval, sample and run counts, verdict and note.
     ``old`` and ``new`` are each one run (a path) or several runs of the same code (a sequence of paths, all of one
@@ -100,18 +130,24 @@ def compare(old: Paths, new: Paths, threshold: float = DEFAULT_THRESHOLD, confid
         if len(found) > 1:
             raise CnnbenchError(f"the {side} runs mix {' and '.join(found)}; give runs of one kind a side")
     if kinds["OLD"] != kinds["NEW"]:
-        raise CnnbenchError(f"OLD is {kinds['OLD'][0]} and NEW {kinds['NEW'][0]}; compare two results folders or two "
-                            "pytest-benchmark JSON files")  # fmt: skip
+        raise CnnbenchError(
+            f"OLD is {kinds['OLD'][0]} and NEW {kinds['NEW'][0]}; compare two results folders or two "
+            "pytest-benchmark JSON files"
+        )
     before, after = _merge([_read(p) for p in olds]), _merge([_read(p) for p in news])
     old, new = olds[0], news[0]  # for the messages
     common = [k for k in after if k in before]
     if not common:
-        raise CnnbenchError(f"{old} and {new} have no row in common (target, model and batch, or benchmark name); "
-                            "compare runs of the same models on the same targets")  # fmt: skip
+        raise CnnbenchError(
+            f"{old} and {new} have no row in common (target, model and batch, or benchmark name); "
+            "compare runs of the same models on the same targets"
+        )
     rows = [_compared(before[k], after[k], threshold, confidence, resamples, seed) for k in common]
     if all(r["verdict"] == NOT_COMPARABLE for r in rows):
-        raise CnnbenchError(f"no row of {old} and {new} can be compared ({rows[0]['note']}, and so on); both sides "
-                            f"need status ok and at least {MIN_SAMPLES} samples")  # fmt: skip
+        raise CnnbenchError(
+            f"no row of {old} and {new} can be compared ({rows[0]['note']}, and so on); both sides "
+            f"need status ok and at least {MIN_SAMPLES} samples"
+        )
     rows += [_alone(e, ONLY_OLD) for k, e in before.items() if k not in after]
     rows += [_alone(e, ONLY_NEW) for k, e in after.items() if k not in before]
     rows.sort(key=lambda r: (str(r["target"]), str(r["model"]), r["batch"] if r["batch"] is not None else -1))
@@ -133,21 +169,35 @@ def summary_line(frame: pd.DataFrame, threshold: float) -> str:
     return line + (f" ({', '.join(rest)})" if rest else "")
 
 
-def ratio_interval(old_ms: ArrayLike, new_ms: ArrayLike, confidence: float = 0.95, resamples: int = 2000,
-                   seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+def ratio_interval(
+    old_ms: ArrayLike, new_ms: ArrayLike, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """median(new) / median(old) and the low and high ends of its ``confidence`` interval: a percentile bootstrap
     that resamples the two sets independently, seeded with ``seed``. Constant samples give the point itself."""
     before, after = np.asarray(old_ms, dtype=float), np.asarray(new_ms, dtype=float)
     point = float(np.median(after) / np.median(before))
-    result = bootstrap((after, before), _median_ratio, paired=False, vectorized=True, confidence_level=confidence,
-                       n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed),
-                       batch=max(1, RESAMPLED_ELEMENTS // max(len(before), len(after))))  # fmt: skip
+    result = bootstrap(
+        (after, before),
+        _median_ratio,
+        paired=False,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        batch=max(1, RESAMPLED_ELEMENTS // max(len(before), len(after))),
+    )
     low, high = result.confidence_interval
     return point, float(low), float(high)
 
 
-def runs_ratio_interval(old_runs: Sequence[ArrayLike], new_runs: Sequence[ArrayLike], confidence: float = 0.95,
-                        resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+def runs_ratio_interval(
+    old_runs: Sequence[ArrayLike],
+    new_runs: Sequence[ArrayLike],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """median(new) / median(old) over the pooled samples of several runs a side, and its ``confidence`` interval by
     a two-level percentile bootstrap: each resample draws as many runs as the side has, with replacement, then each
     drawn run's samples with replacement, and takes the median of what it drew. Runs that disagree widen the
@@ -183,11 +233,18 @@ def _verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     return UNCHANGED
 
 
-def _compared(old: _Entry, new: _Entry, threshold: float, confidence: float, resamples: int,
-              seed: int) -> dict[str, object]:  # fmt: skip
-    row: dict[str, object] = {"target": new.target, "model": new.model, "batch": new.batch,
-                              "n_old": len(old.samples), "n_new": len(new.samples), "runs_old": len(old.runs),
-                              "runs_new": len(new.runs)}  # fmt: skip
+def _compared(
+    old: _Entry, new: _Entry, threshold: float, confidence: float, resamples: int, seed: int
+) -> dict[str, object]:
+    row: dict[str, object] = {
+        "target": new.target,
+        "model": new.model,
+        "batch": new.batch,
+        "n_old": len(old.samples),
+        "n_new": len(new.samples),
+        "runs_old": len(old.runs),
+        "runs_new": len(new.runs),
+    }
     notes = [f"old target {old.target}"] if old.target != new.target else []
     problems = [f"{side}: {e.problem}" for side, e in (("old", old), ("new", new)) if e.problem]
     if problems:
@@ -198,16 +255,31 @@ def _compared(old: _Entry, new: _Entry, threshold: float, confidence: float, res
         ratio, low, high = runs_ratio_interval(old.runs, new.runs, confidence, resamples, seed)
     disturbed = [f"{side} disturbed ({e.disturbed})" for side, e in (("old", old), ("new", new)) if e.disturbed]
     verdict = DISTURBED if disturbed else _verdict(ratio, low, high, threshold)
-    return {**row, "old_ms": float(np.median(old.samples)), "new_ms": float(np.median(new.samples)), "ratio": ratio,
-            "ci_low": low, "ci_high": high, "verdict": verdict, "note": "; ".join(disturbed + notes)}  # fmt: skip
+    return {
+        **row,
+        "old_ms": float(np.median(old.samples)),
+        "new_ms": float(np.median(new.samples)),
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": verdict,
+        "note": "; ".join(disturbed + notes),
+    }
 
 
 def _alone(entry: _Entry, verdict: str) -> dict[str, object]:
     median = float(np.median(entry.samples)) if entry.samples else None
     side = "old" if verdict == ONLY_OLD else "new"
-    return {"target": entry.target, "model": entry.model, "batch": entry.batch, f"{side}_ms": median,
-            f"n_{side}": len(entry.samples), f"runs_{side}": len(entry.runs), "verdict": verdict,
-            "note": entry.problem}  # fmt: skip
+    return {
+        "target": entry.target,
+        "model": entry.model,
+        "batch": entry.batch,
+        f"{side}_ms": median,
+        f"n_{side}": len(entry.samples),
+        f"runs_{side}": len(entry.runs),
+        "verdict": verdict,
+        "note": entry.problem,
+    }
 
 
 # --- reading the two runs ----------------------------------------------------------------------------------------
@@ -233,8 +305,10 @@ def _kind(path: Path, side: str) -> str:
         return "a results folder"
     if path.is_file():
         return "a pytest-benchmark JSON file"
-    raise CnnbenchError(f"{side} {path}: no such folder or file; give a results folder (cnnbench report --out) or a "
-                        "pytest-benchmark JSON file")  # fmt: skip
+    raise CnnbenchError(
+        f"{side} {path}: no such folder or file; give a results folder (cnnbench report --out) or a "
+        "pytest-benchmark JSON file"
+    )
 
 
 def _read(path: Path) -> _Run:
@@ -281,14 +355,18 @@ def _read_tables(path: Path) -> _Run:
             try:
                 samples = parse_samples(text) if isinstance(text, str) else ()
             except ValueError:
-                raise CnnbenchError(f"{table}: the samples_ms of {model} at batch {batch} are not numbers; re-run "
-                                    "cnnbench report") from None  # fmt: skip
+                raise CnnbenchError(
+                    f"{table}: the samples_ms of {model} at batch {batch} are not numbers; re-run cnnbench report"
+                ) from None
             flagged = (str(row.get("disturbance") or "") or "flagged") if is_disturbed(row) else ""
-            run[(target, model, str(batch))] = _Entry(target, model, batch, samples,
-                                                      _problem(row.get("status"), samples, kept), disturbed=flagged)
+            run[(target, model, str(batch))] = _Entry(
+                target, model, batch, samples, _problem(row.get("status"), samples, kept), disturbed=flagged
+            )
     if not any(e.samples for e in run.values()) and any(e.problem == NO_SAMPLES for e in run.values()):
-        raise CnnbenchError(f"{path} keeps no per-iteration samples (samples_ms): this results folder was written "
-                            "before samples were kept; re-run cnnbench report")  # fmt: skip
+        raise CnnbenchError(
+            f"{path} keeps no per-iteration samples (samples_ms): this results folder was written "
+            "before samples were kept; re-run cnnbench report"
+        )
     return run
 
 
@@ -304,8 +382,14 @@ def _read_json(path: Path) -> _Run:
         batch = extra.get("batch")
         problem = "no per-iteration data" if samples is None else _problem("ok", samples, True)
         flagged = (str(extra.get("disturbance") or "") or "flagged") if is_disturbed(extra) else ""
-        run[(name,)] = _Entry(str(extra.get("target_target", "")), name, int(batch) if batch is not None else None,
-                              samples or (), problem, disturbed=flagged)  # fmt: skip
+        run[(name,)] = _Entry(
+            str(extra.get("target_target", "")),
+            name,
+            int(batch) if batch is not None else None,
+            samples or (),
+            problem,
+            disturbed=flagged,
+        )
     if not run:
         raise CnnbenchError(f"{path} holds no benchmark; run pytest-benchmark with --benchmark-json FILE")
     if all(e.problem == "no per-iteration data" for e in run.values()):

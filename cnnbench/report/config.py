@@ -16,14 +16,22 @@ from cnnbench.runtimes import DEPLOYMENTS
 from cnnbench.store import check_writable
 from cnnbench.target import Target, resolve_target
 
-__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "ReportConfig", "check_config",
-           "deployment_targets"]
+__all__ = ["QUICK_MODELS", "BREAKDOWN_MODELS", "DEPLOYMENTS", "ReportConfig", "check_config", "deployment_targets"]
 
 QUICK_MODELS = ("efficientnet_b0", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
 # One representative per family for the per-kind breakdown chart.
 BREAKDOWN_MODELS = (
-    "efficientnet_b0", "mobilenet_v1_x1_0", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v1_g3_x1_0",
-    "shufflenet_v2_x1_0", "resnet50", "googlenet", "squeezenet1_1", "alexnet", "vgg16",
+    "efficientnet_b0",
+    "mobilenet_v1_x1_0",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "shufflenet_v1_g3_x1_0",
+    "shufflenet_v2_x1_0",
+    "resnet50",
+    "googlenet",
+    "squeezenet1_1",
+    "alexnet",
+    "vgg16",
 )
 
 
@@ -50,8 +58,9 @@ class ReportConfig:
 
     @classmethod
     def quick_config(cls, out: Path, **changes: object) -> ReportConfig:
-        return replace(cls(out=out, models=QUICK_MODELS, timing=QUICK_TIMING, quick=True, breakdown_repeats=2),
-                       **changes)  # type: ignore[arg-type]
+        return replace(
+            cls(out=out, models=QUICK_MODELS, timing=QUICK_TIMING, quick=True, breakdown_repeats=2), **changes
+        )  # type: ignore[arg-type]
 
     @property
     def whole_zoo(self) -> bool:
@@ -98,8 +107,10 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
 
         scan_image_folder(config.calibration)
     if config.baseline is not None and not sorted(Path(config.baseline).glob("latency-*.csv")):
-        raise CnnbenchError(f"--baseline {config.baseline} holds no latency-*.csv table; give a results folder that "
-                            "`cnnbench report --out` wrote")  # fmt: skip
+        raise CnnbenchError(
+            f"--baseline {config.baseline} holds no latency-*.csv table; give a results folder that "
+            "`cnnbench report --out` wrote"
+        )
     names = resolve_patterns(config.models)
     benchmarks = [read_benchmark_json(p) for p in config.benchmark_files]
     check_writable(config.out, "--out")

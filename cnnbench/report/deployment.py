@@ -30,9 +30,16 @@ def speedups(everything: pd.DataFrame, baseline: str, targets: list[str]) -> pd.
     for target in [t for t in targets if t in wide]:
         both = wide[[baseline, target]].dropna()
         for model, values in both.iterrows():
-            rows.append({"model": model, "family": families.get(model, "other"), "target": target,
-                         "latency_ms_median": values[target], "baseline_ms": values[baseline],
-                         "speedup": values[baseline] / values[target]})  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "family": families.get(model, "other"),
+                    "target": target,
+                    "latency_ms_median": values[target],
+                    "baseline_ms": values[baseline],
+                    "speedup": values[baseline] / values[target],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -70,8 +77,11 @@ def summary_lines(everything: pd.DataFrame, baseline: str, targets: list[str]) -
     ratios = [(t, _ratio(frame, t, heavy, light)) for t in [baseline, *targets]]
     quoted = [f"{r:.1f}× on {t}" for t, r in ratios if r is not None]
     if len(quoted) > 1:
-        lines.append(f"The ranking moves: {heavy} takes {quoted[0].replace(' on ', f' the time of {light} on ')}, "
-                     + ", ".join(quoted[1:]) + ".")
+        lines.append(
+            f"The ranking moves: {heavy} takes {quoted[0].replace(' on ', f' the time of {light} on ')}, "
+            + ", ".join(quoted[1:])
+            + "."
+        )
     int8 = [t for t in targets if "-int8-" in t]
     for target in int8:
         fp32 = target.replace("-int8-", "-fp32-")

@@ -21,8 +21,16 @@ from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
 from cnnbench.store import atomic_write_text
 from cnnbench.target import Target
 
-__all__ = ["Page", "write_charts", "write_front_charts", "write_prediction_chart", "write_readme", "front_stem",
-           "accuracy_points", "provenance_line"]
+__all__ = [
+    "Page",
+    "write_charts",
+    "write_front_charts",
+    "write_prediction_chart",
+    "write_readme",
+    "front_stem",
+    "accuracy_points",
+    "provenance_line",
+]
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,7 @@ def provenance_line(summary: dict[str, object]) -> str:
     torch = ", ".join(str(t) for t in summary.get("torch", []))  # type: ignore[union-attr]
     quick = summary.get("quick_rows") or 0
     quick_text = f" {quick} of its rows come from `--quick` (short timing)." if quick else ""
-    return (f"Every row shown was measured on {machines}, with torch {torch}, at commit(s) {commits}{when}."
-            f"{quick_text}")  # fmt: skip
+    return f"Every row shown was measured on {machines}, with torch {torch}, at commit(s) {commits}{when}.{quick_text}"
 
 
 def accuracy_points(zoo_frame: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
@@ -119,8 +126,9 @@ def write_charts(
     ups = deployment.speedups(everything, target.key, deployed) if deployed else pd.DataFrame()
     if not ups.empty:
         stem = out / "speedup_vs_eager"
-        charts.speedup_chart(ups, target.key, stem, f"Deployment runtimes against {target.key}, batch "
-                             f"{int(everything['batch'].iloc[0])}")  # fmt: skip
+        charts.speedup_chart(
+            ups, target.key, stem, f"Deployment runtimes against {target.key}, batch {int(everything['batch'].iloc[0])}"
+        )
         written[stem.name] = stem.with_suffix(".png")
     if not breakdown.empty:
         stem = out / f"breakdown-{target.key}"
@@ -135,8 +143,10 @@ def write_charts(
         )
         charts.roofline_chart(data, roof.peak_flops_per_s, roof.bandwidth_bytes_per_s, stem, title)
         written[stem.name] = stem.with_suffix(".png")
-    for kind, frame, draw in (("batch", sweep_batch, charts.batch_chart), ("threads", sweep_threads,
-                                                                          charts.threads_chart)):  # fmt: skip
+    for kind, frame, draw in (
+        ("batch", sweep_batch, charts.batch_chart),
+        ("threads", sweep_threads, charts.threads_chart),
+    ):
         if frame is not None and not frame.empty and (frame["status"] == "ok").any():
             stem = out / f"sweep_{kind}-{target.key}"
             draw(frame, stem, f"{kind.capitalize()} sweep on {target.key}, one model per family")
@@ -160,8 +170,14 @@ def write_front_charts(out: Path, fronts: dict[str, tuple[pd.DataFrame, pd.DataF
     return written
 
 
-FRONT_COLUMNS = {"model": "model", "latency_ms": "median (ms)", "top1": "top-1 (%)", "top1_from": "top-1 from",
-                 "params_m": "params (M)", "memory_mb": "peak mem (MB)"}  # fmt: skip
+FRONT_COLUMNS = {
+    "model": "model",
+    "latency_ms": "median (ms)",
+    "top1": "top-1 (%)",
+    "top1_from": "top-1 from",
+    "params_m": "params (M)",
+    "memory_mb": "peak mem (MB)",
+}
 
 
 def write_prediction_chart(out: Path, prediction: pd.DataFrame, key: str) -> dict[str, Path]:
@@ -169,8 +185,9 @@ def write_prediction_chart(out: Path, prediction: pd.DataFrame, key: str) -> dic
     if prediction.empty:
         return {}
     stem = out / f"prediction-{key}"
-    charts.prediction_chart(prediction, stem, f"Predicted against measured latency, {key}: no zoo model was used "
-                            "in fitting")  # fmt: skip
+    charts.prediction_chart(
+        prediction, stem, f"Predicted against measured latency, {key}: no zoo model was used in fitting"
+    )
     return {stem.name: stem.with_suffix(".png")}
 
 
@@ -203,8 +220,11 @@ def _front_section(page: Page, chart_paths: dict[str, Path]) -> list[str]:
             lines += [f"Dominated ({len(beaten)}), each by the fastest front model that beats it: {pairs}.", ""]
         left = front[front["disturbed"].astype(bool)] if "disturbed" in front else front.iloc[0:0]
         if not left.empty:
-            lines += [f"Left out of the front because another process slowed their rows (disturbed): "
-                      f"{', '.join(left['model'])}.", ""]
+            lines += [
+                f"Left out of the front because another process slowed their rows (disturbed): "
+                f"{', '.join(left['model'])}.",
+                "",
+            ]
     return lines
 
 
@@ -226,11 +246,14 @@ def _baseline_section(page: Page) -> list[str]:
     ]
     changed = frame[frame["verdict"].isin(["slower", "faster"])]
     if not changed.empty:
-        shown = changed.assign(ci=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(changed["ci_low"], changed["ci_high"],
-                                                                             strict=True)])  # fmt: skip
+        shown = changed.assign(
+            ci=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(changed["ci_low"], changed["ci_high"], strict=True)]
+        )
         shown = shown[["target", "model", "batch", "old_ms", "new_ms", "ratio", "ci", "verdict"]].round(3)
-        lines += [_md(shown.rename(columns={"old_ms": "old (ms)", "new_ms": "new (ms)", "ratio": "new/old",
-                                            "ci": "95% CI"})), ""]  # fmt: skip
+        lines += [
+            _md(shown.rename(columns={"old_ms": "old (ms)", "new_ms": "new (ms)", "ratio": "new/old", "ci": "95% CI"})),
+            "",
+        ]
     return lines
 
 
@@ -251,8 +274,11 @@ def _disturbance_section(everything: pd.DataFrame) -> list[str]:
     if everything.empty:
         return []
     flagged = everything[disturbed(everything)]
-    rechecked = everything[everything["rechecked"].fillna("").astype(str) != ""] if "rechecked" in everything \
-        else everything.iloc[0:0]  # fmt: skip
+    rechecked = (
+        everything[everything["rechecked"].fillna("").astype(str) != ""]
+        if "rechecked" in everything
+        else everything.iloc[0:0]
+    )
     attempts = pd.to_numeric(everything.get("attempts"), errors="coerce") if "attempts" in everything else None
     again = int((attempts > 1).sum()) if attempts is not None else 0
     lines = ["## Disturbance", ""]
@@ -265,11 +291,15 @@ def _disturbance_section(everything: pd.DataFrame) -> list[str]:
     )
     if not flagged.empty:
         named = ", ".join(f"{m} on {t}" for m, t in zip(flagged["model"], flagged["target"], strict=True))
-        lines.append(f"Disturbed rows are shown as such, left out of the Pareto fronts, of `pick`'s ranking, of the "
-                     f"cost model's check and of `compare`'s verdicts, and measured again by the next run: {named}.")
+        lines.append(
+            f"Disturbed rows are shown as such, left out of the Pareto fronts, of `pick`'s ranking, of the "
+            f"cost model's check and of `compare`'s verdicts, and measured again by the next run: {named}."
+        )
     if not rechecked.empty:
-        notes = "; ".join(f"{m} on {t}: {n}" for m, t, n in zip(rechecked["model"], rechecked["target"],
-                                                                rechecked["rechecked"], strict=True))  # fmt: skip
+        notes = "; ".join(
+            f"{m} on {t}: {n}"
+            for m, t, n in zip(rechecked["model"], rechecked["target"], rechecked["rechecked"], strict=True)
+        )
         lines.append(f"Measured again because they were over {RECHECK_FACTOR:g}× what was expected of them: {notes}.")
     return [*lines[:2], " ".join(lines[2:]), ""]
 
@@ -279,9 +309,18 @@ def _md(frame: pd.DataFrame) -> str:
 
 
 DEPLOYED_COLUMNS = {
-    "model": "model", "latency_ms_median": "median (ms)", "cv": "CV", "speedup": "vs eager", "export_s": "export (s)",
-    "quantize_s": "quantize (s)", "load_s": "load (s)", "first_inference_ms": "first (ms)",
-    "peak_rss_mb": "peak RSS (MB)", "activation_mb": "activations (MB)", "cpu_share": "CPU share", "status": "status",
+    "model": "model",
+    "latency_ms_median": "median (ms)",
+    "cv": "CV",
+    "speedup": "vs eager",
+    "export_s": "export (s)",
+    "quantize_s": "quantize (s)",
+    "load_s": "load (s)",
+    "first_inference_ms": "first (ms)",
+    "peak_rss_mb": "peak RSS (MB)",
+    "activation_mb": "activations (MB)",
+    "cpu_share": "CPU share",
+    "status": "status",
 }
 
 
@@ -306,17 +345,30 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
     ]
     if page.not_deployed:
         limit = f"{page.deploy_max_flops / 1e9:g} G" if page.deploy_max_flops else "the limit"
-        lines += [f"Not deployed ({len(page.not_deployed)} models above {limit} multiply-adds, left out by "
-                  f"`--deploy-max-gflops`): {', '.join(page.not_deployed)}. Without the option the report deploys "
-                  "them too.", ""]
+        lines += [
+            f"Not deployed ({len(page.not_deployed)} models above {limit} multiply-adds, left out by "
+            f"`--deploy-max-gflops`): {', '.join(page.not_deployed)}. Without the option the report deploys "
+            "them too.",
+            "",
+        ]
     lines += [f"- {line}" for line in deployment.summary_lines(everything, baseline, deployed)] + [""]
     if "speedup_vs_eager" in chart_paths:
-        lines += ["![speedup_vs_eager](speedup_vs_eager.png)", "", "*Speed-up of each runtime and dtype against "
-                  f"{baseline}, per model.* ([svg](speedup_vs_eager.svg))", ""]  # fmt: skip
+        lines += [
+            "![speedup_vs_eager](speedup_vs_eager.png)",
+            "",
+            f"*Speed-up of each runtime and dtype against {baseline}, per model.* ([svg](speedup_vs_eager.svg))",
+            "",
+        ]
     ranks = deployment.ranking(everything, [baseline, *deployed])
     if not ranks.empty:
-        lines += ["### How the ranking changes", "", "Latency rank of each model (1 = fastest) on each target; the 15 "
-                  "models whose rank moves most.", "", _md(ranks.head(15)), ""]  # fmt: skip
+        lines += [
+            "### How the ranking changes",
+            "",
+            "Latency rank of each model (1 = fastest) on each target; the 15 models whose rank moves most.",
+            "",
+            _md(ranks.head(15)),
+            "",
+        ]
     ups = deployment.speedups(everything, baseline, deployed).set_index(["model", "target"])["speedup"]
     for key in deployed:
         part = everything[everything["target"] == key].copy()
@@ -326,16 +378,25 @@ def _deployment_section(everything: pd.DataFrame, baseline: str, page: Page, cha
         part["status"] = _status_text(part)
         shown = [c for c in DEPLOYED_COLUMNS if c in part and part[c].notna().any()]
         table = part[shown].rename(columns=DEPLOYED_COLUMNS)
-        version = part["runtime_version"].dropna().iloc[0] if "runtime_version" in part and part[
-            "runtime_version"].notna().any() else "?"  # fmt: skip
+        version = (
+            part["runtime_version"].dropna().iloc[0]
+            if "runtime_version" in part and part["runtime_version"].notna().any()
+            else "?"
+        )
         lines += [f"### {key} ({part['backend'].iloc[0]} {version})", "", _md(_round(table)), ""]
     if not page.deployed_digits.empty:
         keep = [c for c in page.deployed_digits.columns if c.startswith(("top1", "agree"))]
         digits = page.deployed_digits[["model", "epochs", "resolution", *keep]]
-        lines += ["### Accuracy on the deployed models (digits, held-out 360 images)", "",
-                  "`cnnbench train --deployed` trains each model once, exports it, quantizes it on 32 training images "
-                  "and scores the held-out split on each target; `agree` is the share of images whose top-1 class "
-                  "equals eager fp32's.", "", _md(digits), ""]  # fmt: skip
+        lines += [
+            "### Accuracy on the deployed models (digits, held-out 360 images)",
+            "",
+            "`cnnbench train --deployed` trains each model once, exports it, quantizes it on 32 training images "
+            "and scores the held-out split on each target; `agree` is the share of images whose top-1 class "
+            "equals eager fp32's.",
+            "",
+            _md(digits),
+            "",
+        ]
     return lines
 
 
@@ -346,21 +407,43 @@ def _sweep_section(key: str, page: Page, chart_paths: dict[str, Path]) -> list[s
     if by_batch.empty and by_threads.empty:
         return []
     timing = page.sweep_timing
-    timed = (f"at least {timing.min_iters} iterations and {timing.min_time_s:g} s after at most "
-             f"{timing.max_warmup_s:g} s of warm-up") if timing else "briefly"
-    stop = (f"; each model's sweep stops after the first batch whose median passes {page.sweep_stop_ms / 1e3:g} s "
-            "(a larger batch would only take longer)") if page.sweep_stop_ms else ""
-    lines = ["## Batch and threads sweeps", "", (
-        f"One model per family on {key}, timed briefly ({timed}) in the report's own process. "
-        f"Batch sweep (`sweep-batch-{key}.csv`): batches {_values(by_batch, 'batch')} at the target's threads"
-        f"{stop}; throughput = 1000 · batch / median latency (ms). Threads sweep (`sweep-threads-{key}.csv`): "
-        f"threads {_values(by_threads, 'threads')} at batch {_values(by_threads, 'batch')}; speed-up = median "
-        "latency at the fewest threads / median at this count, efficiency = speed-up / (threads / fewest)."), ""]
-    for name, caption in ((f"sweep_batch-{key}", "Throughput against batch, and latency against throughput: each "
-                           "point a batch, labelled with it."),
-                          (f"sweep_threads-{key}", "Speed-up against threads; the dashed line is linear scaling.")):
+    timed = (
+        (
+            f"at least {timing.min_iters} iterations and {timing.min_time_s:g} s after at most "
+            f"{timing.max_warmup_s:g} s of warm-up"
+        )
+        if timing
+        else "briefly"
+    )
+    stop = (
+        (
+            f"; each model's sweep stops after the first batch whose median passes {page.sweep_stop_ms / 1e3:g} s "
+            "(a larger batch would only take longer)"
+        )
+        if page.sweep_stop_ms
+        else ""
+    )
+    lines = [
+        "## Batch and threads sweeps",
+        "",
+        (
+            f"One model per family on {key}, timed briefly ({timed}) in the report's own process. "
+            f"Batch sweep (`sweep-batch-{key}.csv`): batches {_values(by_batch, 'batch')} at the target's threads"
+            f"{stop}; throughput = 1000 · batch / median latency (ms). Threads sweep (`sweep-threads-{key}.csv`): "
+            f"threads {_values(by_threads, 'threads')} at batch {_values(by_threads, 'batch')}; speed-up = median "
+            "latency at the fewest threads / median at this count, efficiency = speed-up / (threads / fewest)."
+        ),
+        "",
+    ]
+    for name, caption in (
+        (
+            f"sweep_batch-{key}",
+            "Throughput against batch, and latency against throughput: each point a batch, labelled with it.",
+        ),
+        (f"sweep_threads-{key}", "Speed-up against threads; the dashed line is linear scaling."),
+    ):
         if name in chart_paths:
-            lines += [f"![{name}]({name}.png)", "", f"*{caption}* ([svg]({name}.svg))", ""]  # fmt: skip
+            lines += [f"![{name}]({name}.png)", "", f"*{caption}* ([svg]({name}.svg))", ""]
     rows = []
     ok_batch = _numeric(by_batch[by_batch["status"] == "ok"]) if not by_batch.empty else by_batch
     ok_threads = _numeric(by_threads[by_threads["status"] == "ok"]) if not by_threads.empty else by_threads
@@ -370,14 +453,24 @@ def _sweep_section(key: str, page: Page, chart_paths: dict[str, Path]) -> list[s
         if not mine.empty:
             best = mine.loc[mine["throughput_img_s"].idxmax()]
             one = mine[mine["batch"] == 1]["throughput_img_s"]
-            row.update({"img/s at batch 1": one.iloc[0] if not one.empty else None,
-                        "best img/s": best["throughput_img_s"], "at batch": int(best["batch"]),
-                        "its latency (ms)": best["latency_ms_median"]})  # fmt: skip
+            row.update(
+                {
+                    "img/s at batch 1": one.iloc[0] if not one.empty else None,
+                    "best img/s": best["throughput_img_s"],
+                    "at batch": int(best["batch"]),
+                    "its latency (ms)": best["latency_ms_median"],
+                }
+            )
         mine = ok_threads[ok_threads["model"] == model] if not ok_threads.empty else ok_threads
         if not mine.empty:
             most = mine.loc[mine["threads"].idxmax()]
-            row.update({"most threads": int(most["threads"]), "speed-up there": most["speedup"],
-                        "efficiency": most["efficiency"]})  # fmt: skip
+            row.update(
+                {
+                    "most threads": int(most["threads"]),
+                    "speed-up there": most["speedup"],
+                    "efficiency": most["efficiency"],
+                }
+            )
         rows.append(row)
     failed = sum(int((f["status"] != "ok").sum()) for f in (by_batch, by_threads) if not f.empty)
     lines += [_md(_round(pd.DataFrame(rows))), ""]
@@ -391,48 +484,107 @@ def _prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> l
     per-model predictions with their attribution."""
     frame = page.prediction
     if frame.empty:
-        return ["## Predicted latency", "", f"No prediction on {key}: {page.prediction_note}", ""] \
-            if page.prediction_note else []  # fmt: skip
+        return (
+            ["## Predicted latency", "", f"No prediction on {key}: {page.prediction_note}", ""]
+            if page.prediction_note
+            else []
+        )
     summary = prediction_summary(frame)
     ours = summary.iloc[0]
     first = frame.iloc[0]
     faults = float(first.get("page_fault_gbs") or 0)
-    lines = ["## Predicted latency: the cost model on models it never saw", "", (
-        f"`cnnbench calibrate` drew {int(first['networks'])} synthetic networks from the layers the zoo is made of "
-        f"(no zoo model among them), timed each whole and each of its {int(first['timed_ops'])} ops in its place on "
-        f"{key} (calibrated {first['calibrated_at']}), and fitted per op key (a convolution kind, linear, or the "
-        "aten op: `native_batch_norm`, `relu_` apart from `relu`...): time = overhead + a parallel step above a size "
-        "+ arithmetic / compute rate + memory traffic / memory rate, the rate terms times a factor when the op's "
-        f"channels are not multiples of {int(first.get('lanes', 1) or 1)}"
-        + (f", and fresh pages at {faults:.2f} GB/s for outputs past the allocator's mmap threshold" if faults else "")
-        + f". A network is {float(first['network_scale']):.3f} × the sum of its ops (median error on the networks "
-        f"{float(first['network_error_pct']):.1f}%; `costmodel-{key}.json`). Each model here is predicted from its "
-        "meta-device counts alone (`cnnbench predict`) and set against its median measured in this run: latency "
-        "proportional to multiply-adds (FLOPs-only) and to MAC bytes (MAC-only), fitted on the same networks, are "
-        "the baselines. Error = predicted / measured − 1."), ""]
-    shown = summary.rename(columns={"predictor": "predictor", "mape": "median |error| (%)", "within_10": "within ±10% "
-                                    "(% of models)", "within_20": "within ±20% (% of models)", "models": "models"})
+    lines = [
+        "## Predicted latency: the cost model on models it never saw",
+        "",
+        (
+            f"`cnnbench calibrate` drew {int(first['networks'])} synthetic networks from the layers the zoo is "
+            f"made of (no zoo model among them), timed each whole and each of its {int(first['timed_ops'])} ops "
+            f"in its place on {key} (calibrated {first['calibrated_at']}), and fitted per op key (a convolution "
+            "kind, linear, or the aten op: `native_batch_norm`, `relu_` apart from `relu`...): time = overhead "
+            "+ a parallel step above a size + arithmetic / compute rate + memory traffic / memory rate, the rate "
+            "terms times a factor when the op's channels are not multiples of "
+            f"{int(first.get('lanes', 1) or 1)}"
+            + (
+                f", and fresh pages at {faults:.2f} GB/s for outputs past the allocator's mmap threshold"
+                if faults
+                else ""
+            )
+            + f". A network is {float(first['network_scale']):.3f} × the sum of its ops (median error on the networks "
+            f"{float(first['network_error_pct']):.1f}%; `costmodel-{key}.json`). Each model here is predicted from its "
+            "meta-device counts alone (`cnnbench predict`) and set against its median measured in this run: latency "
+            "proportional to multiply-adds (FLOPs-only) and to MAC bytes (MAC-only), fitted on the same networks, are "
+            "the baselines. Error = predicted / measured − 1."
+        ),
+        "",
+    ]
+    shown = summary.rename(
+        columns={
+            "predictor": "predictor",
+            "mape": "median |error| (%)",
+            "within_10": "within ±10% (% of models)",
+            "within_20": "within ±20% (% of models)",
+            "models": "models",
+        }
+    )
     lines += [_md(shown.round(1)), ""]
     others = summary.iloc[1:]
     verdicts = [f"{row['predictor']} {row['mape']:.1f}%" for _, row in others.iterrows()]
     beats = all(ours["mape"] < row["mape"] for _, row in others.iterrows())
-    lines += [(f"The cost model's median error is {ours['mape']:.1f}% against " + " and ".join(verdicts) + ": it "
-               + ("beats both baselines" if beats else "does not beat every baseline") + " on this machine. What the "
-               "baselines miss is what ShuffleNetV2's guidelines name: per-op overhead (G3, fragmentation; G4, "
-               "element-wise ops) and memory traffic (G1, G2) that multiply-adds do not count."), ""]
+    lines += [
+        (
+            f"The cost model's median error is {ours['mape']:.1f}% against "
+            + " and ".join(verdicts)
+            + ": it "
+            + ("beats both baselines" if beats else "does not beat every baseline")
+            + " on this machine. What the "
+            "baselines miss is what ShuffleNetV2's guidelines name: per-op overhead (G3, fragmentation; G4, "
+            "element-wise ops) and memory traffic (G1, G2) that multiply-adds do not count."
+        ),
+        "",
+    ]
     name = f"prediction-{key}"
     if name in chart_paths:
-        lines += [f"![{name}]({name}.png)", "", f"*Predicted against measured latency on {key}; the band is ±20%.* "
-                  f"([svg]({name}.svg))", ""]  # fmt: skip
-    table = frame.assign(error=frame["latency_error_pct"]).sort_values("measured_ms")[
-        ["model", "measured_ms", "latency_ms", "error", "overhead_ms", "compute_ms", "memory_ms", "flops_only_ms",
-         "mac_only_ms"]].rename(columns={
-            "measured_ms": "measured (ms)", "latency_ms": "predicted (ms)", "error": "error (%)",
-            "overhead_ms": "overhead (ms)", "compute_ms": "compute (ms)", "memory_ms": "memory (ms)",
-            "flops_only_ms": "FLOPs-only (ms)", "mac_only_ms": "MAC-only (ms)"})  # fmt: skip
-    lines += ["Overhead + compute + memory = predicted: per-op overhead (parallel steps included), arithmetic at the "
-              "compute rates, traffic at the memory rates (fresh pages included).", "", _md(_numeric(table).round(2)),
-              ""]  # fmt: skip
+        lines += [
+            f"![{name}]({name}.png)",
+            "",
+            f"*Predicted against measured latency on {key}; the band is ±20%.* ([svg]({name}.svg))",
+            "",
+        ]
+    table = (
+        frame.assign(error=frame["latency_error_pct"])
+        .sort_values("measured_ms")[
+            [
+                "model",
+                "measured_ms",
+                "latency_ms",
+                "error",
+                "overhead_ms",
+                "compute_ms",
+                "memory_ms",
+                "flops_only_ms",
+                "mac_only_ms",
+            ]
+        ]
+        .rename(
+            columns={
+                "measured_ms": "measured (ms)",
+                "latency_ms": "predicted (ms)",
+                "error": "error (%)",
+                "overhead_ms": "overhead (ms)",
+                "compute_ms": "compute (ms)",
+                "memory_ms": "memory (ms)",
+                "flops_only_ms": "FLOPs-only (ms)",
+                "mac_only_ms": "MAC-only (ms)",
+            }
+        )
+    )
+    lines += [
+        "Overhead + compute + memory = predicted: per-op overhead (parallel steps included), arithmetic at the "
+        "compute rates, traffic at the memory rates (fresh pages included).",
+        "",
+        _md(_numeric(table).round(2)),
+        "",
+    ]
     return lines
 
 
@@ -485,12 +637,17 @@ def write_readme(
     sections += _front_section(page, chart_paths)
     sections += _baseline_section(page)
     for name, caption in (
-        ("accuracy_vs_params", "ImageNet top-1 vs parameters. Filled: the paper's figure; hollow: torchvision's "
-         "weights, only where the paper's figure is not transcribed. ShuffleNetV1: g=3 only."),
+        (
+            "accuracy_vs_params",
+            "ImageNet top-1 vs parameters. Filled: the paper's figure; hollow: torchvision's "
+            "weights, only where the paper's figure is not transcribed. ShuffleNetV1: g=3 only.",
+        ),
         ("accuracy_vs_flops", "ImageNet top-1 vs FLOPs (multiply-adds), same points."),
         ("latency_vs_flops", "Median latency vs FLOPs on every target measured, with Spearman's rank correlation."),
-        ("latency_vs_mac", "Median latency vs memory access cost (MB): ShuffleNetV2's point that MAC, not FLOPs, "
-         "tracks speed."),
+        (
+            "latency_vs_mac",
+            "Median latency vs memory access cost (MB): ShuffleNetV2's point that MAC, not FLOPs, tracks speed.",
+        ),
         (f"breakdown-{target.key}", "Share of FLOPs, MAC and time by op kind, one model per family."),
         (f"roofline-{target.key}", "Attained throughput vs arithmetic intensity under the target's roofline."),
     ):
@@ -542,12 +699,20 @@ def write_readme(
     if not page.digits.empty or page.digits_elsewhere:
         sections += ["## Accuracy measured here: scikit-learn's digits", ""]
         if not page.digits.empty:
-            digits = page.digits[[c for c in page.digits.columns if c not in ("machine", "settings", "code",
-                                                                             "quick", "host", "device_name")]]
+            digits = page.digits[
+                [
+                    c
+                    for c in page.digits.columns
+                    if c not in ("machine", "settings", "code", "quick", "host", "device_name")
+                ]
+            ]
             sections += [_md(digits), ""]
         if page.digits_elsewhere:
-            sections += [f"`accuracy-digits.csv` holds {page.digits_elsewhere}: another machine's, not shown; "
-                         "`cnnbench train --all` measures them here.", ""]
+            sections += [
+                f"`accuracy-digits.csv` holds {page.digits_elsewhere}: another machine's, not shown; "
+                "`cnnbench train --all` measures them here.",
+                "",
+            ]
     guidelines = out / f"guidelines-{target.key}.md"
     if guidelines.exists():
         sections += [guidelines.read_text().strip(), ""]
@@ -560,8 +725,15 @@ def write_readme(
             train_mb=(zoo_frame["training_saved_bytes"] / 1e6).round(1),
         )[["model", "family", "resolution", "params_m", "flops_m", "mac_mb", "act_mb", "train_mb", "published_top1"]]
         zoo_md.columns = [
-            "model", "family", "res", "params (M)", "FLOPs (M mult-adds)", "MAC (MB)", "act peak (MB)",
-            "train saved (MB)", "paper top-1 (%)",
+            "model",
+            "family",
+            "res",
+            "params (M)",
+            "FLOPs (M mult-adds)",
+            "MAC (MB)",
+            "act peak (MB)",
+            "train saved (MB)",
+            "paper top-1 (%)",
         ]
         sections += ["## The zoo: counts and published accuracy", "", _md(zoo_md), ""]
     sections += [

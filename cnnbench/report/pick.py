@@ -46,38 +46,47 @@ def pick(
     the path of one measured on another device; those rows have no measured memory. Raises
     :class:`CnnbenchError` for a bad budget, accuracy source, target or folder, before anything is measured.
     """
-    for label, value in (("--latency-ms", latency_ms), ("--max-params", max_params_m),
-                         ("--max-memory", max_memory_mb)):  # fmt: skip
+    for label, value in (("--latency-ms", latency_ms), ("--max-params", max_params_m), ("--max-memory", max_memory_mb)):
         if value is not None and not value > 0:
             raise CnnbenchError(f"{label} must be greater than 0, got {value:g}")
     if min_top1 is not None and not 0 <= min_top1 <= 100:
         raise CnnbenchError(f"--min-top1 is a percentage between 0 and 100, got {min_top1:g}")
     budget = Budget(latency_ms, min_top1, max_params_m, max_memory_mb)
-    config = ReportConfig(out=Path(results), target=target or Target(), models=tuple(models), batch=batch,
-                          deployments=(), calibration=calibration)  # fmt: skip
+    config = ReportConfig(
+        out=Path(results),
+        target=target or Target(),
+        models=tuple(models),
+        batch=batch,
+        deployments=(),
+        calibration=calibration,
+    )
     config, names, _ = check_config(config)
     machine = machine_identity(config.target.torch_device)
     digits = digits_here(config.out, machine)[0] if accuracy == "digits" else None
     top1 = accuracy_for(accuracy, digits)  # a missing digits table fails before the measurements
     if predicted not in (None, False):
-        return rank(candidates(_predicted_latency(predicted, config.target, names, batch, progress), top1), budget,
-                    accuracy)  # fmt: skip
+        return rank(
+            candidates(_predicted_latency(predicted, config.target, names, batch, progress), top1), budget, accuracy
+        )
     # No roofline: the bound is derived from the latency, not needed to choose.
     latency = latency_table(config, names, None, progress or (lambda items, _desc: items), config.target)
     latency = latency[latency["model"].isin(names) & (pd.to_numeric(latency["batch"]) == batch)]
     return rank(candidates(latency, top1), budget, accuracy)
 
 
-def _predicted_latency(predicted: Path | str | bool, target: Target, names: list[str], batch: int,
-                       progress: Progress | None) -> pd.DataFrame:  # fmt: skip
+def _predicted_latency(
+    predicted: Path | str | bool, target: Target, names: list[str], batch: int, progress: Progress | None
+) -> pd.DataFrame:
     """Latency rows made of the cost model's predictions (``status`` ok, no memory figures)."""
     from cnnbench.costmodel import model as costmodel
 
     if predicted is True:
         path = costmodel.default_path(costmodel.check_modelled(target))
         if not path.exists():
-            raise CnnbenchError(f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the "
-                                "same target options, or give --predicted FILE")  # fmt: skip
+            raise CnnbenchError(
+                f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the "
+                "same target options, or give --predicted FILE"
+            )
     else:
         path = Path(str(predicted))
     fitted = costmodel.load(path)

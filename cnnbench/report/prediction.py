@@ -28,8 +28,14 @@ from cnnbench.provenance import device_name, fingerprint, git_commit, machine_id
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
 
-__all__ = ["PREDICTORS", "QUICK_NETWORKS", "ReportCalibration", "start_calibration", "prediction_table",
-           "prediction_summary"]  # fmt: skip
+__all__ = [
+    "PREDICTORS",
+    "QUICK_NETWORKS",
+    "ReportCalibration",
+    "start_calibration",
+    "prediction_table",
+    "prediction_summary",
+]
 
 QUICK_NETWORKS = 4
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same networks.
@@ -42,12 +48,19 @@ class ReportCalibration:
     another process held the CPUs is timed again once the machine is quiet (``quieting``), or left out of the fit.
     ``probe_ms`` is today's speed probe: a cached cost model is reused only when its own agrees with it."""
 
-    def __init__(self, config: ReportConfig, models: int, progress: object = None,
-                 quieting: Quieting | None = None, probe_ms: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: ReportConfig,
+        models: int,
+        progress: object = None,
+        quieting: Quieting | None = None,
+        probe_ms: float | None = None,
+    ) -> None:
         self.config, self.probe_ms = config, probe_ms
         self.cached = _cached(config, probe_ms)
-        self.bar: Callable[[Sequence[object], str], Iterable[object]] = \
-            progress if callable(progress) else (lambda items, desc: items)  # type: ignore[assignment]  # fmt: skip
+        self.bar: Callable[[Sequence[object], str], Iterable[object]] = (
+            progress if callable(progress) else (lambda items, desc: items)
+        )  # type: ignore[assignment]
         self.timer, self.per_model = None, 0
         if self.cached is None:
             count = QUICK_NETWORKS if config.quick else networks.NETWORKS
@@ -85,16 +98,25 @@ def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.Co
     except CnnbenchError:
         return None
     env = cached.environment
-    matches = cached.key == target.key and cached.networks == networks.NETWORKS \
-        and env.get("torch") == torch.__version__ and env.get("machine") == machine_identity(target.torch_device) \
-        and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES)  # fmt: skip
+    matches = (
+        cached.key == target.key
+        and cached.networks == networks.NETWORKS
+        and env.get("torch") == torch.__version__
+        and env.get("machine") == machine_identity(target.torch_device)
+        and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES)
+    )
     if probe_ms is not None and not probe_agrees(env.get("probe_ms"), probe_ms):
         return None
     return cached if matches else None
 
 
-def start_calibration(config: ReportConfig, models: int, progress: object = None, quieting: Quieting | None = None,
-                      probe_ms: float | None = None) -> ReportCalibration | None:  # fmt: skip
+def start_calibration(
+    config: ReportConfig,
+    models: int,
+    progress: object = None,
+    quieting: Quieting | None = None,
+    probe_ms: float | None = None,
+) -> ReportCalibration | None:
     """The report's calibration, before its eager rows are measured; None when the target is not modelled (then
     :func:`prediction_table` says why)."""
     try:
@@ -104,8 +126,13 @@ def start_calibration(config: ReportConfig, models: int, progress: object = None
     return ReportCalibration(config, models, progress, quieting, probe_ms)
 
 
-def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFrame, progress: object = None,
-                     calibration: ReportCalibration | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
+def prediction_table(
+    config: ReportConfig,
+    names: list[str],
+    latency: pd.DataFrame,
+    progress: object = None,
+    calibration: ReportCalibration | None = None,
+) -> tuple[pd.DataFrame, str]:
     """results/prediction-<target>.csv: per model the predicted latency with its attribution and the two
     baselines, the measured median of ``latency`` (this run's rows) and each predictor's error. ``calibration``
     is the one :func:`start_calibration` began (a new one, timed now, without). Returns the table and, when the
@@ -123,9 +150,15 @@ def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFra
     measured = ok.drop_duplicates("model", keep="last").set_index("model") if not ok.empty else ok
     bar = progress if callable(progress) else (lambda items, desc: items)
     rows = []
-    calibrated = {"calibrated_at": fitted.environment.get("measured_at", ""), "networks": fitted.networks,
-                  "timed_ops": fitted.ops, "network_error_pct": fitted.network_error * 100, "lanes": fitted.lanes,
-                  "network_scale": fitted.network_scale, "page_fault_gbs": fitted.page_fault_gbs}  # fmt: skip
+    calibrated = {
+        "calibrated_at": fitted.environment.get("measured_at", ""),
+        "networks": fitted.networks,
+        "timed_ops": fitted.ops,
+        "network_error_pct": fitted.network_error * 100,
+        "lanes": fitted.lanes,
+        "network_scale": fitted.network_scale,
+        "page_fault_gbs": fitted.page_fault_gbs,
+    }
     settings = fingerprint({"batch": config.batch, "resolution": config.resolution, "networks": fitted.networks})
     for name in bar([n for n in names if n in measured.index], "predict"):
         predicted = costmodel.predict(name, fitted, batch=config.batch, resolution=config.resolution).row()
@@ -133,17 +166,37 @@ def prediction_table(config: ReportConfig, names: list[str], latency: pd.DataFra
         row: dict[str, object] = {**predicted, "measured_ms": float(timed["latency_ms_median"])}
         for column in PREDICTORS:
             row[column.replace("_ms", "_error_pct")] = (float(predicted[column]) / row["measured_ms"] - 1) * 100  # type: ignore[arg-type]
-        row.update({"target": target.key, "machine": machine_identity(target.torch_device), "torch": torch.__version__,
-                    "settings": settings, "code": fitted.environment.get("code", ""),
-                    "commit": git_commit(), "host": platform.node(), "device_name": device_name(target.torch_device),
-                    "measured_at": timed.get("measured_at", ""), "latency_commit": timed.get("commit", ""),
-                    "disturbed": name in flagged, **calibrated, "quick": config.quick})  # fmt: skip
+        row.update(
+            {
+                "target": target.key,
+                "machine": machine_identity(target.torch_device),
+                "torch": torch.__version__,
+                "settings": settings,
+                "code": fitted.environment.get("code", ""),
+                "commit": git_commit(),
+                "host": platform.node(),
+                "device_name": device_name(target.torch_device),
+                "measured_at": timed.get("measured_at", ""),
+                "latency_commit": timed.get("commit", ""),
+                "disturbed": name in flagged,
+                **calibrated,
+                "quick": config.quick,
+            }
+        )
         rows.append(row)
     frame = pd.DataFrame(rows)
     path = out / f"prediction-{target.key}.csv"
     atomic_write_text(path, frame.to_csv(index=False))
-    write_sidecar(path, frame, {"target": target.key, "target_settings": asdict(target), "cost_model":
-                                f"costmodel-{target.key}.json", **calibrated})  # fmt: skip
+    write_sidecar(
+        path,
+        frame,
+        {
+            "target": target.key,
+            "target_settings": asdict(target),
+            "cost_model": f"costmodel-{target.key}.json",
+            **calibrated,
+        },
+    )
     return frame, ""
 
 
@@ -151,6 +204,8 @@ def prediction_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per predictor: median absolute percentage error, shares within ±10% and ±20%, models; rows whose
     measured latency was disturbed are left out (their figure is not the model's)."""
     frame = frame[~disturbed(frame)] if not frame.empty else frame
-    rows = [{"predictor": label, **costmodel.accuracy_summary(frame[column], frame["measured_ms"])}
-            for column, label in PREDICTORS.items()]  # fmt: skip
+    rows = [
+        {"predictor": label, **costmodel.accuracy_summary(frame[column], frame["measured_ms"])}
+        for column, label in PREDICTORS.items()
+    ]
     return pd.DataFrame(rows)

@@ -86,5 +86,7 @@ def implausible(frame: pd.DataFrame, predicted: pd.Series | None = None) -> list
 
 def recheck_note(first: Implausible, again_ms: float) -> str:
     """What the ``rechecked`` column says: ``1275 ms was 2.4× the cost model's 530 ms; measured again: 11.2 ms``."""
-    return (f"{first.measured_ms:.4g} ms was {first.factor:.1f}× {first.source}'s {first.expected_ms:.4g} ms; "
-            f"measured again: {again_ms:.4g} ms")
+    return (
+        f"{first.measured_ms:.4g} ms was {first.factor:.1f}× {first.source}'s {first.expected_ms:.4g} ms; "
+        f"measured again: {again_ms:.4g} ms"
+    )

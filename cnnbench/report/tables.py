@@ -53,11 +53,22 @@ from cnnbench.store import (
 )
 from cnnbench.target import INT8, Target, runtime_version
 
-__all__ = ["run_report", "zoo_table", "accuracy_table", "latency_table", "breakdown_table", "guidelines_tables",
-           "sweep_tables", "all_latency", "digits_here", "pareto_tables"]
+__all__ = [
+    "run_report",
+    "zoo_table",
+    "accuracy_table",
+    "latency_table",
+    "breakdown_table",
+    "guidelines_tables",
+    "sweep_tables",
+    "all_latency",
+    "digits_here",
+    "pareto_tables",
+]
 
 T = TypeVar("T")
 Progress = Callable[[Sequence[T], str], Iterable[T]]
+
 
 def _identity(items: Sequence[T], desc: str) -> Iterable[T]:
     return items
@@ -80,11 +91,11 @@ class Guard:
 # --- stamps: what a stored row must match to be reused -----------------------------------------------------------
 
 
-def _stamp(config: ReportConfig, target: str, settings: dict[str, object], code: str,
-           probe_ms: float | None = None) -> Stamp:  # fmt: skip
+def _stamp(
+    config: ReportConfig, target: str, settings: dict[str, object], code: str, probe_ms: float | None = None
+) -> Stamp:
     """The stamp of a row measured now; ``probe_ms`` for timed rows (None: counts, which no speed changes)."""
-    return Stamp.here(target, settings, code, device=config.target.torch_device, quick=config.quick,
-                      probe_ms=probe_ms)  # fmt: skip
+    return Stamp.here(target, settings, code, device=config.target.torch_device, quick=config.quick, probe_ms=probe_ms)
 
 
 def _here(config: ReportConfig) -> str:
@@ -121,8 +132,9 @@ def zoo_table(config: ReportConfig, names: list[str], progress: Progress[str]) -
     """results/zoo.csv: params, FLOPs (multiply-adds), MAC, memory and published figures of every model."""
     table = ResultTable(config.out / "zoo.csv", key=["model"])
     for name in progress(names, "profile"):
-        stamp = _stamp(config, "meta", {"batch": 1, "dtype": "fp32"}, code_fingerprint(name, [counting, profiling,
-                                                                                                models]))  # fmt: skip
+        stamp = _stamp(
+            config, "meta", {"batch": 1, "dtype": "fp32"}, code_fingerprint(name, [counting, profiling, models])
+        )
         if config.force or table.reusable(stamp, model=name) is None:
             table.put({**_zoo_row(name), **stamp.columns()})
     if config.whole_zoo and not config.quick:
@@ -148,8 +160,9 @@ def _latency_settings(config: ReportConfig) -> dict[str, object]:
     return {"timing": asdict(config.timing), "batch": config.batch, "resolution": config.resolution}
 
 
-def _latency_rows(config: ReportConfig, names: list[str], target: Target, probe_ms: float | None
-                  ) -> tuple[ResultTable, dict[str, Stamp]]:  # fmt: skip
+def _latency_rows(
+    config: ReportConfig, names: list[str], target: Target, probe_ms: float | None
+) -> tuple[ResultTable, dict[str, Stamp]]:
     """``target``'s latency table and the stamp each model's row must carry to be reused (at today's speed
     ``probe_ms``)."""
     path = config.out / f"latency-{target.key}.csv"
@@ -158,8 +171,9 @@ def _latency_rows(config: ReportConfig, names: list[str], target: Target, probe_
     settings = {**_latency_settings(config), **(int8_settings if target.dtype == INT8 else {})}
     modules = [counting, profiling, forward, allocator, latency, bench_module, isolated, disturbance, models]
     modules += [export, int8, session] if target.runtime else []
-    return table, {name: _stamp(config, target.key, settings, code_fingerprint(name, modules), probe_ms)
-                   for name in names}  # fmt: skip
+    return table, {
+        name: _stamp(config, target.key, settings, code_fingerprint(name, modules), probe_ms) for name in names
+    }
 
 
 def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFrame) -> list[str]:
@@ -176,8 +190,13 @@ def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFr
 HEAVY_PARAMS = 40_000_000
 
 
-def prepare_deployments(config: ReportConfig, names: list[str], progress: Progress[str],
-                        guard: Guard | None = None, heavy: frozenset[str] = frozenset()) -> int:  # fmt: skip
+def prepare_deployments(
+    config: ReportConfig,
+    names: list[str],
+    progress: Progress[str],
+    guard: Guard | None = None,
+    heavy: frozenset[str] = frozenset(),
+) -> int:
     """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
     once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
     cache, and each row then loads its file instead of making it on one core. The ``heavy`` models (above
@@ -196,8 +215,9 @@ def prepare_deployments(config: ReportConfig, names: list[str], progress: Progre
     done = 0
     for int8_phase, what in ((False, "export"), (True, "export + int8")):  # exports first: int8 starts from them
         for big in (False, True):
-            argsets = [args for (name, dtype), args in jobs.items()
-                       if (dtype == INT8) == int8_phase and (name in heavy) == big]  # fmt: skip
+            argsets = [
+                args for (name, dtype), args in jobs.items() if (dtype == INT8) == int8_phase and (name in heavy) == big
+            ]
             if not argsets:
                 continue
             largest = isolated.LARGEST_PREPARATION_BYTES if big else isolated.LIGHT_PREPARATION_BYTES
@@ -208,9 +228,15 @@ def prepare_deployments(config: ReportConfig, names: list[str], progress: Progre
     return done
 
 
-def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None, progress: Progress[str],
-                  target: Target | None = None, between: Callable[[], None] | None = None,
-                  guard: Guard | None = None) -> pd.DataFrame:  # fmt: skip
+def latency_table(
+    config: ReportConfig,
+    names: list[str],
+    roof: Roofline | None,
+    progress: Progress[str],
+    target: Target | None = None,
+    between: Callable[[], None] | None = None,
+    guard: Guard | None = None,
+) -> pd.DataFrame:
     """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
 
     ``target`` defaults to the report's own; a deployment target (``config.deployments``) gets a table of its own.
@@ -229,9 +255,17 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
         row = table.reusable(stamp, model=name, batch=config.batch)
         if not config.force and row is not None and row.get("status") == "ok":
             continue
-        (result,) = iter_bench([name], target, [config.batch], config.resolution, config.timing, roof,
-                               calibration=config.calibration, quieting=guard.quieting,
-                               probe=guard.probe)  # fmt: skip
+        (result,) = iter_bench(
+            [name],
+            target,
+            [config.batch],
+            config.resolution,
+            config.timing,
+            roof,
+            calibration=config.calibration,
+            quieting=guard.quieting,
+            probe=guard.probe,
+        )
         table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
         measured += 1
         if between is not None:
@@ -241,46 +275,78 @@ def latency_table(config: ReportConfig, names: list[str], roof: Roofline | None,
         table.keep_only([{"model": n, "batch": b} for n in names for b in batches])
     sidecar = table.path.with_suffix(".env.json")
     if measured or len(table.find()) != rows_before or not sidecar.exists():  # `pick` reads without a roofline
-        write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
-                                            "runtime_version": runtime_version(target.backend),
-                                            "timing": asdict(config.timing),
-                                            "roofline": asdict(roof) if roof else None})  # fmt: skip
+        write_sidecar(
+            table.path,
+            table.frame(),
+            {
+                "target": target.key,
+                "target_settings": asdict(target),
+                "runtime_version": runtime_version(target.backend),
+                "timing": asdict(config.timing),
+                "roofline": asdict(roof) if roof else None,
+            },
+        )
     frame = as_frame(table.frame(_mine(_here(config))).to_dict("records"))
     ok = frame["status"] == "ok"
     if ok.any() and roof is not None:
         pairs = zip(frame.loc[ok, "flops"], frame.loc[ok, "mac_bytes"], strict=True)
         frame.loc[ok, "roofline_bound_ms"] = [roofline_bound_ms(int(f), int(b), roof) for f, b in pairs]
         frame.loc[ok, "roofline_fraction"] = frame.loc[ok, "roofline_bound_ms"] / pd.to_numeric(
-            frame.loc[ok, "latency_ms_median"])
+            frame.loc[ok, "latency_ms_median"]
+        )
     return frame
 
 
-def recheck_latency(config: ReportConfig, frame: pd.DataFrame, roof: Roofline | None, target: Target,
-                    guard: Guard, predicted: pd.Series | None = None) -> int:  # fmt: skip
+def recheck_latency(
+    config: ReportConfig,
+    frame: pd.DataFrame,
+    roof: Roofline | None,
+    target: Target,
+    guard: Guard,
+    predicted: pd.Series | None = None,
+) -> int:
     """Measure once more every row of ``frame`` (this machine's rows of ``target``'s latency table) that is far
     slower than expected (:func:`cnnbench.report.recheck.implausible`), and record it in ``rechecked``. Returns the
     number of rows measured again."""
-    found = recheck.implausible(frame[pd.to_numeric(frame["batch"]) == config.batch], predicted) \
-        if not frame.empty else []  # fmt: skip
+    found = (
+        recheck.implausible(frame[pd.to_numeric(frame["batch"]) == config.batch], predicted) if not frame.empty else []
+    )
     if not found:
         return 0
     table, stamps = _latency_rows(config, [f.model for f in found], target, None)
     for first in found:
-        guard.quieting.say(f"{first.model} on {target.key}: {first.measured_ms:.4g} ms is {first.factor:.1f}× "
-                           f"{first.source}'s {first.expected_ms:.4g} ms; measuring it again")  # fmt: skip
+        guard.quieting.say(
+            f"{first.model} on {target.key}: {first.measured_ms:.4g} ms is {first.factor:.1f}× "
+            f"{first.source}'s {first.expected_ms:.4g} ms; measuring it again"
+        )
         stamp = replace(stamps[first.model], probe_ms=guard.probe.ms())
-        (result,) = iter_bench([first.model], target, [config.batch], config.resolution, config.timing, roof,
-                               calibration=config.calibration, quieting=guard.quieting,
-                               probe=guard.probe)  # fmt: skip
+        (result,) = iter_bench(
+            [first.model],
+            target,
+            [config.batch],
+            config.resolution,
+            config.timing,
+            roof,
+            calibration=config.calibration,
+            quieting=guard.quieting,
+            probe=guard.probe,
+        )
         again = float(result["latency_ms_median"]) if result.get("status") == "ok" else float("nan")
-        table.put({**result, "family": zoo.model_info(first.model).family, **stamp.columns(target.torch_device),
-                   "rechecked": recheck.recheck_note(first, again)})  # fmt: skip
+        table.put(
+            {
+                **result,
+                "family": zoo.model_info(first.model).family,
+                **stamp.columns(target.torch_device),
+                "rechecked": recheck.recheck_note(first, again),
+            }
+        )
     refresh_sidecar(table.path, table.frame())
     return len(found)
 
 
-def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[str],
-                    guard: Guard | None = None) -> pd.DataFrame:  # fmt: skip
+def breakdown_table(
+    config: ReportConfig, names: list[str], progress: Progress[str], guard: Guard | None = None
+) -> pd.DataFrame:
     """results/breakdown-<target>.csv: share of FLOPs, MAC and time per op kind for one model of each family."""
     target = config.target
     guard = guard or Guard.of(config)
@@ -298,13 +364,17 @@ def breakdown_table(config: ReportConfig, names: list[str], progress: Progress[s
         merged = counts.merge(times, on="kind", how="outer").fillna(0)
         columns = stamp.columns(target.torch_device)
         table.replace([{"model": name, **record, **columns} for record in merged.to_dict("records")], model=name)
-    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
-                                        "repeats": config.breakdown_repeats})  # fmt: skip
+    write_sidecar(
+        table.path,
+        table.frame(),
+        {"target": target.key, "target_settings": asdict(target), "repeats": config.breakdown_repeats},
+    )
     return table.frame(_mine(_here(config)))
 
 
-def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress[str],
-                      guard: Guard | None = None) -> pd.DataFrame:  # fmt: skip
+def guidelines_tables(
+    config: ReportConfig, names: list[str], progress: Progress[str], guard: Guard | None = None
+) -> pd.DataFrame:
     """results/guidelines-<target>.csv (SN2 Tables 1–4 re-run here, one interleaved table per guideline and scale),
     guidelines-audit.csv (models audited) and guidelines-<target>.md (tables with verdicts, for the README)."""
     target = config.target
@@ -331,15 +401,19 @@ def guidelines_tables(config: ReportConfig, names: list[str], progress: Progress
         rows = [{**row, "attempts": attempts} for row in rows]
         columns = stamp.columns(target.torch_device)
         table.replace([{**row, **columns} for row in rows], guideline=guideline, scale=scale)
-    write_sidecar(table.path, table.frame(), {"target": target.key, "target_settings": asdict(target),
-                                        "timing": asdict(config.timing), "rounds": rounds})  # fmt: skip
+    write_sidecar(
+        table.path,
+        table.frame(),
+        {"target": target.key, "target_settings": asdict(target), "timing": asdict(config.timing), "rounds": rounds},
+    )
     mine = table.frame(_mine(stamp.machine))
     frame = g.results_frame(mine.to_dict("records")) if not mine.empty else mine
 
     audits = ResultTable(config.out / "guidelines-audit.csv", key=["model"], text_columns=["g2_groups", "flags"])
     for name in progress(names, "audit"):
-        a_stamp = _stamp(config, "meta", {"batch": 1},
-                         code_fingerprint(name, [guidelines_audit, counting, profiling, models]))  # fmt: skip
+        a_stamp = _stamp(
+            config, "meta", {"batch": 1}, code_fingerprint(name, [guidelines_audit, counting, profiling, models])
+        )
         if config.force or audits.reusable(a_stamp, model=name) is None:
             audits.put({**audit(name).summary, **a_stamp.columns()})
     if config.whole_zoo and not config.quick:
@@ -354,8 +428,10 @@ def _table_disturbance(rows: list[dict[str, object]]) -> Disturbance | None:
     if not rows or rows[0].get("cpu_share") is None:
         return None
     first = rows[0]
-    return Disturbance(cpu_share=float(first["cpu_share"]),  # type: ignore[arg-type]
-                       cpu_steal=None if first.get("cpu_steal") is None else float(first["cpu_steal"]))  # type: ignore[arg-type]
+    return Disturbance(
+        cpu_share=float(first["cpu_share"]),  # type: ignore[arg-type]
+        cpu_steal=None if first.get("cpu_steal") is None else float(first["cpu_steal"]),
+    )  # type: ignore[arg-type]
 
 
 def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> Path:
@@ -368,22 +444,29 @@ def _guidelines_page(config: ReportConfig, frame: pd.DataFrame, rounds: int) -> 
     lines += [
         f"Each table (a guideline at one scale) was timed in {rounds} interleaved rounds; `speed vs base` is the "
         "median of the per-round speed ratios with its 95% bootstrap interval. The verdicts judge each ordering the "
-        "paper claims by that interval per multiply-add (the rows' FLOPs differ by up to 5.5%): \"no faster than\" "
+        'paper claims by that interval per multiply-add (the rows\' FLOPs differ by up to 5.5%): "no faster than" '
         f"holds when the interval lies at or below {1 + TIE:.2f} and fails when it lies above; a claimed speed-up "
         "holds when it lies below 1; anything else is undecided.",
         "",
     ]
-    lines += [f"- {verdict(frame, guideline).summary}" for guideline in g.GUIDELINES
-              if guideline in set(frame["guideline"])]  # fmt: skip
+    lines += [
+        f"- {verdict(frame, guideline).summary}" for guideline in g.GUIDELINES if guideline in set(frame["guideline"])
+    ]
     shown = frame[["guideline", "config", "scale", "flops", "mac", "latency_ms_median", "images_s", "paper_vs_base"]]
     shown = shown.copy()
     shown.insert(7, "speed_vs_base", g.speed_texts(frame))
     shown["flops"] = (pd.to_numeric(shown["flops"]) / 1e6).round(1)
     shown["mac"] = (pd.to_numeric(shown["mac"]) / 1e6).round(2)
-    shown = shown.round(3).rename(columns={"flops": "MFLOPs (mult-adds)", "mac": "MAC (M elem)",
-                                           "speed_vs_base": "speed vs base [95% CI]"})  # fmt: skip
-    lines += ["", shown.to_markdown(index=False), "", "Audit of every model: `guidelines-audit.csv` "
-              "(`cnnbench guidelines --audit --all` explains the columns).", ""]
+    shown = shown.round(3).rename(
+        columns={"flops": "MFLOPs (mult-adds)", "mac": "MAC (M elem)", "speed_vs_base": "speed vs base [95% CI]"}
+    )
+    lines += [
+        "",
+        shown.to_markdown(index=False),
+        "",
+        "Audit of every model: `guidelines-audit.csv` (`cnnbench guidelines --audit --all` explains the columns).",
+        "",
+    ]
     atomic_write_text(md, "\n".join(lines))
     return md
 
@@ -397,8 +480,9 @@ QUICK_SWEEP_BATCHES = (1, 2, 4)  # --quick: the first quick model only
 SWEEP_STOP_MS = 200.0
 
 
-def sweep_tables(config: ReportConfig, names: list[str], progress: Progress[str], guard: Guard | None = None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def sweep_tables(
+    config: ReportConfig, names: list[str], progress: Progress[str], guard: Guard | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results/sweep-batch-<target>.csv (latency and throughput per batch, :data:`SWEEP_BATCHES`, each model's stopped
     after the first batch whose median passes :data:`SWEEP_STOP_MS`) and sweep-threads-<target>.csv (speed-up per
     thread count, :func:`~cnnbench.measure.sweep.default_threads`, at ``config.batch``; CPU targets only), for one
@@ -410,24 +494,46 @@ def sweep_tables(config: ReportConfig, names: list[str], progress: Progress[str]
         chosen, batches = [n for n in BREAKDOWN_MODELS if n in names] or names[:4], SWEEP_BATCHES
     threads = sweep.default_threads() if target.device == "cpu" else []
     timing = SWEEP_TIMING
-    common = {"timing": asdict(timing), "resolution": config.resolution,
-              **({"calibration": str(config.calibration)} if target.dtype == INT8 else {})}  # fmt: skip
+    common = {
+        "timing": asdict(timing),
+        "resolution": config.resolution,
+        **({"calibration": str(config.calibration)} if target.dtype == INT8 else {}),
+    }
 
     guard = guard or Guard.of(config)
 
     def by_batch(name: str) -> pd.DataFrame:
-        return sweep.batch_sweep(name, target, batches, config.resolution, timing, stop_after_ms=SWEEP_STOP_MS,
-                                 isolate=False, calibration=config.calibration,
-                                 quieting=guard.quieting)  # fmt: skip
+        return sweep.batch_sweep(
+            name,
+            target,
+            batches,
+            config.resolution,
+            timing,
+            stop_after_ms=SWEEP_STOP_MS,
+            isolate=False,
+            calibration=config.calibration,
+            quieting=guard.quieting,
+        )
 
     def by_threads(name: str) -> pd.DataFrame:
-        return sweep.thread_sweep(name, target, threads, config.batch, config.resolution, timing, isolate=False,
-                                  calibration=config.calibration, quieting=guard.quieting)  # fmt: skip
+        return sweep.thread_sweep(
+            name,
+            target,
+            threads,
+            config.batch,
+            config.resolution,
+            timing,
+            isolate=False,
+            calibration=config.calibration,
+            quieting=guard.quieting,
+        )
 
     batch_settings = {**common, "batches": list(batches), "stop_after_ms": SWEEP_STOP_MS}
     thread_settings = {**common, "batch": config.batch, "threads": threads}
-    return (_sweep_table(config, "batch", chosen, batch_settings, by_batch, progress, guard),
-            _sweep_table(config, "threads", chosen if threads else [], thread_settings, by_threads, progress, guard))
+    return (
+        _sweep_table(config, "batch", chosen, batch_settings, by_batch, progress, guard),
+        _sweep_table(config, "threads", chosen if threads else [], thread_settings, by_threads, progress, guard),
+    )
 
 
 def _sweep_table(
@@ -441,8 +547,9 @@ def _sweep_table(
 ) -> pd.DataFrame:
     """results/sweep-<kind>-<target>.csv: each model's rows measured together by ``run``, or reused together."""
     target = config.target
-    table = ResultTable(config.out / f"sweep-{kind}-{target.key}.csv", key=["model", kind],
-                        text_columns=BENCH_TEXT_COLUMNS)  # fmt: skip
+    table = ResultTable(
+        config.out / f"sweep-{kind}-{target.key}.csv", key=["model", kind], text_columns=BENCH_TEXT_COLUMNS
+    )
     for name in progress(chosen, f"sweep {kind}"):
         code = code_fingerprint(name, [counting, profiling, forward, allocator, latency, bench_module, sweep, models])
         stamp = _stamp(config, target.key, settings, code, guard.probe.ms())
@@ -454,8 +561,9 @@ def _sweep_table(
     return table.frame(_mine(_here(config))).dropna(axis=1, how="all")  # no roofline, export, … columns
 
 
-def pareto_tables(config: ReportConfig, everything: pd.DataFrame, accuracy: pd.DataFrame,
-                  digits: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:  # fmt: skip
+def pareto_tables(
+    config: ReportConfig, everything: pd.DataFrame, accuracy: pd.DataFrame, digits: pd.DataFrame
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """results/pareto-<target>.csv for every target shown (this machine's, and imported ones): each model's median
     latency at the report's batch, its published top-1 (the paper's, else the reference weights'), params, measured
     peak memory, whether it is on the front and what dominates it (:func:`cnnbench.choose.front_table`), with the
@@ -475,8 +583,16 @@ def pareto_tables(config: ReportConfig, everything: pd.DataFrame, accuracy: pd.D
         table = front.drop(columns=["status"]).join(kept, on="model")
         path = config.out / f"pareto-{str(key).replace(' @ ', '@')}.csv"
         atomic_write_text(path, table.to_csv(index=False))
-        write_sidecar(path, table, {"target": key, "batch": config.batch, "accuracy": "published (paper, else the "
-                                    "reference weights')", "note": "derived from the latency table"})  # fmt: skip
+        write_sidecar(
+            path,
+            table,
+            {
+                "target": key,
+                "batch": config.batch,
+                "accuracy": "published (paper, else the reference weights')",
+                "note": "derived from the latency table",
+            },
+        )
         fronts[str(key)] = (front, choose.front_table(rows, measured) if not measured.empty else pd.DataFrame())
     return fronts
 
@@ -495,8 +611,11 @@ def _against_baseline(config: ReportConfig) -> tuple[str, pd.DataFrame, str]:
 # --- the whole report ----------------------------------------------------------------------------------------
 
 
-def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # type: ignore[assignment]
-               say: Callable[[str], None] | None = None) -> dict[str, Path]:
+def run_report(
+    config: ReportConfig,
+    progress: Progress[str] = _identity,  # type: ignore[assignment]
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
     """Check every input, measure what is missing, then write every table, chart and results/README.md.
 
     ``say`` gets a line for each disturbed row measured again (:class:`Quieting`). Returns the files written.
@@ -516,13 +635,23 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
     atomic_write_text(out / f"roofline-{target.key}.json", json.dumps(asdict(roof), indent=2) + "\n")
     written["roofline"] = out / f"roofline-{target.key}.json"
     # the cost model's networks are timed between the eager rows it is checked against: a drift slows both alike
-    calibration = (start_calibration(config, len(names), progress, guard.quieting, guard.probe.ms())
-                   if config.predict else None)  # fmt: skip
-    latency_frame = latency_table(config, names, None if target.dtype == INT8 else roof, progress,
-                                  between=calibration.between if calibration else None, guard=guard)  # fmt: skip
+    calibration = (
+        start_calibration(config, len(names), progress, guard.quieting, guard.probe.ms()) if config.predict else None
+    )
+    latency_frame = latency_table(
+        config,
+        names,
+        None if target.dtype == INT8 else roof,
+        progress,
+        between=calibration.between if calibration else None,
+        guard=guard,
+    )
     written["latency"] = out / f"latency-{target.key}.csv"
-    prediction, prediction_note = (prediction_table(config, names, latency_frame, progress, calibration)
-                                   if config.predict else (pd.DataFrame(), ""))  # fmt: skip
+    prediction, prediction_note = (
+        prediction_table(config, names, latency_frame, progress, calibration)
+        if config.predict
+        else (pd.DataFrame(), "")
+    )
     predicted = prediction.set_index("model")["latency_ms"] if not prediction.empty else None
     eager_roof = None if target.dtype == INT8 else roof
     if recheck_latency(config, latency_frame, eager_roof, target, guard, predicted):
@@ -532,9 +661,17 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
     if not prediction.empty:
         written["prediction"] = out / f"prediction-{target.key}.csv"
     deployed_names = deployed_models(config, names, zoo_frame)
-    heavy = frozenset() if zoo_frame.empty else frozenset(zoo_frame.loc[
-        (pd.to_numeric(zoo_frame["flops"]) > SUGGESTED_DEPLOY_MAX_FLOPS)
-        | (pd.to_numeric(zoo_frame["params"]) > HEAVY_PARAMS), "model"])  # fmt: skip
+    heavy = (
+        frozenset()
+        if zoo_frame.empty
+        else frozenset(
+            zoo_frame.loc[
+                (pd.to_numeric(zoo_frame["flops"]) > SUGGESTED_DEPLOY_MAX_FLOPS)
+                | (pd.to_numeric(zoo_frame["params"]) > HEAVY_PARAMS),
+                "model",
+            ]
+        )
+    )
     prepare_deployments(config, deployed_names, progress, guard, heavy)
     for deployed in deployment_targets(config):
         deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
@@ -545,10 +682,16 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
     written["breakdown"] = out / f"breakdown-{target.key}.csv"
     guidelines = guidelines_tables(config, names, progress, guard)
     written["guidelines"] = out / f"guidelines-{target.key}.csv"
-    sweep_batch, sweep_threads = (sweep_tables(config, names, progress, guard) if config.sweeps
-                                  else (pd.DataFrame(),) * 2)  # fmt: skip
-    written.update({f"sweep-{k}": out / f"sweep-{k}-{target.key}.csv" for k in ("batch", "threads")
-                    if (out / f"sweep-{k}-{target.key}.csv").exists()})  # fmt: skip
+    sweep_batch, sweep_threads = (
+        sweep_tables(config, names, progress, guard) if config.sweeps else (pd.DataFrame(),) * 2
+    )
+    written.update(
+        {
+            f"sweep-{k}": out / f"sweep-{k}-{target.key}.csv"
+            for k in ("batch", "threads")
+            if (out / f"sweep-{k}-{target.key}.csv").exists()
+        }
+    )
     for path in merge_benchmarks(config, benchmarks) if benchmarks else []:
         written[path.stem] = path
     everything, left_out = all_latency(out, machine)
@@ -559,16 +702,31 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
     written.update({f"pareto-{k}": out / f"pareto-{k.replace(' @ ', '@')}.csv" for k in fronts})
 
     deployed = tuple(t.key for t in deployment_targets(config))
-    chart_paths = write_charts(out, zoo_frame, accuracy, everything, breakdown, latency_frame, roof, target, deployed,
-                               sweep_batch, sweep_threads)  # fmt: skip
+    chart_paths = write_charts(
+        out,
+        zoo_frame,
+        accuracy,
+        everything,
+        breakdown,
+        latency_frame,
+        roof,
+        target,
+        deployed,
+        sweep_batch,
+        sweep_threads,
+    )
     chart_paths.update(write_front_charts(out, fronts))
     chart_paths.update(write_prediction_chart(out, prediction, target.key))
     written.update(chart_paths)
-    shown = [f for f in (zoo_frame, latency_frame, breakdown, guidelines, digits, sweep_batch, sweep_threads,
-                         prediction) if not f.empty]  # fmt: skip
+    shown = [
+        f
+        for f in (zoo_frame, latency_frame, breakdown, guidelines, digits, sweep_batch, sweep_threads, prediction)
+        if not f.empty
+    ]
     page = Page(
         provenance=provenance_summary(pd.concat([f.dropna(axis=1, how="all") for f in shown], ignore_index=True))
-        if shown else {},
+        if shown
+        else {},
         left_out=left_out,
         digits=digits,
         digits_elsewhere=measured_elsewhere(others),
@@ -586,6 +744,7 @@ def run_report(config: ReportConfig, progress: Progress[str] = _identity,  # typ
         prediction=prediction,
         prediction_note=prediction_note,
     )
-    written["readme"] = write_readme(out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof,
-                                     chart_paths, page)  # fmt: skip
+    written["readme"] = write_readme(
+        out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof, chart_paths, page
+    )
     return written

@@ -35,8 +35,16 @@ from cnnbench.provenance import now
 from cnnbench.runtimes.export import INPUT_NAME
 from cnnbench.store import atomic_path, atomic_write_text
 
-__all__ = ["CALIBRATION_IMAGES", "LATENCY_CALIBRATION_IMAGES", "Calibration", "digits_calibration",
-           "folder_calibration", "latency_calibration", "quantize_int8", "Quantized"]
+__all__ = [
+    "CALIBRATION_IMAGES",
+    "LATENCY_CALIBRATION_IMAGES",
+    "Calibration",
+    "digits_calibration",
+    "folder_calibration",
+    "latency_calibration",
+    "quantize_int8",
+    "Quantized",
+]
 
 CALIBRATION_IMAGES = 32  # for accuracy (train --deployed, eval): MinMax ranges settle by a few dozen images
 # For latency (bench, report, benchmarks/): the ranges change the scales in the file, not its graph or the kernels
@@ -204,8 +212,12 @@ def quantize_int8(fp32: Path, calibration: Calibration, batch: int, out: Path | 
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        with (tempfile.TemporaryDirectory(prefix="cnnbench-int8-") as scratch, atomic_path(path) as temporary,
-              redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO())):
+        with (
+            tempfile.TemporaryDirectory(prefix="cnnbench-int8-") as scratch,
+            atomic_path(path) as temporary,
+            redirect_stdout(io.StringIO()),
+            redirect_stderr(io.StringIO()),
+        ):
             pre, ranges = Path(scratch) / "pre.onnx", Path(scratch) / "ranges.json"
             _pre_process(fp32, pre)
             calibrated: dict[str, object]
@@ -216,8 +228,15 @@ def quantize_int8(fp32: Path, calibration: Calibration, batch: int, out: Path | 
                 calibrated = {"calibration_cache_path": str(ranges)}
             else:  # an older onnxruntime calibrates inside quantize_static, in its default order
                 calibrated = {"calibration_data_reader": _Reader(calibration, batch)}
-            quantize_static(str(pre), str(temporary), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **calibrated)
+            quantize_static(
+                str(pre),
+                str(temporary),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                **calibrated,
+            )
     except CnnbenchError:
         raise
     except Exception as err:  # noqa: BLE001 - the quantizer's failure is the row's reason
@@ -225,8 +244,14 @@ def quantize_int8(fp32: Path, calibration: Calibration, batch: int, out: Path | 
     finally:
         quiet.setLevel(level)
     seconds = time.perf_counter() - started
-    meta = {"quantize_s": seconds, "fp32": fp32.name, "calibration": calibration.source,
-            "calibration_fingerprint": calibration.fingerprint, "onnxruntime": onnxruntime.__version__,
-            "format": "QDQ, per-channel int8 weights, uint8 activations, MinMax", "made_at": now()}  # fmt: skip
+    meta = {
+        "quantize_s": seconds,
+        "fp32": fp32.name,
+        "calibration": calibration.source,
+        "calibration_fingerprint": calibration.fingerprint,
+        "onnxruntime": onnxruntime.__version__,
+        "format": "QDQ, per-channel int8 weights, uint8 activations, MinMax",
+        "made_at": now(),
+    }
     atomic_write_text(record, json.dumps(meta, indent=2) + "\n")
     return Quantized(path, seconds, False, calibration.source)

@@ -27,8 +27,15 @@ from cnnbench.runtimes.export import INPUT_NAME, export_onnx, exported
 from cnnbench.runtimes.int8 import Calibration, latency_calibration, quantize_int8
 from cnnbench.target import INT8, Target
 
-__all__ = ["Session", "load_session", "RuntimeForward", "runtime_forward", "Deployable", "deployable",
-           "CALIBRATION_RANDOM"]
+__all__ = [
+    "Session",
+    "load_session",
+    "RuntimeForward",
+    "runtime_forward",
+    "Deployable",
+    "deployable",
+    "CALIBRATION_RANDOM",
+]
 
 CALIBRATION_RANDOM = 8  # inputs that are not images (a guideline's feature maps) calibrate on this many draws
 
@@ -65,8 +72,14 @@ def load_session(path: Path, target: Target) -> Session:
             options.log_severity_level = 3  # errors only
             providers = ["CUDAExecutionProvider"] if target.torch_device.type == "cuda" else []
             session = ort.InferenceSession(str(path), options, providers=[*providers, "CPUExecutionProvider"])
-            return Session("onnxruntime", partial(session.run, None), lambda out: out[0],  # type: ignore[index]
-                           time.perf_counter() - started, ",".join(session.get_providers()), session)  # fmt: skip
+            return Session(
+                "onnxruntime",
+                partial(session.run, None),
+                lambda out: out[0],  # type: ignore[index]
+                time.perf_counter() - started,
+                ",".join(session.get_providers()),
+                session,
+            )
         if target.backend == "openvino":
             import openvino
 
@@ -77,8 +90,14 @@ def load_session(path: Path, target: Target) -> Session:
                 config["INFERENCE_PRECISION_HINT"] = "f32"
             compiled = openvino.Core().compile_model(str(path), "CPU", config)
             request = compiled.create_infer_request()
-            return Session("openvino", request.infer, lambda out: next(iter(out.values())),  # type: ignore[attr-defined]
-                           time.perf_counter() - started, "CPU", request)  # fmt: skip
+            return Session(
+                "openvino",
+                request.infer,
+                lambda out: next(iter(out.values())),  # type: ignore[attr-defined]
+                time.perf_counter() - started,
+                "CPU",
+                request,
+            )
     except CnnbenchError:
         raise
     except Exception as err:  # noqa: BLE001 - a file the runtime cannot load is the row's reason
@@ -176,8 +195,9 @@ class Deployable:
     notes: tuple[str, ...]
 
 
-def deployable(name: str, target: Target, batch: int, side: int,
-               calibration: str | Path | Calibration | None = None) -> Deployable:  # fmt: skip
+def deployable(
+    name: str, target: Target, batch: int, side: int, calibration: str | Path | Calibration | None = None
+) -> Deployable:
     """Zoo, ``timm:`` or ``torchvision:`` model ``name`` exported (and for an int8 target quantized, calibrated by
     :func:`~cnnbench.runtimes.int8.latency_calibration`), each from the cache when it is there. Nothing is loaded:
     the report makes these files ahead, several at once, before any timing starts."""
