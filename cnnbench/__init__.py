@@ -8,8 +8,9 @@ prints. Each concern has one home:
 - :mod:`cnnbench.guidelines`: ShuffleNetV2's G1–G4 microbenchmarks and the audit;
 - :mod:`cnnbench.accuracy`: published figures, training on the digits, evaluating a checkpoint;
 - :mod:`cnnbench.report`: the tables, charts and page of ``cnnbench report``;
-- :mod:`cnnbench.choose`: the Pareto front of accuracy against measured latency, and the ranking under budgets
-  that ``pick`` (:mod:`cnnbench.report.pick`) applies to a results folder;
+- :mod:`cnnbench.fronts`: the Pareto front of accuracy against measured latency;
+- :mod:`cnnbench.choose`: ``pick``, the ranking under budgets on one target's results;
+- :mod:`cnnbench.compare`: ``compare``, the regression gate between two runs;
 - :mod:`cnnbench.target`, :mod:`cnnbench.store`, :mod:`cnnbench.provenance`: where, how it is kept, by whom.
 
 The names below import from ``cnnbench`` directly; the heavier ones load on first use.
@@ -37,8 +38,8 @@ _LAZY = {
     "evaluate": "cnnbench.accuracy.evaluate",
     "ReportConfig": "cnnbench.report.config",
     "run_report": "cnnbench.report.tables",
-    "pick": "cnnbench.report.pick",
-    "pareto": "cnnbench.choose",
+    "pick": "cnnbench.choose",
+    "pareto": "cnnbench.fronts",
 }
 
 __all__ = [

@@ -1,37 +1,23 @@
-"""Choosing a model: which models are worth their latency (the Pareto front of accuracy against measured latency),
-and :func:`rank`, the best models within a latency, accuracy, size and memory budget on one target.
+"""``cnnbench pick``: the most accurate models within a latency, accuracy, size and memory budget on one target.
 
-A model *dominates* another when it is at least as fast and at least as accurate, and strictly better in one of
-the two; the front is the set no model dominates. Everything here is pure, frames in and frames out;
-:func:`cnnbench.report.pick.pick` gathers the frames (the results folder, measuring what it lacks).
-"""
+:func:`pick` gathers one target's latency rows from a results folder (measuring the ones it lacks, by the report's
+rules) and one top-1 per model; :func:`rank` ranks them under a :class:`Budget`, pure, frames in and frames out,
+with the Pareto front among the models that fit (:mod:`cnnbench.fronts`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-import zoo
-from cnnbench.accuracy.published import published_accuracy
 from cnnbench.errors import CnnbenchError
-from cnnbench.provenance import is_disturbed
+from cnnbench.fronts import accuracy_for, candidates, pareto
+from cnnbench.provenance import machine_identity
+from cnnbench.target import Target
 
-__all__ = [
-    "ACCURACY_SOURCES",
-    "Budget",
-    "accuracy_for",
-    "candidates",
-    "digits_top1",
-    "front_table",
-    "memory_bytes",
-    "no_fit_message",
-    "pareto",
-    "rank",
-]
-
-ACCURACY_SOURCES = ("paper", "reference", "digits")
+__all__ = ["Budget", "no_fit_message", "pick", "rank"]
 
 
 @dataclass(frozen=True)
@@ -51,139 +37,6 @@ class Budget:
             f"memory ≤ {self.max_memory_mb:g} MB" if self.max_memory_mb is not None else "",
         ]
         return ", ".join(p for p in parts if p) or "no budget"
-
-
-def pareto(frame: pd.DataFrame, cost: str = "latency_ms", gain: str = "top1") -> pd.DataFrame:
-    """``frame`` with two more columns: ``pareto`` (no other row is at least as cheap and as good, and strictly
-    better in one) and ``dominated_by`` (for a dominated row, the cheapest front model that dominates it; empty on
-    the front). Rows lacking ``cost`` or ``gain``, and rows whose latency was ``disturbed`` (another process held
-    the CPUs while they were timed), are neither (``pareto`` False, ``dominated_by`` empty).
-    Ties (the same cost and gain) dominate neither way, so both stay on the front."""
-    out = frame.copy()
-    costs = pd.to_numeric(out[cost], errors="coerce").to_numpy(dtype=float)
-    gains = pd.to_numeric(out[gain], errors="coerce").to_numpy(dtype=float)
-    known = ~(np.isnan(costs) | np.isnan(gains)) & ~disturbed(out).to_numpy()
-    no_worse = (costs[:, None] <= costs[None, :]) & (gains[:, None] >= gains[None, :])  # [j, i]: j no worse than i
-    better = (costs[:, None] < costs[None, :]) | (gains[:, None] > gains[None, :])
-    dominates = no_worse & better & known[:, None] & known[None, :]
-    front = known & ~dominates.any(axis=0)
-    names = out["model"].astype(str).to_numpy()
-    dominated_by = []
-    for i in range(len(out)):
-        rivals = [j for j in np.flatnonzero(dominates[:, i] & front)]
-        dominated_by.append(names[min(rivals, key=lambda j: (costs[j], -gains[j]))] if rivals else "")
-    out["pareto"] = front
-    out["dominated_by"] = dominated_by
-    return out
-
-
-def accuracy_for(
-    source: str, digits: pd.DataFrame | None = None, published: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """One top-1 per model: ``model, top1, top1_std, top1_from``.
-
-    - ``"paper"``: the paper's ImageNet top-1, or, for a model whose paper prints none here, its reference
-      implementation's (``top1_from`` says which; the charts draw the two with different markers);
-    - ``"reference"``: the reference implementation's weights only (torchvision, timm);
-    - ``"digits"``: scikit-learn's digits, from ``digits`` (rows of accuracy-digits.csv that ``cnnbench train``
-      measured on this machine; :func:`digits_top1`).
-
-    ``published``: :func:`~cnnbench.accuracy.published.published_accuracy`'s table when the caller has it.
-    """
-    if source not in ACCURACY_SOURCES:
-        raise CnnbenchError(f"accuracy comes from one of {', '.join(ACCURACY_SOURCES)}; got {source!r}")
-    if source == "digits":
-        if digits is None or digits.empty:
-            raise CnnbenchError(
-                "accuracy-digits.csv has no rows measured on this machine; run `cnnbench train "
-                "MODEL...` first, or pick with --accuracy paper"
-            )
-        return digits_top1(digits)
-    published = published_accuracy() if published is None else published
-    order = ["paper", "reference"] if source == "paper" else ["reference"]
-    chosen = published[published["origin"].isin(order) & published["top1"].notna()]
-    chosen = chosen.assign(rank=chosen["origin"].map(order.index)).sort_values("rank").drop_duplicates("model")
-    return pd.DataFrame(
-        {"model": chosen["model"], "top1": chosen["top1"], "top1_std": np.nan, "top1_from": chosen["origin"]}
-    ).reset_index(drop=True)
-
-
-def digits_top1(digits: pd.DataFrame) -> pd.DataFrame:
-    """One digits top-1 per model from rows of accuracy-digits.csv: the row with the most epochs (then the latest),
-    its mean over seeds in ``top1`` and their spread in ``top1_std`` (empty for one seed)."""
-    digits = digits[pd.to_numeric(digits["top1_mean"], errors="coerce").notna()]
-    digits = digits.sort_values(["epochs", "measured_at"]).drop_duplicates("model", keep="last")
-    std = pd.to_numeric(digits["top1_std"], errors="coerce") if "top1_std" in digits else np.nan
-    return pd.DataFrame(
-        {"model": digits["model"], "top1": pd.to_numeric(digits["top1_mean"]), "top1_std": std, "top1_from": "digits"}
-    ).reset_index(drop=True)
-
-
-def front_table(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
-    """Every model of one target's latency rows with its top-1 and its place on the front (:func:`pareto`), the
-    front first, fastest first: what results/pareto-<target>.csv holds."""
-    frame = pareto(candidates(latency, accuracy))
-    return frame.sort_values(["pareto", "latency_ms"], ascending=[False, True]).reset_index(drop=True)
-
-
-def disturbed(frame: pd.DataFrame) -> pd.Series:
-    """Which rows were flagged ``disturbed`` (:func:`cnnbench.provenance.is_disturbed`); none without the column."""
-    if "disturbed" not in frame:
-        return pd.Series(False, index=frame.index, dtype=bool)
-    return frame.apply(is_disturbed, axis=1).astype(bool) if len(frame) else pd.Series(dtype=bool)
-
-
-def memory_bytes(latency: pd.DataFrame) -> pd.Series:
-    """The measured peak memory of inference per latency row: the device's allocator high-water mark where the
-    target has one (CUDA), else the resident-memory peak above what the loaded model held (CPU)."""
-    device, resident = _numbers(latency, "peak_mem_bytes"), _numbers(latency, "peak_rss_bytes")
-    return device.fillna(resident)
-
-
-def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
-    """``frame[column]`` as numbers; NaN throughout when the table has no such column."""
-    if column not in frame:
-        return pd.Series(np.nan, index=frame.index, dtype=float)
-    return pd.to_numeric(frame[column], errors="coerce").astype(float)
-
-
-def candidates(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
-    """Join a latency table (rows of one target and batch) with one top-1 per model: ``model, family,
-    latency_ms, top1, top1_std, top1_from, params_m, memory_mb, status, error, disturbed, cpu_share``. Failed rows
-    keep their error; disturbed rows keep their latency, flagged."""
-    ok = latency["status"].astype(str) == "ok" if "status" in latency else pd.Series(True, latency.index)
-    frame = pd.DataFrame(
-        {
-            "model": latency["model"].astype(str),
-            "latency_ms": _numbers(latency, "latency_ms_median").where(ok),
-            "params_m": _numbers(latency, "params") / 1e6,
-            "memory_mb": (memory_bytes(latency) / 1e6).where(ok),
-            "status": latency.get("status", "ok"),
-            "error": latency.get("error", "").fillna("") if "error" in latency else "",
-            "disturbed": disturbed(latency),
-            "cpu_share": _numbers(latency, "cpu_share"),
-        }
-    )
-    frame.insert(
-        1, "family", frame["model"].map(lambda n: zoo.model_info(n).family if n in zoo.list_models() else "other")
-    )
-    merged = frame.merge(accuracy, on="model", how="left")
-    return merged[
-        [
-            "model",
-            "family",
-            "latency_ms",
-            "top1",
-            "top1_std",
-            "top1_from",
-            "params_m",
-            "memory_mb",
-            "status",
-            "error",
-            "disturbed",
-            "cpu_share",
-        ]
-    ]
 
 
 def _ms(value: float) -> str:
@@ -255,3 +108,84 @@ def no_fit_message(ranked: pd.DataFrame, budget: Budget) -> str:
         f"no model meets {budget.describe()}; the fastest measured is {fastest['model']} at "
         f"{_ms(fastest['latency_ms'])} ms (top-1 {fastest['top1']:.4g}%): loosen a budget"
     )
+
+
+Progress = Callable[[Sequence[str], str], Iterable[str]]
+
+
+def pick(
+    latency_ms: float | None = None,
+    *,
+    target: Target | None = None,
+    batch: int = 1,
+    min_top1: float | None = None,
+    max_params_m: float | None = None,
+    max_memory_mb: float | None = None,
+    accuracy: str = "paper",
+    results: Path | str = Path("results"),
+    models: Sequence[str] = ("*",),
+    calibration: Path | None = None,
+    progress: Progress | None = None,
+    predicted: Path | str | bool | None = None,
+) -> pd.DataFrame:
+    """The models that meet every budget on ``target`` (default: this CPU, eager fp32), ranked by top-1, with their
+    Pareto front, then the excluded models and why (:func:`cnnbench.choose.rank`).
+
+    Latency is the median that ``results`` holds for this machine, target, batch, timing and code
+    (``latency-<target>.csv``, as ``cnnbench report`` writes it); a model without such a row is measured now, with
+    the report's timing, and its row saved there, so the next pick or report reuses it. ``calibration``: an
+    image folder for an int8 target (default: the digits). ``predicted`` ranks by the cost model's predicted latency
+    instead, measuring nothing: ``True`` for this machine's cost model of ``target`` (``cnnbench calibrate``), or
+    the path of one measured on another device; those rows have no measured memory. Raises
+    :class:`CnnbenchError` for a bad budget, accuracy source, target or folder, before anything is measured.
+    """
+    for label, value in (("--latency-ms", latency_ms), ("--max-params", max_params_m), ("--max-memory", max_memory_mb)):
+        if value is not None and not value > 0:
+            raise CnnbenchError(f"{label} must be greater than 0, got {value:g}")
+    if min_top1 is not None and not 0 <= min_top1 <= 100:
+        raise CnnbenchError(f"--min-top1 is a percentage between 0 and 100, got {min_top1:g}")
+    budget = Budget(latency_ms, min_top1, max_params_m, max_memory_mb)
+    from cnnbench.report.config import ReportConfig, check_config  # the report's tables (and matplotlib) load here
+    from cnnbench.report.tables import digits_here, latency_table
+
+    config = ReportConfig(
+        out=Path(results),
+        target=target or Target(),
+        models=tuple(models),
+        batch=batch,
+        deployments=(),
+        calibration=calibration,
+    )
+    config, names, _ = check_config(config)
+    machine = machine_identity(config.target.torch_device)
+    digits = digits_here(config.out, machine)[0] if accuracy == "digits" else None
+    top1 = accuracy_for(accuracy, digits)  # a missing digits table fails before the measurements
+    if predicted not in (None, False):
+        return rank(
+            candidates(_predicted_latency(predicted, config.target, names, batch, progress), top1), budget, accuracy
+        )
+    # No roofline: the bound is derived from the latency, not needed to choose.
+    latency = latency_table(config, names, None, progress or (lambda items, _desc: items), config.target)
+    latency = latency[latency["model"].isin(names) & (pd.to_numeric(latency["batch"]) == batch)]
+    return rank(candidates(latency, top1), budget, accuracy)
+
+
+def _predicted_latency(
+    predicted: Path | str | bool, target: Target, names: list[str], batch: int, progress: Progress | None
+) -> pd.DataFrame:
+    """Latency rows made of the cost model's predictions (``status`` ok, no memory figures)."""
+    from cnnbench.costmodel import model as costmodel
+
+    if predicted is True:
+        path = costmodel.default_path(costmodel.check_modelled(target))
+        if not path.exists():
+            raise CnnbenchError(
+                f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the "
+                "same target options, or give --predicted FILE"
+            )
+    else:
+        path = Path(str(predicted))
+    fitted = costmodel.load(path)
+    bar = progress or (lambda items, _desc: items)
+    rows = [costmodel.predict(name, fitted, batch=batch).row() for name in bar(names, "predict")]
+    return pd.DataFrame(rows).rename(columns={"latency_ms": "latency_ms_median"}).assign(status="ok")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cnnbench.choose import Budget, accuracy_for, candidates, no_fit_message, pareto, rank
+from cnnbench.choose import Budget, no_fit_message, rank
 from cnnbench.cli import main
+from cnnbench.fronts import accuracy_for, candidates, pareto
 from cnnbench.store import ResultTable
 
 # model, median latency (ms), top-1 (%), params (M), peak memory (MB); f failed, g has no top-1.

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cnnbench.benchmark_json import REQUIRED_EXTRA, benchmark_samples_ms, read_benchmark_json
 from cnnbench.cli import main
 from cnnbench.cli.common import percentage
+from cnnbench.compare import compare, gate, ratio_interval, runs_ratio_interval
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_COLUMNS, BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import LatencyResult, parse_samples, samples_text
-from cnnbench.report.benchmark_json import REQUIRED_EXTRA, benchmark_samples_ms, read_benchmark_json
-from cnnbench.report.compare import compare, gate, ratio_interval, runs_ratio_interval
 from cnnbench.store import ResultTable
 
 TARGET = "cpu-t2-fp32-nchw-eager"

@@ -331,7 +331,7 @@ def test_calibrate_cli_writes_the_cost_model_predict_reads(tmp_path: Path, monke
 
 
 def test_pick_ranks_by_predicted_latency(tmp_path: Path) -> None:
-    from cnnbench.report.pick import pick
+    from cnnbench.choose import pick
 
     path = costmodel.save(fixed_model(), tmp_path / "cm.json")
     small, big = (costmodel.predict(n, fixed_model()).latency_ms for n in ("mobilenet_v3_small", "resnet18"))

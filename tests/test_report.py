@@ -19,13 +19,13 @@ from PIL import Image
 import cnnbench.guidelines.microbench as guidelines
 import cnnbench.report.prediction as prediction
 import cnnbench.report.tables as report
+from cnnbench.benchmark_json import read_benchmark_json
 from cnnbench.cli import main
 from cnnbench.costmodel.model import predict
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
-from cnnbench.report.benchmark_json import read_benchmark_json
 from cnnbench.report.tables import ReportConfig, run_report
 from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.target import Target

@@ -19,15 +19,15 @@ from test_report import ROOF, _fake_rounds, _fixed_calibration, config
 import cnnbench.guidelines.microbench as guidelines
 import cnnbench.provenance as provenance
 import cnnbench.report.tables as report
-from cnnbench import choose
+from cnnbench import choose, fronts
 from cnnbench.cli import main
+from cnnbench.compare import DISTURBED, compare, hardware
 from cnnbench.costmodel import networks
 from cnnbench.guidelines.verdicts import verdict
 from cnnbench.measure.disturbance import Disturbance, Load, Quieting
 from cnnbench.output import progress_lines
 from cnnbench.provenance import PROBE_TOLERANCE, Stamp, probe_agrees
 from cnnbench.report import recheck
-from cnnbench.report.compare import DISTURBED, compare, hardware
 from cnnbench.report.tables import run_report
 from cnnbench.target import Target
 
@@ -143,8 +143,8 @@ def _frame(disturbed: list[bool]) -> pd.DataFrame:
 
 
 def test_a_disturbed_row_is_left_out_of_the_front() -> None:
-    assert list(choose.pareto(_frame([False, False, False]))["pareto"]) == [True, True, True]
-    front = choose.pareto(_frame([False, True, False]))
+    assert list(fronts.pareto(_frame([False, False, False]))["pareto"]) == [True, True, True]
+    front = fronts.pareto(_frame([False, True, False]))
     assert list(front["pareto"]) == [True, False, True] and front["dominated_by"].tolist() == ["", "", ""]
 
 
@@ -153,7 +153,7 @@ def test_pick_shows_a_disturbed_row_as_such_and_does_not_rank_it() -> None:
                             "status": ["ok", "ok"], "disturbed": [False, True], "cpu_share": [0.99, 0.5]})  # fmt: skip
     top1 = pd.DataFrame({"model": ["mobilenet_v2", "resnet18"], "top1": [72.0, 69.8], "top1_std": np.nan,
                          "top1_from": "paper"})  # fmt: skip
-    ranked = choose.rank(choose.candidates(latency, top1), choose.Budget(latency_ms=1000.0))
+    ranked = choose.rank(fronts.candidates(latency, top1), choose.Budget(latency_ms=1000.0))
     assert ranked.loc[0, "model"] == "mobilenet_v2" and ranked.loc[0, "rank"] == 1
     excluded = ranked.set_index("model").loc["resnet18", "excluded_by"]
     assert "disturbed" in excluded and "cpu_share 0.50" in excluded

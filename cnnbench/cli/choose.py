@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnbench.choose import ACCURACY_SOURCES, Budget, no_fit_message
+from cnnbench.choose import Budget, no_fit_message, pick
 from cnnbench.cli.common import (
     add_target_arguments,
     calibration_from,
@@ -18,6 +18,7 @@ from cnnbench.cli.common import (
     target_from,
 )
 from cnnbench.errors import CnnbenchError
+from cnnbench.fronts import ACCURACY_SOURCES
 from cnnbench.output import emit, progress
 from cnnbench.target import describe, resolve_target
 
@@ -37,8 +38,6 @@ COLUMNS = {
 
 
 def _cmd_pick(args: argparse.Namespace) -> str:
-    from cnnbench.report.pick import pick  # matplotlib and the report's tables load only here
-
     target, notes = resolve_target(target_from(args))
     for note in notes:
         print(f"cnnbench pick: note: {note}", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnbench.choose import disturbed
+from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import Quieting, machine_load
 from cnnbench.output import FORMATS, say_to_stderr
 from cnnbench.target import BACKENDS, DTYPES, INT8, Target

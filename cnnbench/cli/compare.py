@@ -1,4 +1,4 @@
-"""``cnnbench compare OLD NEW``: a regression gate over two runs' latency samples (:mod:`cnnbench.report.compare`).
+"""``cnnbench compare OLD NEW``: a regression gate over two runs' latency samples (:mod:`cnnbench.compare`).
 
 Its exit code is the verdict: 1 when a model got slower beyond the threshold and the noise, 0 when none did, 2 for
 bad input (as every command).
@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from cnnbench.cli.common import percentage
+from cnnbench.compare import DEFAULT_THRESHOLD, compare, gate, hardware, summary_line
 from cnnbench.output import FORMATS, emit
-from cnnbench.report.compare import DEFAULT_THRESHOLD, compare, gate, hardware, summary_line
 
 __all__ = ["add_commands"]
 

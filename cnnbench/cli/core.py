@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 
 from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_published
-from cnnbench.choose import disturbed
 from cnnbench.cli.common import (
     add_model_arguments,
     add_quiet_arguments,
@@ -27,6 +26,7 @@ from cnnbench.cli.common import (
     target_from,
 )
 from cnnbench.errors import CnnbenchError
+from cnnbench.fronts import disturbed
 from cnnbench.measure.bench import as_frame
 from cnnbench.measure.disturbance import MIN_CPU_SHARE
 from cnnbench.measure.latency import REPORT_TIMING, Timing

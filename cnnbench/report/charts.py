@@ -257,7 +257,7 @@ def accuracy_latency_chart(
     over seeds.
 
     ``frame`` and ``digits``: model, family, latency_ms, top1, top1_from, pareto (and top1_std for the digits), as
-    :func:`cnnbench.choose.front_table` gives them.
+    :func:`cnnbench.fronts.front_table` gives them.
     """
     panels = [(frame, "ImageNet top-1 (%): filled the paper's, hollow the reference weights'", "published top-1")]
     if digits is not None and not digits.empty:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnnbench.benchmark_json import read_benchmark_json
 from cnnbench.catalog import resolve_patterns
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
-from cnnbench.report.benchmark_json import read_benchmark_json
 from cnnbench.runtimes import DEPLOYMENTS
 from cnnbench.store import check_writable
 from cnnbench.target import Target, resolve_target

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnbench.choose import disturbed
+from cnnbench import compare
+from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import MIN_CPU_SHARE
 from cnnbench.measure.latency import Timing
 from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import PROBE_TOLERANCE
-from cnnbench.report import charts, compare, deployment
+from cnnbench.report import charts, deployment
 from cnnbench.report.config import ReportConfig
 from cnnbench.report.prediction import prediction_summary
 from cnnbench.report.recheck import RECHECK_FACTOR
@@ -45,7 +46,7 @@ class Page:
     deployments: tuple[str, ...] = ()  # target keys of the deployment runtimes' latency tables
     not_deployed: tuple[str, ...] = ()  # models left out of those tables by the report's size limit
     deploy_max_flops: float | None = None
-    # --baseline: the folder, the comparison (cnnbench.report.compare), or why none could be made
+    # --baseline: the folder, the comparison (cnnbench.compare), or why none could be made
     baseline: tuple[str, pd.DataFrame, str] = ("", pd.DataFrame(), "")
     deployed_digits: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy-digits-int8 rows measured here
     sweep_batch: pd.DataFrame = field(default_factory=pd.DataFrame)  # sweep-batch-<target> rows measured here

@@ -19,10 +19,10 @@ from dataclasses import asdict
 import pandas as pd
 import torch
 
-from cnnbench.choose import disturbed
 from cnnbench.costmodel import model as costmodel
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
+from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import Quieting
 from cnnbench.provenance import device_name, fingerprint, git_commit, machine_identity, probe_agrees
 from cnnbench.report.config import ReportConfig

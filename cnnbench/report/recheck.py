@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cnnbench.choose import disturbed
+from cnnbench.fronts import disturbed
 
 __all__ = ["RECHECK_FACTOR", "MIN_SIBLINGS", "Implausible", "implausible", "recheck_note"]
 

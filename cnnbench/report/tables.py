@@ -21,7 +21,7 @@ from typing import TypeVar
 import pandas as pd
 
 import zoo
-from cnnbench import choose, models
+from cnnbench import compare, fronts, models
 from cnnbench.accuracy.published import published_accuracy
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines import audit as guidelines_audit
@@ -37,7 +37,7 @@ from cnnbench.measure.probe import Probe
 from cnnbench.measure.profiling import profile
 from cnnbench.measure.roofline import Roofline, cached_roofline, roofline_bound_ms
 from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, machine_identity
-from cnnbench.report import compare, recheck
+from cnnbench.report import recheck
 from cnnbench.report.config import BREAKDOWN_MODELS, QUICK_MODELS, ReportConfig, check_config, deployment_targets
 from cnnbench.report.page import Page, write_charts, write_front_charts, write_prediction_chart, write_readme
 from cnnbench.report.prediction import prediction_table, start_calibration
@@ -566,19 +566,19 @@ def pareto_tables(
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """results/pareto-<target>.csv for every target shown (this machine's, and imported ones): each model's median
     latency at the report's batch, its published top-1 (the paper's, else the reference weights'), params, measured
-    peak memory, whether it is on the front and what dominates it (:func:`cnnbench.choose.front_table`), with the
+    peak memory, whether it is on the front and what dominates it (:func:`cnnbench.fronts.front_table`), with the
     provenance of its latency row (machine, torch, commit, time...). Derived, not measured. Returns per target the
     published front and, when ``digits`` (accuracy-digits rows measured here) has rows, the same with the digits
     top-1. ``accuracy``: the report's accuracy-imagenet table."""
-    published = choose.accuracy_for("paper", published=accuracy)
-    measured = choose.digits_top1(digits) if not digits.empty else pd.DataFrame()
+    published = fronts.accuracy_for("paper", published=accuracy)
+    measured = fronts.digits_top1(digits) if not digits.empty else pd.DataFrame()
     provenance = [c for c in PROVENANCE_COLUMNS if c not in ("settings", "code")]  # the latency row's
-    fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for key, rows in everything.groupby("target", sort=False) if "target" in everything else []:
         rows = rows[pd.to_numeric(rows["batch"]) == config.batch]
         if rows.empty or not (rows["status"] == "ok").any():
             continue
-        front = choose.front_table(rows, published)
+        front = fronts.front_table(rows, published)
         kept = rows.set_index("model")[[c for c in provenance if c in rows]]
         table = front.drop(columns=["status"]).join(kept, on="model")
         path = config.out / f"pareto-{str(key).replace(' @ ', '@')}.csv"
@@ -593,12 +593,12 @@ def pareto_tables(
                 "note": "derived from the latency table",
             },
         )
-        fronts[str(key)] = (front, choose.front_table(rows, measured) if not measured.empty else pd.DataFrame())
-    return fronts
+        tables[str(key)] = (front, fronts.front_table(rows, measured) if not measured.empty else pd.DataFrame())
+    return tables
 
 
 def _against_baseline(config: ReportConfig) -> tuple[str, pd.DataFrame, str]:
-    """(the baseline folder, :func:`~cnnbench.report.compare.compare`'s frame against it, or the one line that says
+    """(the baseline folder, :func:`~cnnbench.compare.compare`'s frame against it, or the one line that says
     why there is none); empty without ``--baseline``. A comparison that cannot be made does not fail the report."""
     if config.baseline is None:
         return "", pd.DataFrame(), ""

@@ -36,11 +36,11 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.stats import bootstrap
 
+from cnnbench.benchmark_json import benchmark_samples_ms, hardware_of, load_benchmark_json
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import parse_samples
 from cnnbench.provenance import is_disturbed
-from cnnbench.report.benchmark_json import benchmark_samples_ms, hardware_of, load_benchmark_json
 from cnnbench.store import ResultTable
 
 __all__ = [
