@@ -16,16 +16,15 @@ import pandas as pd
 from cnnbench.cli.common import percentage
 from cnnbench.compare import DEFAULT_THRESHOLD, compare, gate, hardware, summary_line
 from cnnbench.output import FORMATS, emit
+from cnnbench.stats import CONFIDENCE
 
 __all__ = ["add_commands"]
-
-CONFIDENCE = 0.95
 
 
 def _cmd_compare(args: argparse.Namespace) -> tuple[str, int]:
     olds = [Path(args.old), *map(Path, args.more_old)]
     news = [Path(args.new), *map(Path, args.more_new)]
-    frame = compare(olds, news, threshold=args.threshold, confidence=CONFIDENCE)
+    frame = compare(olds, news, threshold=args.threshold)
     code = gate(frame)
     if args.format in ("csv", "json"):
         return emit(frame, args.format), code

@@ -38,10 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import bootstrap
 from torch import Tensor, nn
 
 from cnnbench.errors import CnnbenchError
@@ -49,6 +47,7 @@ from cnnbench.measure.disturbance import watch
 from cnnbench.measure.forward import forward_on, running
 from cnnbench.measure.latency import Timing, time_iterations, warm_up
 from cnnbench.measure.profiling import profile
+from cnnbench.stats import Interval, paired_ratio_interval
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = [
@@ -86,7 +85,6 @@ BLOCKS = 10  # blocks stacked per network (SN2 §2)
 SCALES = (1, 2, 4)  # the ×1, ×2, ×4 columns: channel counts multiplied by the scale
 ROUNDS = 7  # interleaved rounds per table: 7 gave stable verdicts here where one pass per configuration flipped
 QUICK_ROUNDS = 3
-CONFIDENCE = 0.95  # of the bootstrap interval of each speed ratio
 
 
 def _conv1x1(c_in: int, c_out: int, groups: int = 1) -> nn.Conv2d:
@@ -489,35 +487,19 @@ def run_table(
     return rows
 
 
-def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> tuple[float, float, float]:
-    """Speed of A relative to B from paired per-round times: (median of B/A per round, 95% interval's low, high).
-
-    The interval is a percentile bootstrap over rounds (seeded, so the same times give the same interval); with one
-    round, or identical ratios, it is the point itself.
-    """
-    ratios = np.asarray(times_b, dtype=float) / np.asarray(times_a, dtype=float)
-    point = float(np.median(ratios))
-    if len(ratios) < 2 or np.ptp(ratios) == 0:
-        return point, point, point
-    result = bootstrap(
-        (ratios,),
-        np.median,
-        confidence_level=CONFIDENCE,
-        n_resamples=2000,
-        method="percentile",
-        rng=np.random.default_rng(0),
-    )
-    low, high = result.confidence_interval
-    return point, float(low), float(high)
+def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> Interval:
+    """Speed of A relative to B from paired per-round times: the median of B/A per round, with its bootstrap
+    interval over the rounds (:func:`cnnbench.stats.paired_ratio_interval`: a round's two times are a pair)."""
+    return paired_ratio_interval(times_a, times_b)
 
 
-def pair_ratio(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+def pair_ratio(a: pd.Series, b: pd.Series) -> Interval:
     """Speed of row ``a`` relative to row ``b``: from their rounds when both have them, else from ``images_s``."""
     rounds_a, rounds_b = _rounds_of(a), _rounds_of(b)
     if rounds_a and len(rounds_a) == len(rounds_b):
         return speed_ratio(rounds_a, rounds_b)
     point = float(a["images_s"]) / float(b["images_s"])
-    return point, point, point
+    return Interval(point, point, point)
 
 
 def results_frame(rows: Sequence[dict[str, object]], target: Target | None = None) -> pd.DataFrame:
