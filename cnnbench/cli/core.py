@@ -195,7 +195,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         print(f"cnnbench bench: note: {note}", file=sys.stderr)
     calibration = calibration_from(args)
     # The roofline is measured per target, threads included: a threads sweep goes without it.
-    roof = None if args.no_roofline or target.dtype == INT8 or swept else cached_roofline(target)
+    roof = None if args.no_roofline or not target.has_roofline or swept else cached_roofline(target)
     timing = Timing(min_time_s=args.min_time)
     if args.res is not None:  # an impossible input side fails here, in one line, before the machine is sampled
         for name in names:
