@@ -75,7 +75,6 @@ __all__ = [
     "results_frame",
     "pair_ratio",
     "speed_texts",
-    "run_guidelines",
     "default_batch",
     "paper_column",
 ]
@@ -528,21 +527,3 @@ def speed_texts(frame: pd.DataFrame) -> list[str]:
     """``speed vs base [95% CI]`` of every row of :func:`results_frame`, as the tables print it."""
     columns = (frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"])
     return [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in zip(*columns, strict=True)]
-
-
-def run_guidelines(
-    target: Target | None = None,
-    guidelines: Sequence[str] = tuple(GUIDELINES),
-    scales: Sequence[int] = SCALES,
-    batch: int | None = None,
-    timing: Timing | None = None,
-    rounds: int = ROUNDS,
-) -> pd.DataFrame:
-    """Run the named tables on ``target``: every configuration counted and timed in interleaved rounds, one table
-    (guideline and scale) at a time, with ratios and their intervals (see the module doc)."""
-    target, _ = resolve_target(target or Target())
-    batch = default_batch(target) if batch is None else batch
-    timing = timing or Timing()
-    cases(guidelines, paper_column(target), scales)  # checks the names and scales before any timing
-    rows = [row for g in guidelines for s in scales for row in run_table(g, s, target, batch, timing, rounds)]
-    return results_frame(rows, target)
