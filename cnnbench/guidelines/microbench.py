@@ -36,7 +36,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import pandas as pd
 import torch
@@ -101,19 +101,27 @@ class Block(Protocol):
     def build(self) -> nn.Module: ...
 
 
+class _Scaled:
+    """The ×2 and ×4 columns of a block dataclass: every channel count (the fields named in ``widths``) multiplied
+    by the scale; the rest (groups, fragments, ReLU, shortcut) kept."""
+
+    widths: ClassVar[tuple[str, ...]] = ("c",)
+
+    def scaled(self, factor: int) -> Block:
+        return replace(self, **{name: getattr(self, name) * factor for name in self.widths})
+
+
 @dataclass(frozen=True)
-class PointwisePair:
+class PointwisePair(_Scaled):
     """G1's block: a 1×1 conv c1 → c2, then a 1×1 conv c2 → c1."""
 
+    widths = ("c1", "c2")
     c1: int
     c2: int
 
     @property
     def in_channels(self) -> int:
         return self.c1
-
-    def scaled(self, factor: int) -> PointwisePair:
-        return PointwisePair(self.c1 * factor, self.c2 * factor)
 
     def channels(self) -> str:
         return f"{self.c1}→{self.c2}→{self.c1}"
@@ -123,7 +131,7 @@ class PointwisePair:
 
 
 @dataclass(frozen=True)
-class GroupPointwise:
+class GroupPointwise(_Scaled):
     """G2's block: one 1×1 group convolution c → c with ``groups`` groups.
 
     ``c`` is the paper's number; the block runs ``c`` rounded up to a multiple of ``groups``. Only one cell needs
@@ -137,9 +145,6 @@ class GroupPointwise:
     @property
     def in_channels(self) -> int:
         return -(-self.c // self.groups) * self.groups
-
-    def scaled(self, factor: int) -> GroupPointwise:
-        return GroupPointwise(self.c * factor, self.groups)
 
     def channels(self) -> str:
         w = self.in_channels
@@ -167,7 +172,7 @@ class ParallelConcat(nn.Module):
 
 
 @dataclass(frozen=True)
-class Fragments:
+class Fragments(_Scaled):
     """G3's block: ``fragments`` 1×1 convs, in series or in parallel; ``c`` is the 1-fragment block's width."""
 
     c: int
@@ -181,9 +186,6 @@ class Fragments:
     @property
     def in_channels(self) -> int:
         return self.c if self.parallel else series_width(self.c, self.fragments)
-
-    def scaled(self, factor: int) -> Fragments:
-        return replace(self, c=self.c * factor)
 
     def channels(self) -> str:
         if self.parallel:
@@ -218,7 +220,7 @@ class BottleneckUnit(nn.Module):
 
 
 @dataclass(frozen=True)
-class Bottleneck:
+class Bottleneck(_Scaled):
     """G4's block: the ResNet bottleneck unit with c input and output channels."""
 
     c: int
@@ -228,9 +230,6 @@ class Bottleneck:
     @property
     def in_channels(self) -> int:
         return self.c
-
-    def scaled(self, factor: int) -> Bottleneck:
-        return replace(self, c=self.c * factor)
 
     def channels(self) -> str:
         return f"{self.c}→{self.c // 4}→{self.c // 4}→{self.c}"
