@@ -3,6 +3,8 @@ seed, same draws), and the rules that judge an interval against a level on hand-
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,15 @@ def test_change_is_mirrored() -> None:
         for margin in (0.0, 0.05, 0.2):
             mirrored = {ABOVE: BELOW, BELOW: ABOVE, ACROSS: ACROSS}[change(point, low, high, margin)]
             assert change(1 / point, 1 / high, 1 / low, margin) == mirrored
+
+
+@pytest.mark.parametrize("definition", ["CONFIDENCE = ", "from scipy.stats import bootstrap", "def ratio_interval("])
+def test_the_statistics_have_one_home(definition: str) -> None:
+    """No second confidence level or bootstrap beside cnnbench/stats.py: its callers import them."""
+    root = Path(__file__).resolve().parents[1] / "cnnbench"
+    homes = [
+        path.relative_to(root).as_posix()
+        for path in sorted(root.rglob("*.py"))
+        if any(line.lstrip().startswith(definition) for line in path.read_text().splitlines())
+    ]
+    assert homes == ["stats.py"], homes
