@@ -20,6 +20,7 @@ from cnnbench.guidelines.audit import G1_FLAG, audit, audit_frame, offenders_fra
 from cnnbench.guidelines.microbench import (
     BLOCKS,
     GUIDELINES,
+    PAPER_COLUMNS,
     QUICK_ROUNDS,
     ROUNDS,
     SIDE,
@@ -33,8 +34,6 @@ from cnnbench.stats import CONFIDENCE
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["add_commands"]
-
-PAPER_COLUMN = {"cpu": "Snapdragon 810 ARM, 1 thread, img/s", "gpu": "GTX 1080Ti, batches/s"}
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -85,7 +84,7 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
     parts = [
         f"# target: {target.key} ({info['device_name']}), torch {info['torch']}, batch {batch}, "
         f"input {batch}×c×{SIDE}×{SIDE}, {BLOCKS} blocks; channels and 'paper' speeds: SN2's {column.upper()} column "
-        f"({PAPER_COLUMN[column]}); each table timed in {run.rounds} interleaved rounds\n"
+        f"({PAPER_COLUMNS[column]}); each table timed in {run.rounds} interleaved rounds\n"
     ]
     for key, rows in shown.groupby("guideline", sort=False):
         g = GUIDELINES[str(key)]

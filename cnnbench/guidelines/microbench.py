@@ -56,6 +56,7 @@ __all__ = [
     "Fragments",
     "Bottleneck",
     "PaperRow",
+    "PAPER_COLUMNS",
     "Guideline",
     "GUIDELINES",
     "Case",
@@ -250,6 +251,10 @@ class PaperRow:
     cpu: Block  # the ARM ("CPU") column's ×1 channels
     gpu_batches_s: tuple[float, float, float]  # GTX 1080Ti, batches/s
     cpu_images_s: tuple[float, float, float]  # Snapdragon 810, one thread, images/s
+
+
+# What each column of SN2's tables ran on, and the unit of its speeds.
+PAPER_COLUMNS = {"gpu": "GTX 1080Ti, batches/s", "cpu": "Snapdragon 810 ARM, 1 thread, img/s"}
 
 
 @dataclass(frozen=True)
