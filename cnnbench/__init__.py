@@ -31,7 +31,7 @@ _LAZY = {
     "measure": "cnnbench.measure.latency",
     "bench": "cnnbench.measure.bench",
     "time_by_kind": "cnnbench.measure.breakdown",
-    "run_guidelines": "cnnbench.guidelines.microbench",
+    "run_guidelines": "cnnbench.guidelines.run",
     "audit": "cnnbench.guidelines.audit",
     "published_accuracy": "cnnbench.accuracy.published",
     "train": "cnnbench.accuracy.train",

@@ -7,12 +7,13 @@ batch; a benchmark by its ``fullname``. The times compared are the per-iteration
 (:func:`cnnbench.measure.latency.samples_text`), a benchmark's ``stats.data``.
 
 For each pair, ``ratio`` = median(new) / median(old), so above 1 is slower, and its ``confidence`` interval by a
-percentile bootstrap that resamples the two sets of samples independently (seeded: the same files give the same
-interval). Such an interval measures the noise within one run, not the drift between runs, which on a shared machine
-is larger. Either side may therefore be several runs (several folders or files of the same kind): their samples are
-pooled for the medians, and the bootstrap resamples the runs first, then the samples within each run drawn (a
-two-level bootstrap), so the interval widens by as much as the runs disagree. The verdict needs both a big enough
-change and one the noise does not explain:
+percentile bootstrap that resamples the two sets of samples independently (:func:`cnnbench.stats.ratio_interval`,
+seeded: the same files give the same interval). Such an interval measures the noise within one run, not the drift
+between runs, which on a shared machine is larger. Either side may therefore be several runs (several folders or
+files of the same kind): their samples are pooled for the medians, and the bootstrap resamples the runs first, then
+the samples within each run drawn (a two-level bootstrap, :func:`cnnbench.stats.runs_ratio_interval`), so the
+interval widens by as much as the runs disagree. The verdict needs both a big enough change and one the noise does
+not explain (:func:`cnnbench.stats.change`):
 
 - ``slower``: ratio > 1 + threshold, and the interval's low end above 1;
 - ``faster``: ratio < 1 / (1 + threshold) (the mirror image of ``slower``), and the interval's high end below 1;
@@ -33,22 +34,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
-from scipy.stats import bootstrap
 
 from cnnbench.benchmark_json import benchmark_samples_ms, hardware_of, load_benchmark_json
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import parse_samples
 from cnnbench.provenance import is_disturbed
+from cnnbench.stats import (
+    ABOVE,
+    ACROSS,
+    BELOW,
+    CONFIDENCE,
+    RESAMPLES,
+    SEED,
+    change,
+    ratio_interval,
+    runs_ratio_interval,
+)
 from cnnbench.store import ResultTable
 
 __all__ = [
     "compare",
     "gate",
     "hardware",
-    "ratio_interval",
-    "runs_ratio_interval",
     "summary_line",
     "COLUMNS",
     "VERDICTS",
@@ -59,6 +67,7 @@ __all__ = [
 SLOWER, FASTER, UNCHANGED = "slower", "faster", "unchanged"
 ONLY_OLD, ONLY_NEW, NOT_COMPARABLE, DISTURBED = "only in old", "only in new", "not comparable", "disturbed"
 VERDICTS = (SLOWER, FASTER, UNCHANGED, ONLY_OLD, ONLY_NEW, NOT_COMPARABLE, DISTURBED)
+CHANGE_VERDICTS = {ABOVE: SLOWER, BELOW: FASTER, ACROSS: UNCHANGED}  # new/old against 1 (cnnbench.stats.change)
 COLUMNS = [
     "target",
     "model",
@@ -77,7 +86,6 @@ COLUMNS = [
 ]
 DEFAULT_THRESHOLD = 0.05  # the smallest change called slower or faster: 5%
 MIN_SAMPLES = 2  # a bootstrap of one sample is that sample: no interval
-RESAMPLED_ELEMENTS = 1_000_000  # per side and bootstrap batch: bounds the memory of runs with thousands of samples
 NO_SAMPLES = "no samples (its table was written before samples were kept)"
 SAVE_DATA = "re-run pytest-benchmark with --benchmark-save-data (or --benchmark-json FILE, which keeps them)"
 
@@ -103,9 +111,9 @@ def compare(
     old: Paths,
     new: Paths,
     threshold: float = DEFAULT_THRESHOLD,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
 ) -> pd.DataFrame:
     """One row per target, model and batch (or benchmark) of OLD and NEW, with the columns :data:`COLUMNS`:
     medians in ms, their ratio new/old with its ``confidence`` interval, sample and run counts, verdict and note.
@@ -169,70 +177,6 @@ def summary_line(frame: pd.DataFrame, threshold: float) -> str:
     return line + (f" ({', '.join(rest)})" if rest else "")
 
 
-def ratio_interval(
-    old_ms: ArrayLike, new_ms: ArrayLike, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """median(new) / median(old) and the low and high ends of its ``confidence`` interval: a percentile bootstrap
-    that resamples the two sets independently, seeded with ``seed``. Constant samples give the point itself."""
-    before, after = np.asarray(old_ms, dtype=float), np.asarray(new_ms, dtype=float)
-    point = float(np.median(after) / np.median(before))
-    result = bootstrap(
-        (after, before),
-        _median_ratio,
-        paired=False,
-        vectorized=True,
-        confidence_level=confidence,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-        batch=max(1, RESAMPLED_ELEMENTS // max(len(before), len(after))),
-    )
-    low, high = result.confidence_interval
-    return point, float(low), float(high)
-
-
-def runs_ratio_interval(
-    old_runs: Sequence[ArrayLike],
-    new_runs: Sequence[ArrayLike],
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """median(new) / median(old) over the pooled samples of several runs a side, and its ``confidence`` interval by
-    a two-level percentile bootstrap: each resample draws as many runs as the side has, with replacement, then each
-    drawn run's samples with replacement, and takes the median of what it drew. Runs that disagree widen the
-    interval; one run a side gives the within-run interval of :func:`ratio_interval` (another resampling of it)."""
-    sides = [[np.asarray(r, dtype=float) for r in runs] for runs in (old_runs, new_runs)]
-    if any(not runs or any(len(r) == 0 for r in runs) for runs in sides):
-        raise CnnbenchError("every run needs at least one sample")
-    point = float(np.median(np.concatenate(sides[1])) / np.median(np.concatenate(sides[0])))
-    rng = np.random.default_rng(seed)
-
-    def medians(runs: list[np.ndarray]) -> np.ndarray:
-        out = np.empty(resamples)
-        for b in range(resamples):
-            drawn = [runs[i] for i in rng.integers(len(runs), size=len(runs))]
-            out[b] = np.median(np.concatenate([r[rng.integers(len(r), size=len(r))] for r in drawn]))
-        return out
-
-    ratios = medians(sides[1]) / medians(sides[0])
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return point, float(low), float(high)
-
-
-def _median_ratio(new: np.ndarray, old: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(new, axis=axis) / np.median(old, axis=axis)
-
-
-def _verdict(ratio: float, low: float, high: float, threshold: float) -> str:
-    if ratio > 1 + threshold and low > 1:
-        return SLOWER
-    if ratio < 1 / (1 + threshold) and high < 1:
-        return FASTER
-    return UNCHANGED
-
-
 def _compared(
     old: _Entry, new: _Entry, threshold: float, confidence: float, resamples: int, seed: int
 ) -> dict[str, object]:
@@ -254,7 +198,7 @@ def _compared(
     else:
         ratio, low, high = runs_ratio_interval(old.runs, new.runs, confidence, resamples, seed)
     disturbed = [f"{side} disturbed ({e.disturbed})" for side, e in (("old", old), ("new", new)) if e.disturbed]
-    verdict = DISTURBED if disturbed else _verdict(ratio, low, high, threshold)
+    verdict = DISTURBED if disturbed else CHANGE_VERDICTS[change(ratio, low, high, threshold)]
     return {
         **row,
         "old_ms": float(np.median(old.samples)),

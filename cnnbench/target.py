@@ -49,6 +49,12 @@ class Target:
         return self.backend in RUNTIMES
 
     @property
+    def has_roofline(self) -> bool:
+        """Whether a latency on this target has a roofline bound: not for int8, whose roofline would be measured in
+        fp32 (:attr:`torch_dtype`), a peak that bounds nothing about a runtime's integer kernels."""
+        return self.dtype != INT8
+
+    @property
     def key(self) -> str:
         """A short file-name-safe name: ``cpu-t2-fp32-nchw-eager`` (cf. timm's results/ file names)."""
         parts = [self.device.replace(":", "")]

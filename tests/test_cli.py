@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -122,3 +123,38 @@ def test_docs_table_is_current(capsys: pytest.CaptureFixture[str]) -> None:
     docs = (Path(__file__).parents[1] / "docs" / "zoo.md").read_text()
     _, out, _ = run(capsys, "list", "--vs-paper", "--format", "markdown")
     assert out.strip() in docs
+
+
+@pytest.mark.parametrize(
+    ("argv", "roofline"),
+    [
+        ([], True),
+        (["--no-roofline"], False),
+        (["--threads", "1,2"], False),  # measured per thread count: a threads sweep has none
+        (["--dtype", "int8", "--backend", "onnxruntime"], False),  # its peak would be fp32's
+    ],
+)
+def test_bench_takes_a_roofline_only_where_it_bounds_something(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], roofline: bool
+) -> None:
+    """Nothing is measured: the roofline is a sentinel, and the sweep stops before its first row."""
+    import cnnbench.cli.core as core
+    from cnnbench.errors import CnnbenchError
+    from cnnbench.target import Target
+
+    if "1,2" in argv and (os.cpu_count() or 1) < 2:
+        pytest.skip("a threads sweep needs two cores")
+    roof = object()
+    given: dict[str, object] = {}
+
+    def sweep(*args: object, roofline: object = None, **kwargs: object) -> None:
+        given["roofline"] = roofline
+        raise CnnbenchError("stopped before measuring")
+
+    monkeypatch.setattr(core, "cached_roofline", lambda target: roof)
+    monkeypatch.setattr(core, "check_quiet", lambda command, args: None)
+    monkeypatch.setattr(core, "iter_sweep", sweep)
+    code, _, err = run(capsys, "bench", "resnet18", *argv)
+    assert code == 2 and "stopped before measuring" in err
+    assert given["roofline"] is (roof if roofline else None)
+    assert Target().has_roofline and not Target(dtype="int8", backend="onnxruntime").has_roofline

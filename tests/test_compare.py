@@ -15,10 +15,11 @@ import pytest
 from cnnbench.benchmark_json import REQUIRED_EXTRA, benchmark_samples_ms, read_benchmark_json
 from cnnbench.cli import main
 from cnnbench.cli.common import percentage
-from cnnbench.compare import compare, gate, ratio_interval, runs_ratio_interval
+from cnnbench.compare import compare, gate
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_COLUMNS, BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import LatencyResult, parse_samples, samples_text
+from cnnbench.stats import ratio_interval, runs_ratio_interval
 from cnnbench.store import ResultTable
 
 TARGET = "cpu-t2-fp32-nchw-eager"

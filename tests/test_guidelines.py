@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 import zoo
 from cnnbench.cli import main
+from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines import microbench as guidelines
 from cnnbench.guidelines.audit import audit, block_of
 from cnnbench.guidelines.microbench import (
@@ -26,9 +27,10 @@ from cnnbench.guidelines.microbench import (
     count_case,
     countable_stack,
 )
+from cnnbench.guidelines.run import GuidelineRun, run_guidelines
 from cnnbench.guidelines.verdicts import verdict
 from cnnbench.measure.breakdown import time_by_kind
-from cnnbench.measure.latency import Timing
+from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.target import Target
 
 HW = 56 * 56
@@ -390,6 +392,41 @@ def test_microbenchmark_table_without_timing(
     assert "3 interleaved rounds" in out and "1.00 [1.00, 1.00]" in out
     assert "verdict: G1 holds (holds at 1/1 scales)" in out  # equal speeds: "no faster than" holds
     assert "verdict: G4 does not hold (fails at 1/1 scales)" in out  # equal speeds: no speed-up
+
+
+def test_a_run_chooses_its_tables_batch_timing_and_rounds() -> None:
+    full, quick = GuidelineRun.chosen(), GuidelineRun.chosen(quick=True)
+    assert (full.scales, full.rounds, full.timing) == (SCALES, guidelines.ROUNDS, Timing())
+    assert (quick.scales, quick.rounds, quick.timing) == ((1,), guidelines.QUICK_ROUNDS, QUICK_TIMING)
+    chosen = GuidelineRun.chosen(quick=True, guidelines=["G4", "G1"], batch=2, rounds=5)
+    assert chosen.tables == [("G4", 1), ("G1", 1)] and chosen.rounds == 5 and chosen.timing == QUICK_TIMING
+    cpu = Target(threads=1)
+    assert (full.batch_on(cpu), chosen.batch_on(cpu)) == (1, 2)  # the paper's Fig. 1 batch on the CPU: 1
+    assert full.settings(cpu) == {"timing": vars(Timing()), "batch": 1, "rounds": guidelines.ROUNDS}
+    with pytest.raises(CnnbenchError, match="unknown guideline 'G5'"):
+        GuidelineRun(guidelines=("G5",)).check(cpu)
+    with pytest.raises(CnnbenchError, match="rounds must be at least 1, got 0"):
+        GuidelineRun(rounds=0).check(cpu)
+
+
+def test_run_guidelines_times_every_table_and_judges_each_guideline(monkeypatch: pytest.MonkeyPatch) -> None:
+    def clock(table: list[Case], target: Target, batch: int, timing: Timing, rounds: int) -> list[list[float]]:
+        return [[2.0] * rounds for _ in table]  # 2 ms every round, for every configuration
+
+    monkeypatch.setattr(guidelines, "time_table", clock)
+    seen: list[object] = []
+
+    def progress(tables: list[tuple[str, int]], desc: str) -> list[tuple[str, int]]:
+        seen.append((list(tables), desc))
+        return tables
+
+    run = GuidelineRun.chosen(quick=True, guidelines=["G1", "G4"])
+    frame = run_guidelines(Target(threads=1), run, progress)
+    assert seen == [([("G1", 1), ("G4", 1)], "guidelines")]
+    assert frame.groupby("guideline")["verdict"].first().to_dict() == {
+        g: verdict(frame, g).summary for g in ("G1", "G4")
+    }
+    assert frame["rounds"].eq(guidelines.QUICK_ROUNDS).all() and len(frame) == 8
 
 
 @pytest.mark.parametrize(

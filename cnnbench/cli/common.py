@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
 
+from cnnbench.catalog import resolve_patterns, resolve_specs
+from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import Quieting, machine_load
 from cnnbench.output import FORMATS, say_to_stderr
@@ -22,6 +24,7 @@ __all__ = [
     "add_quiet_arguments",
     "add_target_arguments",
     "calibration_from",
+    "model_names",
     "check_quiet",
     "disturbed_summary",
     "printed_by",
@@ -140,6 +143,17 @@ def add_model_arguments(
     """The models a command takes: names (``specs`` says which kinds), or ``--all`` for the whole zoo."""
     parser.add_argument("models", nargs="*", metavar="MODEL", help=specs)
     parser.add_argument("--all", action="store_true", help="every zoo model")
+
+
+def model_names(specs: Sequence[str] | None, every: bool, after: str = "") -> list[str]:
+    """The models a command names: the whole zoo with ``--all`` (``every``), else ``specs``, whose zoo names and
+    wildcards resolve against the registry while ``timm:``/``torchvision:`` names pass through. ``after`` says
+    where the names go, in the message for none (" after --audit")."""
+    if every:
+        return resolve_patterns(["*"])
+    if not specs:
+        raise CnnbenchError(f"name at least one model{after}, or pass --all (`cnnbench list` shows the zoo)")
+    return resolve_specs(specs)
 
 
 def printed_by(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], str]) -> None:

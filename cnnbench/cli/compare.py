@@ -16,16 +16,15 @@ import pandas as pd
 from cnnbench.cli.common import percentage
 from cnnbench.compare import DEFAULT_THRESHOLD, compare, gate, hardware, summary_line
 from cnnbench.output import FORMATS, emit
+from cnnbench.stats import CONFIDENCE
 
 __all__ = ["add_commands"]
-
-CONFIDENCE = 0.95
 
 
 def _cmd_compare(args: argparse.Namespace) -> tuple[str, int]:
     olds = [Path(args.old), *map(Path, args.more_old)]
     news = [Path(args.new), *map(Path, args.more_new)]
-    frame = compare(olds, news, threshold=args.threshold, confidence=CONFIDENCE)
+    frame = compare(olds, news, threshold=args.threshold)
     code = gate(frame)
     if args.format in ("csv", "json"):
         return emit(frame, args.format), code
@@ -79,22 +78,12 @@ def add_commands(sub: Any) -> None:
     )
     p_compare.add_argument("old", metavar="OLD", help="the baseline: a results folder or a pytest-benchmark JSON file")
     p_compare.add_argument("new", metavar="NEW", help="the run to check, of the same kind as OLD")
-    p_compare.add_argument(
-        "--old",
-        dest="more_old",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="another baseline run of the same code (repeatable): the interval then covers the drift between runs",
-    )
-    p_compare.add_argument(
-        "--new",
-        dest="more_new",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="another run of the code to check (repeatable)",
-    )
+    more = {
+        "old": "another baseline run of the same code (repeatable): the interval then covers the drift between runs",
+        "new": "another run of the code to check (repeatable)",
+    }
+    for side, text in more.items():
+        p_compare.add_argument(f"--{side}", dest=f"more_{side}", action="append", default=[], metavar="PATH", help=text)
     p_compare.add_argument(
         "--threshold",
         type=percentage,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_published
+from cnnbench.catalog import catalog, versus_published
 from cnnbench.cli.common import (
     add_model_arguments,
     add_quiet_arguments,
@@ -19,6 +19,7 @@ from cnnbench.cli.common import (
     calibration_from,
     check_quiet,
     disturbed_summary,
+    model_names,
     positive_float,
     positive_int,
     printed_by,
@@ -32,12 +33,12 @@ from cnnbench.measure.disturbance import MIN_CPU_SHARE
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.resident import PeakResident
-from cnnbench.measure.roofline import cached_roofline
+from cnnbench.measure.roofline import Roofline, cached_roofline
 from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
 from cnnbench.output import emit, progress, say_to_stderr
 from cnnbench.runtimes import DEPLOYMENTS, SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.store import check_writable
-from cnnbench.target import DTYPES, INT8, describe, resolve_target
+from cnnbench.target import DTYPES, INT8, Target, describe, resolve_target
 
 
 def _cmd_list(args: argparse.Namespace) -> str:
@@ -81,15 +82,6 @@ def _list_vs_paper(args: argparse.Namespace) -> str:
     return emit(frame if args.format in ("csv", "json") else table, args.format, columns)
 
 
-def _model_names(args: argparse.Namespace) -> list[str]:
-    """Zoo names and wildcards resolve against the registry; ``timm:``/``torchvision:`` names pass through."""
-    if args.all:
-        return resolve_patterns(["*"])
-    if not args.models:
-        raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
-    return resolve_specs(args.models)
-
-
 MB = 1e6
 
 
@@ -105,7 +97,7 @@ def _cmd_profile(args: argparse.Namespace) -> str:
             training_memory=not args.no_training,
             autocast=args.autocast,
         )
-        for name in progress(_model_names(args), "profile")
+        for name in progress(model_names(args.models, args.all), "profile")
     ]
     if args.per_layer:
         frame = layers_frame(profiles)
@@ -180,14 +172,21 @@ def _chart_folder(text: str | None) -> Path | None:
     return folder
 
 
+def _threads(counts: list[int] | None) -> tuple[int | None, list[int] | None]:
+    """``--threads`` as (the target's count, a sweep's counts): none given is (None, None), torch's default; one
+    count, or several that are one once checked (2,2), is (N, None); several are (None, the sorted counts), checked
+    against the cores present."""
+    if counts is None:
+        return None, None
+    checked = check_threads(counts) if len(counts) > 1 else counts
+    return (None, checked) if len(checked) > 1 else (checked[0], None)
+
+
 def _cmd_bench(args: argparse.Namespace) -> str:
-    counts = args.threads  # None: torch's default; [N]: one count, as before; several: a sweep
-    threads = check_threads(counts) if counts is not None and len(counts) > 1 else counts
-    swept = threads is not None and len(threads) > 1
-    one = None if swept or threads is None else threads[0]
+    one, swept = _threads(args.threads)
     target, notes = resolve_target(target_from(argparse.Namespace(**{**vars(args), "threads": one})))
     batches = _batches(args.batch)
-    names = _model_names(args)
+    names = model_names(args.models, args.all)
     if args.chart is not None and len(batches) == 1 and not swept:
         raise CnnbenchError("--chart draws a sweep: give more than one --batch (1,8,32) or --threads (1,2,4)")
     chart = _chart_folder(args.chart)
@@ -195,8 +194,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         print(f"cnnbench bench: note: {note}", file=sys.stderr)
     calibration = calibration_from(args)
     # The roofline is measured per target, threads included: a threads sweep goes without it.
-    roof = None if args.no_roofline or target.dtype == INT8 or swept else cached_roofline(target)
-    timing = Timing(min_time_s=args.min_time)
+    roof = None if args.no_roofline or not target.has_roofline or swept else cached_roofline(target)
     if args.res is not None:  # an impossible input side fails here, in one line, before the machine is sampled
         for name in names:
             profile(name, resolution=args.res, training_memory=False)
@@ -205,14 +203,14 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         names,
         target,
         batches,
-        threads if swept else None,
+        swept,
         args.res,
-        timing,
+        Timing(min_time_s=args.min_time),
         roofline=roof,
         calibration=calibration,
         quieting=quieting_for("bench", args),
     )
-    runs = [f"{n}@{b}" + (f"×{t}t" if swept else "") for n in names for t in (threads or [None]) for b in batches]
+    runs = [f"{n}@{b}" + (f"×{t}t" if swept else "") for n in names for t in (swept or [None]) for b in batches]
     frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
     summary = disturbed_summary(frame)
     if summary:
@@ -222,38 +220,75 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     if swept:
         frame = with_speedup(frame)
     if chart is not None:
-        for path in _sweep_charts(frame, chart, target.key, len(batches) > 1, swept):
+        for path in _sweep_charts(frame, chart, target.key, len(batches) > 1, bool(swept)):
             print(f"cnnbench bench: wrote {path}", file=sys.stderr)
-    columns = {
-        "model": "model",
-        "threads": "threads",
-        "batch": "batch",
-        "latency_ms_median": "median (ms)",
-        "latency_ms_p95": "p95 (ms)",
-        "cv": "CV",
-        "throughput_img_s": "img/s",
-        "speedup": "speed-up",
-        "flops_g": "GFLOPs (mult-adds)",
-        "mac_mb": "MAC (MB)",
-        "roofline_bound_ms": "roofline (ms)",
-        "roofline_fraction": "of roofline",
-        "export_s": "export (s)",
-        "quantize_s": "quantize (s)",
-        "load_s": "load (s)",
-        "first_inference_ms": "first (ms)",
-        "peak_rss_mb": "peak RSS (MB)",
-        "activation_mb": "activations (MB)",
-        "cpu_share": "CPU share",
-        "status": "status",
-    }
+    if args.format in ("csv", "json"):
+        return emit(frame, args.format)
+    out = emit(_bench_table(frame), args.format, _bench_columns(target, roof is not None, bool(swept)))
+    if args.format != "table":
+        return out
+    return _bench_header(target, frame, swept, calibration, roof) + out
+
+
+BENCH_TABLE_COLUMNS = {
+    "model": "model",
+    "threads": "threads",
+    "batch": "batch",
+    "latency_ms_median": "median (ms)",
+    "latency_ms_p95": "p95 (ms)",
+    "cv": "CV",
+    "throughput_img_s": "img/s",
+    "speedup": "speed-up",
+    "flops_g": "GFLOPs (mult-adds)",
+    "mac_mb": "MAC (MB)",
+    "roofline_bound_ms": "roofline (ms)",
+    "roofline_fraction": "of roofline",
+    "export_s": "export (s)",
+    "quantize_s": "quantize (s)",
+    "load_s": "load (s)",
+    "first_inference_ms": "first (ms)",
+    "peak_rss_mb": "peak RSS (MB)",
+    "activation_mb": "activations (MB)",
+    "cpu_share": "CPU share",
+    "status": "status",
+}
+BENCH_TABLE_DIGITS = {
+    "latency_ms_median": 2,
+    "latency_ms_p95": 2,
+    "cv": 3,
+    "throughput_img_s": 1,
+    "flops_g": 3,
+    "mac_mb": 1,
+    "export_s": 2,
+    "quantize_s": 2,
+    "load_s": 3,
+    "first_inference_ms": 1,
+    "peak_rss_mb": 1,
+    "activation_mb": 1,
+    "cpu_share": 2,
+    "roofline_bound_ms": 3,
+    "roofline_fraction": 3,
+    "speedup": 2,
+}
+
+
+def _bench_columns(target: Target, roofline: bool, swept: bool) -> dict[str, str]:
+    """The columns the bench table shows: a runtime's export (and int8's quantization), the roofline where there
+    is one, the thread count and speed-up in a threads sweep."""
+    hidden = set()
     if not target.runtime:
-        del columns["export_s"], columns["quantize_s"]
+        hidden |= {"export_s", "quantize_s"}
     elif target.dtype != INT8:
-        del columns["quantize_s"]
-    if roof is None:
-        del columns["roofline_bound_ms"], columns["roofline_fraction"]
+        hidden.add("quantize_s")
+    if not roofline:
+        hidden |= {"roofline_bound_ms", "roofline_fraction"}
     if not swept:
-        del columns["threads"], columns["speedup"]
+        hidden |= {"threads", "speedup"}
+    return {k: v for k, v in BENCH_TABLE_COLUMNS.items() if k not in hidden}
+
+
+def _bench_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The bench rows as the table prints them: sizes in G and MB, rounded, the failed and disturbed rows said."""
     table = frame.assign(
         flops_g=pd.to_numeric(frame["flops"]) / 1e9,
         mac_mb=pd.to_numeric(frame["mac_bytes"]) / 1e6,
@@ -262,27 +297,18 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     )
     for column in ("export_s", "quantize_s", "load_s", "first_inference_ms"):
         table[column] = pd.to_numeric(table[column])
-    digits = {
-        "latency_ms_median": 2,
-        "latency_ms_p95": 2,
-        "cv": 3,
-        "throughput_img_s": 1,
-        "flops_g": 3,
-        "mac_mb": 1,
-        "export_s": 2,
-        "quantize_s": 2,
-        "load_s": 3,
-        "first_inference_ms": 1,
-        "peak_rss_mb": 1,
-        "activation_mb": 1,
-        "cpu_share": 2,
-    }
-    table = table.round({**digits, "roofline_bound_ms": 3, "roofline_fraction": 3, "speedup": 2})
-    if table["status"].eq("failed").any():
-        failed = table["status"].eq("failed")
-        table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
+    table = table.round(BENCH_TABLE_DIGITS)
+    failed = table["status"].eq("failed")
+    table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
     table.loc[disturbed(table), "status"] = "disturbed"
     table["cpu_share"] = pd.to_numeric(table["cpu_share"])
+    return table
+
+
+def _bench_header(
+    target: Target, frame: pd.DataFrame, swept: list[int] | None, calibration: Path | None, roof: Roofline | None
+) -> str:
+    """The lines above the bench table: where it ran, and what its less obvious columns mean."""
     about = describe(target)
     runtime = f", {target.backend} {about['runtime_version']}" if target.runtime else ""
     header = f"# target: {target.key} ({about['device_name']}), torch {about['torch']}{runtime}\n"
@@ -294,7 +320,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     )
     if swept:
         header += (
-            f"# threads swept: {', '.join(map(str, threads or []))}; speed-up = median at {min(threads or [1])} "
+            f"# threads swept: {', '.join(map(str, swept))}; speed-up = median at {min(swept)} "
             "thread(s) / median at this count, per model and batch; no roofline (it is per thread count)\n"
         )
     if target.dtype == INT8:
@@ -303,13 +329,12 @@ def _cmd_bench(args: argparse.Namespace) -> str:
         "# peak RSS: resident memory high-water mark during inference above that after load, each run in "
         "its own process; activations: the counted peak of live activations\n"
     )
-    if roof is not None and args.format == "table":
+    if roof is not None:
         header += (
             f"# roofline: {roof.peak_flops_per_s / 1e9:.1f} GFLOP/s peak (matmul / 3×3 conv), "
             f"{roof.bandwidth_bytes_per_s / 1e9:.1f} GB/s (copy)\n"
         )
-    out = emit(frame if args.format in ("csv", "json") else table, args.format, columns)
-    return header + out if args.format == "table" else out
+    return header
 
 
 def _sweep_charts(frame: pd.DataFrame, folder: Path, key: str, batches: bool, threads: bool) -> list[Path]:

@@ -4,32 +4,36 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cnnbench.catalog import resolve_patterns, resolve_specs
-from cnnbench.cli.common import add_target_arguments, positive_float, positive_int, printed_by, target_from
+from cnnbench.cli.common import (
+    add_target_arguments,
+    model_names,
+    positive_float,
+    positive_int,
+    printed_by,
+    target_from,
+)
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines.audit import G1_FLAG, audit, audit_frame, offenders_frame
 from cnnbench.guidelines.microbench import (
+    BLOCKS,
     GUIDELINES,
+    PAPER_COLUMNS,
     QUICK_ROUNDS,
     ROUNDS,
-    SCALES,
-    cases,
-    default_batch,
+    SIDE,
     paper_column,
-    results_frame,
-    run_table,
     speed_texts,
 )
-from cnnbench.guidelines.verdicts import verdict as guideline_verdict
-from cnnbench.measure.latency import QUICK_TIMING, Timing
+from cnnbench.guidelines.run import GuidelineRun, run_guidelines
+from cnnbench.measure.latency import Timing
 from cnnbench.output import emit, progress
+from cnnbench.stats import CONFIDENCE
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = ["add_commands"]
-
-PAPER_COLUMN = {"cpu": "Snapdragon 810 ARM, 1 thread, img/s", "gpu": "GTX 1080Ti, batches/s"}
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -39,26 +43,20 @@ def _target(args: argparse.Namespace) -> Target:
     return target
 
 
+def _by_table(tables: Sequence[tuple[str, int]], desc: str) -> Iterable[tuple[str, int]]:
+    return progress(tables, desc, "table")
+
+
 def _microbenchmarks(args: argparse.Namespace) -> str:
     target = _target(args)
-    batch = default_batch(target) if args.batch is None else args.batch
-    if batch < 1:
-        raise CnnbenchError(f"--batch must be at least 1, got {batch}")
-    rounds = args.rounds if args.rounds is not None else QUICK_ROUNDS if args.quick else ROUNDS
-    scales = (1,) if args.quick else SCALES
-    timing = QUICK_TIMING if args.quick else Timing(min_time_s=args.min_time)
-    column = paper_column(target)
-    chosen = args.only or tuple(GUIDELINES)
-    cases(chosen, column, scales)  # unknown names fail here, before any timing
-    tables = [(g, s) for g in chosen for s in scales]
-    rows = [
-        row
-        for g, s in progress(tables, "guidelines", "table")
-        for row in run_table(g, s, target, batch, timing, rounds)
-    ]
-    frame = results_frame(rows, target)
-    verdicts = {g: guideline_verdict(frame, g) for g in frame["guideline"].unique()}
-    frame["verdict"] = frame["guideline"].map(lambda g: verdicts[g].summary)
+    run = GuidelineRun.chosen(
+        quick=args.quick,
+        guidelines=args.only,
+        batch=args.batch,
+        timing=None if args.quick else Timing(min_time_s=args.min_time),
+        rounds=args.rounds,
+    )
+    frame = run_guidelines(target, run, progress=_by_table)
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
     info = describe(target)
@@ -66,8 +64,7 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
         scale=frame["scale"].map(lambda s: f"×{s}"),
         flops_m=(frame["flops"] / 1e6).round(1),
         mac_m=(frame["mac"] / 1e6).round(2),
-    ).round({"latency_ms_median": 3, "batches_s": 1, "images_s": 1, "flops_vs_base": 3, "speed_vs_base": 2})
-    shown = shown.round({"paper_vs_base": 2})
+    ).round({"latency_ms_median": 3, "batches_s": 1, "images_s": 1, "flops_vs_base": 3, "paper_vs_base": 2})
     shown["speed_vs_base"] = speed_texts(frame)
     columns = {
         "config": "config",
@@ -79,38 +76,29 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
         "latency_ms_median": "median (ms)",
         "batches_s": "batches/s",
         "images_s": "images/s",
-        "speed_vs_base": "speed vs base [95% CI]",
+        "speed_vs_base": f"speed vs base [{CONFIDENCE:.0%} CI]",
         "paper_speed": "paper",
         "paper_vs_base": "paper vs base",
     }
+    batch, column = run.batch_on(target), paper_column(target)
     parts = [
         f"# target: {target.key} ({info['device_name']}), torch {info['torch']}, batch {batch}, "
-        f"input {batch}×c×56×56, 10 blocks; channels and 'paper' speeds: SN2's {column.upper()} column "
-        f"({PAPER_COLUMN[column]}); each table timed in {rounds} interleaved rounds\n"
+        f"input {batch}×c×{SIDE}×{SIDE}, {BLOCKS} blocks; channels and 'paper' speeds: SN2's {column.upper()} column "
+        f"({PAPER_COLUMNS[column]}); each table timed in {run.rounds} interleaved rounds\n"
     ]
     for key, rows in shown.groupby("guideline", sort=False):
         g = GUIDELINES[str(key)]
         parts.append(f"\n## {g.key} ({g.source}): {g.title}\n")
         parts.append(emit(rows, args.format, columns))
-        parts.append(f"verdict: {verdicts[str(key)].summary}\n")
+        parts.append(f"verdict: {rows['verdict'].iloc[0]}\n")
     return "".join(parts)
 
 
-def _names(args: argparse.Namespace) -> list[str]:
-    if args.all:
-        return resolve_patterns(["*"])
-    if not args.audit:
-        raise CnnbenchError("name at least one model after --audit, or pass --all (`cnnbench list` shows the zoo)")
-    return resolve_specs(args.audit)
-
-
 def _audit(args: argparse.Namespace) -> str:
-    if args.batch is not None and args.batch < 1:
-        raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
     if args.top < 1:
         raise CnnbenchError(f"--top must be at least 1, got {args.top}")
     time_target = _target(args) if args.time else None
-    names = _names(args)
+    names = model_names(args.audit, args.all, after=" after --audit")
     audits = [
         audit(name, resolution=args.res, batch=args.batch or 1, time_target=time_target)
         for name in progress(names, "audit")
@@ -172,6 +160,8 @@ def _audit(args: argparse.Namespace) -> str:
 
 
 def _cmd_guidelines(args: argparse.Namespace) -> str:
+    if args.batch is not None and args.batch < 1:
+        raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
     if args.audit is not None or args.all:
         return _audit(args)
     for flag, given in (("--per-layer", args.per_layer), ("--time", args.time), ("--res", args.res is not None)):
@@ -200,8 +190,8 @@ def add_commands(sub: Any) -> None:
         "--rounds",
         type=positive_int,
         default=None,
-        help=f"interleaved rounds per table (default {ROUNDS}, {QUICK_ROUNDS} with --quick); ratios get a 95%% "
-        "bootstrap interval over them",
+        help=f"interleaved rounds per table (default {ROUNDS}, {QUICK_ROUNDS} with --quick); ratios get a "
+        f"{CONFIDENCE * 100:g}%% bootstrap interval over them",
     )
     p.add_argument(
         "--audit", nargs="*", metavar="MODEL", help="audit models: zoo names or wildcards, timm:NAME, torchvision:NAME"

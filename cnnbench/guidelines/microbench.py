@@ -36,12 +36,10 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import bootstrap
 from torch import Tensor, nn
 
 from cnnbench.errors import CnnbenchError
@@ -49,6 +47,7 @@ from cnnbench.measure.disturbance import watch
 from cnnbench.measure.forward import forward_on, running
 from cnnbench.measure.latency import Timing, time_iterations, warm_up
 from cnnbench.measure.profiling import profile
+from cnnbench.stats import Interval, paired_ratio_interval
 from cnnbench.target import Target, describe, resolve_target
 
 __all__ = [
@@ -57,6 +56,7 @@ __all__ = [
     "Fragments",
     "Bottleneck",
     "PaperRow",
+    "PAPER_COLUMNS",
     "Guideline",
     "GUIDELINES",
     "Case",
@@ -76,7 +76,6 @@ __all__ = [
     "results_frame",
     "pair_ratio",
     "speed_texts",
-    "run_guidelines",
     "default_batch",
     "paper_column",
 ]
@@ -86,7 +85,6 @@ BLOCKS = 10  # blocks stacked per network (SN2 §2)
 SCALES = (1, 2, 4)  # the ×1, ×2, ×4 columns: channel counts multiplied by the scale
 ROUNDS = 7  # interleaved rounds per table: 7 gave stable verdicts here where one pass per configuration flipped
 QUICK_ROUNDS = 3
-CONFIDENCE = 0.95  # of the bootstrap interval of each speed ratio
 
 
 def _conv1x1(c_in: int, c_out: int, groups: int = 1) -> nn.Conv2d:
@@ -104,19 +102,27 @@ class Block(Protocol):
     def build(self) -> nn.Module: ...
 
 
+class _Scaled:
+    """The ×2 and ×4 columns of a block dataclass: every channel count (the fields named in ``widths``) multiplied
+    by the scale; the rest (groups, fragments, ReLU, shortcut) kept."""
+
+    widths: ClassVar[tuple[str, ...]] = ("c",)
+
+    def scaled(self, factor: int) -> Block:
+        return replace(self, **{name: getattr(self, name) * factor for name in self.widths})
+
+
 @dataclass(frozen=True)
-class PointwisePair:
+class PointwisePair(_Scaled):
     """G1's block: a 1×1 conv c1 → c2, then a 1×1 conv c2 → c1."""
 
+    widths = ("c1", "c2")
     c1: int
     c2: int
 
     @property
     def in_channels(self) -> int:
         return self.c1
-
-    def scaled(self, factor: int) -> PointwisePair:
-        return PointwisePair(self.c1 * factor, self.c2 * factor)
 
     def channels(self) -> str:
         return f"{self.c1}→{self.c2}→{self.c1}"
@@ -126,7 +132,7 @@ class PointwisePair:
 
 
 @dataclass(frozen=True)
-class GroupPointwise:
+class GroupPointwise(_Scaled):
     """G2's block: one 1×1 group convolution c → c with ``groups`` groups.
 
     ``c`` is the paper's number; the block runs ``c`` rounded up to a multiple of ``groups``. Only one cell needs
@@ -140,9 +146,6 @@ class GroupPointwise:
     @property
     def in_channels(self) -> int:
         return -(-self.c // self.groups) * self.groups
-
-    def scaled(self, factor: int) -> GroupPointwise:
-        return GroupPointwise(self.c * factor, self.groups)
 
     def channels(self) -> str:
         w = self.in_channels
@@ -170,7 +173,7 @@ class ParallelConcat(nn.Module):
 
 
 @dataclass(frozen=True)
-class Fragments:
+class Fragments(_Scaled):
     """G3's block: ``fragments`` 1×1 convs, in series or in parallel; ``c`` is the 1-fragment block's width."""
 
     c: int
@@ -184,9 +187,6 @@ class Fragments:
     @property
     def in_channels(self) -> int:
         return self.c if self.parallel else series_width(self.c, self.fragments)
-
-    def scaled(self, factor: int) -> Fragments:
-        return replace(self, c=self.c * factor)
 
     def channels(self) -> str:
         if self.parallel:
@@ -221,7 +221,7 @@ class BottleneckUnit(nn.Module):
 
 
 @dataclass(frozen=True)
-class Bottleneck:
+class Bottleneck(_Scaled):
     """G4's block: the ResNet bottleneck unit with c input and output channels."""
 
     c: int
@@ -231,9 +231,6 @@ class Bottleneck:
     @property
     def in_channels(self) -> int:
         return self.c
-
-    def scaled(self, factor: int) -> Bottleneck:
-        return replace(self, c=self.c * factor)
 
     def channels(self) -> str:
         return f"{self.c}→{self.c // 4}→{self.c // 4}→{self.c}"
@@ -254,6 +251,10 @@ class PaperRow:
     cpu: Block  # the ARM ("CPU") column's ×1 channels
     gpu_batches_s: tuple[float, float, float]  # GTX 1080Ti, batches/s
     cpu_images_s: tuple[float, float, float]  # Snapdragon 810, one thread, images/s
+
+
+# What each column of SN2's tables ran on, and the unit of its speeds.
+PAPER_COLUMNS = {"gpu": "GTX 1080Ti, batches/s", "cpu": "Snapdragon 810 ARM, 1 thread, img/s"}
 
 
 @dataclass(frozen=True)
@@ -489,35 +490,19 @@ def run_table(
     return rows
 
 
-def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> tuple[float, float, float]:
-    """Speed of A relative to B from paired per-round times: (median of B/A per round, 95% interval's low, high).
-
-    The interval is a percentile bootstrap over rounds (seeded, so the same times give the same interval); with one
-    round, or identical ratios, it is the point itself.
-    """
-    ratios = np.asarray(times_b, dtype=float) / np.asarray(times_a, dtype=float)
-    point = float(np.median(ratios))
-    if len(ratios) < 2 or np.ptp(ratios) == 0:
-        return point, point, point
-    result = bootstrap(
-        (ratios,),
-        np.median,
-        confidence_level=CONFIDENCE,
-        n_resamples=2000,
-        method="percentile",
-        rng=np.random.default_rng(0),
-    )
-    low, high = result.confidence_interval
-    return point, float(low), float(high)
+def speed_ratio(times_a: Sequence[float], times_b: Sequence[float]) -> Interval:
+    """Speed of A relative to B from paired per-round times: the median of B/A per round, with its bootstrap
+    interval over the rounds (:func:`cnnbench.stats.paired_ratio_interval`: a round's two times are a pair)."""
+    return paired_ratio_interval(times_a, times_b)
 
 
-def pair_ratio(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+def pair_ratio(a: pd.Series, b: pd.Series) -> Interval:
     """Speed of row ``a`` relative to row ``b``: from their rounds when both have them, else from ``images_s``."""
     rounds_a, rounds_b = _rounds_of(a), _rounds_of(b)
     if rounds_a and len(rounds_a) == len(rounds_b):
         return speed_ratio(rounds_a, rounds_b)
     point = float(a["images_s"]) / float(b["images_s"])
-    return point, point, point
+    return Interval(point, point, point)
 
 
 def results_frame(rows: Sequence[dict[str, object]], target: Target | None = None) -> pd.DataFrame:
@@ -546,21 +531,3 @@ def speed_texts(frame: pd.DataFrame) -> list[str]:
     """``speed vs base [95% CI]`` of every row of :func:`results_frame`, as the tables print it."""
     columns = (frame["speed_vs_base"], frame["speed_vs_base_low"], frame["speed_vs_base_high"])
     return [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in zip(*columns, strict=True)]
-
-
-def run_guidelines(
-    target: Target | None = None,
-    guidelines: Sequence[str] = tuple(GUIDELINES),
-    scales: Sequence[int] = SCALES,
-    batch: int | None = None,
-    timing: Timing | None = None,
-    rounds: int = ROUNDS,
-) -> pd.DataFrame:
-    """Run the named tables on ``target``: every configuration counted and timed in interleaved rounds, one table
-    (guideline and scale) at a time, with ratios and their intervals (see the module doc)."""
-    target, _ = resolve_target(target or Target())
-    batch = default_batch(target) if batch is None else batch
-    timing = timing or Timing()
-    cases(guidelines, paper_column(target), scales)  # checks the names and scales before any timing
-    rows = [row for g in guidelines for s in scales for row in run_table(g, s, target, batch, timing, rounds)]
-    return results_frame(rows, target)

@@ -12,6 +12,7 @@ import pandas as pd
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines.microbench import G1_ROWS, G2_ROWS, G3_ROWS, PaperRow, pair_ratio
 from cnnbench.provenance import is_disturbed
+from cnnbench.stats import ABOVE, ACROSS, BELOW, side
 
 __all__ = ["TIE", "Comparison", "CLAIMS", "Verdict", "verdict"]
 
@@ -31,15 +32,13 @@ class Comparison:
     strict: bool = False
 
     def outcome(self, low: float, high: float) -> str:
-        """By the 95% interval of speed(slower) / speed(faster), per multiply-add: ``holds``, ``fails`` or
-        ``undecided``. "No faster than" holds when the interval lies at or below 1 + :data:`TIE` and fails when it
-        lies above; a claimed speed-up (``strict``) holds when the interval lies below 1 and fails when it lies at
-        or above 1."""
-        if self.strict:
-            holds, fails = high < 1.0, low >= 1.0
-        else:
-            holds, fails = high <= 1.0 + TIE, low > 1.0 + TIE
-        return "holds" if holds else "fails" if fails else "undecided"
+        """By the interval of speed(slower) / speed(faster), per multiply-add: ``holds``, ``fails`` or ``undecided``.
+
+        "No faster than" holds when the interval lies at or below 1 + :data:`TIE` and fails when it lies above; a
+        claimed speed-up (``strict``) holds when the interval lies below 1 and fails when it lies at or above 1
+        (equal speeds are no speed-up). See :func:`cnnbench.stats.side`."""
+        where = side(low, high, 1.0, ties=ABOVE) if self.strict else side(low, high, 1.0 + TIE, ties=BELOW)
+        return {BELOW: "holds", ABOVE: "fails", ACROSS: "undecided"}[where]
 
 
 def _falling(labels: Sequence[str]) -> list[Comparison]:

@@ -135,7 +135,7 @@ def iter_bench(
                 row.update({"status": "failed", "error": str(err), **description})
                 yield row
                 continue
-            if roofline is not None and target.dtype != INT8:
+            if roofline is not None and target.has_roofline:
                 bound = roofline_bound_ms(result_int(row, "flops"), result_int(row, "mac_bytes"), roofline)
                 row["roofline_bound_ms"] = bound
                 row["roofline_fraction"] = bound / result.median_ms

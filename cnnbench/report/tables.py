@@ -641,7 +641,7 @@ def run_report(
     latency_frame = latency_table(
         config,
         names,
-        None if target.dtype == INT8 else roof,
+        roof if target.has_roofline else None,
         progress,
         between=calibration.between if calibration else None,
         guard=guard,
@@ -653,7 +653,7 @@ def run_report(
         else (pd.DataFrame(), "")
     )
     predicted = prediction.set_index("model")["latency_ms"] if not prediction.empty else None
-    eager_roof = None if target.dtype == INT8 else roof
+    eager_roof = roof if target.has_roofline else None
     if recheck_latency(config, latency_frame, eager_roof, target, guard, predicted):
         latency_frame = latency_table(config, names, eager_roof, _identity, guard=guard)
         if config.predict:
@@ -674,7 +674,7 @@ def run_report(
     )
     prepare_deployments(config, deployed_names, progress, guard, heavy)
     for deployed in deployment_targets(config):
-        deployed_roof = None if deployed.dtype == INT8 else cached_roofline(deployed)
+        deployed_roof = cached_roofline(deployed) if deployed.has_roofline else None
         deployed_frame = latency_table(config, deployed_names, deployed_roof, progress, deployed, guard=guard)
         recheck_latency(config, deployed_frame, deployed_roof, deployed, guard)
         written[f"latency-{deployed.key}"] = out / f"latency-{deployed.key}.csv"
