@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +124,7 @@ def costed_by(costs: dict[str, OpCost], key: str, kind: str) -> str:
 
 def op_terms(costs: dict[str, OpCost], features: Features, page_fault_gbs: float | None) -> Terms:
     """The terms of every op of ``features`` (``misaligned`` set), each costed by its fit (:func:`costed_by`)."""
-    parts = {name: np.zeros(len(features["key"])) for name in Terms.__dataclass_fields__}
+    parts = {term.name: np.zeros(len(features["key"])) for term in fields(Terms)}
     for key, kind in set(zip(features["key"], features["kind"], strict=True)):
         index = np.flatnonzero((features["key"] == key) & (features["kind"] == kind))
         terms = costs[costed_by(costs, str(key), str(kind))].terms(select(features, index), page_fault_gbs)
