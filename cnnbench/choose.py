@@ -174,18 +174,9 @@ def _predicted_latency(
     predicted: Path | str | bool, target: Target, names: list[str], batch: int, progress: Progress | None
 ) -> pd.DataFrame:
     """Latency rows made of the cost model's predictions (``status`` ok, no memory figures)."""
-    from cnnbench.costmodel import model as costmodel
+    from cnnbench import costmodel
 
-    if predicted is True:
-        path = costmodel.default_path(costmodel.check_modelled(target))
-        if not path.exists():
-            raise CnnbenchError(
-                f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the "
-                "same target options, or give --predicted FILE"
-            )
-    else:
-        path = Path(str(predicted))
-    fitted = costmodel.load(path)
+    fitted = costmodel.load_for(target, None if predicted is True else Path(str(predicted)), "--predicted")
     bar = progress or (lambda items, _desc: items)
-    rows = [costmodel.predict(name, fitted, batch=batch).row() for name in bar(names, "predict")]
+    rows = [costmodel.predict_latency(name, fitted, batch=batch).row() for name in bar(names, "predict")]
     return pd.DataFrame(rows).rename(columns={"latency_ms": "latency_ms_median"}).assign(status="ok")

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnbench.costmodel import model as costmodel
+from cnnbench import costmodel
+from cnnbench.costmodel.features import KINDS_AS_KEYS
 from cnnbench.measure.counting import KINDS
 from cnnbench.measure.probe import Probe
 
@@ -116,8 +117,8 @@ ELEMENTWISE = costmodel.OpCost(overhead_ms=0.005, parallel_ms=0.0, parallel_abov
 def fixed_model(key: str = "cpu-t1-fp32-nchw-eager") -> costmodel.CostModel:
     """A cost model with round numbers: every convolution kind and linear costs as CONV, every other op (through its
     kind's fallback) and ``any`` as ELEMENTWISE; every channel count is on the lanes, no page faults, scale 1."""
-    costs = {kind: CONV for kind in costmodel.KINDS_AS_KEYS}
-    costs |= {f"kind:{kind}": ELEMENTWISE for kind in KINDS if kind not in costmodel.KINDS_AS_KEYS}
+    costs = {kind: CONV for kind in KINDS_AS_KEYS}
+    costs |= {f"kind:{kind}": ELEMENTWISE for kind in KINDS if kind not in KINDS_AS_KEYS}
     return costmodel.CostModel(target={"key": key, "device": "cpu"}, costs={**costs, costmodel.ANY: ELEMENTWISE},
                                lanes=1, page_fault_gbs=None, network_scale=1.0, flops_ms_per_g=20.0,
                                mac_ms_per_gb=100.0, networks=7, ops=700, network_error=0.05,

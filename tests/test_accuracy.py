@@ -26,7 +26,7 @@ from cnnbench.accuracy.checkpoints import load_model, read_state_dict
 from cnnbench.accuracy.data import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.accuracy.evaluate import evaluate
 from cnnbench.accuracy.published import published_accuracy
-from cnnbench.accuracy.train import RECIPE, Budget, FitResult, fit, train_model, training_resolution
+from cnnbench.accuracy.train import RECIPE, FitResult, TrainingBudget, fit, train_model, training_resolution
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import MACHINE_ENV
@@ -128,7 +128,7 @@ def test_row_aggregates_seeds_as_mean_and_sample_std(monkeypatch: pytest.MonkeyP
                          test_predictions=torch.zeros(1, 10))  # fmt: skip
 
     monkeypatch.setattr(accuracy, "fit", fake_fit)
-    row = train_model("shufflenet_v2_x0_5", Budget(seeds=(0, 1)))
+    row = train_model("shufflenet_v2_x0_5", TrainingBudget(seeds=(0, 1)))
     assert row["seeds"] == "0,1" and row["error"] == ""
     assert (row["top1_mean"], row["top1_std"], row["top5_mean"]) == (55.0, 7.07, 95.0)  # std of 50, 60: √50
     assert (row["train_loss"], row["train_images_per_s"], row["params"]) == (1.5, 500.0, 40)
@@ -410,7 +410,8 @@ def test_torchrun_two_processes_agree_with_one(tmp_path: Path) -> None:
     ddp = pd.read_csv(out, dtype={"recipe": str})
     assert len(ddp) == 1 and ddp.loc[0, "world_size"] == 2  # and rank 0 alone writes
 
-    single = train_model("squeezenet1_1", Budget(epochs=1, seeds=(0,), recipe=replace(RECIPE, dropout=0.0, lr=5e-4)))
+    single = train_model("squeezenet1_1",
+                         TrainingBudget(epochs=1, seeds=(0,), recipe=replace(RECIPE, dropout=0.0, lr=5e-4)))
     assert single["world_size"] == 1 and single["error"] == ""
     assert ddp.loc[0, "recipe"] == single["recipe"]
     assert ddp.loc[0, "train_loss"] == pytest.approx(single["train_loss"], abs=0.002)

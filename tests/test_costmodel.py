@@ -16,9 +16,9 @@ import pytest
 from conftest import CONV, ELEMENTWISE, fixed_model
 from torch import nn
 
+from cnnbench import costmodel
 from cnnbench.cli import main
-from cnnbench.costmodel import model as costmodel
-from cnnbench.costmodel import networks
+from cnnbench.costmodel import features, fit, networks
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.allocator import MMAP_THRESHOLD_BYTES
 from cnnbench.measure.latency import QUICK_TIMING
@@ -38,14 +38,17 @@ def test_the_fit_recovers_known_numbers_and_the_parallel_threshold() -> None:
     f = _features(np.exp(rng.uniform(np.log(1e3), np.log(2e6), n)), rng.uniform(1e4, 1e9, n),
                   rng.uniform(1e3, 1e8, n), rng.random(n) < 0.5)  # fmt: skip
     above = 2**15.5
-    truth = costmodel.OpCost(0.01, 0.06, above, 50.0, 10.0, 1.5, n, 0.0)
-    time_ms = truth.terms(f).sum(axis=1)
-    fitted = costmodel.fit_cost(f, time_ms)
+    truth = costmodel.OpCost(overhead_ms=0.01, parallel_ms=0.06, parallel_above=above, compute_gops=50.0,
+                             memory_gbs=10.0, misaligned_factor=1.5, ops=n, error=0.0)
+    time_ms = truth.terms(f).time_ms
+    fitted = fit.fit_op_cost(f, time_ms)
     assert fitted.parallel_above == pytest.approx(above)
     for name in ("overhead_ms", "parallel_ms", "compute_gops", "memory_gbs", "misaligned_factor"):
         assert getattr(fitted, name) == pytest.approx(getattr(truth, name), rel=0.02), name
     assert fitted.error < 0.01 and fitted.ops == n
-    flat = costmodel.fit_cost(f, costmodel.OpCost(0.01, 0.0, None, 50.0, 10.0, 1.0, n, 0.0).terms(f).sum(axis=1))
+    flat = fit.fit_op_cost(f, costmodel.OpCost(overhead_ms=0.01, parallel_ms=0.0, parallel_above=None,
+                                               compute_gops=50.0, memory_gbs=10.0, misaligned_factor=1.0, ops=n,
+                                               error=0.0).terms(f).time_ms)
     assert flat.misaligned_factor == pytest.approx(1.0, rel=0.02) and flat.overhead_ms == pytest.approx(0.01, rel=0.02)
     assert flat.parallel_above is None or flat.parallel_ms < 1e-4  # no step to find: none, or a negligible one
 
@@ -59,12 +62,13 @@ def test_a_step_or_a_factor_needs_ops_on_both_sides() -> None:
     off = np.zeros(n, dtype=bool)
     off[0] = True
     f = _features(size, rng.uniform(1e4, 1e8, n), rng.uniform(1e3, 1e7, n), off)
-    time_ms = costmodel.OpCost(0.01, 0.0, None, 50.0, 10.0, 1.0, n, 0.0).terms(f).sum(axis=1)
+    time_ms = costmodel.OpCost(overhead_ms=0.01, parallel_ms=0.0, parallel_above=None, compute_gops=50.0,
+                               memory_gbs=10.0, misaligned_factor=1.0, ops=n, error=0.0).terms(f).time_ms
     time_ms[-3:] += 100.0
     time_ms[0] *= 10
-    fitted = costmodel.fit_cost(f, time_ms)
+    fitted = fit.fit_op_cost(f, time_ms)
     assert fitted.misaligned_factor == 1.0
-    assert fitted.parallel_above is None or (size > fitted.parallel_above).sum() >= costmodel.MIN_SIDE
+    assert fitted.parallel_above is None or (size > fitted.parallel_above).sum() >= fit.MIN_SIDE
     assert fitted.parallel_ms < 1.0  # not the 100 ms of three ops
 
 
@@ -80,9 +84,9 @@ def _conv_1x1_ops(channels: list[tuple[int, int]], sides: list[int], truth: cost
                      "flops": c_in * c_out * hw, "flops_elementwise": 0,
                      "mac_bytes": 4 * (c_in * hw + c_out * hw + c_in * c_out)})  # fmt: skip
     ops = pd.DataFrame(rows)
-    f = costmodel.op_features(ops)
-    f["misaligned"] = costmodel.misaligned(f["channels"], lanes)
-    return ops.assign(time_ms=truth.terms(f).sum(axis=1))
+    f = features.op_features(ops)
+    f["misaligned"] = features.misaligned(f["channels"], lanes)
+    return ops.assign(time_ms=truth.terms(f).time_ms)
 
 
 def test_fit_finds_the_lanes_the_network_scale_and_the_baselines() -> None:
@@ -93,12 +97,13 @@ def test_fit_finds_the_lanes_the_network_scale_and_the_baselines() -> None:
     n = 120
     grid = [16, 24, 32, 40, 64, 72, 96, 104]
     channels = [(int(a), int(b)) for a, b in zip(rng.choice(grid, n), rng.choice(grid, n), strict=True)]
-    truth = costmodel.OpCost(0.01, 0.0, None, 50.0, 10.0, 1.5, n, 0.0)
+    truth = costmodel.OpCost(overhead_ms=0.01, parallel_ms=0.0, parallel_above=None, compute_gops=50.0,
+                             memory_gbs=10.0, misaligned_factor=1.5, ops=n, error=0.0)
     ops = _conv_1x1_ops(channels, [int(s) for s in rng.choice([7, 14, 28], n)], truth, 16,
                         [f"net{i % 6}" for i in range(n)])  # fmt: skip
     summed = ops.groupby("network")[["time_ms", "flops", "mac_bytes"]].sum()
     timed = pd.DataFrame({"network": summed.index, "measured_ms": 1.25 * summed["time_ms"].to_numpy()})
-    fitted = costmodel.fit(ops, timed, Target(threads=1))
+    fitted = costmodel.fit_cost_model(ops, timed, Target(threads=1))
     assert fitted.lanes == 16
     assert fitted.costs["conv_1x1"].misaligned_factor == pytest.approx(1.5, rel=0.02)
     assert fitted.network_scale == pytest.approx(1.25, rel=0.01) and fitted.network_error < 0.01
@@ -109,10 +114,10 @@ def test_fit_finds_the_lanes_the_network_scale_and_the_baselines() -> None:
     assert fitted.mac_ms_per_gb == pytest.approx(per_byte * 1e9, rel=1e-6)
     assert fitted.networks == 6 and fitted.ops == n and fitted.page_fault_gbs is None
     assert set(fitted.costs) == {"conv_1x1", costmodel.ANY} and fitted.key == "cpu-t1-fp32-nchw-eager"
-    few = costmodel.fit(ops.iloc[:costmodel.MIN_OPS - 1], timed, Target(threads=1))  # too few for a key of its own
+    few = costmodel.fit_cost_model(ops.iloc[:fit.MIN_OPS - 1], timed, Target(threads=1))  # too few for a key of its own
     assert set(few.costs) == {"kind:conv_1x1", costmodel.ANY} and few.cost_of("conv_1x1", "conv_1x1") is not few.costs[
         costmodel.ANY]  # fmt: skip
-    assert list(costmodel.misaligned([(3, 16), (16, 32), (116,), ()], 16)) == [True, False, True, False]
+    assert list(features.misaligned([(3, 16), (16, 32), (116,), ()], 16)) == [True, False, True, False]
 
 
 def test_two_layer_prediction_equals_the_formula_by_hand() -> None:
@@ -122,9 +127,10 @@ def test_two_layer_prediction_equals_the_formula_by_hand() -> None:
     side = 32
     net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.ReLU())
     base = fixed_model()
-    conv = costmodel.OpCost(0.02, 0.05, 2048.0, 50.0, 10.0, 1.0, 1, 0.0)
+    conv = costmodel.OpCost(overhead_ms=0.02, parallel_ms=0.05, parallel_above=2048.0, compute_gops=50.0,
+                            memory_gbs=10.0, misaligned_factor=1.0, ops=1, error=0.0)
     model = costmodel.CostModel(**{**base.__dict__, "costs": {**base.costs, "conv": conv}, "network_scale": 1.1})
-    predicted = costmodel.predict(net, model, resolution=side)
+    predicted = costmodel.predict_latency(net, model, resolution=side)
     hw = side * side
     conv_madds = 16 * hw * 3 * 3 * 3  # every output element: 3·3·3 multiply-adds
     conv_bytes = 4 * (3 * hw + 16 * hw + 16 * 3 * 3 * 3)  # input, output, weights, fp32
@@ -152,10 +158,13 @@ def test_off_the_lanes_the_rate_terms_take_the_factor_by_hand() -> None:
     side = 32
     net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.ReLU())
     base = fixed_model()
-    costs = {**base.costs, "conv": costmodel.OpCost(0.02, 0.0, None, 50.0, 10.0, 2.0, 1, 0.0),
-             "relu": costmodel.OpCost(0.005, 0.0, None, 100.0, 20.0, 3.0, 1, 0.0)}  # fmt: skip
-    predicted = costmodel.predict(net, costmodel.CostModel(**{**base.__dict__, "costs": costs, "lanes": 16}),
-                                  resolution=side)  # fmt: skip
+    costs = {**base.costs,
+             "conv": costmodel.OpCost(overhead_ms=0.02, parallel_ms=0.0, parallel_above=None, compute_gops=50.0,
+                                      memory_gbs=10.0, misaligned_factor=2.0, ops=1, error=0.0),
+             "relu": costmodel.OpCost(overhead_ms=0.005, parallel_ms=0.0, parallel_above=None, compute_gops=100.0,
+                                      memory_gbs=20.0, misaligned_factor=3.0, ops=1, error=0.0)}  # fmt: skip
+    predicted = costmodel.predict_latency(net, costmodel.CostModel(**{**base.__dict__, "costs": costs, "lanes": 16}),
+                                          resolution=side)  # fmt: skip
     hw = side * side
     conv_ms = 0.02 + 2.0 * (16 * hw * 27 / 5e7 + 4 * (3 * hw + 16 * hw + 16 * 27) / 1e7)
     relu_ms = 0.005 + 16 * hw / 1e8 + 4 * 2 * 16 * hw / 2e7
@@ -174,25 +183,63 @@ def test_an_output_past_the_mmap_threshold_pays_its_fresh_pages_by_hand(inplace:
     net = nn.Sequential(nn.Conv2d(3, 64, 1, bias=False), nn.ReLU(inplace=inplace))
     base = fixed_model()
     with_faults = costmodel.CostModel(**{**base.__dict__, "page_fault_gbs": rate})
-    plain = costmodel.predict(net, base, resolution=side).layers["memory_ms"]
-    faulted = costmodel.predict(net, with_faults, resolution=side).layers["memory_ms"]
+    plain = costmodel.predict_latency(net, base, resolution=side).layers["memory_ms"]
+    faulted = costmodel.predict_latency(net, with_faults, resolution=side).layers["memory_ms"]
     assert faulted.iloc[0] - plain.iloc[0] == pytest.approx(out_bytes / (rate * 1e6))
     assert faulted.iloc[1] - plain.iloc[1] == pytest.approx(0.0 if inplace else out_bytes / (rate * 1e6))
 
 
+def test_a_prediction_names_its_terms_and_the_pooled_fits_it_fell_back_to(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The ReLU's key ``relu`` has no fit of its own: it is costed by its kind's pooled fit, and with that removed
+    by every op's. The prediction lists those fallbacks with their op counts, per op and in its row, and the page
+    faults are a term of their own inside memory."""
+    side, rate = 400, 2.0
+    net = nn.Sequential(nn.Conv2d(3, 64, 1, bias=False), nn.ReLU())
+    base = costmodel.CostModel(**{**fixed_model().__dict__, "page_fault_gbs": rate})
+    predicted = costmodel.predict_latency(net, base, resolution=side)
+    assert list(predicted.layers["costed_by"]) == ["conv_1x1", "kind:activation"]
+    assert predicted.fallbacks == {"kind:activation": 1} and predicted.row()["fallbacks"] == "kind:activation×1"
+    out_bytes = 64 * side * side * 4
+    assert predicted.page_fault_ms == pytest.approx(2 * out_bytes / (rate * 1e6))
+    assert predicted.layers["page_fault_ms"].sum() == pytest.approx(predicted.page_fault_ms)
+    assert (predicted.layers["page_fault_ms"] <= predicted.layers["memory_ms"]).all()
+    costs = {k: v for k, v in base.costs.items() if k != "kind:activation"}
+    alone = costmodel.predict_latency(net, costmodel.CostModel(**{**base.__dict__, "costs": costs}),
+                                      resolution=side)  # fmt: skip
+    assert alone.fallbacks == {costmodel.ANY: 1}
+    path = costmodel.save(fixed_model(), tmp_path / "cm.json")
+    assert main(["predict", "mobilenet_v3_small", "--cost-model", str(path)]) == 0
+    out = capsys.readouterr().out
+    text = costmodel.predict_latency("mobilenet_v3_small", fixed_model()).row()["fallbacks"]
+    assert "costed by a pooled fit" in out and f"#   mobilenet_v3_small: {text}" in out and "kind:activation×" in text
+    assert main(["predict", "mobilenet_v3_small", "--cost-model", str(path), "--format", "csv"]) == 0
+    frame = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert frame.loc[0, "fallbacks"] == text
+
+
+def test_a_cost_model_written_before_the_split_is_read() -> None:
+    """The committed cost model (format 3) was written before the fit and the prediction were split apart: the
+    JSON layout is the same, so it loads and predicts."""
+    path = Path(__file__).resolve().parent.parent / "results" / "costmodel-cpu-t2-fp32-nchw-eager.json"
+    stored = costmodel.load(path)
+    assert stored.key == "cpu-t2-fp32-nchw-eager" and costmodel.ANY in stored.costs
+    assert costmodel.predict_latency("mobilenet_v3_small", stored).latency_ms > 0
+
+
 def test_cost_keys_sizes_and_fallbacks() -> None:
-    assert costmodel.cost_key("conv_1x1", "convolution", (1, 8, 7, 7)) == "conv_1x1"
-    assert costmodel.cost_key("linear", "addmm", (1, 1000)) == "linear"
-    assert [costmodel.cost_key("pool", op, shape) for op, shape in (("mean", (1, 32, 1, 1)), ("mean", (1, 1024)),
+    assert features.cost_key("conv_1x1", "convolution", (1, 8, 7, 7)) == "conv_1x1"
+    assert features.cost_key("linear", "addmm", (1, 1000)) == "linear"
+    assert [features.cost_key("pool", op, shape) for op, shape in (("mean", (1, 32, 1, 1)), ("mean", (1, 1024)),
             ("max_pool2d_with_indices", (1, 8, 7, 7)), ("_adaptive_avg_pool2d", (1, 512, 7, 7)))] == [
         "pool_global", "pool_global", "max_pool2d_with_indices", "_adaptive_avg_pool2d"]  # fmt: skip
-    assert costmodel.cost_key("activation", "relu_", (1, 8, 7, 7)) == "relu_"  # in place, apart from relu
+    assert features.cost_key("activation", "relu_", (1, 8, 7, 7)) == "relu_"  # in place, apart from relu
     layers = pd.DataFrame({
         "op": ["convolution", "addmm", "cat"], "kind": ["conv_1x1", "linear", "concat"],
         "input_shapes": ["1×8×8×8, 16×8×1×1, 16", "1000, 1×512, 512×1000", "1×8×4×4, 1×8×4×4"],
         "output_shape": ["1×16×8×8", "1×1000", "1×16×4×4"], "flops": [8192, 512000, 0],
         "flops_elementwise": [1024, 1000, 0], "mac_bytes": [1, 2, 3]})  # fmt: skip
-    f = costmodel.op_features(layers)
+    f = features.op_features(layers)
     # a conv parallelises over its input, a linear layer over its features, a concat over its output
     assert list(f["size"]) == [8 * 8 * 8, 512, 16 * 4 * 4]
     assert list(f["arithmetic"]) == [8192 + 1024, 513000, 0] and list(f["fresh_bytes"]) == [0, 0, 0]
@@ -217,15 +264,15 @@ def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_mo
     assert set(layers["op"]) >= {"relu", "relu_", "hardtanh", "hardtanh_", "silu", "silu_", "hardswish",
                                  "hardswish_", "sigmoid", "hardsigmoid", "add", "add_", "mul", "mean", "cat",
                                  "max_pool2d_with_indices", "avg_pool2d", "_adaptive_avg_pool2d", "clone"}  # fmt: skip
-    f = costmodel.op_features(layers)
+    f = features.op_features(layers)
     convs = layers[layers["kind"].str.startswith("conv")]
-    shapes = [costmodel._shapes(s) for s in convs["input_shapes"]]
-    strides = {ins[0][2] // out[0][2] for ins, out in zip(shapes, map(costmodel._shapes, convs["output_shape"]),
+    shapes = [features.parse_shapes(s) for s in convs["input_shapes"]]
+    strides = {ins[0][2] // out[0][2] for ins, out in zip(shapes, map(features.parse_shapes, convs["output_shape"]),
                                                           strict=True)}  # fmt: skip
     assert {1, 2} <= strides
     depthwise = [s[1][2] for s, kind in zip(shapes, convs["kind"], strict=True) if kind == "conv_depthwise"]
     assert {3, 5, 7} <= set(depthwise)
-    assert (f["fresh_bytes"] > 0).sum() >= 5 and (costmodel.misaligned(f["channels"], 16)).mean() > 0.2
+    assert (f["fresh_bytes"] > 0).sum() >= 5 and (features.misaligned(f["channels"], 16)).mean() > 0.2
     for network in drawn[:12]:
         homes = {type(m).__module__ for m in network.build().modules()}
         assert all(h.startswith(("torch.nn.", networks.__name__)) for h in homes), homes
@@ -242,10 +289,10 @@ def test_a_small_real_calibration_times_ops_in_place() -> None:
     assert (ops["time_ms"] > 0).all() and (timed["measured_ms"] > 0).all()
     summed = ops.groupby("network", sort=False)["time_ms"].sum()
     assert timed.set_index("network")["ops_ms"].to_numpy() == pytest.approx(summed.loc[timed["network"]].to_numpy())
-    assert costmodel.ANY in fitted.costs and fitted.lanes in costmodel.LANE_CHOICES
+    assert costmodel.ANY in fitted.costs and fitted.lanes in fit.LANE_CHOICES
     assert timed["predicted_ms"].to_numpy() == pytest.approx(
         fitted.network_scale * ops.groupby("network", sort=False)["fitted_ms"].sum().loc[timed["network"]].to_numpy())
-    predicted = costmodel.predict("mobilenet_v3_small", fitted)
+    predicted = costmodel.predict_latency("mobilenet_v3_small", fitted)
     assert predicted.latency_ms > 0 and predicted.ops == len(predicted.layers)
     assert predicted.overhead_ms + predicted.compute_ms + predicted.memory_ms == pytest.approx(predicted.latency_ms)
 
@@ -260,7 +307,8 @@ def test_accuracy_summary_by_hand() -> None:
 def test_json_round_trip_and_bad_files(tmp_path: Path) -> None:
     model = costmodel.CostModel(**{**fixed_model().__dict__, "page_fault_gbs": 2.5,
                                    "costs": {**fixed_model().costs, "conv": CONV.__class__(
-                                       0.02, 0.06, 23170.5, 50.0, 10.0, 1.4, 100, 0.1)}})  # fmt: skip
+                                       overhead_ms=0.02, parallel_ms=0.06, parallel_above=23170.5, compute_gops=50.0,
+                                       memory_gbs=10.0, misaligned_factor=1.4, ops=100, error=0.1)}})  # fmt: skip
     path = costmodel.save(model, tmp_path / "a" / "cm.json")
     assert costmodel.load(path) == model
     bad = tmp_path / "bad.json"
@@ -292,8 +340,8 @@ def test_predict_cli_with_a_cost_model_from_another_device(tmp_path: Path, capsy
                  "--format", "csv"]) == 0  # fmt: skip
     frame = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
     assert list(frame["model"]) == ["efficientnet φ=3.5", "mobilenet_v1 α=0.6"] and set(frame["resolution"]) == {176}
-    scaled = costmodel.predict(__import__("zoo.efficientnet").efficientnet.efficientnet_scaled(3.5), fixed_model(),
-                               resolution=176)  # fmt: skip
+    scaled = costmodel.predict_latency(__import__("zoo.efficientnet").efficientnet.efficientnet_scaled(3.5),
+                                       fixed_model(), resolution=176)  # fmt: skip
     assert frame.loc[0, "latency_ms"] == pytest.approx(scaled.latency_ms)
 
 
@@ -312,6 +360,17 @@ def test_cli_refuses_in_one_line(argv: list[str], says: str, tmp_path: Path, mon
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_this_machines_cost_model_of_another_target_is_refused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``predict`` and ``pick --predicted`` find the target's cost model by one rule (:func:`costmodel.load_for`)."""
+    monkeypatch.setenv("CNNBENCH_CACHE", str(tmp_path))
+    with pytest.raises(CnnbenchError, match="give one with --predicted FILE"):
+        costmodel.load_for(Target(threads=1), option="--predicted")
+    costmodel.save(fixed_model("cuda-fp16-nchw-eager"), costmodel.default_path(Target(threads=1)))
+    with pytest.raises(CnnbenchError, match="is the cost model of cuda-fp16-nchw-eager, not cpu-t1"):
+        costmodel.load_for(Target(threads=1))
 
 
 def test_calibrate_cli_writes_the_cost_model_predict_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -334,7 +393,7 @@ def test_pick_ranks_by_predicted_latency(tmp_path: Path) -> None:
     from cnnbench.choose import pick
 
     path = costmodel.save(fixed_model(), tmp_path / "cm.json")
-    small, big = (costmodel.predict(n, fixed_model()).latency_ms for n in ("mobilenet_v3_small", "resnet18"))
+    small, big = (costmodel.predict_latency(n, fixed_model()).latency_ms for n in ("mobilenet_v3_small", "resnet18"))
     assert small < big
     ranked = pick((small + big) / 2, models=("mobilenet_v3_small", "resnet18"), results=tmp_path / "results",
                   predicted=path).set_index("model")  # fmt: skip

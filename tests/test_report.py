@@ -21,7 +21,7 @@ import cnnbench.report.prediction as prediction
 import cnnbench.report.tables as report
 from cnnbench.benchmark_json import read_benchmark_json
 from cnnbench.cli import main
-from cnnbench.costmodel.model import predict
+from cnnbench.costmodel import predict_latency
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
@@ -145,7 +145,7 @@ def test_every_model_is_predicted_beside_its_measured_latency(first_run: tuple[P
     for name in MODELS:
         row = predicted.loc[name]
         assert row["measured_ms"] == pytest.approx(latency.loc[name, "latency_ms_median"])
-        assert row["latency_ms"] == pytest.approx(predict(name, fixed_model(KEY)).latency_ms)
+        assert row["latency_ms"] == pytest.approx(predict_latency(name, fixed_model(KEY)).latency_ms)
         assert row["latency_error_pct"] == pytest.approx((row["latency_ms"] / row["measured_ms"] - 1) * 100)
         assert row["mac_only_error_pct"] == pytest.approx((row["mac_only_ms"] / row["measured_ms"] - 1) * 100)
     assert json.loads((out / f"costmodel-{KEY}.json").read_text())["target"]["key"] == KEY
@@ -183,7 +183,7 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
         names, *a, **k))  # fmt: skip
     monkeypatch.setattr(prediction.networks, "network_suite", lambda count, progress=None: [None] * count)
     monkeypatch.setattr(prediction.networks, "NetworkTimer", Timer)
-    monkeypatch.setattr(prediction.costmodel, "fit_timed", lambda ops, timed, target: (fixed_model(KEY), ops, timed))
+    monkeypatch.setattr(prediction.costmodel, "fit_cost_model", lambda ops, timed, target: fixed_model(KEY))
     run_report(config(tmp_path, predict=True))
     assert events == [("row", MODELS[0]), ("networks", 2), ("row", MODELS[1]), ("networks", 2), ("row", MODELS[2]),
                       ("networks", 0), ("rest", 0)]  # fmt: skip

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from cnnbench import models
 from cnnbench.accuracy import train as train_module
 from cnnbench.accuracy.data import digits_split
-from cnnbench.accuracy.train import Budget, fit, prepare_digits, training_resolution
+from cnnbench.accuracy.train import TrainingBudget, fit, prepare_digits, training_resolution
 from cnnbench.catalog import resolve_patterns
 from cnnbench.provenance import Stamp
 from cnnbench.runtimes import export, int8, session
@@ -50,13 +50,13 @@ def runtime_logits(
     return forward.predict(images)
 
 
-def _stamp(name: str, budget: Budget, threads: int | None) -> Stamp:
+def _stamp(name: str, budget: TrainingBudget, threads: int | None) -> Stamp:
     code = code_fingerprint(name, [sys.modules[__name__], train_module, export, int8, session, models])
     settings = {"budget": budget, "targets": DEPLOYED_TARGETS, "calibration": CALIBRATION_IMAGES}
     return Stamp.here(f"cpu-t{threads or torch.get_num_threads()}-deployed", settings, code, device=torch.device("cpu"))
 
 
-def _row(name: str, budget: Budget, threads: int | None) -> dict[str, object]:
+def _row(name: str, budget: TrainingBudget, threads: int | None) -> dict[str, object]:
     seed = budget.seeds[0]
     resolution = training_resolution(name, budget.resolution, budget.recipe)
     data = digits_split(budget.recipe.test_size, budget.recipe.split_seed)
@@ -91,7 +91,7 @@ def _row(name: str, budget: Budget, threads: int | None) -> dict[str, object]:
 
 def deployed_accuracy(
     model_names: str | Iterable[str],
-    budget: Budget = Budget(),  # noqa: B008 - frozen, so one shared default is safe
+    budget: TrainingBudget = TrainingBudget(),  # noqa: B008 - frozen, so one shared default is safe
     threads: int | None = None,
     *,
     out: Path | None = None,

@@ -53,7 +53,7 @@ from cnnbench.store import ResultTable, code_fingerprint
 __all__ = [
     "Recipe",
     "RECIPE",
-    "Budget",
+    "TrainingBudget",
     "DATASETS",
     "DEFAULT_EPOCHS",
     "DEFAULT_SEEDS",
@@ -122,7 +122,7 @@ DEFAULT_SEEDS: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
-class Budget:
+class TrainingBudget:
     """What one training row is: the data, the input side asked for, the epochs, the seeds and the recipe. It is
     checked when made, so a bad budget is refused before any model trains."""
 
@@ -201,7 +201,7 @@ def device_columns(device: torch.device | str = "cpu") -> dict[str, object]:
     }
 
 
-def train_stamp(name: str, budget: Budget, device: torch.device | str = "cpu") -> Stamp:
+def train_stamp(name: str, budget: TrainingBudget, device: torch.device | str = "cpu") -> Stamp:
     """What a stored row of :func:`train_model` must match to be reused: this machine and torch, the device and
     threads, the budget (data, recipe, epochs, seeds and resolution asked for), and the code that built and
     trained it."""
@@ -401,7 +401,7 @@ TRAIN_COLUMNS = [
 
 def train_model(
     name: str,
-    budget: Budget = Budget(),  # noqa: B008 - frozen, so one shared default is safe
+    budget: TrainingBudget = TrainingBudget(),  # noqa: B008 - frozen, so one shared default is safe
     device: torch.device | str = "cpu",
     on_epoch: EpochCallback | None = None,
     data: DigitsSplit | None = None,
@@ -452,7 +452,7 @@ def train_model(
 
 def train(
     model_names: str | Iterable[str],
-    budget: Budget = Budget(),  # noqa: B008 - frozen, so one shared default is safe
+    budget: TrainingBudget = TrainingBudget(),  # noqa: B008 - frozen, so one shared default is safe
     device: torch.device | str = "cpu",
     on_epoch: EpochCallback | None = None,
     *,
@@ -495,7 +495,9 @@ def train(
 TRAIN_KEY = ["model", "dataset", "recipe", "epochs", "seeds", "resolution"]
 
 
-def _reusable(table: ResultTable, name: str, budget: Budget, device: torch.device | str) -> dict[str, object] | None:
+def _reusable(
+    table: ResultTable, name: str, budget: TrainingBudget, device: torch.device | str
+) -> dict[str, object] | None:
     """The stored row of ``name`` that this run would train again, if it trained without error here."""
     try:
         used = training_resolution(name, budget.resolution, budget.recipe)

@@ -25,8 +25,8 @@ from cnnbench.accuracy.train import (
     DEFAULT_EPOCHS,
     DEFAULT_SEEDS,
     RECIPE,
-    Budget,
     Recipe,
+    TrainingBudget,
     process_group,
     train,
 )
@@ -92,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
         names = resolve_patterns(args.models)
     else:
         raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
-    budget = Budget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
+    budget = TrainingBudget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.deployed:

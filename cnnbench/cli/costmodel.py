@@ -50,7 +50,8 @@ KIND_COLUMNS = {
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> str:
-    from cnnbench.costmodel import model as costmodel
+    from cnnbench import costmodel
+    from cnnbench.costmodel.fit import MIN_OPS
 
     target = costmodel.check_modelled(target_from(args))
     out = Path(args.out) if args.out else costmodel.default_path(target)
@@ -98,7 +99,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         "# per op: overhead + parallel above a size + (arithmetic / compute + MAC bytes / memory) × the factor "
         f"when its channels are not multiples of {fitted.lanes}, + fresh pages (mapped afresh: {faults})\n"
         f"# a network: {fitted.network_scale:.3f} × the sum of its ops (median error on the networks, timed "
-        f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {costmodel.MIN_OPS} ops use "
+        f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {MIN_OPS} ops use "
         "their kind's pooled fit (kind:...), then every op's (any)\n"
         f"# {_left_out(timed)}\n"
     )
@@ -153,21 +154,15 @@ def _models(args: argparse.Namespace) -> list[tuple[str, nn.Module | str]]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> str:
-    from cnnbench.costmodel import model as costmodel
+    from cnnbench import costmodel
+    from cnnbench.costmodel.fit import MIN_OPS
+    from cnnbench.costmodel.predict import fallback_text
 
     target = costmodel.check_modelled(target_from(args))
     models = _models(args)
-    path = Path(args.cost_model) if args.cost_model else costmodel.default_path(target)
-    if not args.cost_model and not path.exists():
-        raise CnnbenchError(
-            f"no cost model for {target.key} on this machine; run `cnnbench calibrate` with the same "
-            "target options first, or give one with --cost-model FILE"
-        )
-    fitted = costmodel.load(path)
-    if args.cost_model is None and fitted.key != target.key:
-        raise CnnbenchError(f"{path} is the cost model of {fitted.key}, not {target.key}; recalibrate")
+    fitted = costmodel.load_for(target, args.cost_model or None)
     predictions = [
-        costmodel.predict(model, fitted, batch=args.batch, resolution=args.res, name=label)
+        costmodel.predict_latency(model, fitted, batch=args.batch, resolution=args.res, name=label)
         for label, model in progress(models, "predict")
     ]
     frame = pd.DataFrame([p.row() for p in predictions])
@@ -201,6 +196,14 @@ def _cmd_predict(args: argparse.Namespace) -> str:
             PREDICT_COLUMNS,
         ).rstrip("\n"),
     ]
+    pooled = [f"#   {p.model}: {fallback_text(p.fallbacks)}" for p in predictions if p.fallbacks]
+    if pooled:
+        lines += [
+            "",
+            f"# ops of a key calibrated on fewer than {MIN_OPS} ops, costed by a pooled fit (their kind's, kind:..., "
+            "else every op's, any):",
+            *pooled,
+        ]
     if len(predictions) == 1 or args.by_kind:
         for p in predictions:
             lines += [

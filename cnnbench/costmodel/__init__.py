@@ -2,9 +2,39 @@
 (``cnnbench calibrate``) and applied to any model's meta-device counting pass (``cnnbench predict``).
 
 - :mod:`.networks`: the synthetic networks (seeded, never a zoo model) and their timing, whole and op by op;
-- :mod:`.model`: the per-key formula, its fit, the prediction with its attribution, the baselines, the JSON.
+- :mod:`.features`: what the formula needs of each op of a counting pass (its cost key, work and sizes);
+- :mod:`.model`: the formula, the fitted numbers (:class:`OpCost` per cost key, :class:`CostModel`), their JSON;
+- :mod:`.fit`: calibration, timed ops in and a cost model out (:func:`calibrate`, :func:`fit_cost_model`);
+- :mod:`.predict`: a cost model and a network in, the predicted latency out (:func:`predict_latency`).
 """
 
-from cnnbench.costmodel.model import CostModel, OpCost, Prediction, calibrate, load, predict, save
+from cnnbench.costmodel.fit import calibrate, fit_cost_model
+from cnnbench.costmodel.model import (
+    ANY,
+    CostModel,
+    OpCost,
+    Terms,
+    check_modelled,
+    default_path,
+    load,
+    load_for,
+    save,
+)
+from cnnbench.costmodel.predict import Prediction, accuracy_summary, predict_latency
 
-__all__ = ["CostModel", "OpCost", "Prediction", "calibrate", "load", "predict", "save"]
+__all__ = [
+    "ANY",
+    "CostModel",
+    "OpCost",
+    "Prediction",
+    "Terms",
+    "accuracy_summary",
+    "calibrate",
+    "check_modelled",
+    "default_path",
+    "fit_cost_model",
+    "load",
+    "load_for",
+    "predict_latency",
+    "save",
+]

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["OpCost", "HANDLES", "ZERO_COST", "KINDS", "CountingMode", "RECORD_FIELDS", "tensors_in"]
+__all__ = ["OpCount", "HANDLES", "ZERO_COST", "KINDS", "CountingMode", "RECORD_FIELDS", "tensors_in"]
 
 aten = torch.ops.aten
 
@@ -55,8 +55,8 @@ KINDS = (
 
 
 @dataclass(frozen=True)
-class OpCost:
-    """What a handle says about one op."""
+class OpCount:
+    """What a handle counts of one op (the units: the module docstring)."""
 
     kind: str
     flops: int = 0  # multiply-adds
@@ -79,23 +79,23 @@ def _numel(values: Sequence[Any]) -> int:
     return sum(t.numel() for t in tensors_in(values))
 
 
-# --- handles: (args, kwargs, outputs) -> OpCost ------------------------------------------------------------------
+# --- handles: (args, kwargs, outputs) -> OpCount -----------------------------------------------------------------
 
-Handle = Callable[[tuple[Any, ...], dict[str, Any], list[Tensor]], OpCost]
-
-
-def _convolution(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
-    return _conv_cost(args[0], args[1], args[2], transposed=bool(args[6]), groups=int(args[8]), y=out[0])
+Handle = Callable[[tuple[Any, ...], dict[str, Any], list[Tensor]], OpCount]
 
 
-def _conv2d(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _convolution(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
+    return _conv_count(args[0], args[1], args[2], transposed=bool(args[6]), groups=int(args[8]), y=out[0])
+
+
+def _conv2d(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     """aten.conv2d, seen before decomposition on real tensors under inference mode (latency breakdowns)."""
     bias = args[2] if len(args) > 2 else kwargs.get("bias")
     groups = int(args[6]) if len(args) > 6 else int(kwargs.get("groups", 1))
-    return _conv_cost(args[0], args[1], bias, transposed=False, groups=groups, y=out[0])
+    return _conv_count(args[0], args[1], bias, transposed=False, groups=groups, y=out[0])
 
 
-def _conv_cost(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool, groups: int, y: Tensor) -> OpCost:
+def _conv_count(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool, groups: int, y: Tensor) -> OpCount:
     per_output = weight[0].numel()  # (c_in / groups) · kh · kw
     if transposed:  # each input element is scattered through c_out/groups · kh · kw weights
         flops = x.numel() * weight.numel() // weight.shape[0]
@@ -114,102 +114,102 @@ def _conv_cost(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool,
     if bias is not None:
         mac += bias.numel()
         elementwise = y.numel()
-    return OpCost(kind, flops, elementwise, mac)
+    return OpCount(kind, flops, elementwise, mac)
 
 
-def _addmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _addmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     bias, a, b = args[0], args[1], args[2]
     y = out[0]
     flops = a.shape[0] * a.shape[1] * b.shape[1]
-    return OpCost("linear", flops, y.numel(), a.numel() + b.numel() + bias.numel() + y.numel())
+    return OpCount("linear", flops, y.numel(), a.numel() + b.numel() + bias.numel() + y.numel())
 
 
-def _linear(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _linear(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     """aten.linear before decomposition (inference mode on real tensors)."""
     x, weight = args[0], args[1]
     bias = args[2] if len(args) > 2 else kwargs.get("bias")
     y = out[0]
     mac = x.numel() + weight.numel() + y.numel() + (bias.numel() if bias is not None else 0)
-    return OpCost("linear", x.numel() * weight.shape[0], y.numel() if bias is not None else 0, mac)
+    return OpCount("linear", x.numel() * weight.shape[0], y.numel() if bias is not None else 0, mac)
 
 
-def _mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     a, b = args[0], args[1]
-    return OpCost("linear", a.numel() * b.shape[-1], 0, a.numel() + b.numel() + out[0].numel())
+    return OpCount("linear", a.numel() * b.shape[-1], 0, a.numel() + b.numel() + out[0].numel())
 
 
-def _bmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _bmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     a, b = args[0], args[1]  # (B, M, K) @ (B, K, N)
-    return OpCost("linear", a.numel() * b.shape[-1], 0, a.numel() + b.numel() + out[0].numel())
+    return OpCount("linear", a.numel() * b.shape[-1], 0, a.numel() + b.numel() + out[0].numel())
 
 
-def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     x = args[0]
     params = _numel(args[1:5])  # weight, bias, running mean, running var
     # Inference: one fused multiply-add per element (x·scale + shift). Training adds the batch statistics:
     # a mean and a variance pass over the input.
     training = bool(args[5]) if len(args) > 5 and isinstance(args[5], bool) else False
     ops = x.numel() * (3 if training else 1)
-    return OpCost("norm", 0, ops, x.numel() + out[0].numel() + params)
+    return OpCount("norm", 0, ops, x.numel() + out[0].numel() + params)
 
 
-def _batch_norm_composite(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _batch_norm_composite(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     """aten.batch_norm before decomposition: same arguments as native_batch_norm, then cudnn_enabled."""
     return _batch_norm(args[:8], kwargs, out)
 
 
-def _reshape(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _reshape(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     """aten.reshape before decomposition: a view when it can be, else a copy (a channel shuffle's last step)."""
     x, y = args[0], out[0]
     if x.device.type == "meta" or y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-        return OpCost("shuffle")
-    return OpCost("shuffle", 0, 0, x.numel() + y.numel())
+        return OpCount("shuffle")
+    return OpCount("shuffle", 0, 0, x.numel() + y.numel())
 
 
-def _batch_norm_no_training(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _batch_norm_no_training(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     x = args[0]
-    return OpCost("norm", 0, x.numel(), x.numel() + out[0].numel() + _numel(args[1:5]))
+    return OpCount("norm", 0, x.numel(), x.numel() + out[0].numel() + _numel(args[1:5]))
 
 
-def _norm_with_statistics(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _norm_with_statistics(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     """Layer and group norm compute their statistics at inference too: mean, variance, normalise-and-scale."""
     x = args[0]
-    return OpCost("norm", 0, 3 * x.numel(), x.numel() + out[0].numel() + _numel(args[1:3]))
+    return OpCount("norm", 0, 3 * x.numel(), x.numel() + out[0].numel() + _numel(args[1:3]))
 
 
 def _unary(kind: str) -> Handle:
-    def handle(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+    def handle(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
         n = out[0].numel()
-        return OpCost(kind, 0, n, args[0].numel() + n)
+        return OpCount(kind, 0, n, args[0].numel() + n)
 
     return handle
 
 
-def _binary(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _binary(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     n = out[0].numel()
-    return OpCost("elementwise", 0, n, _numel(args[:2]) + n)
+    return OpCount("elementwise", 0, n, _numel(args[:2]) + n)
 
 
-def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     x = args[0]
-    return OpCost("elementwise", 0, x.numel(), x.numel() + out[0].numel())
+    return OpCount("elementwise", 0, x.numel(), x.numel() + out[0].numel())
 
 
-def _pool_window(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _pool_window(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     x, kernel = args[0], args[1]
     window = math.prod(kernel) if len(kernel) > 1 else kernel[0] ** (x.dim() - 2)
     y = out[0]  # max pooling's indices are an output we do not count as traffic of inference
-    return OpCost("pool", 0, y.numel() * window, x.numel() + y.numel())
+    return OpCount("pool", 0, y.numel() * window, x.numel() + y.numel())
 
 
-def _pool_global(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
+def _pool_global(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
     x, y = args[0], out[0]
-    return OpCost("pool", 0, x.numel(), x.numel() + y.numel())
+    return OpCount("pool", 0, x.numel(), x.numel() + y.numel())
 
 
 def _data_movement(kind: str) -> Handle:
-    def handle(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCost:
-        return OpCost(kind, 0, 0, _numel(args[:1] if kind != "concat" else args[0]) + out[0].numel())
+    def handle(args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Tensor]) -> OpCount:
+        return OpCount(kind, 0, 0, _numel(args[:1] if kind != "concat" else args[0]) + out[0].numel())
 
     return handle
 
@@ -400,16 +400,16 @@ class CountingMode(TorchDispatchMode):
         inputs = tensors_in(args)
         if handle is None:
             self.unknown[packet.__name__] = self.unknown.get(packet.__name__, 0) + 1
-            cost = OpCost("other", 0, 0, sum(t.numel() for t in inputs) + sum(t.numel() for t in outputs))
+            count = OpCount("other", 0, 0, sum(t.numel() for t in inputs) + sum(t.numel() for t in outputs))
         else:
-            cost = handle(args, kwargs, outputs)
+            count = handle(args, kwargs, outputs)
         if outputs:
             self._track(outputs)
         itemsize = outputs[0].element_size() if outputs else 4
-        mac_bytes = cost.mac * itemsize
+        mac_bytes = count.mac * itemsize
         if self.weight_itemsize is not None and self._weights:
             weight_elems = sum(t.numel() for t in inputs if StorageWeakRef(t.untyped_storage()).cdata in self._weights)
-            weight_elems = min(weight_elems, cost.mac)
+            weight_elems = min(weight_elems, count.mac)
             mac_bytes += weight_elems * (self.weight_itemsize - itemsize)
         module, module_type = self.module_stack[-1]
         self.records.append(
@@ -417,12 +417,12 @@ class CountingMode(TorchDispatchMode):
                 module,
                 module_type,
                 packet.__name__,
-                cost.kind,
+                count.kind,
                 tuple(t.shape for t in inputs),
                 outputs[0].shape if outputs else (),
-                cost.flops,
-                cost.flops_elementwise,
-                cost.mac,
+                count.flops,
+                count.flops_elementwise,
+                count.mac,
                 mac_bytes,
                 handle is not None,
             )

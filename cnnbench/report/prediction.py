@@ -19,8 +19,9 @@ from dataclasses import asdict
 import pandas as pd
 import torch
 
-from cnnbench.costmodel import model as costmodel
+from cnnbench import costmodel
 from cnnbench.costmodel import networks
+from cnnbench.costmodel.fit import CODE_MODULES
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import Quieting
@@ -78,7 +79,7 @@ class ReportCalibration:
         if self.cached is not None:
             return self.cached, True
         assert self.timer is not None
-        fitted = costmodel.fit_timed(*self.timer.finish(self.bar), self.config.target)[0]
+        fitted = costmodel.fit_cost_model(*self.timer.finish(self.bar), self.config.target)
         if self.probe_ms is not None:
             fitted.environment["probe_ms"] = round(self.probe_ms, 4)
         if not self.config.quick:
@@ -103,7 +104,7 @@ def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.Co
         and cached.networks == networks.NETWORKS
         and env.get("torch") == torch.__version__
         and env.get("machine") == machine_identity(target.torch_device)
-        and env.get("code") == code_fingerprint(None, costmodel.CODE_MODULES)
+        and env.get("code") == code_fingerprint(None, CODE_MODULES)
     )
     if probe_ms is not None and not probe_agrees(env.get("probe_ms"), probe_ms):
         return None
@@ -133,10 +134,10 @@ def prediction_table(
     progress: object = None,
     calibration: ReportCalibration | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """results/prediction-<target>.csv: per model the predicted latency with its attribution and the two
-    baselines, the measured median of ``latency`` (this run's rows) and each predictor's error. ``calibration``
-    is the one :func:`start_calibration` began (a new one, timed now, without). Returns the table and, when the
-    target is not modelled, why (the table is then empty)."""
+    """results/prediction-<target>.csv: per model the predicted latency with its attribution, the pooled fits it
+    fell back to (``fallbacks``) and the two baselines, the measured median of ``latency`` (this run's rows) and
+    each predictor's error. ``calibration`` is the one :func:`start_calibration` began (a new one, timed now,
+    without). Returns the table and, when the target is not modelled, why (the table is then empty)."""
     target = config.target
     try:
         costmodel.check_modelled(target)
@@ -161,7 +162,7 @@ def prediction_table(
     }
     settings = fingerprint({"batch": config.batch, "resolution": config.resolution, "networks": fitted.networks})
     for name in bar([n for n in names if n in measured.index], "predict"):
-        predicted = costmodel.predict(name, fitted, batch=config.batch, resolution=config.resolution).row()
+        predicted = costmodel.predict_latency(name, fitted, batch=config.batch, resolution=config.resolution).row()
         timed = measured.loc[name]
         row: dict[str, object] = {**predicted, "measured_ms": float(timed["latency_ms_median"])}
         for column in PREDICTORS:
