@@ -284,8 +284,11 @@ def test_a_small_real_calibration_times_ops_in_place() -> None:
     pass, every op took time, and the fitted model predicts with an attribution that adds up."""
     fitted, ops, timed = costmodel.calibrate(Target(threads=1), network_count=3, timing=QUICK_TIMING)
     drawn = networks.network_suite(3)
-    assert list(timed["network"]) == [n.name for n in drawn] and fitted.networks == 3
-    assert len(ops) == sum(len(n.layers) for n in drawn) == fitted.ops
+    assert list(timed["network"]) == [n.name for n in drawn]
+    # A network another process disturbed (a busy machine) stays in `timed`, flagged, and out of the fit.
+    kept = [n for n, flag in zip(drawn, timed["disturbed"].astype(bool), strict=True) if not flag]
+    assert fitted.networks == len(kept) and len(ops) == sum(len(n.layers) for n in kept) == fitted.ops
+    timed = timed[~timed["disturbed"].astype(bool)]
     assert (ops["time_ms"] > 0).all() and (timed["measured_ms"] > 0).all()
     summed = ops.groupby("network", sort=False)["time_ms"].sum()
     assert timed.set_index("network")["ops_ms"].to_numpy() == pytest.approx(summed.loc[timed["network"]].to_numpy())
