@@ -36,6 +36,7 @@ __all__ = [
     "code_fingerprint",
     "provenance_summary",
     "refresh_sidecar",
+    "sidecar_path",
     "write_sidecar",
 ]
 
@@ -279,10 +280,15 @@ def provenance_summary(frame: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def sidecar_path(results_file: Path) -> Path:
+    """The sidecar of a results table: ``name.csv`` → ``name.env.json``."""
+    return results_file.with_suffix(".env.json")
+
+
 def refresh_sidecar(results_file: Path, frame: pd.DataFrame) -> Path:
     """Rewrite the provenance of ``results_file``'s sidecar from its rows (``frame``) after rows changed, keeping
     the settings it records; a sidecar that is missing or unreadable is written afresh."""
-    sidecar = results_file.with_suffix(".env.json")
+    sidecar = sidecar_path(results_file)
     try:
         settings = {k: v for k, v in json.loads(sidecar.read_text()).items() if k not in ("file", "provenance")}
     except (OSError, ValueError):
@@ -291,8 +297,9 @@ def refresh_sidecar(results_file: Path, frame: pd.DataFrame) -> Path:
 
 
 def write_sidecar(results_file: Path, frame: pd.DataFrame | None, settings: dict[str, object] | None = None) -> Path:
-    """``name.csv`` → ``name.env.json``: where its rows were measured (from the rows themselves) and ``settings``."""
-    sidecar = results_file.with_suffix(".env.json")
+    """``name.csv`` → ``name.env.json`` (:func:`sidecar_path`): where its rows were measured (from the rows
+    themselves) and ``settings``."""
+    sidecar = sidecar_path(results_file)
     record: dict[str, object] = {"file": results_file.name}
     if frame is not None:
         record["provenance"] = provenance_summary(frame)
