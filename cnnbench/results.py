@@ -34,7 +34,10 @@ from cnnbench.measure import (
 from cnnbench.runtimes import export, int8, session
 from cnnbench.store import code_fingerprint, sidecar_path
 
-__all__ = ["ResultsFolder", "TABLE_CODE", "table_code"]
+__all__ = ["DEFAULT_FOLDER", "ResultsFolder", "TABLE_CODE", "table_code"]
+
+# Where ``cnnbench report`` writes, and ``pick`` and ``train`` read and write, unless told another folder.
+DEFAULT_FOLDER = Path("results")
 
 _COUNTS = (counting, profiling)
 _LATENCY = (*_COUNTS, forward, allocator, latency, bench, isolated, disturbance, models)
@@ -66,9 +69,12 @@ def _no_spaces(target: str) -> str:
 @dataclass(frozen=True)
 class ResultsFolder:
     """The files of one results folder. Tables are CSV files with a JSON sidecar (:meth:`sidecar`); ``target`` is
-    a target key (``cpu-t2-fp32-nchw-eager``), or for rows imported from pytest-benchmark JSON ``KEY @ HOST``."""
+    a target key (``cpu-t2-fp32-nchw-eager``), or for rows imported from pytest-benchmark JSON ``KEY @ HOST``.
 
-    path: Path
+    Without a folder, the paths are the bare file names a page or a message quotes: ``ResultsFolder().digits`` is
+    ``accuracy-digits.csv``."""
+
+    path: Path = Path()
 
     # --- tables ---------------------------------------------------------------------------------------------
 
