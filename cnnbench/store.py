@@ -126,11 +126,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-@cache
 def _source_hash(path: str) -> str:
-    """The hash of a Python file's syntax tree without its docstrings: reformatting a file, or rewording its
-    comments and docstrings, keeps the rows it measured; any change to what the code does measures them again."""
-    tree = ast.parse(Path(path).read_bytes())
+    """The hash of a Python file's syntax tree without its docstrings (:func:`_syntax_hash`), read now: a file
+    edited while the process runs is hashed afresh."""
+    return _syntax_hash(Path(path).read_bytes())
+
+
+@cache
+def _syntax_hash(source: bytes) -> str:
+    """Reformatting a file, or rewording its comments and docstrings, keeps the rows it measured; any change to what
+    the code does measures them again. Cached by content: each file is parsed once per process."""
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (
