@@ -37,7 +37,7 @@ _LAZY = {
     "train": "cnnbench.accuracy.train",
     "evaluate": "cnnbench.accuracy.evaluate",
     "ReportConfig": "cnnbench.report.config",
-    "run_report": "cnnbench.report.tables",
+    "run_report": "cnnbench.report.run",
     "pick": "cnnbench.choose",
     "pareto": "cnnbench.fronts",
 }

@@ -15,6 +15,7 @@ import pandas as pd
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import accuracy_for, candidates, pareto
 from cnnbench.provenance import machine_identity
+from cnnbench.results import DEFAULT_FOLDER
 from cnnbench.target import Target
 
 __all__ = ["Budget", "no_fit_message", "pick", "rank"]
@@ -122,7 +123,7 @@ def pick(
     max_params_m: float | None = None,
     max_memory_mb: float | None = None,
     accuracy: str = "paper",
-    results: Path | str = Path("results"),
+    results: Path | str = DEFAULT_FOLDER,
     models: Sequence[str] = ("*",),
     calibration: Path | None = None,
     progress: Progress | None = None,
@@ -146,7 +147,8 @@ def pick(
         raise CnnbenchError(f"--min-top1 is a percentage between 0 and 100, got {min_top1:g}")
     budget = Budget(latency_ms, min_top1, max_params_m, max_memory_mb)
     from cnnbench.report.config import ReportConfig, check_config  # the report's tables (and matplotlib) load here
-    from cnnbench.report.tables import digits_here, latency_table
+    from cnnbench.report.latency_tables import latency_table
+    from cnnbench.report.readers import digits_here
 
     config = ReportConfig(
         out=Path(results),

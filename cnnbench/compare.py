@@ -40,6 +40,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS
 from cnnbench.measure.latency import parse_samples
 from cnnbench.provenance import is_disturbed
+from cnnbench.results import ResultsFolder
 from cnnbench.stats import (
     ABOVE,
     ACROSS,
@@ -235,7 +236,7 @@ def hardware(paths: Paths) -> str:
     found: list[str] = []
     for path in [paths] if isinstance(paths, Path) else list(paths):
         if path.is_dir() or path.suffix == ".csv":
-            for table in sorted(path.glob("latency-*.csv")) if path.is_dir() else [path]:
+            for table in ResultsFolder(path).latency_tables() if path.is_dir() else [path]:
                 frame = ResultTable(table, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
                 if "hardware" in frame:
                     found += [str(h) for h in frame["hardware"].dropna() if str(h)]
@@ -286,12 +287,12 @@ def _problem(status: object, samples: tuple[float, ...], kept: bool) -> str:
 
 
 def _read_tables(path: Path) -> _Run:
-    tables = sorted(path.glob("latency-*.csv")) if path.is_dir() else [path]
+    tables = ResultsFolder(path).latency_tables() if path.is_dir() else [path]
     if not tables:
         raise CnnbenchError(f"{path} holds no latency-*.csv table; give a folder `cnnbench report --out` wrote")
     run: _Run = {}
     for table in tables:
-        target = table.stem.removeprefix("latency-")
+        target = ResultsFolder.latency_target(table)
         frame = ResultTable(table, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
         for row in frame.to_dict("records"):
             model, batch, text = str(row["model"]), int(row["batch"]), row.get("samples_ms")

@@ -1,4 +1,5 @@
-"""How the CLI renders tables and shows progress. Measurement code never prints; only the CLI calls these.
+"""How the CLI renders tables and shows progress, and the column headings its tables share with the README's.
+Measurement code never prints; only the CLI calls these (and the report, for the headings and Markdown).
 
 Progress goes to stderr: a bar on a terminal; without one (``cnnbench report > log 2>&1``, CI, ``nohup``) a plain
 line as each item starts, with the stage, the item, the time elapsed in the stage and an estimate of what is left,
@@ -15,10 +16,57 @@ from typing import TypeVar
 import pandas as pd
 from tqdm import tqdm
 
-__all__ = ["FORMATS", "emit", "progress", "say_to_stderr"]
+__all__ = [
+    "FORMATS",
+    "FRONT_HEADINGS",
+    "COLD_START_HEADINGS",
+    "emit",
+    "markdown",
+    "with_megabytes",
+    "progress",
+    "say_to_stderr",
+]
 
 FORMATS = ("table", "csv", "json", "markdown")
 T = TypeVar("T")
+
+# The headings of a model on an accuracy–latency front (:func:`cnnbench.fronts.candidates`' columns), in
+# `cnnbench pick`'s table and the README's best models.
+FRONT_HEADINGS = {
+    "model": "model",
+    "latency_ms": "median (ms)",
+    "top1": "top-1 (%)",
+    "top1_from": "top-1 from",
+    "params_m": "params (M)",
+    "memory_mb": "peak mem (MB)",
+}
+# The headings of a bench row's cold start and memory (its MB columns from :func:`with_megabytes`), in
+# `cnnbench bench`'s table and the README's deployment tables.
+COLD_START_HEADINGS = {
+    "export_s": "export (s)",
+    "quantize_s": "quantize (s)",
+    "load_s": "load (s)",
+    "first_inference_ms": "first (ms)",
+    "peak_rss_mb": "peak RSS (MB)",
+    "activation_mb": "activations (MB)",
+}
+
+
+def with_megabytes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Bench rows with their memory in MB (10^6 bytes): ``peak_rss_mb`` from ``peak_rss_bytes`` and
+    ``activation_mb`` from ``activation_peak_bytes`` (empty where a row, or the table, has none)."""
+
+    def megabytes(column: str) -> pd.Series:
+        if column not in rows:
+            return pd.Series(float("nan"), index=rows.index)
+        return pd.to_numeric(rows[column], errors="coerce") / 1e6
+
+    return rows.assign(peak_rss_mb=megabytes("peak_rss_bytes"), activation_mb=megabytes("activation_peak_bytes"))
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A Markdown table of ``frame``, a missing value shown as ``–``."""
+    return frame.astype(object).where(frame.notna(), "–").to_markdown(index=False)
 
 
 def emit(frame: pd.DataFrame, fmt: str, table_columns: dict[str, str] | None = None) -> str:
@@ -29,7 +77,7 @@ def emit(frame: pd.DataFrame, fmt: str, table_columns: dict[str, str] | None = N
         return frame.to_json(orient="records", indent=2) + "\n"
     shown = frame[list(table_columns)].rename(columns=table_columns) if table_columns else frame
     if fmt == "markdown":
-        return shown.astype(object).where(shown.notna(), "–").to_markdown(index=False) + "\n"
+        return markdown(shown) + "\n"
     return shown.to_string(index=False, na_rep="–") + "\n"
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "code_fingerprint",
     "provenance_summary",
     "refresh_sidecar",
+    "sidecar_path",
     "write_sidecar",
 ]
 
@@ -125,11 +126,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-@cache
 def _source_hash(path: str) -> str:
-    """The hash of a Python file's syntax tree without its docstrings: reformatting a file, or rewording its
-    comments and docstrings, keeps the rows it measured; any change to what the code does measures them again."""
-    tree = ast.parse(Path(path).read_bytes())
+    """The hash of a Python file's syntax tree without its docstrings (:func:`_syntax_hash`), read now: a file
+    edited while the process runs is hashed afresh."""
+    return _syntax_hash(Path(path).read_bytes())
+
+
+@cache
+def _syntax_hash(source: bytes) -> str:
+    """Reformatting a file, or rewording its comments and docstrings, keeps the rows it measured; any change to what
+    the code does measures them again. Cached by content: each file is parsed once per process."""
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (
@@ -279,10 +286,15 @@ def provenance_summary(frame: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def sidecar_path(results_file: Path) -> Path:
+    """The sidecar of a results table: ``name.csv`` → ``name.env.json``."""
+    return results_file.with_suffix(".env.json")
+
+
 def refresh_sidecar(results_file: Path, frame: pd.DataFrame) -> Path:
     """Rewrite the provenance of ``results_file``'s sidecar from its rows (``frame``) after rows changed, keeping
     the settings it records; a sidecar that is missing or unreadable is written afresh."""
-    sidecar = results_file.with_suffix(".env.json")
+    sidecar = sidecar_path(results_file)
     try:
         settings = {k: v for k, v in json.loads(sidecar.read_text()).items() if k not in ("file", "provenance")}
     except (OSError, ValueError):
@@ -291,8 +303,9 @@ def refresh_sidecar(results_file: Path, frame: pd.DataFrame) -> Path:
 
 
 def write_sidecar(results_file: Path, frame: pd.DataFrame | None, settings: dict[str, object] | None = None) -> Path:
-    """``name.csv`` → ``name.env.json``: where its rows were measured (from the rows themselves) and ``settings``."""
-    sidecar = results_file.with_suffix(".env.json")
+    """``name.csv`` → ``name.env.json`` (:func:`sidecar_path`): where its rows were measured (from the rows
+    themselves) and ``settings``."""
+    sidecar = sidecar_path(results_file)
     record: dict[str, object] = {"file": results_file.name}
     if frame is not None:
         record["provenance"] = provenance_summary(frame)

@@ -17,8 +17,13 @@ from conftest import fixed_model
 from PIL import Image
 
 import cnnbench.guidelines.microbench as guidelines
+import cnnbench.report.guideline_tables as guideline_tables
+import cnnbench.report.latency_tables as latency_tables
 import cnnbench.report.prediction as prediction
-import cnnbench.report.tables as report
+import cnnbench.report.readers as readers
+import cnnbench.report.run as report_run
+import cnnbench.report.tables as tables
+import cnnbench.results as results
 from cnnbench.benchmark_json import read_benchmark_json
 from cnnbench.cli import main
 from cnnbench.costmodel import predict_latency
@@ -26,7 +31,8 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
-from cnnbench.report.tables import ReportConfig, run_report
+from cnnbench.report.config import ReportConfig
+from cnnbench.report.run import run_report
 from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.target import Target
 
@@ -40,9 +46,9 @@ KEY = "cpu-t1-fp32-nchw-eager"
 def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """The roofline is measured (and cached) per machine, and the guideline tables take seconds each: tests use
     fixed figures for both (the guidelines' own tests time them)."""
-    monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
+    monkeypatch.setattr(report_run, "cached_roofline", lambda target: ROOF)
     monkeypatch.setattr(guidelines, "time_table", _fake_rounds)
-    monkeypatch.setattr(report, "start_calibration", _fixed_calibration)
+    monkeypatch.setattr(report_run, "start_calibration", _fixed_calibration)
 
 
 def _fixed_calibration(config: ReportConfig, models: int, *_: object) -> SimpleNamespace:
@@ -65,9 +71,9 @@ def config(out: Path, **changes: object) -> ReportConfig:
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     out = tmp_path_factory.mktemp("results")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(report, "cached_roofline", lambda target: ROOF)
+        mp.setattr(report_run, "cached_roofline", lambda target: ROOF)
         mp.setattr(guidelines, "time_table", _fake_rounds)
-        mp.setattr(report, "start_calibration", _fixed_calibration)
+        mp.setattr(report_run, "start_calibration", _fixed_calibration)
         written = run_report(config(out, deployments=DEPLOYED, sweeps=True, predict=True))
     return out, written
 
@@ -177,10 +183,10 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
             events.append(("rest", self.left))
             return "ops", "timed"
 
-    real_bench = report.iter_bench
-    monkeypatch.setattr(report, "start_calibration", prediction.start_calibration)
-    monkeypatch.setattr(report, "iter_bench", lambda names, *a, **k: events.append(("row", names[0])) or real_bench(
-        names, *a, **k))  # fmt: skip
+    real_bench = latency_tables.iter_bench
+    monkeypatch.setattr(report_run, "start_calibration", prediction.start_calibration)
+    monkeypatch.setattr(latency_tables, "iter_bench", lambda names, *a, **k: events.append(("row", names[0]))
+                        or real_bench(names, *a, **k))  # fmt: skip
     monkeypatch.setattr(prediction.networks, "network_suite", lambda count, progress=None: [None] * count)
     monkeypatch.setattr(prediction.networks, "NetworkTimer", Timer)
     monkeypatch.setattr(prediction.costmodel, "fit_cost_model", lambda ops, timed, target: fixed_model(KEY))
@@ -199,8 +205,8 @@ def test_reading_a_table_without_measuring_leaves_its_sidecar(first_run: tuple[P
     deployed = Target(threads=1, backend="onnxruntime")
     sidecar = out / f"latency-{deployed.key}.env.json"
     before = sidecar.read_text()
-    frame = report.latency_table(config(out, deployments=DEPLOYED), list(MODELS), None, lambda items, desc: items,
-                                 deployed)  # fmt: skip
+    frame = latency_tables.latency_table(config(out, deployments=DEPLOYED), list(MODELS), None,
+                                         lambda items, desc: items, deployed)  # fmt: skip
     assert sorted(frame["model"]) == sorted(MODELS) and sidecar.read_text() == before
     assert json.loads(before)["roofline"] is not None
 
@@ -271,11 +277,12 @@ def _count_measurements(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]
 
         return wrapped
 
-    monkeypatch.setattr(report, "iter_bench", spy("latency", report.iter_bench, lambda names, *a, **k: names[0]))
-    monkeypatch.setattr(report, "profile", spy("profile", report.profile))
-    monkeypatch.setattr(report, "time_by_kind", spy("breakdown", report.time_by_kind))
+    monkeypatch.setattr(latency_tables, "iter_bench",
+                        spy("latency", latency_tables.iter_bench, lambda names, *a, **k: names[0]))  # fmt: skip
+    monkeypatch.setattr(tables, "profile", spy("profile", tables.profile))
+    monkeypatch.setattr(tables, "time_by_kind", spy("breakdown", tables.time_by_kind))
     monkeypatch.setattr(guidelines, "run_table", spy("guidelines", guidelines.run_table, lambda g, s, *a: f"{g}x{s}"))
-    monkeypatch.setattr(report, "audit", spy("audit", report.audit))
+    monkeypatch.setattr(guideline_tables, "audit", spy("audit", guideline_tables.audit))
     return calls
 
 
@@ -339,7 +346,7 @@ def test_changed_settings_or_code_measure_again(tmp_path: Path, monkeypatch: pyt
                                                               max_warmup_s=0.5, min_warmup_iters=0)))  # fmt: skip
     assert calls["latency"] == list(MODELS[:1])
     calls["latency"].clear()
-    monkeypatch.setattr(report, "code_fingerprint", lambda *a, **k: "changed-code")
+    monkeypatch.setattr(results, "code_fingerprint", lambda *a, **k: "changed-code")
     run_report(config(out, models=MODELS[:1]))
     assert calls["latency"] == list(MODELS[:1]) and calls["audit"] == list(MODELS[:1])
 
@@ -376,7 +383,7 @@ def test_subset_rows_join_the_same_tables(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_interrupted_run_resumes_without_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "results"
-    real = report.iter_bench
+    real = latency_tables.iter_bench
     measured: list[str] = []
 
     def flaky(names: list[str], *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -385,13 +392,14 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path, monkeypatch:
         measured.append(names[0])
         return real(names, *args, **kwargs)
 
-    monkeypatch.setattr(report, "iter_bench", flaky)
+    monkeypatch.setattr(latency_tables, "iter_bench", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_report(config(out))
     kept = pd.read_csv(out / "latency-cpu-t1-fp32-nchw-eager.csv")
     assert list(kept["model"]) == list(MODELS[:2])  # the finished rows survived
 
-    monkeypatch.setattr(report, "iter_bench", lambda names, *a, **k: measured.append(names[0]) or real(names, *a, **k))
+    monkeypatch.setattr(latency_tables, "iter_bench",
+                        lambda names, *a, **k: measured.append(names[0]) or real(names, *a, **k))  # fmt: skip
     run_report(config(out))
     assert measured == [*MODELS[:2], MODELS[2]]  # the rerun measured only the missing model
     final = pd.read_csv(out / "latency-cpu-t1-fp32-nchw-eager.csv")
@@ -450,7 +458,7 @@ def test_rows_of_another_machine_are_not_shown_as_measured_here(
     table = out / "latency-cpu-t2-fp32-nchw-eager.csv"
     row = pd.read_csv(table, dtype=str).iloc[0]  # where another machine's rows came from, in words
     said = f"1 row of machine {row['machine']} at commit {row['commit']}, measured {row['measured_at'][:10]}"
-    assert report.measured_elsewhere(report.here(table, ["model", "batch"], "B")[1]) == said
+    assert readers.measured_elsewhere(readers.here(table, ["model", "batch"], "B")[1]) == said
 
 
 BAD_REPORTS = [
@@ -490,7 +498,7 @@ def test_report_refuses_bad_input_before_measuring(
     del old["benchmarks"][0]["extra_info"]["target_machine"]
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "a-file").write_text("not a folder")
-    monkeypatch.setattr(report, "zoo_table", lambda *a, **k: pytest.fail("measured before refusing bad input"))
+    monkeypatch.setattr(report_run, "zoo_table", lambda *a, **k: pytest.fail("measured before refusing bad input"))
     out = ["--out", str(tmp_path / "results")] if "--out" not in argv else []
     code = main(["report", "--quick", *out, *[a.format(tmp=tmp_path) for a in argv]])
     captured = capsys.readouterr()
@@ -584,10 +592,11 @@ def test_the_deployment_tables_take_every_model_unless_a_size_limit_is_given(tmp
     # ResNet-18 (1.81 G) is deployed. By default there is no limit, and every model is.
     names = ["resnet18", "resnet101", "vgg16"]
     zoo_frame = pd.DataFrame({"model": names, "flops": [1_814_073_344, 7_801_405_440, 15_470_264_320]})
-    assert report.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == names
+    assert latency_tables.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == names
     limited = ReportConfig(out=tmp_path, deploy_max_flops=SUGGESTED_DEPLOY_MAX_FLOPS)
-    assert report.deployed_models(limited, names, zoo_frame) == ["resnet18"]
-    assert report.deployed_models(ReportConfig(out=tmp_path, deploy_max_flops=8e9), names, zoo_frame) == names[:2]
+    assert latency_tables.deployed_models(limited, names, zoo_frame) == ["resnet18"]
+    eight = ReportConfig(out=tmp_path, deploy_max_flops=8e9)
+    assert latency_tables.deployed_models(eight, names, zoo_frame) == names[:2]
 
 
 def test_baseline_comparison_goes_into_the_readme(first_run: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 MEASURED = sorted(p for p in RESULTS.glob("*.csv") if "commit" in pd.read_csv(p, nrows=0).columns)
 
@@ -58,3 +60,27 @@ def test_results_readme_names_the_commits_of_its_rows() -> None:
     for commit in commits:
         assert commit in text, f"results/README.md does not name commit {commit}"
     assert not re.search(r"\b[0-9a-f]{7,}\+dirty", text), "results/README.md names a dirty commit"
+
+
+def test_every_committed_file_is_one_the_results_folder_names() -> None:
+    """Each file of results/ is named by :class:`~cnnbench.results.ResultsFolder` (the one home of the names), for
+    the targets its latency tables carry: a file written under a name spelled elsewhere would show up here."""
+    folder = ResultsFolder(RESULTS)
+    assert RESULTS.name == DEFAULT_FOLDER.name
+    targets = [folder.latency_target(p) for p in folder.latency_tables()]
+    tables = [folder.zoo, folder.imagenet_accuracy, folder.digits, folder.deployed_digits, folder.guidelines_audit]
+    charts = [folder.accuracy_chart("params"), folder.accuracy_chart("flops"), folder.speedup_chart]
+    charts += [folder.latency_chart("flops"), folder.latency_chart("mac_bytes")]
+    records = [folder.readme]
+    for target in targets:
+        tables += [folder.latency(target), folder.pareto(target)]
+        tables += [folder.breakdown(target), folder.guidelines(target), folder.prediction(target)]
+        tables += [folder.sweep("batch", target), folder.sweep("threads", target)]
+        records += [folder.roofline(target), folder.cost_model(target), folder.guidelines_page(target)]
+        charts += [folder.front_chart(target), folder.breakdown_chart(target), folder.roofline_chart(target)]
+        charts += [folder.sweep_chart("batch", target), folder.sweep_chart("threads", target)]
+        charts += [folder.prediction_chart(target)]
+    named = {*tables, *map(folder.sidecar, tables), *records}
+    named |= {stem.with_suffix(suffix) for stem in charts for suffix in (".png", ".svg")}
+    committed = {p for p in RESULTS.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert targets and committed - named == set()

@@ -163,7 +163,7 @@ def test_the_report_prepares_the_files_its_runtime_rows_load(tmp_path: Path) -> 
     """The preparation exports and quantizes ahead, in parallel; each row then finds its file in the cache, so the
     calibration the preparation used is the one the row would have used."""
     from cnnbench.report.config import ReportConfig
-    from cnnbench.report.tables import latency_table, prepare_deployments
+    from cnnbench.report.latency_tables import latency_table, prepare_deployments
 
     # The children fork from a forkserver started with this session's cache folder: the files land there.
     config = ReportConfig.quick_config(tmp_path / "out", models=("squeezenet1_1",), target=Target(threads=1),

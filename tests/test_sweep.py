@@ -160,8 +160,8 @@ def _check_images(folder: Path) -> None:
 
 
 def test_report_sweeps_are_stored_reused_and_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnnbench.report import page as page_module
-    from cnnbench.report import tables
+    from cnnbench.report import page_sections
+    from cnnbench.report import sweep_tables as tables
     from cnnbench.report.config import ReportConfig
 
     config = ReportConfig.quick_config(tmp_path, target=Target(threads=1), resolution=SIDE)
@@ -178,9 +178,9 @@ def test_report_sweeps_are_stored_reused_and_shown(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(tables.sweep, "thread_sweep", lambda *a, **k: pytest.fail("measured again"))
     again = tables.sweep_tables(config, [MODEL], lambda items, desc: items)
     assert list(again[0]["measured_at"]) == list(by_batch["measured_at"])  # reused, not measured
-    page = page_module.Page(provenance={}, sweep_batch=by_batch, sweep_threads=by_threads,
+    page = page_sections.Page(provenance={}, sweep_batch=by_batch, sweep_threads=by_threads,
                             sweep_timing=QUICK_TIMING, sweep_stop_ms=tables.SWEEP_STOP_MS)  # fmt: skip
-    lines = page_module._sweep_section(key, page, {f"sweep_batch-{key}": tmp_path / "x.png"})
+    lines = page_sections.sweep_section(key, page, {f"sweep_batch-{key}": tmp_path / "x.png"})
     text = "\n".join(lines)
     assert lines[0] == "## Batch and threads sweeps" and f"![sweep_batch-{key}](sweep_batch-{key}.png)" in text
     assert f"passes {tables.SWEEP_STOP_MS / 1e3:g} s" in text and f"| {MODEL}" in text

@@ -18,7 +18,8 @@ from test_report import ROOF, _fake_rounds, _fixed_calibration, config
 
 import cnnbench.guidelines.microbench as guidelines
 import cnnbench.provenance as provenance
-import cnnbench.report.tables as report
+import cnnbench.report.latency_tables as latency_tables
+import cnnbench.report.run as report_run
 from cnnbench import choose, fronts
 from cnnbench.cli import main
 from cnnbench.compare import DISTURBED, compare, hardware
@@ -28,7 +29,7 @@ from cnnbench.measure.disturbance import Disturbance, Load, Quieting
 from cnnbench.output import progress_lines
 from cnnbench.provenance import PROBE_TOLERANCE, Stamp, probe_agrees
 from cnnbench.report import recheck
-from cnnbench.report.tables import run_report
+from cnnbench.report.run import run_report
 from cnnbench.target import Target
 
 KEY = "cpu-t1-fp32-nchw-eager"
@@ -42,9 +43,9 @@ GRAVITON = {"CPU implementer": "0x41", "CPU part": "0xd40", "CPU revision": "1",
 @pytest.fixture(autouse=True)
 def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """As in tests/test_report.py: fixed figures for the roofline, the guideline tables and the cost model."""
-    monkeypatch.setattr(report, "cached_roofline", lambda target: ROOF)
+    monkeypatch.setattr(report_run, "cached_roofline", lambda target: ROOF)
     monkeypatch.setattr(guidelines, "time_table", _fake_rounds)
-    monkeypatch.setattr(report, "start_calibration", _fixed_calibration)
+    monkeypatch.setattr(report_run, "start_calibration", _fixed_calibration)
 
 
 @pytest.fixture
@@ -234,7 +235,7 @@ def test_a_report_rechecks_a_row_far_slower_than_its_prediction(tmp_path: Path, 
     """The report's fixed cost model predicts each model; a first measurement inflated 100× (as the disturbed rows
     of the issue were) is measured again once, and the row says so. (The fixed model's figures are round numbers,
     not a calibration: other rows may be rechecked too, and no assertion is made about them.)"""
-    real = report.iter_bench
+    real = latency_tables.iter_bench
     inflated = {"shufflenet_v2_x0_5"}
 
     def slow_once(names: list[str], *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -244,7 +245,7 @@ def test_a_report_rechecks_a_row_far_slower_than_its_prediction(tmp_path: Path, 
                 row = {**row, "latency_ms_median": float(row["latency_ms_median"]) * 100}
             yield row
 
-    monkeypatch.setattr(report, "iter_bench", slow_once)
+    monkeypatch.setattr(latency_tables, "iter_bench", slow_once)
     out = tmp_path / "results"
     run_report(config(out, predict=True))
     table = _latency(out)

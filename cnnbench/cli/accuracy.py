@@ -34,6 +34,7 @@ from cnnbench.catalog import resolve_patterns
 from cnnbench.cli.common import add_model_arguments, positive_int, printed_by
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
+from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
 from cnnbench.target import INT8, RUNTIMES, Target
 
 __all__ = ["add_commands"]
@@ -98,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
     if args.deployed:
         from cnnbench.accuracy.deployed import deployed_accuracy
 
-        out = Path(args.out or f"results/accuracy-{args.dataset}-deployed.csv")
+        out = Path(args.out) if args.out else ResultsFolder(DEFAULT_FOLDER).accuracy(args.dataset, deployed=True)
         frame = deployed_accuracy(
             names,
             budget,
@@ -109,7 +110,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
         )
         shown = [c for c in frame.columns if c == "model" or c.startswith(("top1", "agree", "max_rel")) or c == "error"]
         return emit(frame, args.format, {c: c for c in shown})
-    out = Path(args.out or f"results/accuracy-{args.dataset}.csv")
+    out = Path(args.out) if args.out else ResultsFolder(DEFAULT_FOLDER).accuracy(args.dataset)
     with process_group(args.device) as (rank, device):
         bar = progress(names, "train") if rank == 0 else names
 

@@ -19,19 +19,15 @@ from cnnbench.cli.common import (
 )
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import ACCURACY_SOURCES
-from cnnbench.output import emit, progress
+from cnnbench.output import FRONT_HEADINGS, emit, progress
+from cnnbench.results import DEFAULT_FOLDER
 from cnnbench.target import describe, resolve_target
 
 __all__ = ["add_commands"]
 
 COLUMNS = {
     "rank": "rank",
-    "model": "model",
-    "latency_ms": "median (ms)",
-    "top1": "top-1 (%)",
-    "top1_from": "top-1 from",
-    "params_m": "params (M)",
-    "memory_mb": "peak mem (MB)",
+    **FRONT_HEADINGS,
     "front": "Pareto",
     "dominated_by": "dominated by",
 }
@@ -121,6 +117,8 @@ def add_commands(sub: Any) -> None:
         "machine's cost model for the target, or FILE from another device",
     )
     p_pick.add_argument("--batch", type=positive_int, default=1)
-    p_pick.add_argument("--results", default="results", metavar="DIR", help="the results folder (default results)")
+    p_pick.add_argument(
+        "--results", default=str(DEFAULT_FOLDER), metavar="DIR", help=f"the results folder (default {DEFAULT_FOLDER})"
+    )
     add_target_arguments(p_pick)
     printed_by(p_pick, _cmd_pick)

@@ -35,7 +35,8 @@ from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.resident import PeakResident
 from cnnbench.measure.roofline import Roofline, cached_roofline
 from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
-from cnnbench.output import emit, progress, say_to_stderr
+from cnnbench.output import COLD_START_HEADINGS, emit, progress, say_to_stderr, with_megabytes
+from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
 from cnnbench.runtimes import DEPLOYMENTS, SUGGESTED_DEPLOY_MAX_FLOPS
 from cnnbench.store import check_writable
 from cnnbench.target import DTYPES, INT8, Target, describe, resolve_target
@@ -243,12 +244,7 @@ BENCH_TABLE_COLUMNS = {
     "mac_mb": "MAC (MB)",
     "roofline_bound_ms": "roofline (ms)",
     "roofline_fraction": "of roofline",
-    "export_s": "export (s)",
-    "quantize_s": "quantize (s)",
-    "load_s": "load (s)",
-    "first_inference_ms": "first (ms)",
-    "peak_rss_mb": "peak RSS (MB)",
-    "activation_mb": "activations (MB)",
+    **COLD_START_HEADINGS,
     "cpu_share": "CPU share",
     "status": "status",
 }
@@ -289,11 +285,9 @@ def _bench_columns(target: Target, roofline: bool, swept: bool) -> dict[str, str
 
 def _bench_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The bench rows as the table prints them: sizes in G and MB, rounded, the failed and disturbed rows said."""
-    table = frame.assign(
+    table = with_megabytes(frame).assign(
         flops_g=pd.to_numeric(frame["flops"]) / 1e9,
         mac_mb=pd.to_numeric(frame["mac_bytes"]) / 1e6,
-        peak_rss_mb=pd.to_numeric(frame["peak_rss_bytes"]) / 1e6,
-        activation_mb=pd.to_numeric(frame["activation_peak_bytes"]) / 1e6,
     )
     for column in ("export_s", "quantize_s", "load_s", "first_inference_ms"):
         table[column] = pd.to_numeric(table[column])
@@ -342,9 +336,11 @@ def _sweep_charts(frame: pd.DataFrame, folder: Path, key: str, batches: bool, th
 
     written = []
     if batches:
-        written += charts.batch_chart(frame, folder / f"sweep_batch-{key}", f"Batch sweep on {key}")
+        written += charts.batch_chart(frame, ResultsFolder(folder).sweep_chart("batch", key), f"Batch sweep on {key}")
     if threads:
-        written += charts.threads_chart(frame, folder / f"sweep_threads-{key}", f"Threads sweep on {key}")
+        written += charts.threads_chart(
+            frame, ResultsFolder(folder).sweep_chart("threads", key), f"Threads sweep on {key}"
+        )
     return written
 
 
@@ -400,7 +396,7 @@ def _disturbed_lines(out: Path) -> list[str]:
     from cnnbench.store import ResultTable
 
     lines = []
-    for path in sorted(out.glob("latency-*.csv")):
+    for path in ResultsFolder(out).latency_tables():
         frame = ResultTable(path, key=["model", "batch"]).frame()
         summary = disturbed_summary(frame)
         if summary:
@@ -491,7 +487,7 @@ def _add_report(sub: Any) -> None:
         metavar="MODEL",
         help="zoo names or wildcards to report (default: the whole zoo); their rows join the same tables",
     )
-    p_report.add_argument("--out", default="results", help="output folder (default results/)")
+    p_report.add_argument("--out", default=str(DEFAULT_FOLDER), help=f"output folder (default {DEFAULT_FOLDER}/)")
     p_report.add_argument("--quick", action="store_true", help="four models, short timing: a first look, or tests")
     add_target_arguments(p_report)
     p_report.add_argument("--batch", type=positive_int, default=1)

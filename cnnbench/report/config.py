@@ -12,6 +12,7 @@ from cnnbench.catalog import resolve_patterns
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
+from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
 from cnnbench.runtimes import DEPLOYMENTS
 from cnnbench.store import check_writable
 from cnnbench.target import Target, resolve_target
@@ -37,7 +38,7 @@ BREAKDOWN_MODELS = (
 
 @dataclass(frozen=True)
 class ReportConfig:
-    out: Path = Path("results")
+    out: Path = DEFAULT_FOLDER
     target: Target = field(default_factory=Target)
     models: tuple[str, ...] = ("*",)  # zoo names or wildcards
     batch: int = 1
@@ -65,6 +66,11 @@ class ReportConfig:
     @property
     def whole_zoo(self) -> bool:
         return tuple(self.models) == ("*",)
+
+    @property
+    def results(self) -> ResultsFolder:
+        """The files of ``out``."""
+        return ResultsFolder(self.out)
 
 
 def deployment_targets(config: ReportConfig) -> list[Target]:
@@ -106,7 +112,7 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
         from cnnbench.accuracy.data import scan_image_folder
 
         scan_image_folder(config.calibration)
-    if config.baseline is not None and not sorted(Path(config.baseline).glob("latency-*.csv")):
+    if config.baseline is not None and not ResultsFolder(Path(config.baseline)).latency_tables():
         raise CnnbenchError(
             f"--baseline {config.baseline} holds no latency-*.csv table; give a results folder that "
             "`cnnbench report --out` wrote"

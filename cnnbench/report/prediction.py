@@ -144,8 +144,7 @@ def prediction_table(
     except CnnbenchError as err:
         return pd.DataFrame(), str(err)
     fitted, _ = (calibration or ReportCalibration(config, len(names), progress)).cost_model()
-    out = config.out
-    atomic_write_text(out / f"costmodel-{target.key}.json", fitted.to_json())
+    atomic_write_text(config.results.cost_model(target.key), fitted.to_json())
     ok = latency[latency["status"] == "ok"] if "status" in latency else latency
     flagged = set(ok.loc[disturbed(ok), "model"]) if not ok.empty else set()
     measured = ok.drop_duplicates("model", keep="last").set_index("model") if not ok.empty else ok
@@ -186,7 +185,7 @@ def prediction_table(
         )
         rows.append(row)
     frame = pd.DataFrame(rows)
-    path = out / f"prediction-{target.key}.csv"
+    path = config.results.prediction(target.key)
     atomic_write_text(path, frame.to_csv(index=False))
     write_sidecar(
         path,
@@ -194,7 +193,7 @@ def prediction_table(
         {
             "target": target.key,
             "target_settings": asdict(target),
-            "cost_model": f"costmodel-{target.key}.json",
+            "cost_model": config.results.cost_model(target.key).name,
             **calibrated,
         },
     )

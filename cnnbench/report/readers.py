@@ -10,6 +10,7 @@ import pandas as pd
 import zoo
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS
 from cnnbench.report.config import ReportConfig
+from cnnbench.results import ResultsFolder
 from cnnbench.store import ResultTable, write_sidecar
 
 __all__ = ["merge_benchmarks", "all_latency", "digits_here", "measured_elsewhere", "here", "families"]
@@ -24,7 +25,7 @@ def merge_benchmarks(config: ReportConfig, frames: list[pd.DataFrame]) -> list[P
     written = []
     merged = pd.concat(frames, ignore_index=True)
     for (target, machine, host), group in merged.groupby(["target", "machine", "host"], sort=False):
-        path = config.out / f"latency-{target}@{host}-{str(machine)[:6]}.csv"
+        path = config.results.imported_latency(str(target), str(host), str(machine))
         table = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
         for record in group.to_dict("records"):
             table.put(record)
@@ -46,12 +47,12 @@ def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
     """Every latency row to show side by side: this machine's on any target, and imported ones (``@`` files),
     labelled ``target @ host``. Also returns the files left out because another machine measured them."""
     frames, left_out = [], []
-    for path in sorted(out.glob("latency-*.csv")):
+    for path in ResultsFolder(out).latency_tables():
         frame = ResultTable(path, key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS).frame()
         if frame.empty:
             continue
         if "target" not in frame:
-            frame["target"] = path.stem.removeprefix("latency-")
+            frame["target"] = ResultsFolder.latency_target(path)
         if "@" in path.stem:
             frame["target"] = frame["target"].astype(str) + " @ " + frame["host"].astype(str)
         else:
@@ -66,7 +67,7 @@ def all_latency(out: Path, machine: str) -> tuple[pd.DataFrame, list[str]]:
 
 def digits_here(out: Path, machine: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of accuracy-digits.csv (``cnnbench train``) measured on this machine, and the others (:func:`here`)."""
-    return here(out / "accuracy-digits.csv", ["model"], machine)
+    return here(ResultsFolder(out).digits, ["model"], machine)
 
 
 def measured_elsewhere(others: pd.DataFrame) -> str:

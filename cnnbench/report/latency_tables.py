@@ -1,0 +1,234 @@
+"""The report's latency tables: one per target, the report's own and each deployment runtime's
+(``results/latency-<target>.csv``), their exports prepared ahead, and the rows far slower than expected measured
+once more (:mod:`.recheck`).
+
+``pick`` reads and completes the same tables through :func:`latency_table`, by the same reuse rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+
+import pandas as pd
+
+import zoo
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure import isolated
+from cnnbench.measure.bench import BENCH_TEXT_COLUMNS, as_frame, iter_bench
+from cnnbench.measure.roofline import Roofline, roofline_bound_ms
+from cnnbench.provenance import Stamp
+from cnnbench.report import recheck
+from cnnbench.report.config import ReportConfig, deployment_targets
+from cnnbench.report.tables import Guard, Progress, measured_by, stamp_now, this_machine
+from cnnbench.results import table_code
+from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS, int8, session
+from cnnbench.store import ResultTable, refresh_sidecar, write_sidecar
+from cnnbench.target import INT8, Target, runtime_version
+
+__all__ = [
+    "HEAVY_PARAMS",
+    "latency_table",
+    "recheck_latency",
+    "deployed_models",
+    "heavy_models",
+    "prepare_deployments",
+]
+
+
+def _latency_rows(
+    config: ReportConfig, names: list[str], target: Target, probe_ms: float | None
+) -> tuple[ResultTable, dict[str, Stamp]]:
+    """``target``'s latency table and the stamp each model's row must carry to be reused (at today's speed
+    ``probe_ms``)."""
+    table = ResultTable(config.results.latency(target.key), key=["model", "batch"], text_columns=BENCH_TEXT_COLUMNS)
+    settings: dict[str, object] = {
+        "timing": asdict(config.timing),
+        "batch": config.batch,
+        "resolution": config.resolution,
+    }
+    if target.dtype == INT8:
+        settings.update({"calibration": str(config.calibration), "calibration_images": int8.LATENCY_CALIBRATION_IMAGES})
+    code = "runtime latency" if target.runtime else "latency"
+    return table, {name: stamp_now(config, target.key, settings, table_code(code, name), probe_ms) for name in names}
+
+
+def _measure_row(
+    config: ReportConfig, name: str, target: Target, roof: Roofline | None, guard: Guard
+) -> dict[str, object]:
+    """``name``'s latency row on ``target`` at ``config.batch``, measured now (again, while ``guard`` finds it
+    disturbed)."""
+    (result,) = iter_bench(
+        [name],
+        target,
+        [config.batch],
+        config.resolution,
+        config.timing,
+        roof,
+        calibration=config.calibration,
+        quieting=guard.quieting,
+        probe=guard.probe,
+    )
+    return result
+
+
+def latency_table(
+    config: ReportConfig,
+    names: list[str],
+    roof: Roofline | None,
+    progress: Progress[str],
+    target: Target | None = None,
+    between: Callable[[], None] | None = None,
+    guard: Guard | None = None,
+) -> pd.DataFrame:
+    """results/latency-<target>.csv: one row per model at ``config.batch``; failed models keep their reason.
+
+    ``target`` defaults to the report's own; a deployment target (``config.deployments``) gets a table of its own.
+    ``between`` runs after each row measured (the cost model's calibration interleaves its networks there).
+    ``guard`` probes the machine's speed and measures a disturbed row again (default: a new one). A stored row is
+    reused when its stamp matches, its probe agrees with today's and it is not disturbed.
+    Returns this machine's rows, each bounded with this machine's roofline (the bound is derived, not measured; no
+    bound without a roofline, as for int8).
+    """
+    target = target or config.target
+    guard = guard or Guard.of(config)
+    table, stamps = _latency_rows(config, names, target, None)
+    rows_before, measured = len(table.find()), 0
+    for name in progress(names, f"latency {target.backend} {target.dtype}"):
+        stamp = replace(stamps[name], probe_ms=guard.probe.ms())
+        row = table.reusable(stamp, model=name, batch=config.batch)
+        if not config.force and row is not None and row.get("status") == "ok":
+            continue
+        result = _measure_row(config, name, target, roof, guard)
+        table.put({**result, "family": zoo.model_info(name).family, **stamp.columns(target.torch_device)})
+        measured += 1
+        if between is not None:
+            between()
+    if config.whole_zoo and not config.quick:  # a model no longer in the zoo, or beyond the deployment limit
+        batches = {str(row["batch"]) for row in table.find()}  # every batch measured stays
+        table.keep_only([{"model": n, "batch": b} for n in names for b in batches])
+    sidecar = config.results.sidecar(table.path)
+    if measured or len(table.find()) != rows_before or not sidecar.exists():  # `pick` reads without a roofline
+        write_sidecar(
+            table.path,
+            table.frame(),
+            {
+                "target": target.key,
+                "target_settings": asdict(target),
+                "runtime_version": runtime_version(target.backend),
+                "timing": asdict(config.timing),
+                "roofline": asdict(roof) if roof else None,
+            },
+        )
+    frame = as_frame(table.frame(measured_by(this_machine(config))).to_dict("records"))
+    ok = frame["status"] == "ok"
+    if ok.any() and roof is not None:
+        pairs = zip(frame.loc[ok, "flops"], frame.loc[ok, "mac_bytes"], strict=True)
+        frame.loc[ok, "roofline_bound_ms"] = [roofline_bound_ms(int(f), int(b), roof) for f, b in pairs]
+        frame.loc[ok, "roofline_fraction"] = frame.loc[ok, "roofline_bound_ms"] / pd.to_numeric(
+            frame.loc[ok, "latency_ms_median"]
+        )
+    return frame
+
+
+def recheck_latency(
+    config: ReportConfig,
+    frame: pd.DataFrame,
+    roof: Roofline | None,
+    target: Target,
+    guard: Guard,
+    predicted: pd.Series | None = None,
+) -> int:
+    """Measure once more every row of ``frame`` (this machine's rows of ``target``'s latency table) that is far
+    slower than expected (:func:`cnnbench.report.recheck.implausible`), and record it in ``rechecked``. Returns the
+    number of rows measured again."""
+    found = (
+        recheck.implausible(frame[pd.to_numeric(frame["batch"]) == config.batch], predicted) if not frame.empty else []
+    )
+    if not found:
+        return 0
+    table, stamps = _latency_rows(config, [f.model for f in found], target, None)
+    for first in found:
+        guard.quieting.say(
+            f"{first.model} on {target.key}: {first.measured_ms:.4g} ms is {first.factor:.1f}× "
+            f"{first.source}'s {first.expected_ms:.4g} ms; measuring it again"
+        )
+        stamp = replace(stamps[first.model], probe_ms=guard.probe.ms())
+        result = _measure_row(config, first.model, target, roof, guard)
+        again = float(result["latency_ms_median"]) if result.get("status") == "ok" else float("nan")
+        table.put(
+            {
+                **result,
+                "family": zoo.model_info(first.model).family,
+                **stamp.columns(target.torch_device),
+                "rechecked": recheck.recheck_note(first, again),
+            }
+        )
+    refresh_sidecar(table.path, table.frame())
+    return len(found)
+
+
+# --- the deployment runtimes' tables ---------------------------------------------------------------------------
+
+
+def deployed_models(config: ReportConfig, names: list[str], zoo_frame: pd.DataFrame) -> list[str]:
+    """The models of the deployment tables: every one of ``names`` within ``config.deploy_max_flops``
+    (multiply-adds at the model's own resolution, from the zoo table), or all of them without a limit."""
+    if config.deploy_max_flops is None or zoo_frame.empty:
+        return list(names)
+    flops = zoo_frame.set_index("model")["flops"]
+    return [n for n in names if n not in flops or float(flops[n]) <= config.deploy_max_flops]
+
+
+# Above this many parameters a model's export holds over 1.5 GB (torch's exporter keeps its weights four times):
+# AlexNet (61 M) is light in multiply-adds but not here.
+HEAVY_PARAMS = 40_000_000
+
+
+def heavy_models(zoo_frame: pd.DataFrame) -> frozenset[str]:
+    """The models of the zoo table whose exports are the largest: above
+    :data:`~cnnbench.runtimes.SUGGESTED_DEPLOY_MAX_FLOPS` multiply-adds or :data:`HEAVY_PARAMS` parameters."""
+    if zoo_frame.empty:
+        return frozenset()
+    heavy = (pd.to_numeric(zoo_frame["flops"]) > SUGGESTED_DEPLOY_MAX_FLOPS) | (
+        pd.to_numeric(zoo_frame["params"]) > HEAVY_PARAMS
+    )
+    return frozenset(zoo_frame.loc[heavy, "model"])
+
+
+def prepare_deployments(
+    config: ReportConfig,
+    names: list[str],
+    progress: Progress[str],
+    guard: Guard | None = None,
+    heavy: frozenset[str] = frozenset(),
+) -> int:
+    """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
+    once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
+    cache, and each row then loads its file instead of making it on one core. The ``heavy`` models
+    (:func:`heavy_models`: exports of up to 3 GB) are prepared as many at once as fit in the memory budget, the
+    others as many as their smaller size allows. A file that fails here is left to its row, which records the
+    reason. Returns the number of files made or found."""
+    jobs: dict[tuple[str, str], tuple[object, ...]] = {}
+    probe_ms = (guard or Guard.of(config)).probe.ms()
+    for target in deployment_targets(config):
+        table, stamps = _latency_rows(config, names, target, probe_ms)
+        for name in names:
+            row = table.reusable(stamps[name], model=name, batch=config.batch)
+            if config.force or row is None or row.get("status") != "ok":
+                side = config.resolution or zoo.model_info(name).resolution
+                jobs.setdefault((name, target.dtype), (name, target, config.batch, side, config.calibration))
+    done = 0
+    for int8_phase, what in ((False, "export"), (True, "export + int8")):  # exports first: int8 starts from them
+        for big in (False, True):
+            argsets = [
+                args for (name, dtype), args in jobs.items() if (dtype == INT8) == int8_phase and (name in heavy) == big
+            ]
+            if not argsets:
+                continue
+            largest = isolated.LARGEST_PREPARATION_BYTES if big else isolated.LIGHT_PREPARATION_BYTES
+            workers = isolated.preparation_workers(largest)
+            label = f"prepare {what}{' (largest models)' if big else ''}"
+            results = isolated.map_isolated(session.deployable, argsets, workers, progress, label)
+            done += sum(not isinstance(r, CnnbenchError) for r in results)
+    return done
