@@ -16,11 +16,11 @@ import pytest
 from conftest import CONV, ELEMENTWISE, fixed_model
 from torch import nn
 
+from cnnbench.allocator import MMAP_THRESHOLD_BYTES
 from cnnbench.cli import main
 from cnnbench.costmodel import model as costmodel
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.allocator import MMAP_THRESHOLD_BYTES
 from cnnbench.measure.latency import QUICK_TIMING
 from cnnbench.target import Target
 

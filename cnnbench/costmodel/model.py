@@ -20,7 +20,7 @@ that writes a new tensor. For an op of key *k*::
 - ``misaligned_k``: an op whose channels (of its first input or its output) are not all multiples of the target's
   vector lanes runs a slower code path; the lane count (4, 8, 16 or 32 fp32 values) is the one that fits best;
 - ``fresh_bytes``: the output of an op that is not in place, when it passes the allocator's mmap threshold
-  (:data:`cnnbench.measure.allocator.MMAP_THRESHOLD_BYTES`): such a block is mapped afresh at every forward and
+  (:data:`cnnbench.allocator.MMAP_THRESHOLD_BYTES`): such a block is mapped afresh at every forward and
   each of its pages faults on first write; ``page_faults`` (GB/s) is one rate per target.
 
 The numbers of each key are fitted on that key's ops, each timed in its place inside a synthetic network
@@ -51,9 +51,10 @@ import pandas as pd
 from scipy.optimize import least_squares
 from torch import nn
 
+from cnnbench import allocator
 from cnnbench.costmodel import networks
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure import allocator, breakdown, counting, latency, profiling
+from cnnbench.measure import breakdown, counting, latency, profiling
 from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile

@@ -21,15 +21,15 @@ from typing import TypeVar
 import pandas as pd
 
 import zoo
-from cnnbench import compare, fronts, models
+from cnnbench import allocator, compare, fronts, models
 from cnnbench.accuracy.published import published_accuracy
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines import audit as guidelines_audit
 from cnnbench.guidelines import microbench as g
 from cnnbench.guidelines.audit import audit
 from cnnbench.guidelines.verdicts import TIE, verdict
-from cnnbench.measure import allocator, breakdown, counting, disturbance, forward, isolated, latency, profiling, sweep
 from cnnbench.measure import bench as bench_module
+from cnnbench.measure import breakdown, counting, disturbance, forward, isolated, latency, profiling, sweep
 from cnnbench.measure.bench import BENCH_TEXT_COLUMNS, as_frame, iter_bench
 from cnnbench.measure.breakdown import time_by_kind
 from cnnbench.measure.disturbance import Disturbance, Quieting
