@@ -23,12 +23,12 @@ from PIL import Image
 
 import cnnbench.accuracy.train as accuracy
 from cnnbench.accuracy.checkpoints import load_model, read_state_dict
-from cnnbench.accuracy.data import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.accuracy.evaluate import evaluate
 from cnnbench.accuracy.published import published_accuracy
 from cnnbench.accuracy.train import RECIPE, Budget, FitResult, fit, train_model, training_resolution
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.provenance import MACHINE_ENV
 
 SMALL = "mobilenet_v3_small"  # learns the digits in one or two epochs at 32 px, a few seconds on two cores

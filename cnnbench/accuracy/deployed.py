@@ -18,11 +18,12 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from cnnbench import images as images_module
 from cnnbench import models
 from cnnbench.accuracy import train as train_module
-from cnnbench.accuracy.data import digits_split
 from cnnbench.accuracy.train import Budget, fit, prepare_digits, training_resolution
 from cnnbench.catalog import resolve_patterns
+from cnnbench.images import digits_split
 from cnnbench.provenance import Stamp
 from cnnbench.runtimes import export, int8, session
 from cnnbench.runtimes.int8 import CALIBRATION_IMAGES, Calibration
@@ -51,7 +52,7 @@ def runtime_logits(
 
 
 def _stamp(name: str, budget: Budget, threads: int | None) -> Stamp:
-    code = code_fingerprint(name, [sys.modules[__name__], train_module, export, int8, session, models])
+    code = code_fingerprint(name, [sys.modules[__name__], train_module, images_module, export, int8, session, models])
     settings = {"budget": budget, "targets": DEPLOYED_TARGETS, "calibration": CALIBRATION_IMAGES}
     return Stamp.here(f"cpu-t{threads or torch.get_num_threads()}-deployed", settings, code, device=torch.device("cpu"))
 

@@ -12,9 +12,9 @@ import torch
 from torch import Tensor
 
 from cnnbench.accuracy.checkpoints import load_model
-from cnnbench.accuracy.data import FolderImages, collate_readable, reference_preprocess, scan_image_folder
 from cnnbench.accuracy.train import device_columns
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import FolderImages, collate_readable, reference_preprocess, scan_image_folder
 from cnnbench.provenance import environment
 from cnnbench.target import INT8, Target, resolve_target
 

@@ -33,9 +33,11 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DistributedSampler
 
 import zoo
+from cnnbench import images as images_module
 from cnnbench import models
-from cnnbench.accuracy import data as data_module
-from cnnbench.accuracy.data import (
+from cnnbench.catalog import resolve_patterns
+from cnnbench.errors import CnnbenchError
+from cnnbench.images import (
     DIGITS_CLASSES,
     DIGITS_MEAN,
     DIGITS_STD,
@@ -44,8 +46,6 @@ from cnnbench.accuracy.data import (
     digits_to_input,
     shift_images,
 )
-from cnnbench.catalog import resolve_patterns
-from cnnbench.errors import CnnbenchError
 from cnnbench.measure.profiling import smallest_resolution
 from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp
 from cnnbench.store import ResultTable, code_fingerprint
@@ -216,7 +216,7 @@ def train_stamp(name: str, budget: Budget, device: torch.device | str = "cpu") -
         "resolution": budget.resolution,
         "world_size": world,
     }
-    code = code_fingerprint(name, [sys.modules[__name__], data_module, models])
+    code = code_fingerprint(name, [sys.modules[__name__], images_module, models])
     return Stamp.here(target, settings, code, device=device)
 
 

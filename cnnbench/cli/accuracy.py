@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from cnnbench.accuracy.data import scan_image_folder
 from cnnbench.accuracy.evaluate import evaluate
 from cnnbench.accuracy.train import (
     DATASETS,
@@ -33,6 +32,7 @@ from cnnbench.accuracy.train import (
 from cnnbench.catalog import resolve_patterns
 from cnnbench.cli.common import add_model_arguments, positive_int, printed_by
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import scan_image_folder
 from cnnbench.output import emit, progress
 from cnnbench.target import INT8, RUNTIMES, Target
 

@@ -126,8 +126,8 @@ def calibration_from(args: argparse.Namespace) -> Path | None:
     """The ``--calibration`` folder, checked now (one line if it is missing or holds no images)."""
     if getattr(args, "calibration", None) is None:
         return None
-    from cnnbench.accuracy.data import scan_image_folder
     from cnnbench.errors import CnnbenchError
+    from cnnbench.images import scan_image_folder
 
     if getattr(args, "dtype", INT8) != INT8 and not getattr(args, "deploy", None):
         raise CnnbenchError("--calibration is for --dtype int8 (with --backend onnxruntime or openvino)")
