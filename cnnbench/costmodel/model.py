@@ -58,7 +58,7 @@ from cnnbench.measure import breakdown, counting, latency, profiling
 from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
-from cnnbench.models import build_model
+from cnnbench.models import resolve
 from cnnbench.provenance import environment, machine_identity, now
 from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
 from cnnbench.target import Target, describe, resolve_target
@@ -508,11 +508,8 @@ def predict(
 ) -> Prediction:
     """Predict ``model``'s latency on the cost model's target from one meta-device counting pass. ``model`` is a
     module (any φ, any width) or a name (zoo, ``timm:``, ``torchvision:``)."""
-    if isinstance(model, str):
-        resolved = build_model(model)
-        net, label, resolution = resolved.model, name or model, resolution or resolved.resolution
-    else:
-        net, label = model, name or type(model).__name__
+    resolved = resolve(model, resolution, name=name)
+    net, label, resolution = resolved.model, resolved.name, resolved.resolution
     counted = profile(net, resolution=resolution, batch=batch, training_memory=False)
     layers = counted.layers[
         ["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise", "mac_bytes"]
