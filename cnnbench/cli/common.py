@@ -1,17 +1,21 @@
-"""What every command shares: one-line argparse errors, checked number types, and the target options."""
+"""What every command shares: one-line argparse errors, checked number types, the models named, and the target
+options."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
 
+from cnnbench.catalog import resolve_patterns, resolve_specs
+from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import disturbed
+from cnnbench.images import scan_image_folder
 from cnnbench.measure.disturbance import Quieting, machine_load
 from cnnbench.output import FORMATS, say_to_stderr
 from cnnbench.target import BACKENDS, DTYPES, INT8, Target
@@ -24,6 +28,7 @@ __all__ = [
     "calibration_from",
     "check_quiet",
     "disturbed_summary",
+    "model_names",
     "printed_by",
     "positive_float",
     "percent",
@@ -126,9 +131,6 @@ def calibration_from(args: argparse.Namespace) -> Path | None:
     """The ``--calibration`` folder, checked now (one line if it is missing or holds no images)."""
     if getattr(args, "calibration", None) is None:
         return None
-    from cnnbench.errors import CnnbenchError
-    from cnnbench.images import scan_image_folder
-
     if getattr(args, "dtype", INT8) != INT8 and not getattr(args, "deploy", None):
         raise CnnbenchError("--calibration is for --dtype int8 (with --backend onnxruntime or openvino)")
     return scan_image_folder(args.calibration).root
@@ -140,6 +142,28 @@ def add_model_arguments(
     """The models a command takes: names (``specs`` says which kinds), or ``--all`` for the whole zoo."""
     parser.add_argument("models", nargs="*", metavar="MODEL", help=specs)
     parser.add_argument("--all", action="store_true", help="every zoo model")
+
+
+def model_names(
+    names: Sequence[str] | None,
+    every: bool = False,
+    *,
+    option: str = "",
+    required: bool = True,
+    zoo_only: bool = False,
+) -> list[str]:
+    """The models a command was given: the whole zoo with ``--all`` (``every``), else ``names``: zoo names and
+    wildcards resolved against the registry, ``timm:NAME`` and ``torchvision:NAME`` as they are (refused with
+    ``zoo_only``). When none is named and one is ``required``, one line says how to name them; ``option`` is the
+    flag they follow (``--audit``)."""
+    if every:
+        return resolve_patterns(["*"])
+    if names:
+        return resolve_patterns(names) if zoo_only else resolve_specs(names)
+    if required:
+        after = f" after {option}" if option else ""
+        raise CnnbenchError(f"name at least one model{after}, or pass --all (`cnnbench list` shows the zoo)")
+    return []
 
 
 def printed_by(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], str]) -> None:

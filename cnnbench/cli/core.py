@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from cnnbench.catalog import catalog, resolve_patterns, resolve_specs, versus_published
+from cnnbench.catalog import catalog, versus_published
 from cnnbench.cli.common import (
     add_model_arguments,
     add_quiet_arguments,
@@ -19,6 +19,7 @@ from cnnbench.cli.common import (
     calibration_from,
     check_quiet,
     disturbed_summary,
+    model_names,
     positive_float,
     positive_int,
     printed_by,
@@ -81,15 +82,6 @@ def _list_vs_paper(args: argparse.Namespace) -> str:
     return emit(frame if args.format in ("csv", "json") else table, args.format, columns)
 
 
-def _model_names(args: argparse.Namespace) -> list[str]:
-    """Zoo names and wildcards resolve against the registry; ``timm:``/``torchvision:`` names pass through."""
-    if args.all:
-        return resolve_patterns(["*"])
-    if not args.models:
-        raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
-    return resolve_specs(args.models)
-
-
 MB = 1e6
 
 
@@ -105,7 +97,7 @@ def _cmd_profile(args: argparse.Namespace) -> str:
             training_memory=not args.no_training,
             autocast=args.autocast,
         )
-        for name in progress(_model_names(args), "profile")
+        for name in progress(model_names(args.models, args.all), "profile")
     ]
     if args.per_layer:
         frame = layers_frame(profiles)
@@ -187,7 +179,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     one = None if swept or threads is None else threads[0]
     target, notes = resolve_target(target_from(argparse.Namespace(**{**vars(args), "threads": one})))
     batches = _batches(args.batch)
-    names = _model_names(args)
+    names = model_names(args.models, args.all)
     if args.chart is not None and len(batches) == 1 and not swept:
         raise CnnbenchError("--chart draws a sweep: give more than one --batch (1,8,32) or --threads (1,2,4)")
     chart = _chart_folder(args.chart)

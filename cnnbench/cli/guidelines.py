@@ -6,8 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from cnnbench.catalog import resolve_patterns, resolve_specs
-from cnnbench.cli.common import add_target_arguments, positive_float, positive_int, printed_by, target_from
+from cnnbench.cli.common import (
+    add_target_arguments,
+    model_names,
+    positive_float,
+    positive_int,
+    printed_by,
+    target_from,
+)
 from cnnbench.errors import CnnbenchError
 from cnnbench.guidelines.audit import G1_FLAG, audit, audit_frame, offenders_frame
 from cnnbench.guidelines.microbench import (
@@ -96,21 +102,13 @@ def _microbenchmarks(args: argparse.Namespace) -> str:
     return "".join(parts)
 
 
-def _names(args: argparse.Namespace) -> list[str]:
-    if args.all:
-        return resolve_patterns(["*"])
-    if not args.audit:
-        raise CnnbenchError("name at least one model after --audit, or pass --all (`cnnbench list` shows the zoo)")
-    return resolve_specs(args.audit)
-
-
 def _audit(args: argparse.Namespace) -> str:
     if args.batch is not None and args.batch < 1:
         raise CnnbenchError(f"--batch must be at least 1, got {args.batch}")
     if args.top < 1:
         raise CnnbenchError(f"--top must be at least 1, got {args.top}")
     time_target = _target(args) if args.time else None
-    names = _names(args)
+    names = model_names(args.audit, args.all, option="--audit")
     audits = [
         audit(name, resolution=args.res, batch=args.batch or 1, time_target=time_target)
         for name in progress(names, "audit")
