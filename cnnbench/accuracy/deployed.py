@@ -107,7 +107,7 @@ def deployed_accuracy(
     With ``out`` the rows go to that results table as each model finishes; a stored row is reused when its stamp
     (machine, torch, settings, code) matches, unless ``force``. A model that fails keeps its reason in ``error``.
     """
-    names = resolve_patterns([model_names] if isinstance(model_names, str) else model_names)
+    names = resolve_patterns(model_names)
     table = ResultTable(out, key=["model", "epochs", "seed", "recipe"]) if out is not None else None
     rows = []
     for name in each(names):

@@ -471,7 +471,7 @@ def train(
     ``write=False`` (the ranks other than 0 under torchrun) reads the table but never writes it. ``each`` wraps the
     names (a progress bar).
     """
-    names = resolve_patterns([model_names] if isinstance(model_names, str) else model_names)
+    names = resolve_patterns(model_names)
     table = ResultTable(out, key=TRAIN_KEY) if out is not None else None
     data = digits_split(budget.recipe.test_size, budget.recipe.split_seed)
     rows: list[dict[str, object]] = []

@@ -157,7 +157,7 @@ def model_names(
     ``zoo_only``). When none is named and one is ``required``, one line says how to name them; ``option`` is the
     flag they follow (``--audit``)."""
     if every:
-        return resolve_patterns(["*"])
+        return resolve_patterns("*")
     if names:
         return resolve_patterns(names) if zoo_only else resolve_specs(names)
     if required:
