@@ -1,17 +1,32 @@
 """cnnbench: the harness that measures the models of :mod:`zoo`.
 
 Every measurement is a pure function that returns a pandas object or a dataclass; ``cnnbench.cli`` only parses and
-prints. Each concern has one home:
+prints. Each concern has one home, and the homes stand in layers, lowest first. A module imports from the layers
+below its own, never from a layer above nor from another module of its own layer, so that each layer can be read
+with only the ones below it in mind; ``tests/test_layers.py`` checks every import, those inside functions too. This
+file (the public API) and ``__main__`` may import anything.
 
-- :mod:`cnnbench.measure`: counting and profiling (meta device), the forward on a target, latency, the per-op
-  breakdown, the roofline, the bench sweep;
-- :mod:`cnnbench.guidelines`: ShuffleNetV2's G1–G4 microbenchmarks and the audit;
-- :mod:`cnnbench.accuracy`: published figures, training on the digits, evaluating a checkpoint;
-- :mod:`cnnbench.report`: the tables, charts and page of ``cnnbench report``;
-- :mod:`cnnbench.fronts`: the Pareto front of accuracy against measured latency;
-- :mod:`cnnbench.choose`: ``pick``, the ranking under budgets on one target's results;
-- :mod:`cnnbench.compare`: ``compare``, the regression gate between two runs;
-- :mod:`cnnbench.target`, :mod:`cnnbench.store`, :mod:`cnnbench.provenance`: where, how it is kept, by whom.
+1. ``errors``: :class:`CnnbenchError`, the one exception base;
+2. ``provenance``, ``allocator``, ``stats``: who measured where, when and with which code; what the host's malloc
+   does while timing; bootstrap intervals and the verdict of an interval against 1;
+3. ``store``, ``target``: results tables, their sidecars and the cache folder; where latency is measured;
+4. ``models``, ``images``: a model object or a name resolved to a network; the digits and image folders fed to
+   models;
+5. ``runtimes``: the deployment runtimes behind ``--backend`` (the ONNX export, INT8, the sessions), which
+   :func:`cnnbench.measure.forward.forward_on` hands a deployed target to;
+6. ``measure``: counting and profiling (meta device), the forward on a target, latency, the per-op breakdown, the
+   roofline, the bench sweep;
+7. ``catalog``: the zoo as a table; zoo names and wildcards resolved;
+8. ``accuracy``: published figures, training on the digits, evaluating a checkpoint;
+9. ``costmodel``, ``guidelines``: latency predicted from the counts; ShuffleNetV2's G1–G4 microbenchmarks and the
+   audit;
+10. ``benchmark_json``, ``fronts``: pytest-benchmark's JSON read back; the Pareto front of accuracy against latency;
+11. ``compare``, ``results``: ``compare``, the regression gate between two runs; the results folder, its file names
+    and when a stored row is reused;
+12. ``report``: the tables, charts and page of ``cnnbench report``;
+13. ``choose``: ``pick``, the ranking under budgets on one target's results;
+14. ``output``: how a table prints (only the CLI prints);
+15. ``cli``: the commands, which parse, call and print.
 
 The names below import from ``cnnbench`` directly; the heavier ones load on first use.
 """

@@ -18,13 +18,13 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def resolve_patterns(patterns: Iterable[str]) -> list[str]:
-    """Registered names matching any of ``patterns`` (shell wildcards), in natural order, without duplicates.
+def resolve_patterns(patterns: str | Iterable[str]) -> list[str]:
+    """Registered names matching ``patterns`` (one shell wildcard or several), in natural order, without duplicates.
 
     A pattern that matches nothing raises: an exact name gets the closest names, a wildcard says so.
     """
     names: list[str] = []
-    for pattern in patterns:
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
         matched = zoo.list_models(pattern)
         if not matched:
             if not any(ch in pattern for ch in "*?["):
@@ -39,7 +39,7 @@ def resolve_specs(specs: Iterable[str]) -> list[str]:
     :func:`resolve_patterns`); ``timm:NAME`` and ``torchvision:NAME`` pass through as they are."""
     names: list[str] = []
     for spec in specs:
-        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns([spec]))
+        names.extend([spec] if spec.startswith(("timm:", "torchvision:")) else resolve_patterns(spec))
     return names
 
 
@@ -49,7 +49,7 @@ def catalog(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
     Parameters are counted on a model built on the meta device (no memory is allocated, no weights initialised
     for real). ``published_flops`` are multiply-adds as the paper prints them.
     """
-    names = resolve_patterns([patterns] if isinstance(patterns, str) else patterns)
+    names = resolve_patterns(patterns)
     rows = []
     for name in names:
         info = zoo.model_info(name)
@@ -79,7 +79,7 @@ def versus_published(patterns: str | Iterable[str] = "*") -> pd.DataFrame:
     # the counting engine imports the registry; keep catalog importable alone
     from cnnbench.measure.profiling import profile
 
-    names = resolve_patterns([patterns] if isinstance(patterns, str) else patterns)
+    names = resolve_patterns(patterns)
     rows = []
     for name in names:
         info = zoo.model_info(name)

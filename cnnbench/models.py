@@ -1,4 +1,7 @@
-"""Resolve what a user names into a model: a zoo name, ``timm:NAME`` or ``torchvision:NAME``.
+"""Resolve what a user names into a model: a zoo name, ``timm:NAME`` or ``torchvision:NAME``, or a module as it is.
+
+Every function that takes ``model: nn.Module | str`` resolves it here (:func:`resolve`), so a name is built, and a
+module's default input side read, one way everywhere.
 
 Third-party models are built without weights (nothing is downloaded), so a user can measure a candidate from timm or
 torchvision beside the zoo.
@@ -15,14 +18,23 @@ from torch import nn
 import zoo
 from cnnbench.errors import CnnbenchError
 
-__all__ = ["ResolvedModel", "build_model"]
+__all__ = ["DEFAULT_RESOLUTION", "ResolvedModel", "build_model", "resolve"]
+
+
+DEFAULT_RESOLUTION = 224  # the input side of a module that has no ``resolution`` attribute (ImageNet's usual crop)
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    name: str  # as the user wrote it
+    name: str  # how results name it: as the user wrote it, or the module's class name
     model: nn.Module
-    resolution: int  # default input side, pixels
+    resolution: int  # input side, pixels: the one asked for, else the model's default
+    spec: str | None = None  # the name it was built from; None for a module the caller passed
+
+    @property
+    def built(self) -> bool:
+        """Built here from :attr:`spec`: no caller holds it, so it may be changed in place instead of copied."""
+        return self.spec is not None
 
 
 def _timm(name: str) -> tuple[nn.Module, int]:
@@ -65,4 +77,25 @@ def build_model(spec: str, device: torch.device | str = "meta", **overrides: obj
         else:
             model = zoo.create_model(spec, **overrides)
             resolution = zoo.model_info(spec).resolution
-    return ResolvedModel(spec, model.eval(), resolution)
+    return ResolvedModel(spec, model.eval(), resolution, spec)
+
+
+def resolve(
+    model: nn.Module | str,
+    resolution: int | None = None,
+    *,
+    name: str | None = None,
+    device: torch.device | str = "meta",
+) -> ResolvedModel:
+    """A module or a name (zoo, ``timm:NAME``, ``torchvision:NAME``) → the network, its name and its input side.
+
+    A name is built on ``device`` (meta by default: shapes only), at its own default resolution. A module is
+    taken as it is, neither copied nor moved (the caller decides, :attr:`ResolvedModel.built` tells it whose the
+    module is), at its ``resolution`` attribute or :data:`DEFAULT_RESOLUTION`. ``resolution`` and ``name``, when
+    given, win."""
+    if isinstance(model, str):
+        built = build_model(model, device)
+        side = built.resolution if resolution is None else resolution
+        return ResolvedModel(name or model, built.model, side, model)
+    side = int(getattr(model, "resolution", DEFAULT_RESOLUTION)) if resolution is None else resolution
+    return ResolvedModel(name or type(model).__name__, model, side)

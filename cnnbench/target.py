@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from cnnbench import allocator
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.allocator import hold_freed_memory
 from cnnbench.provenance import environment
 
 __all__ = ["Target", "resolve_target", "describe", "DTYPES", "BACKENDS", "RUNTIMES", "INT8", "runtime_version"]
@@ -133,13 +133,13 @@ def _check_runtime(target: Target) -> None:
 def describe(target: Target) -> dict[str, object]:
     """The target's full description: its settings, the machine, device and software (see
     :func:`cnnbench.provenance.environment`), and what the host allocator does while timing
-    (:func:`cnnbench.measure.allocator.hold_freed_memory`)."""
+    (:func:`cnnbench.allocator.while_timing`). Describing only reads: nothing here changes the process."""
     return {
         **asdict(target),
         "target": target.key,
         **environment(target.torch_device),
         "runtime_version": runtime_version(target.backend),
-        "allocator": hold_freed_memory(),
+        "allocator": allocator.while_timing(),
     }
 
 

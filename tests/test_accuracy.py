@@ -23,12 +23,13 @@ from PIL import Image
 
 import cnnbench.accuracy.train as accuracy
 from cnnbench.accuracy.checkpoints import load_model, read_state_dict
-from cnnbench.accuracy.data import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.accuracy.evaluate import evaluate
+from cnnbench.accuracy.metrics import topk_hits
 from cnnbench.accuracy.published import published_accuracy
 from cnnbench.accuracy.train import RECIPE, FitResult, TrainingBudget, fit, train_model, training_resolution
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import DIGITS_MEAN, DIGITS_STD, digits_split, reference_preprocess, shift_images
 from cnnbench.provenance import MACHINE_ENV
 
 SMALL = "mobilenet_v3_small"  # learns the digits in one or two epochs at 32 px, a few seconds on two cores
@@ -417,3 +418,13 @@ def test_torchrun_two_processes_agree_with_one(tmp_path: Path) -> None:
     assert ddp.loc[0, "train_loss"] == pytest.approx(single["train_loss"], abs=0.002)
     assert ddp.loc[0, "top1_mean"] == pytest.approx(single["top1_mean"], abs=2.0)
     assert single["train_loss"] < 2.30  # it learnt something (uniform guessing with label smoothing: 2.3026)
+
+
+def test_topk_hits_by_hand() -> None:
+    """Row 0 is right at top-1, row 1 at top-2, row 2 nowhere in the top-2 of 3 classes; a head with fewer classes
+    than k counts every row, as training and evaluation both did before sharing this count."""
+    logits = torch.tensor([[0.9, 0.1, 0.0], [0.5, 0.3, 0.2], [0.6, 0.4, 0.0]])
+    labels = torch.tensor([0, 1, 2])
+    assert topk_hits(logits, labels, ks=(1, 2, 5)) == (1, 2, 3)
+    assert topk_hits(logits, labels) == (1, 3)
+    assert topk_hits(logits[:0], labels[:0]) == (0, 0)

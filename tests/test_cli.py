@@ -107,6 +107,9 @@ def test_profile_per_layer_and_by_kind(capsys: pytest.CaptureFixture[str]) -> No
         (["bench", "resnet18", "--min-time", "-1"], "argument --min-time: must be greater than 0"),
         (["profile", "timm:not_a_model"], "timm has no model 'not_a_model'"),
         (["profile"], "name at least one model, or pass --all"),
+        (["bench"], "name at least one model, or pass --all"),
+        (["train"], "name at least one model, or pass --all"),
+        (["train", "timm:resnet18"], "unknown model 'timm:resnet18'"),  # training takes zoo models only
     ],
 )
 def test_profile_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:

@@ -17,10 +17,10 @@ from conftest import CONV, ELEMENTWISE, fixed_model
 from torch import nn
 
 from cnnbench import costmodel
+from cnnbench.allocator import MMAP_THRESHOLD_BYTES
 from cnnbench.cli import main
 from cnnbench.costmodel import features, fit, networks
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure.allocator import MMAP_THRESHOLD_BYTES
 from cnnbench.measure.latency import QUICK_TIMING
 from cnnbench.target import Target
 

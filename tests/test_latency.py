@@ -130,9 +130,26 @@ def test_target_descriptions() -> None:
     assert "malloc" in str(described["allocator"]) or "not glibc" in str(described["allocator"])
 
 
+_DESCRIBE_ONLY = """
+from cnnbench import allocator
+from cnnbench.target import Target, describe
+described = describe(Target())["allocator"]
+assert allocator.hold_freed_memory.cache_info().currsize == 0, "describe set the allocator"
+print(described)
+"""
+
+
+def test_describing_a_target_changes_nothing() -> None:
+    """The description says what the allocator does while timing; only a timed region sets it (in a fresh process,
+    as this one may already have timed something)."""
+    done = subprocess.run([sys.executable, "-c", _DESCRIBE_ONLY], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "malloc" in done.stdout or "not glibc" in done.stdout
+
+
 _FAULTS_PER_FORWARD = """
 import resource, sys, torch
-from cnnbench.measure.allocator import hold_freed_memory
+from cnnbench.allocator import hold_freed_memory
 from cnnbench.models import build_model
 if sys.argv[1] == "held":
     print(hold_freed_memory(), file=sys.stderr)

@@ -3,12 +3,12 @@ and measurement functions that leave their input as it was."""
 
 from __future__ import annotations
 
-import ast
 import copy
 from pathlib import Path
 
 import pytest
 import torch
+from import_graph import PACKAGE, ROOT, imports_in, module_name
 from torch import nn
 
 import zoo
@@ -17,34 +17,9 @@ from cnnbench.measure.latency import Timing, measure
 from cnnbench.measure.profiling import profile
 from cnnbench.target import Target
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "cnnbench"
 SOURCES = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "zoo").glob("*.py"), *(ROOT / "tests").glob("*.py"),
                   *(ROOT / "benchmarks").glob("*.py")])  # fmt: skip
-
-
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-
-
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """Every import in the file, at any depth (function-level ones too): (module, names imported from it)."""
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, []) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
-            found.append((base, [alias.name for alias in node.names]))
-    return found
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
 def _targets(module: str, names: list[str]) -> set[str]:
@@ -57,7 +32,7 @@ def _targets(module: str, names: list[str]) -> set[str]:
 def test_no_import_cycle_in_cnnbench() -> None:
     graph = {m: set() for m in MODULES}
     for module, path in MODULES.items():
-        for imported, names in _imports(path):
+        for imported, names, _ in imports_in(path):
             graph[module] |= _targets(imported, names) - {module}
     # a package's __init__ importing its own submodules is its job, not a cycle
     for module in graph:
@@ -80,8 +55,13 @@ def test_no_import_cycle_in_cnnbench() -> None:
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_private_name_imported_from_another_module(path: Path) -> None:
-    borrowed = [f"{module}.{name}" for module, names in _imports(path) if module.split(".")[0] in ("cnnbench", "zoo")
-                for name in names if name.startswith("_") and not name.startswith("__")]  # fmt: skip
+    borrowed = [
+        f"{module}.{name}"
+        for module, names, _ in imports_in(path)
+        if module.split(".")[0] in ("cnnbench", "zoo")
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
     assert not borrowed, f"{path.name} imports private names: {borrowed}"
 
 

@@ -20,9 +20,9 @@ from conftest import randomize_bn_stats, slow_if_big
 from torch import nn
 
 import zoo
-from cnnbench.accuracy.data import digits_split, digits_to_input
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import digits_split, digits_to_input
 from cnnbench.measure.bench import bench
 from cnnbench.measure.isolated import map_isolated, run_isolated
 from cnnbench.measure.latency import QUICK_TIMING, measure

@@ -18,11 +18,13 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from cnnbench import images as images_module
 from cnnbench import models
+from cnnbench.accuracy import metrics
 from cnnbench.accuracy import train as train_module
-from cnnbench.accuracy.data import digits_split
 from cnnbench.accuracy.train import TrainingBudget, fit, prepare_digits, training_resolution
 from cnnbench.catalog import resolve_patterns
+from cnnbench.images import digits_split
 from cnnbench.provenance import Stamp
 from cnnbench.runtimes import export, int8, session
 from cnnbench.runtimes.int8 import CALIBRATION_IMAGES, Calibration
@@ -51,7 +53,8 @@ def runtime_logits(
 
 
 def _stamp(name: str, budget: TrainingBudget, threads: int | None) -> Stamp:
-    code = code_fingerprint(name, [sys.modules[__name__], train_module, export, int8, session, models])
+    modules = [sys.modules[__name__], train_module, metrics, images_module, export, int8, session, models]
+    code = code_fingerprint(name, modules)
     settings = {"budget": budget, "targets": DEPLOYED_TARGETS, "calibration": CALIBRATION_IMAGES}
     return Stamp.here(f"cpu-t{threads or torch.get_num_threads()}-deployed", settings, code, device=torch.device("cpu"))
 
@@ -82,7 +85,7 @@ def _row(name: str, budget: TrainingBudget, threads: int | None) -> dict[str, ob
         label = target_label(backend, dtype)
         target, _ = resolve_target(Target(threads=threads, backend=backend, dtype=dtype))
         logits = runtime_logits(trained.model, test, target, calibration)
-        row[f"top1_{label}"] = round(100.0 * float((logits.argmax(1) == labels).float().mean()), 2)
+        row[f"top1_{label}"] = round(100.0 * metrics.topk_hits(logits, labels, ks=(1,))[0] / len(labels), 2)
         row[f"agree_{label}"] = round(100.0 * float((logits.argmax(1) == eager.argmax(1)).float().mean()), 2)
         if dtype == "fp32":  # fp32 on a runtime equals eager up to rounding, on logits of order one (trained)
             row[f"max_rel_diff_{label}"] = float((logits - eager).abs().max() / eager.abs().max())
@@ -104,7 +107,7 @@ def deployed_accuracy(
     With ``out`` the rows go to that results table as each model finishes; a stored row is reused when its stamp
     (machine, torch, settings, code) matches, unless ``force``. A model that fails keeps its reason in ``error``.
     """
-    names = resolve_patterns([model_names] if isinstance(model_names, str) else model_names)
+    names = resolve_patterns(model_names)
     table = ResultTable(out, key=["model", "epochs", "seed", "recipe"]) if out is not None else None
     rows = []
     for name in each(names):

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor
 
 from cnnbench.accuracy.checkpoints import load_model
-from cnnbench.accuracy.data import FolderImages, collate_readable, reference_preprocess, scan_image_folder
+from cnnbench.accuracy.metrics import topk_hits
 from cnnbench.accuracy.train import device_columns
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import FolderImages, collate_readable, reference_preprocess, scan_image_folder
 from cnnbench.provenance import environment
 from cnnbench.target import INT8, Target, resolve_target
 
@@ -80,10 +81,8 @@ def evaluate(
             skipped += bad
             if x is not None:
                 logits = logits_of(x)
-                k = min(5, logits.shape[1])
-                top = logits.topk(k, dim=1).indices
-                hits1 += int((top[:, 0] == y).sum())
-                hits5 += int((top == y[:, None]).any(dim=1).sum())
+                top1, top5 = topk_hits(logits, y)
+                hits1, hits5 = hits1 + top1, hits5 + top5
                 read += len(y)
             if on_batch is not None:
                 on_batch(len(y) + bad)

@@ -43,7 +43,7 @@ def published_accuracy(patterns: str | Iterable[str] = "*", *, int8: bool = True
     crop). Empty where no figure exists.
     """
     rows: list[dict[str, Any]] = []
-    for name in resolve_patterns([patterns] if isinstance(patterns, str) else patterns):
+    for name in resolve_patterns(patterns):
         info = zoo.model_info(name)
         origins = [("paper", info.published, None), ("reference", info.reference_figures, info.reference)]
         for origin, figures, reference in origins:

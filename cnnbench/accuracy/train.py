@@ -33,9 +33,12 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DistributedSampler
 
 import zoo
+from cnnbench import images as images_module
 from cnnbench import models
-from cnnbench.accuracy import data as data_module
-from cnnbench.accuracy.data import (
+from cnnbench.accuracy import metrics
+from cnnbench.catalog import resolve_patterns
+from cnnbench.errors import CnnbenchError
+from cnnbench.images import (
     DIGITS_CLASSES,
     DIGITS_MEAN,
     DIGITS_STD,
@@ -44,8 +47,6 @@ from cnnbench.accuracy.data import (
     digits_to_input,
     shift_images,
 )
-from cnnbench.catalog import resolve_patterns
-from cnnbench.errors import CnnbenchError
 from cnnbench.measure.profiling import smallest_resolution
 from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp
 from cnnbench.store import ResultTable, code_fingerprint
@@ -216,7 +217,7 @@ def train_stamp(name: str, budget: TrainingBudget, device: torch.device | str = 
         "resolution": budget.resolution,
         "world_size": world,
     }
-    code = code_fingerprint(name, [sys.modules[__name__], data_module, models])
+    code = code_fingerprint(name, [sys.modules[__name__], images_module, metrics, models])
     return Stamp.here(target, settings, code, device=device)
 
 
@@ -270,12 +271,6 @@ def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 def prepare_digits(images: Tensor, resolution: int, recipe: Recipe = RECIPE) -> Tensor:
     """Digits as the recipe feeds them to a model: resized, normalised, three channels."""
     return digits_to_input(images, resolution, recipe.mean, recipe.std, recipe.interpolation)
-
-
-def _topk(logits: Tensor, labels: Tensor, k: int) -> float:
-    k = min(k, logits.shape[1])
-    hits = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
-    return 100.0 * hits.float().mean().item()
 
 
 def fit(
@@ -364,12 +359,13 @@ def fit(
     with torch.no_grad():
         x = prepare_digits(data.test_images, resolution, recipe)
         logits = torch.cat([model(chunk.to(device)).float().cpu() for chunk in x.split(256)])
+    hits1, hits5 = metrics.topk_hits(logits, data.test_labels)
     return FitResult(
         model=model,
         resolution=resolution,
         epoch_loss=epoch_loss,
-        top1=_topk(logits, data.test_labels, 1),
-        top5=_topk(logits, data.test_labels, 5),
+        top1=100.0 * hits1 / len(data.test_labels),
+        top5=100.0 * hits5 / len(data.test_labels),
         train_seconds=train_seconds,
         train_images=epochs * steps_per_epoch * recipe.batch_size,
         test_predictions=logits,
@@ -475,7 +471,7 @@ def train(
     ``write=False`` (the ranks other than 0 under torchrun) reads the table but never writes it. ``each`` wraps the
     names (a progress bar).
     """
-    names = resolve_patterns([model_names] if isinstance(model_names, str) else model_names)
+    names = resolve_patterns(model_names)
     table = ResultTable(out, key=TRAIN_KEY) if out is not None else None
     data = digits_split(budget.recipe.test_size, budget.recipe.split_seed)
     rows: list[dict[str, object]] = []

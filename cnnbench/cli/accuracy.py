@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from cnnbench.accuracy.data import scan_image_folder
 from cnnbench.accuracy.evaluate import evaluate
 from cnnbench.accuracy.train import (
     DATASETS,
@@ -30,9 +29,9 @@ from cnnbench.accuracy.train import (
     process_group,
     train,
 )
-from cnnbench.catalog import resolve_patterns
-from cnnbench.cli.common import add_model_arguments, positive_int, printed_by
+from cnnbench.cli.common import add_model_arguments, model_names, positive_int, printed_by
 from cnnbench.errors import CnnbenchError
+from cnnbench.images import scan_image_folder
 from cnnbench.output import emit, progress
 from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
 from cnnbench.target import INT8, RUNTIMES, Target
@@ -87,12 +86,7 @@ TRAIN_TABLE = {
 def _cmd_train(args: argparse.Namespace) -> str:
     if args.epochs < 1:
         raise CnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.all:
-        names = resolve_patterns(["*"])
-    elif args.models:
-        names = resolve_patterns(args.models)
-    else:
-        raise CnnbenchError("name at least one model, or pass --all (`cnnbench list` shows the zoo)")
+    names = model_names(args.models, args.all, zoo_only=True)
     budget = TrainingBudget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -1,4 +1,5 @@
-"""What every command shares: one-line argparse errors, checked number types, and the target options."""
+"""What every command shares: one-line argparse errors, checked number types, the models named, and the target
+options."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 from cnnbench.catalog import resolve_patterns, resolve_specs
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import disturbed
+from cnnbench.images import scan_image_folder
 from cnnbench.measure.disturbance import Quieting, machine_load
 from cnnbench.output import FORMATS, say_to_stderr
 from cnnbench.target import BACKENDS, DTYPES, INT8, Target
@@ -27,6 +29,7 @@ __all__ = [
     "model_names",
     "check_quiet",
     "disturbed_summary",
+    "model_names",
     "printed_by",
     "positive_float",
     "percent",
@@ -129,9 +132,6 @@ def calibration_from(args: argparse.Namespace) -> Path | None:
     """The ``--calibration`` folder, checked now (one line if it is missing or holds no images)."""
     if getattr(args, "calibration", None) is None:
         return None
-    from cnnbench.accuracy.data import scan_image_folder
-    from cnnbench.errors import CnnbenchError
-
     if getattr(args, "dtype", INT8) != INT8 and not getattr(args, "deploy", None):
         raise CnnbenchError("--calibration is for --dtype int8 (with --backend onnxruntime or openvino)")
     return scan_image_folder(args.calibration).root
@@ -145,15 +145,26 @@ def add_model_arguments(
     parser.add_argument("--all", action="store_true", help="every zoo model")
 
 
-def model_names(specs: Sequence[str] | None, every: bool, after: str = "") -> list[str]:
-    """The models a command names: the whole zoo with ``--all`` (``every``), else ``specs``, whose zoo names and
-    wildcards resolve against the registry while ``timm:``/``torchvision:`` names pass through. ``after`` says
-    where the names go, in the message for none (" after --audit")."""
+def model_names(
+    names: Sequence[str] | None,
+    every: bool = False,
+    *,
+    option: str = "",
+    required: bool = True,
+    zoo_only: bool = False,
+) -> list[str]:
+    """The models a command was given: the whole zoo with ``--all`` (``every``), else ``names``: zoo names and
+    wildcards resolved against the registry, ``timm:NAME`` and ``torchvision:NAME`` as they are (refused with
+    ``zoo_only``). When none is named and one is ``required``, one line says how to name them; ``option`` is the
+    flag they follow (``--audit``)."""
     if every:
-        return resolve_patterns(["*"])
-    if not specs:
+        return resolve_patterns("*")
+    if names:
+        return resolve_patterns(names) if zoo_only else resolve_specs(names)
+    if required:
+        after = f" after {option}" if option else ""
         raise CnnbenchError(f"name at least one model{after}, or pass --all (`cnnbench list` shows the zoo)")
-    return resolve_specs(specs)
+    return []
 
 
 def printed_by(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], str]) -> None:

@@ -14,6 +14,7 @@ from cnnbench.cli.common import (
     add_quiet_arguments,
     add_target_arguments,
     check_quiet,
+    model_names,
     positive_int,
     printed_by,
     quieting_for,
@@ -120,9 +121,7 @@ def _models(args: argparse.Namespace) -> list[tuple[str, nn.Module | str]]:
     """The models to predict: names and patterns, then each ``--phi`` and ``--width`` (built on the meta device)."""
     import torch
 
-    from cnnbench.catalog import resolve_specs
-
-    chosen: list[tuple[str, nn.Module | str]] = [(n, n) for n in resolve_specs(args.models)] if args.models else []
+    chosen: list[tuple[str, nn.Module | str]] = [(n, n) for n in model_names(args.models, required=False)]
     with torch.device("meta"):
         from zoo.efficientnet import efficientnet_scaled
         from zoo.mobilenetv1 import build_mobilenet_v1

@@ -98,7 +98,7 @@ def _audit(args: argparse.Namespace) -> str:
     if args.top < 1:
         raise CnnbenchError(f"--top must be at least 1, got {args.top}")
     time_target = _target(args) if args.time else None
-    names = model_names(args.audit, args.all, after=" after --audit")
+    names = model_names(args.audit, args.all, option="--audit")
     audits = [
         audit(name, resolution=args.res, batch=args.batch or 1, time_target=time_target)
         for name in progress(names, "audit")

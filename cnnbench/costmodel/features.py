@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from cnnbench.measure import allocator
+from cnnbench import allocator
 
 __all__ = [
     "Features",

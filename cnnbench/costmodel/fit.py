@@ -30,13 +30,14 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from cnnbench import allocator
 from cnnbench.costmodel import features as features_module
 from cnnbench.costmodel import model as model_module
 from cnnbench.costmodel import networks
 from cnnbench.costmodel.features import Features, misaligned, op_features, select
 from cnnbench.costmodel.model import ANY, PER_MS, CostModel, OpCost, check_modelled, op_terms
 from cnnbench.errors import CnnbenchError
-from cnnbench.measure import allocator, breakdown, counting, latency, profiling
+from cnnbench.measure import breakdown, counting, latency, profiling
 from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.provenance import environment, now

@@ -15,7 +15,7 @@ For an op of cost key *k* (:func:`cnnbench.costmodel.features.cost_key`)::
 - ``misaligned_k``: an op whose channels (of its first input or its output) are not all multiples of the target's
   vector lanes runs a slower code path;
 - ``fresh_bytes``: the output of an op that is not in place, when it passes the allocator's mmap threshold
-  (:data:`cnnbench.measure.allocator.MMAP_THRESHOLD_BYTES`): such a block is mapped afresh at every forward and
+  (:data:`cnnbench.allocator.MMAP_THRESHOLD_BYTES`): such a block is mapped afresh at every forward and
   each of its pages faults on first write; ``page_faults`` (GB/s) is one rate per target.
 
 Each key's numbers are one :class:`OpCost`; a key fitted on too few ops falls back to its counting kind's pooled fit

@@ -20,7 +20,7 @@ from torch import nn
 from cnnbench.costmodel.model import CostModel, costed_by
 from cnnbench.measure import counting
 from cnnbench.measure.profiling import profile
-from cnnbench.models import build_model
+from cnnbench.models import resolve
 
 __all__ = ["ROW_FIELDS", "Prediction", "accuracy_summary", "fallback_text", "predict_latency"]
 
@@ -85,11 +85,8 @@ def predict_latency(
 ) -> Prediction:
     """Predict ``model``'s latency on the cost model's target from one meta-device counting pass. ``model`` is a
     module (any φ, any width) or a name (zoo, ``timm:``, ``torchvision:``)."""
-    if isinstance(model, str):
-        resolved = build_model(model)
-        net, label, resolution = resolved.model, name or model, resolution or resolved.resolution
-    else:
-        net, label = model, name or type(model).__name__
+    resolved = resolve(model, resolution, name=name)
+    net, label, resolution = resolved.model, resolved.name, resolved.resolution
     counted = profile(net, resolution=resolution, batch=batch, training_memory=False)
     layers = counted.layers[
         ["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise", "mac_bytes"]

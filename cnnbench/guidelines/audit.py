@@ -44,7 +44,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.breakdown import time_by_kind
 from cnnbench.measure.counting import ZERO_COST, tensors_in
 from cnnbench.measure.profiling import profile
-from cnnbench.models import build_model
+from cnnbench.models import resolve
 from cnnbench.target import Target
 
 __all__ = [
@@ -290,14 +290,10 @@ def audit(
     With ``time_target``, the model also runs for real there, and ``g4_time_share`` is the share of per-op time in
     the element-wise kinds (see :func:`time_by_kind`).
     """
-    if isinstance(model, str):
-        resolved = build_model(model)
-        name, net = name or model, resolved.model
-        resolution = resolved.resolution if resolution is None else resolution
-    else:
-        name, net = name or type(model).__name__, model
-        resolution = int(getattr(model, "resolution", 224)) if resolution is None else resolution
-        net = copy.deepcopy(net).to("meta")  # shapes are all the audit needs; the caller's model is left as it is
+    resolved = resolve(model, resolution, name=name)
+    name, resolution = resolved.name, resolved.resolution
+    # shapes are all the audit needs; the caller's model is left as it is
+    net = resolved.model if resolved.built else copy.deepcopy(resolved.model).to("meta")
     # One forward serves both: our graph mode sits under the counting engine's mode, so it sees every op the engine
     # records, with the same arguments, in the same order.
     graph = _GraphMode(external=[*net.parameters(), *net.buffers()])
@@ -310,8 +306,7 @@ def audit(
     blocks = _blocks(layers)
     summary = _summary(name, layers, blocks)
     if time_target is not None:
-        source = build_model(model, device="cpu").model if isinstance(model, str) else model
-        timed = time_by_kind(source, time_target, batch=batch, resolution=resolution)
+        timed = time_by_kind(model, time_target, batch=batch, resolution=resolution)  # a name is built on the CPU there
         summary["g4_time_share"] = float(timed.loc[timed["kind"].isin(G4_KINDS), "time_share"].sum())
     return Audit(name, summary, layers, blocks)
 

@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnbench.measure.counting import HANDLES, KINDS, ZERO_COST
 from cnnbench.measure.forward import forward_on, running, synchronize
-from cnnbench.models import build_model
+from cnnbench.models import resolve
 from cnnbench.target import Target, resolve_target
 
 __all__ = ["OpTimer", "time_ops", "time_by_kind"]
@@ -71,12 +71,9 @@ def time_ops(
     ``time_ms``, the median over ``repeats`` forwards after a warm-up one). Views and metadata ops are not timed,
     as the counting engine does not count them, so the rows line up with a counting pass's layers."""
     target, _ = resolve_target(target or Target())
-    if isinstance(model, str):
-        resolved = build_model(model, device="cpu")
-        net, resolution, built_here = resolved.model, resolution or resolved.resolution, True
-    else:
-        net, resolution, built_here = model, resolution or int(getattr(model, "resolution", 224)), False
-    forward = forward_on(net, replace(target, backend="eager"), batch, resolution, copy_model=not built_here)
+    resolved = resolve(model, resolution, device="cpu")
+    eager = replace(target, backend="eager")
+    forward = forward_on(resolved.model, eager, batch, resolved.resolution, copy_model=not resolved.built)
     timers: list[OpTimer] = []
     with running(target):
         forward()  # warm-up

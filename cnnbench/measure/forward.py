@@ -9,7 +9,7 @@ its forward through :func:`forward_on`, so each applies the target the same way:
 - the input is made once (random normal, optionally seeded) in the target's layout (:func:`make_input`);
 - fp16/bf16 run under autocast: weights stay fp32 and each op casts (:func:`autocast`);
 - :func:`running` sets the target's threads and ``torch.inference_mode()`` around the timed region, and has
-  glibc's malloc keep the memory a forward frees for the next one (:func:`.allocator.hold_freed_memory`);
+  glibc's malloc keep the memory a forward frees for the next one (:func:`cnnbench.allocator.hold_freed_memory`);
 - :func:`synchronize` waits for a GPU (CUDA or MPS); the CPU needs nothing;
 - a deployment runtime (``onnxruntime``, ``openvino``) gets the model exported to ONNX and loaded there instead
   (:func:`cnnbench.runtimes.session.runtime_forward`), quantized to INT8 for an ``int8`` target.
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from cnnbench.allocator import hold_freed_memory
+
 from ..target import Target
-from .allocator import hold_freed_memory
 
 if TYPE_CHECKING:
     from cnnbench.runtimes.int8 import Calibration

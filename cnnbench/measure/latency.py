@@ -36,7 +36,7 @@ from torch import nn
 from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.measure.disturbance import Disturbance, watch
 from cnnbench.measure.forward import forward_on, running, synchronize
-from cnnbench.models import build_model
+from cnnbench.models import resolve
 from cnnbench.target import Target, describe, resolve_target
 
 if TYPE_CHECKING:
@@ -263,25 +263,18 @@ def measure(
     if batch < 1:
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
     started = time.perf_counter()
-    cached_name = None
-    if isinstance(model, str) and target.runtime:  # the export is cached by name: build only if it is missing
-        resolved = build_model(model)  # meta device: the resolution, no weights
-        name, net, built_here, cached_name = name or model, resolved.model, True, model
-        resolution = resolution or resolved.resolution
-    elif isinstance(model, str):
-        resolved = build_model(model, device="cpu")
-        name, net, built_here = name or model, resolved.model, True
-        resolution = resolution or resolved.resolution
-    else:
-        name, net, built_here = name or type(model).__name__, model, False
-        resolution = resolution or int(getattr(model, "resolution", 224))
+    # On a runtime a named model's export is cached by its name, and built for real only if the file is missing:
+    # here the meta device gives its resolution, with no weights.
+    resolved = resolve(model, resolution, name=name, device="meta" if target.runtime else "cpu")
+    name, net, resolution = resolved.name, resolved.model, resolved.resolution
+    cached_name = resolved.spec if target.runtime else None
     device = target.torch_device
     if isinstance(calibration, Path):  # an image folder: preprocessed as this model's reference evaluates
         from cnnbench.runtimes.int8 import latency_calibration
 
         calibration = latency_calibration(name, resolution, calibration)
     forward = forward_on(
-        net, target, batch, resolution, copy_model=not built_here, name=cached_name, calibration=calibration
+        net, target, batch, resolution, copy_model=not resolved.built, name=cached_name, calibration=calibration
     )
     notes += forward.notes
     load_s = getattr(forward, "load_s", time.perf_counter() - started)

@@ -18,7 +18,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.counting import KINDS, RECORD_FIELDS, CountingMode
-from cnnbench.models import build_model
+from cnnbench.models import resolve
 from cnnbench.target import DTYPES
 
 __all__ = ["Profile", "ProfileTotals", "profile", "smallest_resolution", "totals_frame", "layers_frame"]
@@ -198,13 +198,9 @@ def profile(
         dtype = DTYPES[dtype]
     if batch < 1:
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
-    if isinstance(model, str):
-        resolved = build_model(model)
-        name, net = model, resolved.model
-        resolution = resolved.resolution if resolution is None else resolution
-    else:
-        name, net = type(model).__name__, _to_meta(model, copy_model)
-        resolution = getattr(net, "resolution", 224) if resolution is None else resolution
+    resolved = resolve(model, resolution)
+    name, resolution = resolved.name, resolved.resolution
+    net = resolved.model if resolved.built else _to_meta(resolved.model, copy_model)
     if resolution < 1:
         raise CnnbenchError(f"resolution must be a positive number of pixels, got {resolution}")
     if dtype != torch.float32:

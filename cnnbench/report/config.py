@@ -109,7 +109,7 @@ def check_config(config: ReportConfig) -> tuple[ReportConfig, list[str], list[pd
     config = replace(config, target=target)
     deployment_targets(config)  # a bad BACKEND:DTYPE or a runtime not installed fails here
     if config.calibration is not None:
-        from cnnbench.accuracy.data import scan_image_folder
+        from cnnbench.images import scan_image_folder
 
         scan_image_folder(config.calibration)
     if config.baseline is not None and not ResultsFolder(Path(config.baseline)).latency_tables():

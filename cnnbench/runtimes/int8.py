@@ -8,7 +8,7 @@ one ``quant_pre_process`` and ``quantize_static`` make, in a fraction of their m
 size: EfficientNet-B7 9.7 GB, now 1.8 GB; VGG-16 3.0 GB, now 2.1 GB).
 
 Calibration images are real, never random: by default the first :data:`CALIBRATION_IMAGES` training digits of
-scikit-learn (:func:`cnnbench.accuracy.data.digits_split`), resized to the model's resolution and normalised as
+scikit-learn (:func:`cnnbench.images.digits_split`), resized to the model's resolution and normalised as
 ``cnnbench train`` feeds them; or an image folder (``--calibration DIR``), preprocessed as the model's reference
 implementation evaluates. The quantized file is cached beside its fp32 file, keyed by it, the calibration images
 and onnxruntime's version.
@@ -74,7 +74,7 @@ class Calibration:
 
 def digits_calibration(resolution: int, count: int = CALIBRATION_IMAGES) -> Calibration:
     """The first ``count`` training digits at ``resolution``, normalised as ``cnnbench train`` normalises them."""
-    from cnnbench.accuracy.data import digits_split, digits_to_input
+    from cnnbench.images import digits_split, digits_to_input
 
     if count < 1:
         raise CnnbenchError(f"calibration needs at least one image, got {count}")
@@ -85,8 +85,8 @@ def digits_calibration(resolution: int, count: int = CALIBRATION_IMAGES) -> Cali
 
 def folder_calibration(name: str, folder: str | Path, resolution: int, count: int = CALIBRATION_IMAGES) -> Calibration:
     """Up to ``count`` images of an image folder (files in sorted order, spread over its classes), preprocessed as
-    ``name``'s reference implementation evaluates (:func:`cnnbench.accuracy.data.reference_preprocess`)."""
-    from cnnbench.accuracy.data import load_image, reference_preprocess, scan_image_folder
+    ``name``'s reference implementation evaluates (:func:`cnnbench.images.reference_preprocess`)."""
+    from cnnbench.images import load_image, reference_preprocess, scan_image_folder
 
     scan = scan_image_folder(folder)
     samples = [path for path, _ in scan.samples]

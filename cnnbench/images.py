@@ -1,5 +1,7 @@
-"""The images accuracy is measured on, and how they are prepared: scikit-learn's handwritten digits for training,
+"""The real images cnnbench feeds models, and how they are prepared: scikit-learn's handwritten digits for training,
 a torchvision-style image folder for evaluating a checkpoint (preprocessed as the model's reference implementation).
+Accuracy (:mod:`cnnbench.accuracy`) scores models on them and INT8 quantization (:mod:`cnnbench.runtimes.int8`)
+calibrates on them, so this module sits below both.
 
 Nothing here downloads anything. The digits (``sklearn.datasets.load_digits``) ship inside scikit-learn: 1,797 real
 8×8 grey-level scans (values 0–16) of ten classes, from the UCI "Optical Recognition of Handwritten Digits" set.
