@@ -7,8 +7,9 @@ with only the ones below it in mind; ``tests/test_layers.py`` checks every impor
 file (the public API) and ``__main__`` may import anything.
 
 1. ``errors``: :class:`CnnbenchError`, the one exception base;
-2. ``provenance``, ``allocator``, ``stats``: who measured where, when and with which code; what the host's malloc
-   does while timing; bootstrap intervals and the verdict of an interval against 1;
+2. ``provenance``, ``allocator``, ``stats``, ``output``: who measured where, when and with which code; what the
+   host's malloc does while timing; bootstrap intervals and the verdict of an interval against 1; how a table and
+   progress are shown (the report's page and the CLI use it; nothing below the report prints);
 3. ``store``, ``target``: results tables, their sidecars and the cache folder; where latency is measured;
 4. ``models``, ``images``: a model object or a name resolved to a network; the digits and image folders fed to
    models;
@@ -20,13 +21,12 @@ file (the public API) and ``__main__`` may import anything.
 8. ``accuracy``: published figures, training on the digits, evaluating a checkpoint;
 9. ``costmodel``, ``guidelines``: latency predicted from the counts; ShuffleNetV2's G1–G4 microbenchmarks and the
    audit;
-10. ``benchmark_json``, ``fronts``: pytest-benchmark's JSON read back; the Pareto front of accuracy against latency;
-11. ``compare``, ``results``: ``compare``, the regression gate between two runs; the results folder, its file names
-    and when a stored row is reused;
+10. ``benchmark_json``, ``fronts``, ``results``: pytest-benchmark's JSON read back; the Pareto front of accuracy
+    against latency; the results folder, its file names and when a stored row is reused;
+11. ``compare``: the regression gate between two runs;
 12. ``report``: the tables, charts and page of ``cnnbench report``;
 13. ``choose``: ``pick``, the ranking under budgets on one target's results;
-14. ``output``: how a table prints (only the CLI prints);
-15. ``cli``: the commands, which parse, call and print.
+14. ``cli``: the commands, which parse, call and print.
 
 The names below import from ``cnnbench`` directly; the heavier ones load on first use.
 """

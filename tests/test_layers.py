@@ -139,7 +139,7 @@ def test_no_cycle_between_nodes() -> None:
             "x = 1\ndef f():\n    from cnnbench.report.tables import run_report\n",
             "3: measure (layer 6) imports report (layer 12)",
         ),
-        ("from ..cli import main\n", "1: measure (layer 6) imports cli (layer 15)"),
+        ("from ..cli import main\n", "1: measure (layer 6) imports cli (layer 14)"),
         ("import cnnbench.guidelines.audit\n", "1: measure (layer 6) imports guidelines (layer 9)"),
         ("from cnnbench import choose\n", "1: measure (layer 6) imports choose (layer 13)"),
         ("from cnnbench import profile\n", "1: measure imports the package root; import from the module defining it"),
