@@ -280,4 +280,33 @@ def test_a_piped_report_shows_each_model_in_its_log(tmp_path: Path, monkeypatch:
     text = log.getvalue()
     assert "cnnbench: latency eager fp32 [1/2] mobilenet_v3_small" in text
     assert "cnnbench: latency eager fp32 [2/2] squeezenet1_1" in text
-    assert "peak resident memory" in capsys.readouterr().out
+    assert "peak memory" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux's smaps_rollup")
+def test_the_memory_of_a_tree_counts_a_shared_page_once() -> None:
+    """A child forked after the parent touched 64 MiB shares those pages: summed RSS counts them twice, the summed
+    proportional set size once (the hand computation: 64 MiB between the two processes, not 128)."""
+    import os
+    import signal
+    import time
+
+    from cnnbench.measure.resident import tree_memory
+
+    size = 64 * 2**20
+    block = bytearray(b"\1") * size  # touched, so resident
+    before = tree_memory()
+    child = os.fork()
+    if child == 0:  # the child only holds the shared pages until it is killed
+        time.sleep(30)
+        os._exit(0)
+    try:
+        time.sleep(0.2)
+        during = tree_memory()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert before is not None and during is not None and before.pss_bytes and during.pss_bytes
+    assert during.rss_bytes - before.rss_bytes > 0.9 * size  # the child's RSS: the shared block again
+    assert during.pss_bytes - before.pss_bytes < 0.25 * size  # the block's pages split, not doubled
+    assert len(block) == size
