@@ -19,7 +19,13 @@ import ctypes
 import ctypes.util
 import functools
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "hold_freed_memory", "while_timing"]
+__all__ = [
+    "MMAP_THRESHOLD_BYTES",
+    "TRIM_THRESHOLD_BYTES",
+    "give_back_freed_memory",
+    "hold_freed_memory",
+    "while_timing",
+]
 
 # glibc's mallopt parameters (malloc.h) and the values cnnbench sets: blocks up to 32 MiB (the largest threshold
 # glibc takes on 64 bits) come from the heap, and the heap is given back to the kernel only above 1 GiB free.
@@ -64,3 +70,11 @@ def while_timing() -> str:
     if hold_freed_memory.cache_info().currsize:
         return hold_freed_memory()
     return HELD if _glibc() is not None else NOT_GLIBC
+
+
+def give_back_freed_memory() -> bool:
+    """Return the heap's free pages to the kernel now (glibc's ``malloc_trim(0)``), whatever the thresholds say;
+    True when some were. A long job's parent calls it between stages, so the memory its profiling and drawing
+    freed is not held while its children export the largest models. Does nothing where malloc is not glibc's."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from cnnbench import models
+from cnnbench import allocator, models
 from cnnbench.guidelines import audit, microbench
 from cnnbench.measure import (
-    allocator,
     bench,
     breakdown,
     counting,
