@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.fronts import accuracy_for, candidates, pareto
+from cnnbench.fronts import MODEL_FIGURES, accuracy_for, candidates, pareto
 from cnnbench.provenance import machine_identity
 from cnnbench.results import DEFAULT_FOLDER
 from cnnbench.target import Target
@@ -82,20 +82,7 @@ def rank(frame: pd.DataFrame, budget: Budget, accuracy: str = "paper") -> pd.Dat
     fits.insert(0, "rank", pd.array(range(1, len(fits) + 1), dtype="Int64"))
     rest = frame[frame["excluded_by"] != ""].sort_values(["latency_ms", "model"])
     rest = rest.assign(rank=pd.array([pd.NA] * len(rest), dtype="Int64"), pareto=False, dominated_by="")
-    columns = [
-        "rank",
-        "model",
-        "family",
-        "latency_ms",
-        "top1",
-        "top1_std",
-        "top1_from",
-        "params_m",
-        "memory_mb",
-        "pareto",
-        "dominated_by",
-        "excluded_by",
-    ]
+    columns = ["rank", *MODEL_FIGURES, "pareto", "dominated_by", "excluded_by"]
     return pd.concat([fits[columns], rest[columns]], ignore_index=True)
 
 

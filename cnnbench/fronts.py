@@ -17,6 +17,7 @@ from cnnbench.provenance import is_disturbed
 
 __all__ = [
     "ACCURACY_SOURCES",
+    "MODEL_FIGURES",
     "accuracy_for",
     "candidates",
     "digits_top1",
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 ACCURACY_SOURCES = ("paper", "reference", "digits")
+
+# What a front and a ranking show of each model (the first columns of :func:`candidates`).
+MODEL_FIGURES = ["model", "family", "latency_ms", "top1", "top1_std", "top1_from", "params_m", "memory_mb"]
 
 
 def pareto(frame: pd.DataFrame, cost: str = "latency_ms", gain: str = "top1") -> pd.DataFrame:
@@ -143,19 +147,4 @@ def candidates(latency: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
         1, "family", frame["model"].map(lambda n: zoo.model_info(n).family if n in zoo.list_models() else "other")
     )
     merged = frame.merge(accuracy, on="model", how="left")
-    return merged[
-        [
-            "model",
-            "family",
-            "latency_ms",
-            "top1",
-            "top1_std",
-            "top1_from",
-            "params_m",
-            "memory_mb",
-            "status",
-            "error",
-            "disturbed",
-            "cpu_share",
-        ]
-    ]
+    return merged[[*MODEL_FIGURES, "status", "error", "disturbed", "cpu_share"]]
