@@ -19,7 +19,7 @@ can see it is the scheduler's account of the measuring process, read before and 
 - ``involuntary_switches_per_s``: how often the measuring threads were taken off their CPU against their will.
 
 A row is ``disturbed`` when ``cpu_share`` is below :data:`MIN_CPU_SHARE` or ``cpu_steal`` above :data:`MAX_STEAL`.
-The thresholds were set on real competitors on a 2-core VM (the README's "Disturbance" section gives the figures).
+The thresholds were set on real competitors on a 2-core VM (docs/results.md gives the figures).
 :func:`machine_load` samples the machine between rows: who else is busy, and whether it is quiet again
 (:class:`Quieting` waits for that, then re-measures a disturbed row, within bounds).
 """
