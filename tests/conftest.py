@@ -19,7 +19,17 @@ from cnnbench.measure.probe import Probe
 STEADY_PROBE_MS = 10.0
 
 # The largest models: building them with real weights takes most of a test run on a 2-core CPU.
-BIG = {"vgg19", "vgg19_bn", "efficientnet_b7"}
+# The largest models: the 8 VGGs (over 130 M parameters each), ResNet-101/152 and EfficientNet-B5-B7 (over 7 G
+# multiply-adds), the 13 that `--deploy-max-gflops 7` leaves out of a report. Building one with real weights takes
+# seconds, exporting it several.
+BIG = {
+    *(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")),
+    "resnet101",
+    "resnet152",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+}
 
 
 def slow_if_big(names: list[str]) -> list[object]:

@@ -320,6 +320,7 @@ def test_cli_bad_input_one_line_exit_2(
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.slow
 def test_train_resumes_skips_finished_rows_and_records_failures(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -391,6 +392,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_agree_with_one(tmp_path: Path) -> None:
     """Two gloo ranks with 16 images each take the same global batches of 32 as one process (same images, same
     shifts, same initial weights, gradients averaged), so for a model with neither BatchNorm nor dropout the runs

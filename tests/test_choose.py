@@ -99,6 +99,7 @@ def picked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return results
 
 
+@pytest.mark.slow
 def test_pick_measures_what_is_missing_then_reuses_it(picked: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     table = ResultTable(picked / "latency-cpu-t1-fp32-nchw-eager.csv", key=["model", "batch"])

@@ -119,6 +119,7 @@ def test_profile_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], 
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_docs_table_is_current(capsys: pytest.CaptureFixture[str]) -> None:
     """docs/zoo.md holds the output of `cnnbench list --vs-paper --format markdown`; regenerate it when it drifts."""
     from pathlib import Path

@@ -250,6 +250,7 @@ def test_cost_keys_sizes_and_fallbacks() -> None:
     assert model.cost_of("conv", "conv") is CONV
 
 
+@pytest.mark.slow
 def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_model() -> None:
     """The default suite (what ``calibrate`` times) holds every kind of op the issue lists, over strides 1 and 2,
     depthwise kernels of 3, 5 and 7, in-place and not, and outputs past the mmap threshold; no module comes from
@@ -279,6 +280,7 @@ def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_mo
     assert all(n.layers["flops"].sum() <= networks.MAX_NETWORK_FLOPS for n in drawn)
 
 
+@pytest.mark.slow
 def test_a_small_real_calibration_times_ops_in_place() -> None:
     """Three networks timed whole and op by op, each in a process of its own: the ops line up with the counting
     pass, every op took time, and the fitted model predicts with an attribution that adds up."""
@@ -334,6 +336,7 @@ def test_runtime_backends_and_fused_bn_are_refused() -> None:
         costmodel.check_modelled(Target(fuse_bn=True))
 
 
+@pytest.mark.slow
 def test_predict_cli_with_a_cost_model_from_another_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = costmodel.save(fixed_model("cuda-fp16-nchw-eager"), tmp_path / "phone.json")
     assert main(["predict", "efficientnet_b*", "--cost-model", str(path), "--by-kind"]) == 0

@@ -144,6 +144,7 @@ def _busy_loop(seconds: float) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_a_busy_loop_on_every_core_is_seen() -> None:
     """A real competitor: one busy loop per core, started before a timed window of torch work on every core. The
     threshold leaves a wide margin: quiet windows read 0.99 and more, this one about 0.5."""

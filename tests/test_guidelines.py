@@ -356,6 +356,7 @@ def test_time_by_kind_names_the_counted_kinds() -> None:
 # --- the command line ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_audit_every_zoo_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["guidelines", "--audit", "--all", "--format", "csv"]) == 0
     frame = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype={"g2_groups": str}).set_index("model")

@@ -75,6 +75,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return out, written
 
 
+@pytest.mark.slow
 def test_report_writes_every_file(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, written = first_run
     key = KEY
@@ -97,6 +98,7 @@ def test_report_writes_every_file(first_run: tuple[Path, dict[str, Path]]) -> No
     assert set(written) >= {"zoo", "latency", "breakdown", "readme"}
 
 
+@pytest.mark.slow
 def test_deployment_tables_speedups_and_what_changed(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     eager = pd.read_csv(out / f"latency-{KEY}.csv").set_index("model")["latency_ms_median"]
@@ -113,6 +115,7 @@ def test_deployment_tables_speedups_and_what_changed(first_run: tuple[Path, dict
     assert (out / "speedup_vs_eager.png").exists() and "### How the ranking changes" in readme
 
 
+@pytest.mark.slow
 def test_pareto_tables_and_charts_follow_the_latency_tables(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, written = first_run
     readme = (out / "README.md").read_text()
@@ -140,6 +143,7 @@ def test_pareto_tables_and_charts_follow_the_latency_tables(first_run: tuple[Pat
         assert f"### {key}" in readme and f"![accuracy_vs_latency-{key}](accuracy_vs_latency-{key}.png)" in readme
 
 
+@pytest.mark.slow
 def test_every_model_is_predicted_beside_its_measured_latency(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     predicted = pd.read_csv(out / f"prediction-{KEY}.csv").set_index("model")
@@ -157,12 +161,14 @@ def test_every_model_is_predicted_beside_its_measured_latency(first_run: tuple[P
     assert (out / f"prediction-{KEY}.png").exists()
 
 
+@pytest.mark.slow
 def test_a_runtime_target_says_why_it_has_no_prediction(tmp_path: Path) -> None:
     frame, why = prediction.prediction_table(config(tmp_path, target=Target(threads=1, backend="onnxruntime")),
                                              list(MODELS), pd.DataFrame())  # fmt: skip
     assert frame.empty and "eager backend only" in why
 
 
+@pytest.mark.slow
 def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Four networks for three models: two after each row measured while any are left; a rerun times all at the end."""
@@ -195,6 +201,7 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
     assert events == [("rest", 4)] and prediction.QUICK_NETWORKS == 4
 
 
+@pytest.mark.slow
 def test_reading_a_table_without_measuring_leaves_its_sidecar(first_run: tuple[Path, dict[str, Path]]) -> None:
     """``pick`` reads a latency table through latency_table without a roofline: when it measures nothing, the
     table's sidecar keeps the roofline the report recorded."""
@@ -208,6 +215,7 @@ def test_reading_a_table_without_measuring_leaves_its_sidecar(first_run: tuple[P
     assert json.loads(before)["roofline"] is not None
 
 
+@pytest.mark.slow
 def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     zoo_csv = pd.read_csv(out / "zoo.csv")
@@ -234,6 +242,7 @@ def test_tables_have_the_expected_columns_and_rows(first_run: tuple[Path, dict[s
     assert {"threads", "dtype", "device"} <= set(env["target_settings"]) and env["target_settings"]["threads"] == 1
 
 
+@pytest.mark.slow
 def test_every_row_carries_its_provenance_and_sidecars_agree(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     here = machine_identity("cpu")
@@ -254,6 +263,7 @@ def test_every_row_carries_its_provenance_and_sidecars_agree(first_run: tuple[Pa
     assert {"machine", "commit", "measured_at"} <= set(roof)
 
 
+@pytest.mark.slow
 def test_guideline_tables_carry_intervals(first_run: tuple[Path, dict[str, Path]]) -> None:
     out, _ = first_run
     rows = pd.read_csv(out / f"guidelines-{KEY}.csv", dtype={"rounds_ms": str})
@@ -281,6 +291,7 @@ def benchmark_json(path: Path, target: str, device: str, median_s: float, machin
     return path
 
 
+@pytest.mark.slow
 def test_benchmark_json_from_two_targets_stays_apart(tmp_path: Path) -> None:
     a = benchmark_json(tmp_path / "a.json", "cuda0-fp16-nhwc-eager", "NVIDIA H100", 0.0021)
     b = benchmark_json(tmp_path / "b.json", "cpu-t8-fp32-nchw-eager", "Some CPU", 0.0130)
@@ -297,6 +308,7 @@ def test_benchmark_json_from_two_targets_stays_apart(tmp_path: Path) -> None:
     assert "Latency on cpu-t8-fp32-nchw-eager @ box (imported" in readme
 
 
+@pytest.mark.slow
 def test_rows_of_another_machine_are_not_shown_as_measured_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -454,6 +466,7 @@ def test_the_deployment_tables_take_every_model_unless_a_size_limit_is_given(tmp
     assert latency_tables.deployed_models(eight, names, zoo_frame) == names[:2]
 
 
+@pytest.mark.slow
 def test_baseline_comparison_goes_into_the_readme(first_run: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
     import shutil
 

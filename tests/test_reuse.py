@@ -21,6 +21,8 @@ from cnnbench.report.config import ReportConfig
 from cnnbench.report.run import run_report
 from cnnbench.target import Target
 
+pytestmark = pytest.mark.slow  # each test runs quick reports
+
 
 def _count_measurements(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Record what each table measures: latency (iter_bench), counts (profile), breakdown (time_by_kind),

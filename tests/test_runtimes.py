@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from conftest import randomize_bn_stats, slow_if_big
+from conftest import randomize_bn_stats
 from torch import nn
 
 import zoo
@@ -65,7 +65,8 @@ def well_conditioned(name: str, generator: torch.Generator, x: torch.Tensor) -> 
     return model.eval()
 
 
-@pytest.mark.parametrize("name", slow_if_big(zoo.list_models()))
+@pytest.mark.slow  # the 62 exports
+@pytest.mark.parametrize("name", zoo.list_models())
 def test_fp32_export_gives_eager_outputs(name: str, tmp_path: Path, generator: torch.Generator) -> None:
     side = SIDE
     x = torch.randn(2, 3, side, side, generator=generator)

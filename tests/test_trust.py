@@ -116,6 +116,7 @@ def _latency(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / f"latency-{KEY}.csv", dtype={"measured_at": str}).set_index("model")
 
 
+@pytest.mark.slow
 def test_a_table_whose_probe_moved_or_that_was_disturbed_is_measured_again(tmp_path: Path) -> None:
     """The done-when check: a stored table whose probe_ms is edited ×1.5 is measured again by the next report, and so
     is a row flagged disturbed; the other rows are reused."""
@@ -230,6 +231,7 @@ def test_the_second_line_of_defence_flags_what_the_counts_cannot_explain() -> No
     assert recheck.implausible(frame.assign(rechecked=[""] * 5 + ["done"] + [""] * 6)) == []
 
 
+@pytest.mark.slow
 def test_a_report_rechecks_a_row_far_slower_than_its_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                 ) -> None:  # fmt: skip
     """The report's fixed cost model predicts each model; a first measurement inflated 100× (as the disturbed rows
@@ -270,6 +272,7 @@ def test_progress_in_a_log_is_a_line_per_item_with_the_time_left() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_piped_report_shows_each_model_in_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     log = io.StringIO()  # not a terminal, as in `cnnbench report > log 2>&1`
