@@ -272,6 +272,16 @@ def test_progress_in_a_log_is_a_line_per_item_with_the_time_left() -> None:
     ]
 
 
+def test_quick_items_share_a_progress_line() -> None:
+    """A hundred items of 0.1 s each: a line at 0 s, then one a second (items 11, 21, ... 91), then the end."""
+    lines: list[str] = []
+    ticks = iter([0.0] + [i / 10 for i in range(101)])
+    items = list(progress_lines(list(range(100)), "draw", lines.append, lambda: next(ticks)))
+    assert len(items) == 100
+    assert [line.split("]")[0].split("[")[1] for line in lines[:-1]] == [f"{n}/100" for n in range(1, 101, 10)]
+    assert lines[-1] == "cnnbench: draw done: 100 in 10s"
+
+
 @pytest.mark.slow
 def test_a_piped_report_shows_each_model_in_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
@@ -294,7 +304,7 @@ def test_the_memory_of_a_tree_counts_a_shared_page_once() -> None:
     import signal
     import time
 
-    from cnnbench.measure.resident import tree_memory
+    from cnnbench.measure.resident import tree_memory, tree_pids
 
     size = 64 * 2**20
     block = bytearray(b"\1") * size  # touched, so resident
@@ -306,6 +316,7 @@ def test_the_memory_of_a_tree_counts_a_shared_page_once() -> None:
     try:
         time.sleep(0.2)
         during = tree_memory()
+        assert child in tree_pids()
     finally:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
