@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 FORMATS = ("table", "csv", "json", "markdown")
-LINE_EVERY_S = 1.0  # piped progress: at most one line a second, besides the first and the last
+LINE_EVERY_S = 1.0  # piped progress of unnamed items: at most one line a second, besides the first and the last
 T = TypeVar("T")
 
 # The headings of a model on an accuracy–latency front (:func:`cnnbench.fronts.candidates`' columns), in
@@ -102,16 +102,16 @@ def progress_lines(
     clock: Callable[[], float] = time.perf_counter,
 ) -> Iterator[T]:
     """Yield ``items``, writing ``cnnbench: latency eager fp32 [3/62] mobilenet_v2 (1m05s, ~19m40s left)`` as each
-    starts; the estimate is the mean time of the items done so far times the items left. Items quicker than
-    :data:`LINE_EVERY_S` share a line: a hundred synthetic networks drawn in ten seconds write ten lines, a model
-    timed for a second or more writes its own."""
+    starts; the estimate is the mean time of the items done so far times the items left. A named item (a model)
+    always has its line; others (the draw's network numbers, a child's future) quicker than :data:`LINE_EVERY_S`
+    share one: a hundred synthetic networks drawn in ten seconds write ten lines."""
     write = write or (lambda line: print(line, file=sys.stderr, flush=True))
     total, started = len(items), clock()
     written_at = None
     for index, item in enumerate(items):
         now = clock()
         elapsed = now - started
-        if written_at is None or now - written_at >= LINE_EVERY_S:
+        if isinstance(item, str) or written_at is None or now - written_at >= LINE_EVERY_S:
             left = f", ~{_duration(elapsed / index * (total - index))} left" if index else ""
             label = _label(item)
             write(f"cnnbench: {desc} [{index + 1}/{total}]{' ' + label if label else ''} ({_duration(elapsed)}{left})")
