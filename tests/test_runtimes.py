@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,30 @@ def test_map_isolated_gives_each_result_in_order_and_an_error_in_its_place() -> 
     assert results == [3, 3, 15]
     mixed = map_isolated(_fail, [()], workers=2) + map_isolated(sum, [([7],)], workers=2)
     assert isinstance(mixed[0], CnnbenchError) and "cannot be exported" in str(mixed[0]) and mixed[1] == 7
+
+
+def _interval(seconds: float) -> tuple[float, float]:
+    start = time.monotonic()  # one clock for every process of the machine
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+def test_map_isolated_starts_a_call_only_while_the_memory_budget_allows() -> None:
+    """Sizes 3, 3, 1, 1 in a budget of 4 on 2 workers: the first large call runs beside the small ones, never beside
+    the other large one, and the large one waiting does not hold back the small ones behind it."""
+    sizes = [3, 3, 1, 1]
+    spans = map_isolated(_interval, [(0.6,), (0.6,), (0.25,), (0.25,)], workers=2, sizes=sizes, budget_bytes=4)
+    assert all(isinstance(span, tuple) for span in spans), spans
+
+    def overlap(a: int, b: int) -> bool:
+        return spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+
+    assert not overlap(0, 1)  # 3 + 3 > 4
+    assert overlap(0, 2) and overlap(0, 3)  # 3 + 1 fits: the small calls pass the large one that waits
+    assert spans[1][0] >= spans[0][1]
+    # Without sizes, the order of the list: the two large calls together.
+    plain = map_isolated(_interval, [(0.4,), (0.4,)], workers=2)
+    assert plain[0][0] < plain[1][1] and plain[1][0] < plain[0][1]
 
 
 def test_the_report_prepares_the_files_its_runtime_rows_load(tmp_path: Path) -> None:

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from cnnbench.errors import CnnbenchError, reason
 
-__all__ = ["run_isolated", "map_isolated", "preparation_workers"]
+__all__ = ["FORKSERVER_BYTES", "held_bytes", "map_isolated", "run_isolated"]
 
 T = TypeVar("T")
 # What a measurement imports, so that no child pays for it: besides the runtimes, ``onnx`` and ONNX Runtime's quantizer
@@ -38,18 +37,8 @@ _PRELOAD = [
     "torch._dynamo",
 ]
 _context: Any = None
-# The report's preparation (exports and INT8 quantization, before any timing) stays within this much resident memory,
-# this process, the forkserver and the children summed.
-PREPARATION_BUDGET_BYTES = 4 * 10**9
-# The largest preparation child: VGG-19-BN's ONNX export peaks at 2.99-3.04 GB resident (torch's exporter holds its
-# 575 MB of weights four times: the model's, its ModelProto's, the serialized bytes and Python's copy of them; 0.6 GB
-# are the imports every child shares with the forkserver). A VGG's INT8 quantization peaks at 2.1 GB, the rest under
-# 1.9 GB.
-LARGEST_PREPARATION_BYTES = 3_050_000_000
-# The largest preparation child among the models of at most 7 G multiply-adds and 40 M parameters (no VGG, AlexNet,
-# ResNet-101/152 or EfficientNet-B5-B7): an estimate, which the report's printed peak checks.
-LIGHT_PREPARATION_BYTES = 1_300_000_000
-FORKSERVER_BYTES = 670_000_000  # the forkserver, resident once it has imported _PRELOAD
+# The forkserver's proportional set size once it has imported _PRELOAD: this process alone 0.66 GB, with it 1.26 GB.
+FORKSERVER_BYTES = 600_000_000
 _starting = threading.Lock()  # map_isolated starts children from threads: one start (and __main__ hiding) at a time
 
 
@@ -115,25 +104,16 @@ def run_isolated(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise CnnbenchError(f"the measuring process died ({how}){hint}")
 
 
-def preparation_workers(largest_bytes: int = LARGEST_PREPARATION_BYTES) -> int:
-    """Children to run at once for work that is not timed (exports, quantization): as many children of
-    ``largest_bytes`` as fit in :data:`PREPARATION_BUDGET_BYTES` beside this process and the forkserver, at most the
-    cores this process may use and 4, and at least one. For the largest models, one: on 2 cores, exporting then
-    quantizing the 62 zoo models, the resident sizes of the parent and its descendants summed (sampled every 0.2 s)
-    peaked at 4.3 GB one child at a time, 6.8 GB two at a time (two VGG exports at once). One is no slower for the
-    exports, as torch already uses every core (80 s against 86 s), and slower for INT8 (250-261 s against 166-268 s,
-    measured beside another benchmark)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    held = _resident_bytes() + (FORKSERVER_BYTES if _context is None else 0)  # the forkserver: once started, held
-    fit = (PREPARATION_BUDGET_BYTES - held) // largest_bytes
-    return max(1, min(4, cores, fit))
+def held_bytes() -> int:
+    """The memory this process and its descendants hold now, as a budget counts it: their proportional set sizes
+    summed (shared pages once), the forkserver's estimated before it starts; 0 off Linux."""
+    from cnnbench.measure.resident import tree_memory
 
-
-def _resident_bytes() -> int:
-    """This process and its descendants (the forkserver, once started), summed; 0 off Linux."""
-    from cnnbench.measure.resident import tree_resident_bytes
-
-    return tree_resident_bytes() or 0
+    reading = tree_memory()
+    if reading is None:
+        return 0
+    held = reading.pss_bytes if reading.pss_bytes is not None else reading.rss_bytes
+    return held + (FORKSERVER_BYTES if _context is None else 0)
 
 
 def map_isolated(
@@ -142,15 +122,63 @@ def map_isolated(
     workers: int,
     progress: Callable[[Sequence[Future[T]], str], Iterable[Future[T]]] | None = None,
     desc: str = "",
+    sizes: Sequence[int] | None = None,
+    budget_bytes: int | None = None,
 ) -> list[T | CnnbenchError]:
-    """``fn(*args)`` for every argument tuple, each in its own child, ``workers`` at a time; in order, each its
-    result or the :class:`CnnbenchError` it raised. Never for timing: the children share the cores."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_isolated, fn, *args) for args in argsets]
-        results: list[T | CnnbenchError] = []
-        for future in progress(futures, desc) if progress else futures:
-            try:
-                results.append(future.result())
-            except CnnbenchError as err:
-                results.append(err)
-        return results
+    """``fn(*args)`` for every argument tuple, each in its own child, at most ``workers`` at a time; in order, each
+    its result or the :class:`CnnbenchError` it raised. Never for timing: the children share the cores.
+
+    With ``sizes`` (the memory each call's child adds) and ``budget_bytes``, a call starts only while the sizes of
+    the calls running and its own fit in the budget: the first waiting call that fits, in the given order, so a
+    large call first in line runs beside small ones rather than beside another large one. A call larger than the
+    budget runs alone."""
+    if sizes is None or budget_bytes is None:
+        sizes, budget_bytes = [0] * len(argsets), 0
+    if len(sizes) != len(argsets):
+        raise ValueError(f"{len(sizes)} sizes for {len(argsets)} calls")
+    futures: list[Future[T]] = [Future() for _ in argsets]
+    scheduler = threading.Thread(
+        target=_schedule,
+        args=(fn, argsets, max(1, workers), list(sizes), budget_bytes, futures),
+        name="cnnbench-isolated",
+        daemon=True,
+    )
+    scheduler.start()
+    results: list[T | CnnbenchError] = []
+    for future in progress(futures, desc) if progress else futures:
+        try:
+            results.append(future.result())
+        except CnnbenchError as err:
+            results.append(err)
+    scheduler.join()
+    return results
+
+
+def _schedule(
+    fn: Callable[..., T],
+    argsets: Sequence[tuple[Any, ...]],
+    workers: int,
+    sizes: list[int],
+    budget_bytes: int,
+    futures: list[Future[T]],
+) -> None:
+    """Start the calls of :func:`map_isolated` as workers and memory allow; hand each outcome to its future."""
+    waiting = list(range(len(argsets)))
+    running: dict[Future[T], int] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                used = sum(sizes[i] for i in running.values())
+                fits = [i for i in waiting if not running or used + sizes[i] <= budget_bytes]
+                if not fits:
+                    break
+                waiting.remove(fits[0])
+                running[pool.submit(run_isolated, fn, *argsets[fits[0]])] = fits[0]
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for done in finished:
+                index = running.pop(done)
+                error = done.exception()
+                if error is None:
+                    futures[index].set_result(done.result())
+                else:
+                    futures[index].set_exception(error)

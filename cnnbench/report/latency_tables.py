@@ -7,6 +7,7 @@ once more (:mod:`.recheck`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 
@@ -28,7 +29,11 @@ from cnnbench.store import ResultTable, refresh_sidecar, write_sidecar
 from cnnbench.target import INT8, Target, runtime_version
 
 __all__ = [
+    "HEAVY_EXPORT_BYTES",
+    "HEAVY_INT8_BYTES",
     "HEAVY_PARAMS",
+    "LIGHT_PREPARATION_BYTES",
+    "PREPARATION_BUDGET_BYTES",
     "latency_table",
     "recheck_latency",
     "deployed_models",
@@ -197,6 +202,19 @@ def heavy_models(zoo_frame: pd.DataFrame) -> frozenset[str]:
     return frozenset(zoo_frame.loc[heavy, "model"])
 
 
+# The preparation (exports and INT8 quantization, before any timing) keeps the whole job within this much memory:
+# this process, the forkserver and the children, their proportional set sizes summed.
+PREPARATION_BUDGET_BYTES = 4 * 10**9
+# What one preparation child adds to that sum, on 2 cores beside a parent and forkserver of 1.19 GB, measured:
+# - a heavy model's export: VGG-19-BN 2.32 GB (torch's exporter holds its 575 MB of weights four times: the model's,
+#   its ModelProto's, the serialized bytes and Python's copy), EfficientNet-B7 1.44, ResNet-152 1.22;
+# - a heavy model's INT8 quantization: VGG-19-BN 1.47 GB, EfficientNet-B7 1.21, ResNet-152 0.77;
+# - a light model's, either step: ResNet-50's export 0.54 GB, EfficientNet-B4's quantization 0.52, MobileNetV2's 0.11.
+HEAVY_EXPORT_BYTES = 2_400_000_000
+HEAVY_INT8_BYTES = 1_550_000_000
+LIGHT_PREPARATION_BYTES = 600_000_000
+
+
 def prepare_deployments(
     config: ReportConfig,
     names: list[str],
@@ -205,11 +223,15 @@ def prepare_deployments(
     heavy: frozenset[str] = frozenset(),
 ) -> int:
     """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
-    once (:func:`~cnnbench.measure.isolated.preparation_workers`), before any of them is timed: the files land in the
-    cache, and each row then loads its file instead of making it on one core. The ``heavy`` models
-    (:func:`heavy_models`: exports of up to 3 GB) are prepared as many at once as fit in the memory budget, the
-    others as many as their smaller size allows. A file that fails here is left to its row, which records the
-    reason. Returns the number of files made or found.
+    once, before any of them is timed: the files land in the cache, and each row then loads its file instead of
+    making it on one core. Returns the number of files made or found; a file that fails here is left to its row,
+    which records the reason.
+
+    Exports come first, as INT8 starts from them. In each step a child starts while the cores and
+    :data:`PREPARATION_BUDGET_BYTES` allow (:func:`~cnnbench.measure.isolated.map_isolated`), the ``heavy`` models
+    (:func:`heavy_models`) first, each beside light ones: the quantizer spends most of its time in one
+    Python thread, so on 2 cores a heavy model's quantization and a light one's run side by side (two heavy ones
+    would not fit).
 
     This process first gives the kernel back what its own stages freed (counting, drawing the cost model's
     networks: 0.4 GB on the zoo), so that it is not held beside the largest export."""
@@ -223,17 +245,18 @@ def prepare_deployments(
             if config.force or row is None or row.get("status") != "ok":
                 side = config.resolution or zoo.model_info(name).resolution
                 jobs.setdefault((name, target.dtype), (name, target, config.batch, side, config.calibration))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     done = 0
-    for int8_phase, what in ((False, "export"), (True, "export + int8")):  # exports first: int8 starts from them
-        for big in (False, True):
-            argsets = [
-                args for (name, dtype), args in jobs.items() if (dtype == INT8) == int8_phase and (name in heavy) == big
-            ]
-            if not argsets:
-                continue
-            largest = isolated.LARGEST_PREPARATION_BYTES if big else isolated.LIGHT_PREPARATION_BYTES
-            workers = isolated.preparation_workers(largest)
-            label = f"prepare {what}{' (largest models)' if big else ''}"
-            results = isolated.map_isolated(session.deployable, argsets, workers, progress, label)
-            done += sum(not isinstance(r, CnnbenchError) for r in results)
+    for int8_step, what in ((False, "export"), (True, "export + int8")):
+        step = [(name, args) for (name, dtype), args in jobs.items() if (dtype == INT8) == int8_step]
+        step.sort(key=lambda job: job[0] not in heavy)  # heavy first, in the zoo's order otherwise
+        if not step:
+            continue
+        heavy_bytes = HEAVY_INT8_BYTES if int8_step else HEAVY_EXPORT_BYTES
+        sizes = [heavy_bytes if name in heavy else LIGHT_PREPARATION_BYTES for name, _ in step]
+        budget = PREPARATION_BUDGET_BYTES - isolated.held_bytes()
+        results = isolated.map_isolated(
+            session.deployable, [args for _, args in step], min(4, cores), progress, f"prepare {what}", sizes, budget
+        )
+        done += sum(not isinstance(r, CnnbenchError) for r in results)
     return done
