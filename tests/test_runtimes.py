@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
 from cnnbench.images import digits_split, digits_to_input
 from cnnbench.measure.bench import bench
-from cnnbench.measure.isolated import map_isolated, run_isolated
+from cnnbench.measure.isolated import CallPlan, map_isolated, run_isolated
 from cnnbench.measure.latency import QUICK_TIMING, measure
 from cnnbench.runtimes import export
 from cnnbench.runtimes.int8 import (
@@ -170,8 +171,8 @@ def _interval(seconds: float) -> tuple[float, float]:
 def test_map_isolated_starts_a_call_only_while_the_memory_budget_allows() -> None:
     """Sizes 3, 3, 1, 1 in a budget of 4 on 2 workers: the first large call runs beside the small ones, never beside
     the other large one, and the large one waiting does not hold back the small ones behind it."""
-    sizes = [3, 3, 1, 1]
-    spans = map_isolated(_interval, [(0.6,), (0.6,), (0.25,), (0.25,)], workers=2, sizes=sizes, budget_bytes=4)
+    plan = CallPlan(sizes=(3, 3, 1, 1), budget_bytes=4)
+    spans = map_isolated(_interval, [(0.6,), (0.6,), (0.25,), (0.25,)], workers=2, plan=plan)
     assert all(isinstance(span, tuple) for span in spans), spans
 
     def overlap(a: int, b: int) -> bool:
@@ -183,6 +184,27 @@ def test_map_isolated_starts_a_call_only_while_the_memory_budget_allows() -> Non
     # Without sizes, the order of the list: the two large calls together.
     plain = map_isolated(_interval, [(0.4,), (0.4,)], workers=2)
     assert plain[0][0] < plain[1][1] and plain[1][0] < plain[0][1]
+
+
+def test_map_isolated_starts_a_call_after_its_prerequisite_and_never_after_a_failed_one() -> None:
+    """Call 1 waits for call 0 though a worker is free; call 3 waits for call 2, which fails: it does not run and
+    carries call 2's error. A prerequisite must come first in the list."""
+    argsets: list[tuple[object, ...]] = [(0.4,), (0.05,), (), (0.05,)]
+    calls = [_interval, _interval, _fail, _interval]
+
+    plan = CallPlan(sizes=(0, 0, 0, 0), budget_bytes=0, after=(None, 0, None, 2))
+    results = map_isolated(_dispatch, [(calls[i], *args) for i, args in enumerate(argsets)], workers=2, plan=plan)
+    first, second = results[0], results[1]
+    assert isinstance(first, tuple) and isinstance(second, tuple)
+    assert second[0] >= first[1]
+    assert isinstance(results[2], CnnbenchError) and isinstance(results[3], CnnbenchError)
+    assert "cannot be exported" in str(results[3])
+    with pytest.raises(ValueError, match="must come before"):
+        map_isolated(sum, [([1],), ([2],)], workers=1, plan=CallPlan((0, 0), 0, after=(1, None)))
+
+
+def _dispatch(fn: Callable[..., object], *args: object) -> object:
+    return fn(*args)
 
 
 def test_the_report_prepares_the_files_its_runtime_rows_load(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from cnnbench.errors import CnnbenchError, reason
 
-__all__ = ["FORKSERVER_BYTES", "held_bytes", "map_isolated", "run_isolated"]
+__all__ = ["FORKSERVER_BYTES", "CallPlan", "held_bytes", "map_isolated", "run_isolated"]
 
 T = TypeVar("T")
 # What a measurement imports, so that no child pays for it: besides the runtimes, ``onnx`` and ONNX Runtime's quantizer
@@ -116,32 +117,42 @@ def held_bytes() -> int:
     return held + (FORKSERVER_BYTES if _context is None else 0)
 
 
+@dataclass(frozen=True)
+class CallPlan:
+    """When each call of :func:`map_isolated` may start: ``sizes[i]`` is the memory call ``i``'s child adds, and
+    the calls running together stay within ``budget_bytes`` (a call larger than the budget runs alone);
+    ``after[i]``, when not None, is the earlier call that must finish first (call ``i`` reads what it makes)."""
+
+    sizes: tuple[int, ...]
+    budget_bytes: int
+    after: tuple[int | None, ...] = ()
+
+    def prerequisite(self, index: int) -> int | None:
+        return self.after[index] if self.after else None
+
+
 def map_isolated(
     fn: Callable[..., T],
     argsets: Sequence[tuple[Any, ...]],
     workers: int,
     progress: Callable[[Sequence[Future[T]], str], Iterable[Future[T]]] | None = None,
     desc: str = "",
-    sizes: Sequence[int] | None = None,
-    budget_bytes: int | None = None,
+    plan: CallPlan | None = None,
 ) -> list[T | CnnbenchError]:
     """``fn(*args)`` for every argument tuple, each in its own child, at most ``workers`` at a time; in order, each
     its result or the :class:`CnnbenchError` it raised. Never for timing: the children share the cores.
 
-    With ``sizes`` (the memory each call's child adds) and ``budget_bytes``, a call starts only while the sizes of
-    the calls running and its own fit in the budget: the first waiting call that fits, in the given order, so a
-    large call first in line runs beside small ones rather than beside another large one. A call larger than the
-    budget runs alone."""
-    if sizes is None or budget_bytes is None:
-        sizes, budget_bytes = [0] * len(argsets), 0
-    if len(sizes) != len(argsets):
-        raise ValueError(f"{len(sizes)} sizes for {len(argsets)} calls")
+    With a ``plan``, the first waiting call that it allows starts, in the given order: a large call first in line
+    runs beside small ones rather than beside another large one. A call whose prerequisite failed does not run and
+    carries that error."""
+    plan = plan or CallPlan((0,) * len(argsets), 0)
+    if len(plan.sizes) != len(argsets) or len(plan.after) not in (0, len(argsets)):
+        raise ValueError(f"a plan for {len(plan.sizes)} calls, given {len(argsets)}")
+    if any(first is not None and not 0 <= first < index for index, first in enumerate(plan.after)):
+        raise ValueError("a call's prerequisite must come before it")
     futures: list[Future[T]] = [Future() for _ in argsets]
     scheduler = threading.Thread(
-        target=_schedule,
-        args=(fn, argsets, max(1, workers), list(sizes), budget_bytes, futures),
-        name="cnnbench-isolated",
-        daemon=True,
+        target=_schedule, args=(fn, argsets, max(1, workers), plan, futures), name="cnnbench-isolated", daemon=True
     )
     scheduler.start()
     results: list[T | CnnbenchError] = []
@@ -155,25 +166,38 @@ def map_isolated(
 
 
 def _schedule(
-    fn: Callable[..., T],
-    argsets: Sequence[tuple[Any, ...]],
-    workers: int,
-    sizes: list[int],
-    budget_bytes: int,
-    futures: list[Future[T]],
+    fn: Callable[..., T], argsets: Sequence[tuple[Any, ...]], workers: int, plan: CallPlan, futures: list[Future[T]]
 ) -> None:
-    """Start the calls of :func:`map_isolated` as workers and memory allow; hand each outcome to its future."""
+    """Start the calls of :func:`map_isolated` as the workers and the plan allow; hand each outcome to its future."""
     waiting = list(range(len(argsets)))
     running: dict[Future[T], int] = {}
+
+    def blocked(index: int) -> bool:  # its prerequisite has not finished
+        first = plan.prerequisite(index)
+        return first is not None and not futures[first].done()
+
+    def failed_prerequisite(index: int) -> BaseException | None:
+        first = plan.prerequisite(index)
+        return futures[first].exception() if first is not None and futures[first].done() else None
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while waiting or running:
+            for index in list(waiting):
+                error = failed_prerequisite(index)
+                if error is not None:  # nothing to start from
+                    waiting.remove(index)
+                    futures[index].set_exception(error)
             while waiting and len(running) < workers:
-                used = sum(sizes[i] for i in running.values())
-                fits = [i for i in waiting if not running or used + sizes[i] <= budget_bytes]
+                used = sum(plan.sizes[i] for i in running.values())
+                fits = [
+                    i for i in waiting if not blocked(i) and (not running or used + plan.sizes[i] <= plan.budget_bytes)
+                ]
                 if not fits:
                     break
                 waiting.remove(fits[0])
                 running[pool.submit(run_isolated, fn, *argsets[fits[0]])] = fits[0]
+            if not running:
+                continue  # every call left waited on one that failed: handled above
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for done in finished:
                 index = running.pop(done)

@@ -227,11 +227,12 @@ def prepare_deployments(
     making it on one core. Returns the number of files made or found; a file that fails here is left to its row,
     which records the reason.
 
-    Exports come first, as INT8 starts from them. In each step a child starts while the cores and
-    :data:`PREPARATION_BUDGET_BYTES` allow (:func:`~cnnbench.measure.isolated.map_isolated`), the ``heavy`` models
-    (:func:`heavy_models`) first, each beside light ones: the quantizer spends most of its time in one
-    Python thread, so on 2 cores a heavy model's quantization and a light one's run side by side (two heavy ones
-    would not fit).
+    A child starts while the cores and :data:`PREPARATION_BUDGET_BYTES` allow
+    (:func:`~cnnbench.measure.isolated.map_isolated`), in this order: the ``heavy`` models' exports
+    (:func:`heavy_models`), their INT8 quantizations, then the light models' exports and quantizations, a
+    quantization never before its model's export. So a heavy export runs alone, and a heavy quantization, which
+    spends most of its time in one Python thread, runs beside the light models' work: on 2 cores two heavy ones
+    would not fit, and the second core would otherwise idle.
 
     This process first gives the kernel back what its own stages freed (counting, drawing the cost model's
     networks: 0.4 GB on the zoo), so that it is not held beside the largest export."""
@@ -245,18 +246,20 @@ def prepare_deployments(
             if config.force or row is None or row.get("status") != "ok":
                 side = config.resolution or zoo.model_info(name).resolution
                 jobs.setdefault((name, target.dtype), (name, target, config.batch, side, config.calibration))
+
+    def rank(job: tuple[str, str]) -> tuple[bool, bool]:  # heavy exports, heavy INT8, light exports, light INT8
+        name, dtype = job
+        return name not in heavy, dtype == INT8
+
+    order = sorted(jobs, key=rank)  # stable: the zoo's order within each group
+    index = {job: i for i, job in enumerate(order)}
+    sizes = [
+        (HEAVY_INT8_BYTES if dtype == INT8 else HEAVY_EXPORT_BYTES) if name in heavy else LIGHT_PREPARATION_BYTES
+        for name, dtype in order
+    ]
+    exports_first = [index.get((name, "fp32")) if dtype == INT8 else None for name, dtype in order]
+    plan = isolated.CallPlan(tuple(sizes), PREPARATION_BUDGET_BYTES - isolated.held_bytes(), tuple(exports_first))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    done = 0
-    for int8_step, what in ((False, "export"), (True, "export + int8")):
-        step = [(name, args) for (name, dtype), args in jobs.items() if (dtype == INT8) == int8_step]
-        step.sort(key=lambda job: job[0] not in heavy)  # heavy first, in the zoo's order otherwise
-        if not step:
-            continue
-        heavy_bytes = HEAVY_INT8_BYTES if int8_step else HEAVY_EXPORT_BYTES
-        sizes = [heavy_bytes if name in heavy else LIGHT_PREPARATION_BYTES for name, _ in step]
-        budget = PREPARATION_BUDGET_BYTES - isolated.held_bytes()
-        results = isolated.map_isolated(
-            session.deployable, [args for _, args in step], min(4, cores), progress, f"prepare {what}", sizes, budget
-        )
-        done += sum(not isinstance(r, CnnbenchError) for r in results)
-    return done
+    argsets = [jobs[job] for job in order]
+    results = isolated.map_isolated(session.deployable, argsets, min(4, cores), progress, "prepare", plan)
+    return sum(not isinstance(r, CnnbenchError) for r in results)
