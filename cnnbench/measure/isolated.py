@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -131,20 +131,40 @@ class CallPlan:
         return self.after[index] if self.after else None
 
 
+class _AsTheyFinish(Sequence[str]):
+    """The labels of ``futures``, iterated in the order the futures finish (each waited for), so that a progress
+    line per item counts what is done and its estimate of what is left holds."""
+
+    def __init__(self, futures: list[Future[Any]], labels: Sequence[str]) -> None:
+        self._futures, self._labels = futures, labels
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return self._labels[index]
+
+    def __iter__(self) -> Iterator[str]:
+        index_of = {id(future): i for i, future in enumerate(self._futures)}
+        for future in as_completed(self._futures):
+            yield self._labels[index_of[id(future)]]
+
+
 def map_isolated(
     fn: Callable[..., T],
     argsets: Sequence[tuple[Any, ...]],
     workers: int,
-    progress: Callable[[Sequence[Future[T]], str], Iterable[Future[T]]] | None = None,
+    progress: Callable[[Sequence[str], str], Iterable[str]] | None = None,
     desc: str = "",
     plan: CallPlan | None = None,
+    labels: Sequence[str] | None = None,
 ) -> list[T | CnnbenchError]:
     """``fn(*args)`` for every argument tuple, each in its own child, at most ``workers`` at a time; in order, each
     its result or the :class:`CnnbenchError` it raised. Never for timing: the children share the cores.
 
     With a ``plan``, the first waiting call that it allows starts, in the given order: a large call first in line
     runs beside small ones rather than beside another large one. A call whose prerequisite failed does not run and
-    carries that error."""
+    carries that error. ``progress`` sees each call's label (default: its number) as the call finishes."""
     plan = plan or CallPlan((0,) * len(argsets), 0)
     if len(plan.sizes) != len(argsets) or len(plan.after) not in (0, len(argsets)):
         raise ValueError(f"a plan for {len(plan.sizes)} calls, given {len(argsets)}")
@@ -155,13 +175,16 @@ def map_isolated(
         target=_schedule, args=(fn, argsets, max(1, workers), plan, futures), name="cnnbench-isolated", daemon=True
     )
     scheduler.start()
+    finishing = _AsTheyFinish(futures, labels or [str(i + 1) for i in range(len(futures))])
+    for _ in progress(finishing, desc) if progress else finishing:
+        pass
+    scheduler.join()
     results: list[T | CnnbenchError] = []
-    for future in progress(futures, desc) if progress else futures:
+    for future in futures:
         try:
             results.append(future.result())
         except CnnbenchError as err:
             results.append(err)
-    scheduler.join()
     return results
 
 

@@ -261,5 +261,6 @@ def prepare_deployments(
     plan = isolated.CallPlan(tuple(sizes), PREPARATION_BUDGET_BYTES - isolated.held_bytes(), tuple(exports_first))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     argsets = [jobs[job] for job in order]
-    results = isolated.map_isolated(session.deployable, argsets, min(4, cores), progress, "prepare", plan)
+    labels = [f"{name} {'INT8' if dtype == INT8 else 'export'}" for name, dtype in order]
+    results = isolated.map_isolated(session.deployable, argsets, min(4, cores), progress, "prepare", plan, labels)
     return sum(not isinstance(r, CnnbenchError) for r in results)
