@@ -13,7 +13,8 @@ file (the public API) and ``__main__`` may import anything.
 3. ``store``, ``target``: results tables, their sidecars and the cache folder; where latency is measured;
 4. ``models``, ``images``: a model object or a name resolved to a network; the digits and image folders fed to
    models;
-5. ``runtimes``: the deployment runtimes behind ``--backend`` (the ONNX export, INT8, the sessions), which
+5. ``runtimes``: the deployment runtimes behind ``--backend`` (ONNX Runtime and OpenVINO on the ONNX export and its
+   INT8, ExecuTorch, ncnn; the sessions; the files for a device), which
    :func:`cnnbench.measure.forward.forward_on` hands a deployed target to;
 6. ``measure``: counting and profiling (meta device), the forward on a target, latency, the per-op breakdown, the
    roofline, the bench sweep;

@@ -14,12 +14,52 @@ from cnnbench import allocator
 from cnnbench.errors import CnnbenchError
 from cnnbench.provenance import environment
 
-__all__ = ["Target", "resolve_target", "describe", "DTYPES", "BACKENDS", "RUNTIMES", "INT8", "runtime_version"]
+__all__ = [
+    "Target",
+    "Runtime",
+    "resolve_target",
+    "describe",
+    "DTYPES",
+    "BACKENDS",
+    "RUNTIMES",
+    "INT8",
+    "INT8_RUNTIMES",
+    "runtime_version",
+]
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-INT8 = "int8"  # static post-training quantization (QDQ), deployment runtimes only: not a torch autocast dtype
-RUNTIMES = ("onnxruntime", "openvino")  # deployment runtimes: the model exported to ONNX (cnnbench.runtimes)
+INT8 = "int8"  # static post-training quantization, deployment runtimes only: not a torch autocast dtype
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A deployment runtime (:mod:`cnnbench.runtimes`): the file it loads, what it takes, where it runs."""
+
+    name: str  # the --backend value
+    package: str  # what pip installs
+    file: str  # the file it loads: "onnx" (shared by the runtimes that load ONNX), "pte", "ncnn"
+    dtypes: tuple[str, ...]
+    devices: tuple[str, ...]  # torch device types
+    batch_one: bool = False  # takes one image per call
+    no_int8: str = ""  # why --dtype int8 is not offered, where it is not
+
+
+RUNTIMES: dict[str, Runtime] = {
+    "onnxruntime": Runtime("onnxruntime", "onnxruntime", "onnx", ("fp32", INT8), ("cpu", "cuda")),
+    "openvino": Runtime("openvino", "openvino", "onnx", ("fp32", INT8), ("cpu",)),
+    "executorch": Runtime("executorch", "executorch", "pte", ("fp32", INT8), ("cpu",)),
+    "ncnn": Runtime(
+        "ncnn",
+        "ncnn",
+        "ncnn",
+        ("fp32",),
+        ("cpu",),
+        batch_one=True,
+        no_int8="ncnn's INT8 needs its ncnn2table and ncnn2int8 tools, which the ncnn and pnnx wheels do not carry",
+    ),
+}
 BACKENDS = ("eager", "compile", *RUNTIMES)
+INT8_RUNTIMES = tuple(name for name, runtime in RUNTIMES.items() if INT8 in runtime.dtypes)
 
 
 @dataclass(frozen=True)
@@ -77,7 +117,7 @@ def resolve_target(target: Target) -> tuple[Target, list[str]]:
     if target.backend not in BACKENDS:
         raise CnnbenchError(f"unknown backend {target.backend!r}; use one of {', '.join(BACKENDS)}")
     if target.dtype == INT8 and not target.runtime:
-        raise CnnbenchError(f"--dtype int8 runs on {' or '.join(RUNTIMES)} only; add --backend onnxruntime")
+        raise CnnbenchError(f"--dtype int8 runs on {', '.join(INT8_RUNTIMES)} only; add --backend onnxruntime")
     if target.runtime:
         _check_runtime(target)
     try:
@@ -107,22 +147,27 @@ def resolve_target(target: Target) -> tuple[Target, list[str]]:
 
 
 def _check_runtime(target: Target) -> None:
-    """A deployment runtime takes fp32 or int8 on its own layout; say so before anything is exported."""
+    """A deployment runtime takes what its :class:`Runtime` says, on its own layout; say so before anything is
+    exported."""
     import importlib.util
 
-    if target.dtype not in ("fp32", INT8):
-        raise CnnbenchError(f"--backend {target.backend} takes --dtype fp32 or int8, not {target.dtype}")
+    runtime = RUNTIMES[target.backend]
+    if target.dtype not in runtime.dtypes:
+        why = f" ({runtime.no_int8})" if target.dtype == INT8 and runtime.no_int8 else ""
+        other = f"; --dtype int8 runs on {', '.join(INT8_RUNTIMES)}" if target.dtype == INT8 else ""
+        raise CnnbenchError(
+            f"--backend {target.backend} takes --dtype {' or '.join(runtime.dtypes)}, not {target.dtype}{why}{other}"
+        )
     if target.channels_last:
         raise CnnbenchError(f"--backend {target.backend} picks its own memory layout; drop --channels-last")
     if target.fuse_bn:
         raise CnnbenchError(f"--backend {target.backend} folds BatchNorm itself; drop --fuse-bn")
     if importlib.util.find_spec(target.backend) is None:
-        raise CnnbenchError(f"{target.backend} is not installed; pip install {target.backend}")
+        raise CnnbenchError(f"{target.backend} is not installed; pip install {runtime.package}")
     kind = torch.device(target.device).type
-    if target.backend == "openvino" and kind != "cpu":
-        raise CnnbenchError(f"cnnbench runs openvino on its CPU plugin only; use --device cpu, not {target.device}")
-    if target.backend == "onnxruntime" and kind not in ("cpu", "cuda"):
-        raise CnnbenchError(f"onnxruntime runs on cpu or cuda here, not {target.device}")
+    if kind not in runtime.devices:
+        where = " or ".join(runtime.devices)
+        raise CnnbenchError(f"cnnbench runs {target.backend} on {where} only; use --device cpu, not {target.device}")
     if target.backend == "onnxruntime" and kind == "cuda":
         import onnxruntime
 

@@ -345,7 +345,7 @@ BAD_REPORTS = [
     (["--deploy", "onnxruntime"], "a deployment is BACKEND:DTYPE"),
     (["--deploy", "tensorrt:fp32"], "unknown backend 'tensorrt'"),
     (["--deploy", "openvino:bf16"], "takes --dtype fp32 or int8, not bf16"),
-    (["--dtype", "int8"], "int8 runs on onnxruntime or openvino only"),
+    (["--dtype", "int8"], "int8 runs on onnxruntime, openvino, executorch only"),
     (["--deploy", "onnxruntime:int8", "--calibration", "{tmp}/nowhere"], "data folder"),
     (["--deploy-max-gflops", "0"], "argument --deploy-max-gflops: must be greater than 0"),
 ]

@@ -241,12 +241,14 @@ def test_a_model_that_fails_to_export_is_recorded_and_the_sweep_goes_on(monkeypa
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        (Target(dtype="int8"), "int8 runs on onnxruntime or openvino only"),
+        (Target(dtype="int8"), "int8 runs on onnxruntime, openvino, executorch only"),
         (Target(backend="onnxruntime", dtype="fp16"), "takes --dtype fp32 or int8"),
         (Target(backend="openvino", channels_last=True), "drop --channels-last"),
         (Target(backend="onnxruntime", fuse_bn=True), "drop --fuse-bn"),
-        (Target(backend="openvino", device="cuda"), "CPU plugin only"),
-        (Target(backend="tensorrt"), "use one of eager, compile, onnxruntime, openvino"),
+        (Target(backend="openvino", device="cuda"), "openvino on cpu only"),
+        (Target(backend="tensorrt"), "use one of eager, compile, onnxruntime, openvino, executorch, ncnn"),
+        (Target(backend="ncnn", dtype="int8"), r"takes --dtype fp32, not int8 \(ncnn's INT8 needs .*on onnxruntime"),
+        (Target(backend="executorch", device="cuda"), "executorch on cpu only"),
     ],
 )
 def test_runtime_settings_that_cannot_work_are_refused(target: Target, message: str) -> None:
@@ -276,4 +278,4 @@ def test_latency_calibrates_on_fewer_digits_than_accuracy() -> None:
 def test_cli_refuses_int8_on_eager_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "squeezenet1_1", "--dtype", "int8"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "onnxruntime or openvino" in err and "Traceback" not in err
+    assert err.count("\n") == 0 and "onnxruntime, openvino, executorch" in err and "Traceback" not in err

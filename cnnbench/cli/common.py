@@ -18,7 +18,7 @@ from cnnbench.fronts import disturbed
 from cnnbench.images import scan_image_folder
 from cnnbench.measure.disturbance import Quieting, machine_load
 from cnnbench.output import FORMATS, say_to_stderr
-from cnnbench.target import BACKENDS, DTYPES, INT8, Target
+from cnnbench.target import BACKENDS, DTYPES, INT8, INT8_RUNTIMES, Target
 
 __all__ = [
     "Parser",
@@ -105,14 +105,15 @@ def add_target_arguments(
         "--dtype",
         choices=[*DTYPES, INT8],
         default="fp32",
-        help="fp16/bf16 run under autocast; int8 (onnxruntime, openvino) is static QDQ quantization",
+        help=f"fp16/bf16 run under autocast; int8 ({', '.join(INT8_RUNTIMES)}) is static quantization",
     )
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
         default="eager",
-        help="compile: torch.compile; onnxruntime, openvino: the model exported to ONNX and run there",
+        help="compile: torch.compile; onnxruntime, openvino (ONNX), executorch (XNNPACK .pte), ncnn (pnnx): "
+        "the model exported and run there",
     )
     parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
     parser.add_argument(
@@ -133,7 +134,7 @@ def calibration_from(args: argparse.Namespace) -> Path | None:
     if getattr(args, "calibration", None) is None:
         return None
     if getattr(args, "dtype", INT8) != INT8 and not getattr(args, "deploy", None):
-        raise CnnbenchError("--calibration is for --dtype int8 (with --backend onnxruntime or openvino)")
+        raise CnnbenchError(f"--calibration is for --dtype int8 (with --backend {', '.join(INT8_RUNTIMES)})")
     return scan_image_folder(args.calibration).root
 
 

@@ -19,7 +19,7 @@ from cnnbench.measure.forward import autocast, forward_on, running
 from cnnbench.measure.latency import Timing, time_callable
 from cnnbench.provenance import git_commit, machine_identity, now
 from cnnbench.store import atomic_write_text, cache_root, code_fingerprint
-from cnnbench.target import Target, resolve_target
+from cnnbench.target import RUNTIMES, Target, resolve_target
 
 __all__ = ["Roofline", "measure_roofline", "cached_roofline", "roofline_bound_ms", "default_cache"]
 
@@ -85,15 +85,17 @@ def _peak_matmul(target: Target, max_n: int = 8192, max_call_ms: float = 500.0) 
 
 
 def _peak_conv(target: Target) -> float:
-    """FLOP/s of a large dense 3×3 convolution (256 → 256 channels on 56×56, batch 4): on CPUs oneDNN's direct
-    convolutions outrun the BLAS matmul, so the attainable compute is the faster of the two."""
+    """FLOP/s of a large dense 3×3 convolution (256 → 256 channels on 56×56, batch 4, or 1 on a runtime that takes
+    one image): on CPUs oneDNN's direct convolutions outrun the BLAS matmul, so the attainable compute is the faster
+    of the two."""
     timing = Timing(min_time_s=0.3, min_iters=3, window=2, max_warmup_s=1.0)
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False)
-    forward = forward_on(conv, target, 4, 56, channels=256, copy_model=False)
+    batch = 1 if target.runtime and RUNTIMES[target.backend].batch_one else 4  # ncnn takes one image per call
+    forward = forward_on(conv, target, batch, 56, channels=256, copy_model=False)
     with running(target):
         samples, _ = time_callable(forward, target.torch_device, timing)
     ms = sorted(samples)[len(samples) // 2]
-    return 2 * 4 * 56 * 56 * 256 * 256 * 9 / (ms / 1e3)
+    return 2 * batch * 56 * 56 * 256 * 256 * 9 / (ms / 1e3)
 
 
 def default_cache() -> Path:

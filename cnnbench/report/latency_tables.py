@@ -26,7 +26,7 @@ from cnnbench.report.tables import Guard, Progress, measured_by, stamp_now, this
 from cnnbench.results import table_code
 from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS, int8, session
 from cnnbench.store import ResultTable, refresh_sidecar, write_sidecar
-from cnnbench.target import INT8, Target, runtime_version
+from cnnbench.target import INT8, RUNTIMES, Target, runtime_version
 
 __all__ = [
     "HEAVY_EXPORT_BYTES",
@@ -237,7 +237,7 @@ def prepare_deployments(
     This process first gives the kernel back what its own stages freed (counting, drawing the cost model's
     networks: 0.4 GB on the zoo), so that it is not held beside the largest export."""
     allocator.give_back_freed_memory()
-    jobs: dict[tuple[str, str], tuple[object, ...]] = {}
+    jobs: dict[tuple[str, str, str], tuple[object, ...]] = {}  # (model, file, dtype): ONNX Runtime and OpenVINO share
     probe_ms = (guard or Guard.of(config)).probe.ms()
     for target in deployment_targets(config):
         table, stamps = _latency_rows(config, names, target, probe_ms)
@@ -245,22 +245,26 @@ def prepare_deployments(
             row = table.reusable(stamps[name], model=name, batch=config.batch)
             if config.force or row is None or row.get("status") != "ok":
                 side = config.resolution or zoo.model_info(name).resolution
-                jobs.setdefault((name, target.dtype), (name, target, config.batch, side, config.calibration))
+                job = (name, RUNTIMES[target.backend].file, target.dtype)
+                jobs.setdefault(job, (name, target, config.batch, side, config.calibration))
 
-    def rank(job: tuple[str, str]) -> tuple[bool, bool]:  # heavy exports, heavy INT8, light exports, light INT8
-        name, dtype = job
+    def rank(job: tuple[str, str, str]) -> tuple[bool, bool]:  # heavy exports, heavy INT8, light exports, light INT8
+        name, _, dtype = job
         return name not in heavy, dtype == INT8
 
     order = sorted(jobs, key=rank)  # stable: the zoo's order within each group
     index = {job: i for i, job in enumerate(order)}
     sizes = [
         (HEAVY_INT8_BYTES if dtype == INT8 else HEAVY_EXPORT_BYTES) if name in heavy else LIGHT_PREPARATION_BYTES
-        for name, dtype in order
+        for name, _, dtype in order
     ]
-    exports_first = [index.get((name, "fp32")) if dtype == INT8 else None for name, dtype in order]
-    plan = isolated.CallPlan(tuple(sizes), PREPARATION_BUDGET_BYTES - isolated.held_bytes(), tuple(exports_first))
+    # ONNX INT8 quantizes the fp32 ONNX file; the other runtimes' INT8 starts from the model
+    after = [
+        index.get((name, file, "fp32")) if dtype == INT8 and file == "onnx" else None for name, file, dtype in order
+    ]
+    plan = isolated.CallPlan(tuple(sizes), PREPARATION_BUDGET_BYTES - isolated.held_bytes(), tuple(after))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     argsets = [jobs[job] for job in order]
-    labels = [f"{name} {'INT8' if dtype == INT8 else 'export'}" for name, dtype in order]
+    labels = [f"{name} {file} {dtype}" for name, file, dtype in order]
     results = isolated.map_isolated(session.deployable, argsets, min(4, cores), progress, "prepare", plan, labels)
     return sum(not isinstance(r, CnnbenchError) for r in results)
