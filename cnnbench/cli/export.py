@@ -27,7 +27,12 @@ def _cmd_export(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--out {out} is a file; give a folder")
     names = model_names(args.models, args.all)
     calibration = calibration_from(args)
-    from cnnbench.runtimes.device_files import write_device_files
+    from cnnbench.runtimes.device_files import clash, write_device_files
+
+    for name in names:
+        why = clash(out, name, target)
+        if why:
+            raise CnnbenchError(why)
 
     rows = []
     for name in progress(names, f"export {args.backend} {args.dtype}"):

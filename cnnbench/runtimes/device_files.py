@@ -24,7 +24,7 @@ from cnnbench.runtimes.session import deployable, load_session
 from cnnbench.store import atomic_path, atomic_write_text
 from cnnbench.target import RUNTIMES, Target, runtime_version
 
-__all__ = ["write_device_files", "device_command"]
+__all__ = ["write_device_files", "device_command", "clash"]
 
 
 def device_command(backend: str, files: list[str], threads: int, side: int) -> str:
@@ -61,6 +61,26 @@ def _openvino_ir(onnx_file: Path, xml: Path) -> None:
         temporary.with_suffix(".bin").replace(xml.with_suffix(".bin"))
 
 
+def _stem(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def clash(out: Path, name: str, target: Target) -> str | None:
+    """Why ``name``'s files for ``target`` cannot go into ``out``: its manifest there is another runtime's or
+    dtype's (their files share names: ncnn's and OpenVINO's ``.bin``). None when they can."""
+    manifest = out / f"{_stem(name)}.json"
+    try:
+        held = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(held, dict) or (held.get("runtime"), held.get("dtype")) == (target.backend, target.dtype):
+        return None
+    return (
+        f"{out} already holds {name} for {held.get('runtime')} {held.get('dtype')}; give each runtime and dtype "
+        "its own --out folder"
+    )
+
+
 def write_device_files(
     name: str,
     target: Target,
@@ -75,7 +95,7 @@ def write_device_files(
     runtime = RUNTIMES[target.backend]
     side = resolution or zoo.model_info(name).resolution
     made = deployable(name, target, batch, side, calibration)
-    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    stem = _stem(name)
     out.mkdir(parents=True, exist_ok=True)
     if runtime.file == "ncnn":
         written = [out / f"{stem}.param", out / f"{stem}.bin"]
