@@ -172,7 +172,7 @@ def test_map_isolated_starts_a_call_only_while_the_memory_budget_allows() -> Non
     """Sizes 3, 3, 1, 1 in a budget of 4 on 2 workers: the first large call runs beside the small ones, never beside
     the other large one, and the large one waiting does not hold back the small ones behind it."""
     plan = CallPlan(sizes=(3, 3, 1, 1), budget_bytes=4)
-    spans = map_isolated(_interval, [(0.6,), (0.6,), (0.25,), (0.25,)], workers=2, plan=plan)
+    spans = map_isolated(_interval, [(1.5,), (1.5,), (0.2,), (0.2,)], workers=2, plan=plan)
     assert all(isinstance(span, tuple) for span in spans), spans
 
     def overlap(a: int, b: int) -> bool:
@@ -182,7 +182,7 @@ def test_map_isolated_starts_a_call_only_while_the_memory_budget_allows() -> Non
     assert overlap(0, 2) and overlap(0, 3)  # 3 + 1 fits: the small calls pass the large one that waits
     assert spans[1][0] >= spans[0][1]
     # Without sizes, the order of the list: the two large calls together.
-    plain = map_isolated(_interval, [(0.4,), (0.4,)], workers=2)
+    plain = map_isolated(_interval, [(1.0,), (1.0,)], workers=2)
     assert plain[0][0] < plain[1][1] and plain[1][0] < plain[0][1]
 
 
