@@ -194,11 +194,14 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
     monkeypatch.setattr(prediction.networks, "NetworkTimer", Timer)
     monkeypatch.setattr(prediction.costmodel, "fit_cost_model", lambda ops, timed, target: fixed_model(KEY))
     run_report(config(tmp_path, predict=True))
-    assert events == [("row", MODELS[0]), ("networks", 2), ("row", MODELS[1]), ("networks", 2), ("row", MODELS[2]),
-                      ("networks", 0), ("rest", 0)]  # fmt: skip
+    end = events.index(("rest", 0)) + 1
+    assert events[:end] == [("row", MODELS[0]), ("networks", 2), ("row", MODELS[1]), ("networks", 2),
+                            ("row", MODELS[2]), ("networks", 0), ("rest", 0)]  # fmt: skip
+    assert all(kind == "row" for kind, _ in events[end:])  # at most a recheck of a row a busy machine slowed
     events.clear()
     run_report(config(tmp_path, predict=True))
-    assert events == [("rest", 4)] and prediction.QUICK_NETWORKS == 4
+    assert events[:1] == [("rest", 4)] and prediction.QUICK_NETWORKS == 4
+    assert all(kind == "row" for kind, _ in events[1:])
 
 
 @pytest.mark.slow
