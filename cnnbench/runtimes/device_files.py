@@ -18,7 +18,7 @@ import numpy as np
 import zoo
 from cnnbench.images import reference_preprocess
 from cnnbench.provenance import git_commit
-from cnnbench.runtimes.export import INPUT_NAME
+from cnnbench.runtimes.export import INPUT_NAME, file_stem
 from cnnbench.runtimes.int8 import Calibration
 from cnnbench.runtimes.session import deployable, load_session
 from cnnbench.store import atomic_path, atomic_write_text
@@ -61,14 +61,10 @@ def _openvino_ir(onnx_file: Path, xml: Path) -> None:
         temporary.with_suffix(".bin").replace(xml.with_suffix(".bin"))
 
 
-def _stem(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
 def clash(out: Path, name: str, target: Target) -> str | None:
     """Why ``name``'s files for ``target`` cannot go into ``out``: its manifest there is another runtime's or
     dtype's (their files share names: ncnn's and OpenVINO's ``.bin``). None when they can."""
-    manifest = out / f"{_stem(name)}.json"
+    manifest = out / f"{file_stem(name)}.json"
     try:
         held = json.loads(manifest.read_text())
     except (OSError, ValueError):
@@ -95,7 +91,7 @@ def write_device_files(
     runtime = RUNTIMES[target.backend]
     side = resolution or zoo.model_info(name).resolution
     made = deployable(name, target, batch, side, calibration)
-    stem = _stem(name)
+    stem = file_stem(name)
     out.mkdir(parents=True, exist_ok=True)
     if runtime.file == "ncnn":
         written = [out / f"{stem}.param", out / f"{stem}.bin"]

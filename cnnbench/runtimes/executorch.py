@@ -39,6 +39,7 @@ from torch import nn
 from cnnbench import models
 from cnnbench.errors import CnnbenchError, reason
 from cnnbench.provenance import now
+from cnnbench.runtimes.export import file_stem
 from cnnbench.runtimes.int8 import Calibration
 from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
 
@@ -145,7 +146,7 @@ def lowered(
     folder = cache or cache_root() / "executorch"
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    safe = file_stem(name)
     dtype = "int8" if calibration is not None else "fp32"
     path = folder / f"{safe}-b{batch}-r{side}-{dtype}-{_key(name, batch, side, calibration)}.pte"
     record = path.with_suffix(".json")

@@ -30,7 +30,7 @@ from cnnbench.errors import CnnbenchError, reason
 from cnnbench.provenance import now
 from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
 
-__all__ = ["OPSET", "Exported", "export_onnx", "exported", "onnx_cache", "INPUT_NAME"]
+__all__ = ["OPSET", "Exported", "export_onnx", "exported", "file_stem", "onnx_cache", "INPUT_NAME"]
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -95,7 +95,8 @@ def _key(name: str, batch: int, resolution: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _safe(name: str) -> str:
+def file_stem(name: str) -> str:
+    """``name`` as a file name: anything but letters, digits, dot, dash and underscore becomes ``_``."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
@@ -107,7 +108,7 @@ def exported(name: str, batch: int, resolution: int, cache: Path | None = None) 
     folder = cache or onnx_cache()
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
-    path = folder / f"{_safe(name)}-b{batch}-r{resolution}-{_key(name, batch, resolution)}.onnx"
+    path = folder / f"{file_stem(name)}-b{batch}-r{resolution}-{_key(name, batch, resolution)}.onnx"
     record = path.with_suffix(".json")
     if path.exists() and record.exists():
         try:

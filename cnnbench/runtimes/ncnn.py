@@ -32,6 +32,7 @@ from torch import nn
 from cnnbench import models
 from cnnbench.errors import CnnbenchError, reason
 from cnnbench.provenance import now
+from cnnbench.runtimes.export import file_stem
 from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
 
 __all__ = ["Converted", "convert", "converted", "version", "ONE_IMAGE"]
@@ -107,7 +108,7 @@ def converted(name: str, side: int, cache: Path | None = None) -> Converted:
     folder = cache or cache_root() / "ncnn"
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    safe = file_stem(name)
     param = folder / f"{safe}-b1-r{side}-{_key(name, side)}.param"
     record = param.with_suffix(".json")
     if param.exists() and param.with_suffix(".bin").exists() and record.exists():
