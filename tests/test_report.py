@@ -30,7 +30,7 @@ from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
 from cnnbench.report.config import ReportConfig
 from cnnbench.report.run import run_report
-from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS
+from cnnbench.runtimes import DEPLOY_MAX_FLOPS
 from cnnbench.target import Target
 
 MODELS = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1")
@@ -457,14 +457,15 @@ def test_quick_timing_is_short() -> None:
     )
 
 
-def test_the_deployment_tables_take_every_model_unless_a_size_limit_is_given(tmp_path: Path) -> None:
-    # VGG-16 counts 15.47 G multiply-adds (its paper's 15.5 G) and ResNet-101 7.80 G: both above the suggested 7 G;
-    # ResNet-18 (1.81 G) is deployed. By default there is no limit, and every model is.
+def test_the_deployment_tables_stop_at_7g_multiply_adds_unless_told_otherwise(tmp_path: Path) -> None:
+    # VGG-16 counts 15.47 G multiply-adds (its paper's 15.5 G) and ResNet-101 7.80 G: both above the default 7 G;
+    # ResNet-18 (1.81 G) is deployed. Without a limit (`--deploy-max-gflops all`) every model is.
     names = ["resnet18", "resnet101", "vgg16"]
     zoo_frame = pd.DataFrame({"model": names, "flops": [1_814_073_344, 7_801_405_440, 15_470_264_320]})
-    assert latency_tables.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == names
-    limited = ReportConfig(out=tmp_path, deploy_max_flops=SUGGESTED_DEPLOY_MAX_FLOPS)
-    assert latency_tables.deployed_models(limited, names, zoo_frame) == ["resnet18"]
+    assert DEPLOY_MAX_FLOPS == 7e9
+    assert latency_tables.deployed_models(ReportConfig(out=tmp_path), names, zoo_frame) == ["resnet18"]
+    every = ReportConfig(out=tmp_path, deploy_max_flops=None)
+    assert latency_tables.deployed_models(every, names, zoo_frame) == names
     eight = ReportConfig(out=tmp_path, deploy_max_flops=8e9)
     assert latency_tables.deployed_models(eight, names, zoo_frame) == names[:2]
 
@@ -490,9 +491,9 @@ def test_a_baseline_without_latency_tables_is_refused_first(tmp_path: Path) -> N
     assert not (tmp_path / "out" / "zoo.csv").exists()
 
 
-@pytest.mark.parametrize(("argv", "limit"), [([], None), (["--deploy-max-gflops", "7"], 7e9),
+@pytest.mark.parametrize(("argv", "limit"), [([], 7e9), (["--deploy-max-gflops", "all"], None),
                                              (["--deploy-max-gflops", "0.5"], 5e8)])  # fmt: skip
-def test_the_report_deploys_every_model_unless_told_a_limit(
+def test_the_report_deploys_up_to_7g_multiply_adds_unless_told_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], limit: float | None
 ) -> None:
     import cnnbench.report

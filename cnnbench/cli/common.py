@@ -69,6 +69,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_float_or_all(text: str) -> float | None:
+    """An argparse type: a number greater than 0, or ``all`` (None: no limit)."""
+    return None if text.strip().lower() == "all" else positive_float(text)
+
+
 def percent(text: str) -> float:
     """An argparse type: a percentage, with or without its sign ("5", "5%", "2.5%"), in percent (5.0)."""
     try:

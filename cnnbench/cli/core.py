@@ -21,6 +21,7 @@ from cnnbench.cli.common import (
     disturbed_summary,
     model_names,
     positive_float,
+    positive_float_or_all,
     positive_int,
     printed_by,
     quieting_for,
@@ -37,7 +38,7 @@ from cnnbench.measure.roofline import Roofline, cached_roofline
 from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
 from cnnbench.output import COLD_START_HEADINGS, emit, progress, say_to_stderr, with_megabytes
 from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
-from cnnbench.runtimes import DEPLOYMENTS, SUGGESTED_DEPLOY_MAX_FLOPS
+from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
 from cnnbench.store import check_writable
 from cnnbench.target import DTYPES, INT8, Target, describe, resolve_target
 
@@ -367,10 +368,10 @@ def _cmd_report(args: argparse.Namespace) -> str:
         "guideline_rounds": args.rounds,
         "deployments": deploy,
         "calibration": calibration_from(args),
-        "deploy_max_flops": args.deploy_max_gflops * 1e9 if args.deploy_max_gflops else None,
         "baseline": Path(args.baseline) if args.baseline else None,
         "sweeps": not args.no_sweeps,
         "predict": not args.no_predict,
+        "deploy_max_flops": args.deploy_max_gflops * 1e9 if args.deploy_max_gflops is not None else None,
     }
     if args.models:
         common["models"] = tuple(args.models)
@@ -525,12 +526,12 @@ def _add_report(sub: Any) -> None:
     )
     p_report.add_argument(
         "--deploy-max-gflops",
-        type=positive_float,
-        default=None,
-        metavar="G",
-        help="deploy only the models of at most G giga multiply-adds (default: every model); on a slow machine "
-        f"{SUGGESTED_DEPLOY_MAX_FLOPS / 1e9:g} leaves out the VGGs, ResNet-101/152 and EfficientNet-B5-B7, whose "
-        "export and INT8 quantization take longest",
+        type=positive_float_or_all,
+        default=DEPLOY_MAX_FLOPS / 1e9,
+        metavar="G|all",
+        help=f"deploy only the models of at most G giga multiply-adds (default {DEPLOY_MAX_FLOPS / 1e9:g}: all but "
+        "the VGGs, ResNet-101/152 and EfficientNet-B5-B7, whose exports, INT8 quantizations and rows take a third of "
+        "the report on 2 cores); 'all' deploys every model",
     )
     p_report.add_argument(
         "--baseline",

@@ -13,7 +13,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, REPORT_TIMING, Timing
 from cnnbench.measure.profiling import profile
 from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
-from cnnbench.runtimes import DEPLOYMENTS
+from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
 from cnnbench.store import check_writable
 from cnnbench.target import Target, resolve_target
 
@@ -51,7 +51,7 @@ class ReportConfig:
     guideline_rounds: int | None = None  # interleaved rounds per guideline table; None: the guidelines' default
     deployments: tuple[str, ...] = DEPLOYMENTS  # BACKEND:DTYPE latency tables besides the target's own
     calibration: Path | None = None  # int8: an image folder to calibrate on; None: the digits
-    deploy_max_flops: float | None = None  # deploy only models of at most this many multiply-adds; None: all
+    deploy_max_flops: float | None = DEPLOY_MAX_FLOPS  # deploy models of at most this many multiply-adds; None: all
     baseline: Path | None = None  # an earlier results folder: the README compares this run's latency with it
     sweeps: bool = True  # the batch and threads sweeps of one model per family
     predict: bool = True  # the cost model's predictions beside the measured latency (eager targets)

@@ -24,7 +24,7 @@ from cnnbench.report import recheck
 from cnnbench.report.config import ReportConfig, deployment_targets
 from cnnbench.report.tables import Guard, Progress, measured_by, stamp_now, this_machine
 from cnnbench.results import table_code
-from cnnbench.runtimes import SUGGESTED_DEPLOY_MAX_FLOPS, int8, session
+from cnnbench.runtimes import DEPLOY_MAX_FLOPS, int8, session
 from cnnbench.store import ResultTable, refresh_sidecar, write_sidecar
 from cnnbench.target import INT8, RUNTIMES, Target, runtime_version
 
@@ -193,12 +193,10 @@ HEAVY_PARAMS = 40_000_000
 
 def heavy_models(zoo_frame: pd.DataFrame) -> frozenset[str]:
     """The models of the zoo table whose exports are the largest: above
-    :data:`~cnnbench.runtimes.SUGGESTED_DEPLOY_MAX_FLOPS` multiply-adds or :data:`HEAVY_PARAMS` parameters."""
+    :data:`~cnnbench.runtimes.DEPLOY_MAX_FLOPS` multiply-adds or :data:`HEAVY_PARAMS` parameters."""
     if zoo_frame.empty:
         return frozenset()
-    heavy = (pd.to_numeric(zoo_frame["flops"]) > SUGGESTED_DEPLOY_MAX_FLOPS) | (
-        pd.to_numeric(zoo_frame["params"]) > HEAVY_PARAMS
-    )
+    heavy = (pd.to_numeric(zoo_frame["flops"]) > DEPLOY_MAX_FLOPS) | (pd.to_numeric(zoo_frame["params"]) > HEAVY_PARAMS)
     return frozenset(zoo_frame.loc[heavy, "model"])
 
 

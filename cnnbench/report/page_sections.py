@@ -205,8 +205,8 @@ def deployment_section(everything: pd.DataFrame, baseline: str, page: Page, char
         limit = f"{page.deploy_max_flops / 1e9:g} G" if page.deploy_max_flops else "the limit"
         lines += [
             f"Not deployed ({len(page.not_deployed)} models above {limit} multiply-adds, left out by "
-            f"`--deploy-max-gflops`): {', '.join(page.not_deployed)}. Without the option the report deploys "
-            "them too.",
+            f"`--deploy-max-gflops`): {', '.join(page.not_deployed)}. `--deploy-max-gflops all` deploys them "
+            "too.",
             "",
         ]
     lines += [f"- {line}" for line in deployment.summary_lines(everything, baseline, deployed)] + [""]

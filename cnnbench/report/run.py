@@ -59,7 +59,8 @@ def run_report(
 ) -> dict[str, Path]:
     """Check every input, measure what is missing, then write every table, chart and results/README.md.
 
-    ``say`` gets a line for each disturbed row measured again (:class:`Quieting`). Returns the files written.
+    ``say`` gets a line for each disturbed row measured again (:class:`Quieting`) and one for the models the
+    deployment tables leave out. Returns the files written.
     """
     started = time.perf_counter()
     config, names, benchmarks = check_config(config)
@@ -80,6 +81,12 @@ def run_report(
     if not prediction.empty:
         written["prediction"] = files.prediction(target.key)
     deployed_names = deployed_models(config, names, zoo_frame)
+    left_out = len(names) - len(deployed_names)
+    if say and left_out and deployment_targets(config) and config.deploy_max_flops is not None:
+        say(
+            f"deployment tables: {left_out} models above {config.deploy_max_flops / 1e9:g} G multiply-adds left out "
+            "(--deploy-max-gflops all deploys them)"
+        )
     prepare_deployments(config, deployed_names, progress, guard, heavy_models(zoo_frame))
     for deployed in deployment_targets(config):
         deployed_roof = cached_roofline(deployed) if deployed.has_roofline else None
