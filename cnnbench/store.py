@@ -21,18 +21,21 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 import pandas as pd
 
 import zoo
 from cnnbench.errors import CnnbenchError
-from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp
+from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, now
 
 __all__ = [
     "ResultTable",
     "TEXT_COLUMNS",
     "atomic_path",
     "atomic_write_text",
+    "cache_folder",
+    "cached_file",
     "code_fingerprint",
     "provenance_summary",
     "refresh_sidecar",
@@ -157,6 +160,38 @@ def cache_root() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnbench"
+
+
+def cache_folder(folder: Path) -> Path:
+    """``folder`` (a cache's folder, such as ``cache_root() / "onnx"``), made if missing and cleared of the
+    temporaries a killed process left there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    return folder
+
+
+Made = TypeVar("Made")
+
+
+def cached_file(
+    path: Path,
+    read: Callable[[dict[str, Any]], Made],
+    make: Callable[[], tuple[Made, dict[str, object]]],
+    also: Sequence[Path] = (),
+) -> Made:
+    """A file made once and kept: ``read(record)`` when ``path``, the files ``also`` and the JSON record beside
+    ``path`` (``path.with_suffix(".json")``) exist, else ``make()``, which writes the file atomically and returns what
+    it made and the record's fields; the record is written last, with ``made_at``, so a file without a record (a run
+    killed between the two) is made again, as is one whose record is damaged."""
+    record = path.with_suffix(".json")
+    if path.exists() and record.exists() and all(p.exists() for p in also):
+        try:
+            return read(json.loads(record.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged record: make the file again
+    made, fields = make()
+    atomic_write_text(record, json.dumps({**fields, "made_at": now()}, indent=2) + "\n")
+    return made
 
 
 def code_fingerprint(model: str | None, modules: Iterable[ModuleType] = ()) -> str:

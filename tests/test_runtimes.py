@@ -8,6 +8,7 @@ output, after checking that the outputs depend on the input.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -103,6 +104,33 @@ def test_export_is_cached_by_model_batch_and_resolution(tmp_path: Path) -> None:
     assert again.path == first.path != other.path
     assert again.export_s == pytest.approx(first.export_s)  # the record of when it was made, not a new timing
     assert len(list(tmp_path.glob("*.onnx"))) == 2 and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_cached_file_is_made_again_without_its_record_its_companion_or_a_readable_record(tmp_path: Path) -> None:
+    from cnnbench.store import cached_file
+
+    path, companion = tmp_path / "model.param", tmp_path / "model.bin"
+    made: list[int] = []
+
+    def make() -> tuple[str, dict[str, object]]:
+        path.write_text("param")
+        companion.write_text("weights")
+        made.append(1)
+        return "made", {"export_s": 1.5}
+
+    def get() -> str:
+        return cached_file(path, lambda record: f"read {record['export_s']}", make, also=[companion])
+
+    assert get() == "made" and len(made) == 1
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["export_s"] == 1.5 and record["made_at"]
+    assert get() == "read 1.5" and len(made) == 1  # found: the record's figure, nothing made
+    companion.unlink()  # an ncnn .param without its .bin
+    assert get() == "made" and len(made) == 2
+    path.with_suffix(".json").write_text("{not json")  # a record cut short
+    assert get() == "made" and len(made) == 3
+    path.with_suffix(".json").unlink()  # killed between the file and its record
+    assert get() == "made" and len(made) == 4
 
 
 def test_digits_calibration_is_the_training_digits_at_the_models_side() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import operator
 import sys
 import time
@@ -31,6 +30,7 @@ from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,10 +38,9 @@ from torch import nn
 
 from cnnbench import models
 from cnnbench.errors import CnnbenchError, reason
-from cnnbench.provenance import now
 from cnnbench.runtimes.export import file_stem
 from cnnbench.runtimes.int8 import Calibration
-from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
+from cnnbench.store import atomic_path, cache_folder, cache_root, cached_file, code_fingerprint
 
 __all__ = ["Lowered", "lower", "lowered", "version"]
 
@@ -143,42 +142,31 @@ def lowered(
 ) -> Lowered:
     """Zoo, ``timm:`` or ``torchvision:`` model ``name`` as a ``.pte`` file (int8 with ``calibration``), from the
     cache or lowered now; written under a temporary name and renamed, so a run killed half-way leaves no file."""
-    folder = cache or cache_root() / "executorch"
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
-    safe = file_stem(name)
+    folder = cache_folder(cache or cache_root() / "executorch")
     dtype = "int8" if calibration is not None else "fp32"
-    path = folder / f"{safe}-b{batch}-r{side}-{dtype}-{_key(name, batch, side, calibration)}.pte"
-    record = path.with_suffix(".json")
-    if path.exists() and record.exists():
-        try:
-            meta = json.loads(record.read_text())
-            return Lowered(
-                path,
-                float(meta["export_s"]),
-                meta["quantize_s"],
-                True,
-                tuple(meta["undelegated"]),
-                meta["calibration"],
-            )
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged record: lower again
-    made = lower(models.build_model(name, device="cpu").model, path, batch, side, calibration=calibration)
-    meta = {
-        "path": path.name,
-        "model": name,
-        "export_s": made.export_s,
-        "quantize_s": made.quantize_s,
-        "undelegated": list(made.undelegated),
-        "calibration": made.calibration,
-        "batch": batch,
-        "resolution": side,
-        "torch": torch.__version__,
-        "executorch": version(),
-        "made_at": now(),
-    }
-    atomic_write_text(record, json.dumps(meta, indent=2) + "\n")
-    return made
+    path = folder / f"{file_stem(name)}-b{batch}-r{side}-{dtype}-{_key(name, batch, side, calibration)}.pte"
+
+    def read(meta: dict[str, Any]) -> Lowered:
+        undelegated = tuple(meta["undelegated"])
+        return Lowered(path, float(meta["export_s"]), meta["quantize_s"], True, undelegated, meta["calibration"])
+
+    def make() -> tuple[Lowered, dict[str, object]]:
+        made = lower(models.build_model(name, device="cpu").model, path, batch, side, calibration=calibration)
+        fields = {
+            "path": path.name,
+            "model": name,
+            "export_s": made.export_s,
+            "quantize_s": made.quantize_s,
+            "undelegated": list(made.undelegated),
+            "calibration": made.calibration,
+            "batch": batch,
+            "resolution": side,
+            "torch": torch.__version__,
+            "executorch": version(),
+        }
+        return made, fields
+
+    return cached_file(path, read, make)
 
 
 def load(path: Path, threads: int | None) -> tuple[object, float]:

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import sys
 import time
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from cnnbench import models
 from cnnbench.errors import CnnbenchError, reason
-from cnnbench.provenance import now
-from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
+from cnnbench.store import atomic_path, cache_folder, cache_root, cached_file, code_fingerprint
 
 __all__ = ["OPSET", "Exported", "export_onnx", "exported", "file_stem", "onnx_cache", "INPUT_NAME"]
 
@@ -105,28 +104,17 @@ def exported(name: str, batch: int, resolution: int, cache: Path | None = None) 
 
     The file is written under a temporary name and renamed, so a run killed mid-export leaves no half file.
     """
-    folder = cache or onnx_cache()
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
+    folder = cache_folder(cache or onnx_cache())
     path = folder / f"{file_stem(name)}-b{batch}-r{resolution}-{_key(name, batch, resolution)}.onnx"
-    record = path.with_suffix(".json")
-    if path.exists() and record.exists():
-        try:
-            meta = json.loads(record.read_text())
-            return Exported(path, float(meta["export_s"]), True, str(meta["exporter"]), batch, resolution)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged record: export again
-    net = models.build_model(name, device="cpu").model
-    with atomic_path(path) as temporary:
-        seconds, exporter = export_onnx(net, temporary, batch, resolution)
-    made = Exported(path, seconds, False, exporter, batch, resolution)
-    meta = {
-        **asdict(made),
-        "path": path.name,
-        "model": name,
-        "opset": OPSET,
-        "torch": torch.__version__,
-        "made_at": now(),
-    }
-    atomic_write_text(record, json.dumps(meta, indent=2) + "\n")
-    return made
+
+    def read(meta: dict[str, Any]) -> Exported:
+        return Exported(path, float(meta["export_s"]), True, str(meta["exporter"]), batch, resolution)
+
+    def make() -> tuple[Exported, dict[str, object]]:
+        net = models.build_model(name, device="cpu").model
+        with atomic_path(path) as temporary:
+            seconds, exporter = export_onnx(net, temporary, batch, resolution)
+        made = Exported(path, seconds, False, exporter, batch, resolution)
+        return made, {**asdict(made), "path": path.name, "model": name, "opset": OPSET, "torch": torch.__version__}
+
+    return cached_file(path, read, make)

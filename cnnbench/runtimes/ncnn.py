@@ -15,7 +15,6 @@ A named model's files are cached under ``cache_root()/ncnn`` by the same rule as
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,9 +31,8 @@ from torch import nn
 
 from cnnbench import models
 from cnnbench.errors import CnnbenchError, reason
-from cnnbench.provenance import now
 from cnnbench.runtimes.export import file_stem
-from cnnbench.store import atomic_path, atomic_write_text, cache_root, code_fingerprint, remove_stale_temporaries
+from cnnbench.store import atomic_path, cache_folder, cache_root, cached_file, code_fingerprint
 
 __all__ = ["Converted", "convert", "converted", "version", "ONE_IMAGE"]
 
@@ -105,29 +104,25 @@ def _key(name: str, side: int) -> str:
 
 def converted(name: str, side: int, cache: Path | None = None) -> Converted:
     """Zoo, ``timm:`` or ``torchvision:`` model ``name`` as ncnn files, from the cache or converted now."""
-    folder = cache or cache_root() / "ncnn"
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
-    safe = file_stem(name)
-    param = folder / f"{safe}-b1-r{side}-{_key(name, side)}.param"
-    record = param.with_suffix(".json")
-    if param.exists() and param.with_suffix(".bin").exists() and record.exists():
-        try:
-            return Converted(param, float(json.loads(record.read_text())["export_s"]), True)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged record: convert again
-    made = convert(models.build_model(name, device="cpu").model, param, side)
-    meta = {
-        "param": param.name,
-        "model": name,
-        "export_s": made.export_s,
-        "resolution": side,
-        "torch": torch.__version__,
-        "ncnn": version(),
-        "made_at": now(),
-    }
-    atomic_write_text(record, json.dumps(meta, indent=2) + "\n")
-    return made
+    folder = cache_folder(cache or cache_root() / "ncnn")
+    param = folder / f"{file_stem(name)}-b1-r{side}-{_key(name, side)}.param"
+
+    def read(meta: dict[str, Any]) -> Converted:
+        return Converted(param, float(meta["export_s"]), True)
+
+    def make() -> tuple[Converted, dict[str, object]]:
+        made = convert(models.build_model(name, device="cpu").model, param, side)
+        fields = {
+            "param": param.name,
+            "model": name,
+            "export_s": made.export_s,
+            "resolution": side,
+            "torch": torch.__version__,
+            "ncnn": version(),
+        }
+        return made, fields
+
+    return cached_file(param, read, make, also=[param.with_suffix(".bin")])
 
 
 @dataclass
