@@ -1,11 +1,12 @@
-"""Accuracy where models are deployed: a model trained on the digits, exported to ONNX and quantized to INT8, scored
-on the same held-out images as in eager PyTorch.
+"""Accuracy where models are deployed: a model trained on the digits, exported for a deployment runtime (and for
+INT8 quantized), scored on the same held-out images as in eager PyTorch.
 
 For each model, :func:`deployed_accuracy` trains once (``cnnbench train``'s recipe, the budget's first seed), then
-scores the held-out split (360 images) on each deployment target: fp32 ONNX Runtime must agree with eager, and
-INT8 (static, per-channel QDQ, calibrated on :data:`cnnbench.runtimes.int8.CALIBRATION_IMAGES` training images,
-never held-out ones) loses what quantization costs. ``agree_<target>`` is the share (%) of held-out images whose
-top-1 class on that target equals eager fp32's.
+scores the held-out split (360 images) on each target, a runtime of :data:`cnnbench.target.RUNTIMES` and a dtype
+it takes (by default :data:`DEPLOYED_TARGETS`): fp32 on a runtime must agree with eager, and INT8 (static,
+per-channel: ONNX Runtime's QDQ or ExecuTorch's PT2E, calibrated on :data:`cnnbench.runtimes.int8.CALIBRATION_IMAGES`
+training images, never held-out ones) loses what quantization costs. ``agree_<backend>_<dtype>`` is the share (%)
+of held-out images whose top-1 class on that target equals eager fp32's.
 """
 
 from __future__ import annotations
@@ -24,17 +25,41 @@ from cnnbench.accuracy import metrics
 from cnnbench.accuracy import train as train_module
 from cnnbench.accuracy.train import TrainingBudget, fit, prepare_digits, training_resolution
 from cnnbench.catalog import resolve_patterns
+from cnnbench.errors import CnnbenchError
 from cnnbench.images import digits_split
 from cnnbench.provenance import Stamp
-from cnnbench.runtimes import export, int8, session
+from cnnbench.runtimes import executorch, export, int8, ncnn, session
 from cnnbench.runtimes.int8 import CALIBRATION_IMAGES, Calibration
 from cnnbench.store import ResultTable, code_fingerprint
-from cnnbench.target import Target, resolve_target
+from cnnbench.target import INT8, INT8_RUNTIMES, RUNTIMES, Target, resolve_target
 
-__all__ = ["DEPLOYED_TARGETS", "deployed_accuracy", "runtime_logits", "target_label"]
+__all__ = ["DEPLOYED_TARGETS", "check_targets", "deployed_accuracy", "runtime_logits", "target_label"]
 
-# What each trained model is scored on besides eager fp32.
-DEPLOYED_TARGETS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8"))
+# What each trained model is scored on besides eager fp32, by default: (backend, dtype) pairs.
+DEPLOYED_TARGETS: tuple[tuple[str, str], ...] = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8"))
+
+
+def check_targets(targets: Iterable[tuple[str, str]], threads: int | None = None) -> tuple[tuple[str, str], ...]:
+    """``targets`` as a tuple of (backend, dtype) pairs, each a runtime of :data:`~cnnbench.target.RUNTIMES` with a
+    dtype it takes, installed here (:func:`~cnnbench.target.resolve_target`); raises :class:`CnnbenchError` naming
+    what is allowed otherwise. Called before any model trains."""
+    checked = tuple((str(backend), str(dtype)) for backend, dtype in targets)
+    if not checked:
+        raise CnnbenchError("no deployment target to score on; name at least one, e.g. executorch:int8")
+    for backend, dtype in checked:
+        runtime = RUNTIMES.get(backend)
+        if runtime is None:
+            raise CnnbenchError(f"unknown runtime {backend!r} in {backend}:{dtype}; use one of {', '.join(RUNTIMES)}")
+        if dtype not in runtime.dtypes:
+            why = f" ({runtime.no_int8})" if dtype == INT8 and runtime.no_int8 else ""
+            also = f"; int8 runs on {', '.join(INT8_RUNTIMES)}" if dtype == INT8 else ""
+            takes = " or ".join(runtime.dtypes) + (" only" if len(runtime.dtypes) == 1 else "")
+            raise CnnbenchError(f"{backend} takes {takes}, not {dtype}{why}{also}")
+        resolve_target(Target(threads=threads, backend=backend, dtype=dtype))  # installed, threads valid
+    repeated = sorted({":".join(t) for t in checked if checked.count(t) > 1})
+    if repeated:
+        raise CnnbenchError(f"name each deployment target once; {', '.join(repeated)} is named twice")
+    return checked
 
 
 def target_label(backend: str, dtype: str) -> str:
@@ -52,14 +77,16 @@ def runtime_logits(
     return forward.predict(images)
 
 
-def _stamp(name: str, budget: TrainingBudget, threads: int | None) -> Stamp:
-    modules = [sys.modules[__name__], train_module, metrics, images_module, export, int8, session, models]
-    code = code_fingerprint(name, modules)
-    settings = {"budget": budget, "targets": DEPLOYED_TARGETS, "calibration": CALIBRATION_IMAGES}
+def _stamp(name: str, budget: TrainingBudget, threads: int | None, targets: tuple[tuple[str, str], ...]) -> Stamp:
+    runtimes = [export, int8, executorch, ncnn, session]
+    code = code_fingerprint(name, [sys.modules[__name__], train_module, metrics, images_module, *runtimes, models])
+    settings = {"budget": budget, "targets": targets, "calibration": CALIBRATION_IMAGES}
     return Stamp.here(f"cpu-t{threads or torch.get_num_threads()}-deployed", settings, code, device=torch.device("cpu"))
 
 
-def _row(name: str, budget: TrainingBudget, threads: int | None) -> dict[str, object]:
+def _row(
+    name: str, budget: TrainingBudget, threads: int | None, targets: tuple[tuple[str, str], ...]
+) -> dict[str, object]:
     seed = budget.seeds[0]
     resolution = training_resolution(name, budget.resolution, budget.recipe)
     data = digits_split(budget.recipe.test_size, budget.recipe.split_seed)
@@ -81,7 +108,7 @@ def _row(name: str, budget: TrainingBudget, threads: int | None) -> dict[str, ob
         "calibration": calibration.source,
         "top1_eager_fp32": round(trained.top1, 2),
     }
-    for backend, dtype in DEPLOYED_TARGETS:
+    for backend, dtype in targets:
         label = target_label(backend, dtype)
         target, _ = resolve_target(Target(threads=threads, backend=backend, dtype=dtype))
         logits = runtime_logits(trained.model, test, target, calibration)
@@ -97,28 +124,33 @@ def deployed_accuracy(
     budget: TrainingBudget = TrainingBudget(),  # noqa: B008 - frozen, so one shared default is safe
     threads: int | None = None,
     *,
+    targets: Iterable[tuple[str, str]] = DEPLOYED_TARGETS,
     out: Path | None = None,
     force: bool = False,
     each: Callable[[Sequence[str]], Iterable[str]] = lambda names: names,
 ) -> pd.DataFrame:
-    """One row per model: held-out top-1 (%) in eager fp32, on ONNX Runtime fp32 and INT8 and on OpenVINO INT8,
-    each target's top-1 agreement with eager, and fp32's largest logit difference relative to the logits' scale.
+    """One row per model: held-out top-1 (%) in eager fp32 and on each of ``targets`` ((backend, dtype) pairs,
+    checked by :func:`check_targets` before anything trains; by default ONNX Runtime fp32 and INT8 and OpenVINO
+    INT8): ``top1_<backend>_<dtype>``, its top-1 agreement with eager (``agree_…``) and, for fp32, the largest logit
+    difference relative to the logits' scale (``max_rel_diff_…``).
 
     With ``out`` the rows go to that results table as each model finishes; a stored row is reused when its stamp
-    (machine, torch, settings, code) matches, unless ``force``. A model that fails keeps its reason in ``error``.
+    (machine, torch, settings with the targets, code) matches, unless ``force``. A model that fails keeps its
+    reason in ``error``.
     """
     names = resolve_patterns(model_names)
+    chosen = check_targets(targets, threads)
     table = ResultTable(out, key=["model", "epochs", "seed", "recipe"]) if out is not None else None
     rows = []
     for name in each(names):
-        stamp = _stamp(name, budget, threads)
+        stamp = _stamp(name, budget, threads, chosen)
         key = {"model": name, "epochs": budget.epochs, "seed": budget.seeds[0], "recipe": budget.recipe.id}
         previous = table.reusable(stamp, **key) if table is not None and not force else None
         if previous is not None and not previous.get("error"):
             rows.append(previous)
             continue
         try:
-            row = {**_row(name, budget, threads), "error": ""}
+            row = {**_row(name, budget, threads, chosen), "error": ""}
         except Exception as err:  # noqa: BLE001 - one model's failure is its row's reason; the sweep goes on
             row = {**key, "error": f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"}
         row.update(stamp.columns(torch.device("cpu")))

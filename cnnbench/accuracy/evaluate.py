@@ -17,7 +17,7 @@ from cnnbench.accuracy.train import device_columns
 from cnnbench.errors import CnnbenchError
 from cnnbench.images import FolderImages, collate_readable, reference_preprocess, scan_image_folder
 from cnnbench.provenance import environment
-from cnnbench.target import INT8, Target, resolve_target
+from cnnbench.target import INT8, RUNTIMES, Target, resolve_target
 
 __all__ = ["evaluate"]
 
@@ -42,9 +42,10 @@ def evaluate(
     torchvision's ImageFolder, so a folder for an ImageNet checkpoint needs all 1,000 class folders (wnids) in order.
     ``on_batch`` gets the number of files of each batch read (for a progress bar).
 
-    A ``target`` on a deployment runtime (``onnxruntime``, ``openvino``) scores the model exported to ONNX there;
-    an int8 target quantizes it first, calibrated on up to 32 images of ``calibration`` (an image folder; by default
-    ``data_dir`` itself, which the ``calibration`` column says).
+    A ``target`` on a deployment runtime (one of :data:`~cnnbench.target.RUNTIMES`) scores the model exported for
+    it (ONNX, ExecuTorch ``.pte`` or ncnn files); an int8 target quantizes it first, calibrated on up to 32 images of
+    ``calibration`` (an image folder; by default ``data_dir`` itself, which the ``calibration`` column says). The
+    exported file takes ``batch`` images a call, or one on a runtime that takes one image per call (ncnn).
     """
     if batch < 1:
         raise CnnbenchError(f"batch must be at least 1, got {batch}")
@@ -70,7 +71,8 @@ def evaluate(
 
         images = folder_calibration(name, calibration or data_dir, preprocess.crop) if deployed.dtype == INT8 else None
         calibration_text = images.source if images is not None else ""
-        logits_of = runtime_forward(model.cpu(), deployed, batch, preprocess.crop, calibration=images).predict
+        per_call = 1 if RUNTIMES[deployed.backend].batch_one else batch  # predict() feeds the loader's batch in groups
+        logits_of = runtime_forward(model.cpu(), deployed, per_call, preprocess.crop, calibration=images).predict
 
     loader = torch.utils.data.DataLoader(
         FolderImages(scan.samples, preprocess), batch_size=batch, num_workers=workers, collate_fn=collate_readable
@@ -105,7 +107,10 @@ def evaluate(
         "backend": deployed.backend if deployed else "eager",
         "dtype": deployed.dtype if deployed else "fp32",
         "calibration": calibration_text,
-        **environment(device),
-        **device_columns(device),
     }
+    ran = device_columns(device)  # an eager run's: torch's dtype (the row's is the target's) and threads
+    del ran["dtype"]
+    if deployed is not None:
+        ran["threads"] = deployed.threads
+    row |= environment(device) | ran
     return pd.DataFrame([row])

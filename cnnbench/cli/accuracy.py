@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from cnnbench.accuracy.deployed import DEPLOYED_TARGETS, deployed_accuracy
 from cnnbench.accuracy.evaluate import evaluate
 from cnnbench.accuracy.train import (
     DATASETS,
@@ -34,7 +35,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.images import scan_image_folder
 from cnnbench.output import emit, progress
 from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
-from cnnbench.target import INT8, RUNTIMES, Target
+from cnnbench.target import INT8, INT8_RUNTIMES, RUNTIMES, Target
 
 __all__ = ["add_commands"]
 
@@ -47,6 +48,17 @@ def _seeds(text: str) -> tuple[int, ...]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise CnnbenchError(f"--seeds needs at least one seed and no repeats; got {text!r}")
     return seeds
+
+
+def _deploy_on(text: str) -> tuple[tuple[str, str], ...]:
+    """``BACKEND:DTYPE,...`` as (backend, dtype) pairs; :func:`~cnnbench.accuracy.deployed.check_targets` checks
+    them against the runtimes."""
+    pairs = [item.strip().partition(":") for item in text.split(",") if item.strip()]
+    if not pairs or any(not sep or not backend or not dtype for backend, sep, dtype in pairs):
+        raise CnnbenchError(
+            f"--deploy-on takes BACKEND:DTYPE pairs separated by commas, e.g. executorch:int8,ncnn:fp32; got {text!r}"
+        )
+    return tuple((backend, dtype) for backend, _, dtype in pairs)
 
 
 def _recipe(overrides: list[str]) -> Recipe:
@@ -88,16 +100,17 @@ def _cmd_train(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
     names = model_names(args.models, args.all, zoo_only=True)
     budget = TrainingBudget(args.dataset, args.res, args.epochs, _seeds(args.seeds), _recipe(args.recipe))
+    if args.deploy_on is not None and not args.deployed:
+        raise CnnbenchError("--deploy-on chooses where --deployed scores; add --deployed")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.deployed:
-        from cnnbench.accuracy.deployed import deployed_accuracy
-
         out = Path(args.out) if args.out else ResultsFolder(DEFAULT_FOLDER).accuracy(args.dataset, deployed=True)
         frame = deployed_accuracy(
             names,
             budget,
             args.threads,
+            targets=_deploy_on(args.deploy_on) if args.deploy_on is not None else DEPLOYED_TARGETS,
             out=out,
             force=args.force,
             each=lambda chosen: progress(chosen, "train, export, quantize"),
@@ -186,9 +199,15 @@ def add_commands(sub: Any) -> None:
     p_train.add_argument(
         "--deployed",
         action="store_true",
-        help="train once (first seed), export to ONNX, quantize to INT8 and score the held-out split on eager, ONNX "
-        "Runtime fp32/int8 and OpenVINO int8, with top-1 agreement (--out default: results/accuracy-DATASET-deployed"
+        help="train once (first seed), export (and quantize to INT8) for each --deploy-on target and score the "
+        "held-out split there and in eager, with top-1 agreement (--out default: results/accuracy-DATASET-deployed"
         ".csv)",
+    )
+    p_train.add_argument(
+        "--deploy-on",
+        metavar="BACKEND:DTYPE,...",
+        help=f"with --deployed: the targets to score on, BACKEND one of {', '.join(RUNTIMES)} and DTYPE one it takes "
+        f"(int8 on {', '.join(INT8_RUNTIMES)}); default {','.join(':'.join(t) for t in DEPLOYED_TARGETS)}",
     )
     p_train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p_train.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own choice)")
@@ -208,16 +227,25 @@ def add_commands(sub: Any) -> None:
     p_eval.add_argument(
         "--crop", type=float, help="crop fraction: resize the short side to res / crop, then centre-crop (0.875)"
     )
-    p_eval.add_argument("--batch", type=int, default=64)
+    p_eval.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        help="images per forward (default 64; a runtime that takes one image per call, "
+        f"{', '.join(n for n, r in RUNTIMES.items() if r.batch_one)}, is fed them one by one)",
+    )
     p_eval.add_argument("--device", default="cpu")
     p_eval.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
     p_eval.add_argument(
         "--backend",
         choices=("eager", *RUNTIMES),
         default="eager",
-        help="score the model exported to ONNX on this runtime (CPU)",
+        help="score the model exported for this runtime (CPU): "
+        + "; ".join(f"{n} ({r.file} file, {'/'.join(r.dtypes)})" for n, r in RUNTIMES.items()),
     )
-    p_eval.add_argument("--dtype", choices=("fp32", INT8), default="fp32", help="int8 with onnxruntime or openvino")
+    p_eval.add_argument(
+        "--dtype", choices=("fp32", INT8), default="fp32", help=f"int8 on {', '.join(INT8_RUNTIMES)} only"
+    )
     p_eval.add_argument(
         "--calibration",
         metavar="DIR",
