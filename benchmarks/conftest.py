@@ -14,7 +14,7 @@ import pytest
 
 from cnnbench.catalog import resolve_patterns
 from cnnbench.errors import CnnbenchError
-from cnnbench.target import BACKENDS, DTYPES, INT8, Target, resolve_target
+from cnnbench.target import BACKENDS, DTYPES, INT8, INT8_RUNTIMES, Target, resolve_target
 
 DEFAULT_MODELS = "mobilenet_v3_small,shufflenet_v2_x1_0,efficientnet_b0,resnet18"
 
@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--batch", default="1", help="batch sizes, comma-separated (default 1)")
     group.addoption("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     group.addoption("--dtype", default="fp32", choices=(*DTYPES, INT8),
-                    help="fp16/bf16 under autocast; int8 with onnxruntime or openvino")
+                    help=f"fp16/bf16 under autocast; int8 with {', '.join(INT8_RUNTIMES)}")
     group.addoption("--channels-last", action="store_true", default=False, help="NHWC memory format")
     group.addoption("--backend", default="eager", choices=BACKENDS)
     group.addoption("--fuse-bn", action="store_true", default=False, help="fold BatchNorm into convolutions")

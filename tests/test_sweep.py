@@ -1,6 +1,6 @@
-"""Batch and threads sweeps: their rows recomputed by hand, the speed-up's anchor, one-line refusals of thread
-counts the machine does not have (API and CLI), and the charts written. No timing is asserted, nor that more
-threads are faster."""
+"""Batch and threads sweeps: their rows recomputed by hand, the speed-up's anchor, counts above the cores accepted
+as oversubscribed and one-line refusals of absurd ones (API and CLI), sweeps on ExecuTorch and ncnn with each count
+reaching the runtime, and the charts written. No timing is asserted, nor that more threads are faster."""
 
 from __future__ import annotations
 
@@ -16,13 +16,24 @@ from PIL import Image
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure import sweep
+from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.latency import QUICK_TIMING
-from cnnbench.measure.sweep import batch_sweep, check_threads, default_threads, thread_sweep, with_speedup
+from cnnbench.measure.sweep import (
+    batch_sweep,
+    check_threads,
+    default_threads,
+    iter_sweep,
+    oversubscription_warning,
+    thread_sweep,
+    with_speedup,
+)
 from cnnbench.report import charts
 from cnnbench.target import Target
 
 MODEL = "squeezenet1_1"
 SIDE = 64
+CORES = os.cpu_count() or 1
+CAP = 4 * CORES  # the most a sweep takes: 4× the cores, written out here rather than read from the module
 
 
 @pytest.fixture(scope="module")
@@ -73,20 +84,81 @@ def test_default_threads(monkeypatch: pytest.MonkeyPatch, cores: int, expected: 
     assert default_threads() == expected
 
 
-@pytest.mark.parametrize("threads", [[0], [1, -2], [1, (os.cpu_count() or 1) + 1], []])
-def test_thread_counts_outside_the_cores_are_refused(threads: list[int]) -> None:
+@pytest.mark.parametrize("threads", [[0], [1, -2], [1, CAP + 1], [1, 10**6], []])
+def test_absurd_thread_counts_are_refused(threads: list[int]) -> None:
     with pytest.raises(CnnbenchError) as caught:
         thread_sweep(MODEL, Target(), threads, 1, SIDE, QUICK_TIMING, isolate=False)
     message = str(caught.value)
     assert "\n" not in message
-    assert (f"the {os.cpu_count()} cores present" in message) if threads else ("at least one" in message)
+    assert (f"from 1 to {CAP} (4× the {CORES} cores present" in message) if threads else ("at least one" in message)
 
 
 def test_check_threads_sorts_and_drops_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sweep.os, "cpu_count", lambda: 4)
     assert check_threads([4, 1, 2, 2]) == [1, 2, 4]
-    with pytest.raises(CnnbenchError, match="from 1 to the 4 cores present here, got 5"):
-        check_threads([1, 5])
+    assert check_threads([16, 5, 1]) == [1, 5, 16]  # above the cores, up to 4× them: oversubscribed, accepted
+    with pytest.raises(CnnbenchError, match=r"from 1 to 16 \(4× the 4 cores present here\), got 17"):
+        check_threads([1, 17])
+
+
+def test_oversubscription_warning_names_the_counts_above_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 4)
+    assert oversubscription_warning([1, 2, 4]) is None
+    warning = oversubscription_warning([1, 4, 16, 8, 8])
+    assert warning is not None and "\n" not in warning
+    assert warning.startswith("threads 8, 16 oversubscribed: more than the 4 cores present")
+
+
+def test_sweep_above_the_cores_marks_the_rows_oversubscribed() -> None:
+    counts = [1, CORES + 1]
+    frame = thread_sweep(MODEL, Target(), counts, 1, SIDE, QUICK_TIMING, isolate=False, quieting=Quieting(retries=0))
+    assert list(frame["threads"]) == counts and set(frame["status"]) == {"ok"}
+    assert list(frame["oversubscribed"]) == [t > CORES for t in counts] == [False, True]
+
+
+def test_oversubscribed_rows_are_not_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their own threads lower their cpu_share: measured again they would be as low, so no retries for them."""
+    given: dict[int, int] = {}
+
+    def fake_bench(models, target, batches, resolution, timing, roofline, isolate, calibration, quieting, probe):  # type: ignore[no-untyped-def]
+        given[target.threads] = quieting.retries
+        yield {"model": models[0], "batch": 1, "status": "ok", "threads": target.threads}
+
+    monkeypatch.setattr(sweep, "iter_bench", fake_bench)
+    rows = list(iter_sweep([MODEL], Target(), threads=[1, CORES + 1], isolate=False, quieting=Quieting(retries=2)))
+    assert given == {1: 2, CORES + 1: 0}
+    assert [row["oversubscribed"] for row in rows] == [False, True]
+
+
+# ExecuTorch lowers the model first (20-60 s here, in the run's fresh cache); pnnx converts it in a few seconds.
+@pytest.mark.parametrize("backend", [pytest.param("executorch", marks=pytest.mark.slow), "ncnn"])
+def test_edge_runtime_sweep_sets_each_count_in_the_runtime(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    """One ok row per thread count (one above the cores too), and each count is the one the runtime itself then
+    reports: ExecuTorch's thread pool size, the loaded ncnn net's ``opt.num_threads``."""
+    from cnnbench.runtimes import ncnn
+
+    seen: list[int] = []
+    if backend == "ncnn":
+        load = ncnn.load
+
+        def spy(param: Path, threads: int | None):  # type: ignore[no-untyped-def]
+            loaded, load_s = load(param, threads)
+            seen.append(loaded.net.opt.num_threads)
+            return loaded, load_s
+
+        monkeypatch.setattr(ncnn, "load", spy)
+    counts = [1, CORES + 1]
+    rows = []
+    target = Target(backend=backend)
+    for row in iter_sweep([MODEL], target, [1], counts, SIDE, QUICK_TIMING, isolate=False, quieting=Quieting(0)):
+        rows.append(row)
+        if backend == "executorch":
+            from executorch.extension.pybindings import portable_lib
+
+            seen.append(portable_lib._threadpool_get_thread_count())
+    assert [(r["threads"], r["batch"], r["status"]) for r in rows] == [(t, 1, "ok") for t in counts], rows
+    assert [r["oversubscribed"] for r in rows] == [False, True]
+    assert seen == counts
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -98,8 +170,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--threads", f"1,{(os.cpu_count() or 1) + 1}"], f"threads must be from 1 to the {os.cpu_count()} cores"),
-        (["--threads", "0,1"], f"threads must be from 1 to the {os.cpu_count()} cores present here, got 0"),
+        (["--threads", f"1,{CAP + 1}"], f"threads must be from 1 to {CAP} (4× the {CORES} cores present here)"),
+        (["--threads", "0,1"], f"threads must be from 1 to {CAP} (4× the {CORES} cores present here), got 0"),
         (["--threads", "0"], "argument --threads: must be at least 1, got 0"),  # one count: as before
         (["--threads", "1,two"], "argument --threads: takes a whole number, or comma-separated ones"),
         (["--chart", "{tmp}/charts"], "--chart draws a sweep: give more than one --batch"),
@@ -131,6 +203,20 @@ def test_bench_sweeps_threads_and_batches_and_draws_them(capsys: pytest.CaptureF
     assert charted == {f"sweep_{kind}-{key}.{ext}" for kind in ("batch", "threads") for ext in ("png", "svg")}
     assert all(f"wrote {folder / name}" in err for name in charted)
     _check_images(folder)
+
+
+@pytest.mark.slow  # each row in a process of its own: about 30 s
+def test_bench_warns_once_and_labels_oversubscribed_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "bench", MODEL, "--res", str(SIDE), "--threads", f"1,{CORES + 1}", "--min-time",
+                         "0.05", "--retries", "0")  # fmt: skip
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "oversubscribed" in line]
+    assert warnings == [f"cnnbench bench: warning: threads {CORES + 1} oversubscribed: more than the {CORES} cores "
+                        "present, their rows time the runtime's threads taking turns on the cores as well as the "
+                        "model"]  # fmt: skip
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(MODEL)]
+    assert [(int(r[1]), r[-1]) for r in rows] == [(1, rows[0][-1]), (CORES + 1, "oversubscribed")]
+    assert rows[0][-1] != "oversubscribed"
 
 
 def test_single_thread_count_keeps_the_table_as_before(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,7 +35,7 @@ from cnnbench.measure.latency import REPORT_TIMING, Timing
 from cnnbench.measure.profiling import layers_frame, profile, totals_frame
 from cnnbench.measure.resident import PeakResident
 from cnnbench.measure.roofline import Roofline, cached_roofline
-from cnnbench.measure.sweep import check_threads, iter_sweep, with_speedup
+from cnnbench.measure.sweep import check_threads, iter_sweep, oversubscription_warning, with_speedup
 from cnnbench.output import COLD_START_HEADINGS, emit, progress, say_to_stderr, with_megabytes
 from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
 from cnnbench.runtimes import DEPLOY_MAX_FLOPS, DEPLOYMENTS
@@ -154,8 +154,8 @@ def _batches(text: str) -> list[int]:
 
 
 def _thread_counts(text: str) -> list[int]:
-    """``--threads``: one count (any whole number from 1, as before), or a sweep such as 1,2,4 (checked against the
-    cores present by :func:`~cnnbench.measure.sweep.check_threads`)."""
+    """``--threads``: one count (any whole number from 1, as before), or a sweep such as 1,2,4 (checked by
+    :func:`~cnnbench.measure.sweep.check_threads`: up to a few times the cores present)."""
     if "," not in text:
         return [positive_int(text)]
     try:
@@ -177,7 +177,7 @@ def _chart_folder(text: str | None) -> Path | None:
 def _threads(counts: list[int] | None) -> tuple[int | None, list[int] | None]:
     """``--threads`` as (the target's count, a sweep's counts): none given is (None, None), torch's default; one
     count, or several that are one once checked (2,2), is (N, None); several are (None, the sorted counts), checked
-    against the cores present."""
+    by :func:`~cnnbench.measure.sweep.check_threads`."""
     if counts is None:
         return None, None
     checked = check_threads(counts) if len(counts) > 1 else counts
@@ -194,6 +194,9 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     chart = _chart_folder(args.chart)
     for note in notes:
         print(f"cnnbench bench: note: {note}", file=sys.stderr)
+    over = oversubscription_warning(swept or [target.threads or 1])
+    if over:
+        print(f"cnnbench bench: warning: {over}", file=sys.stderr)
     calibration = calibration_from(args)
     # The roofline is measured per target, threads included: a threads sweep goes without it.
     roof = None if args.no_roofline or not target.has_roofline or swept else cached_roofline(target)
@@ -214,7 +217,7 @@ def _cmd_bench(args: argparse.Namespace) -> str:
     )
     runs = [f"{n}@{b}" + (f"×{t}t" if swept else "") for n in names for t in (swept or [None]) for b in batches]
     frame = as_frame([row for _, row in zip(progress(runs, "bench", unit="run"), sweep, strict=True)])
-    summary = disturbed_summary(frame)
+    summary = disturbed_summary(frame[~frame["oversubscribed"].astype(bool)])  # their own threads lower their share
     if summary:
         print(f"cnnbench bench: {summary}", file=sys.stderr)
     if frame["status"].eq("failed").all() and len(frame) == 1:
@@ -296,6 +299,7 @@ def _bench_table(frame: pd.DataFrame) -> pd.DataFrame:
     failed = table["status"].eq("failed")
     table.loc[failed, "status"] = "failed: " + table.loc[failed, "error"].astype(str)
     table.loc[disturbed(table), "status"] = "disturbed"
+    table.loc[~failed & table["oversubscribed"].astype(bool), "status"] = "oversubscribed"
     table["cpu_share"] = pd.to_numeric(table["cpu_share"])
     return table
 

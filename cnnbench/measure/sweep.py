@@ -4,8 +4,13 @@ Every row is a :func:`cnnbench.measure.bench.iter_bench` row (its statistics, co
 sweep's figures read the same as ``cnnbench bench``'s. Throughput is images per second, ``1000 · batch / median
 ms``. In a threads sweep, ``speedup`` is the median latency at the fewest threads measured over the median at this
 count (exactly 1 at the fewest) and ``efficiency`` is speed-up per added thread, ``speedup / (threads / fewest)``:
-1.0 is linear scaling. A thread count is one of the cores present (``os.cpu_count()``): more would time the
-scheduler's sharing, not the model.
+1.0 is linear scaling.
+
+A thread count may exceed the cores present (``os.cpu_count()``), up to :data:`MAX_OVERSUBSCRIPTION` times them, to
+show what oversubscription costs: such a row is ``oversubscribed`` (a column of every sweep row), and it times the
+scheduler's sharing of the cores among the runtime's own threads as well as the model. Its ``cpu_share`` is low
+because its threads wait for each other, not because another process took the CPUs, so it is not measured again
+for it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,20 @@ from cnnbench.measure.probe import Probe, speed_probe
 from cnnbench.measure.roofline import Roofline
 from cnnbench.target import Target
 
-__all__ = ["batch_sweep", "thread_sweep", "iter_sweep", "with_speedup", "default_threads", "check_threads", "cores"]
+__all__ = [
+    "batch_sweep",
+    "thread_sweep",
+    "iter_sweep",
+    "with_speedup",
+    "default_threads",
+    "check_threads",
+    "oversubscribed",
+    "oversubscription_warning",
+    "cores",
+    "MAX_OVERSUBSCRIPTION",
+]
+
+MAX_OVERSUBSCRIPTION = 4  # a sweep's counts go up to this many times the cores: enough to show the cost of more
 
 
 def cores() -> int:
@@ -44,13 +62,33 @@ def default_threads() -> list[int]:
 
 
 def check_threads(threads: Sequence[int]) -> list[int]:
-    """The thread counts of a sweep, sorted and without repeats; one line if any is below 1 or above the cores."""
+    """The thread counts of a sweep, sorted and without repeats; one line if any is below 1 or above
+    :data:`MAX_OVERSUBSCRIPTION` times the cores (counts above the cores are :func:`oversubscribed`)."""
     if not threads:
         raise CnnbenchError("a threads sweep needs at least one thread count, such as 1,2,4")
-    bad = [t for t in threads if not 1 <= t <= cores()]
+    most = MAX_OVERSUBSCRIPTION * cores()
+    bad = [t for t in threads if not 1 <= t <= most]
     if bad:
-        raise CnnbenchError(f"threads must be from 1 to the {cores()} cores present here, got {bad[0]}")
+        cap = f"{most} ({MAX_OVERSUBSCRIPTION}× the {cores()} cores present here)"
+        raise CnnbenchError(f"threads must be from 1 to {cap}, got {bad[0]}")
     return sorted(set(threads))
+
+
+def oversubscribed(threads: int | None) -> bool:
+    """Whether ``threads`` is more than the cores present (``None``, the target's default, is not)."""
+    return threads is not None and threads > cores()
+
+
+def oversubscription_warning(threads: Sequence[int]) -> str | None:
+    """The one line a sweep with counts above the cores warns with, or None when there are none."""
+    over = sorted({t for t in threads if oversubscribed(t)})
+    if not over:
+        return None
+    counts = ", ".join(map(str, over))
+    return (
+        f"threads {counts} oversubscribed: more than the {cores()} cores present, their rows time the runtime's "
+        "threads taking turns on the cores as well as the model"
+    )
 
 
 def iter_sweep(
@@ -72,12 +110,15 @@ def iter_sweep(
     With ``stop_after_ms``, a model's batches at one thread count stop after the first whose median exceeds it:
     larger batches would only take longer. The thread counts are checked (:func:`check_threads`) before the first
     measurement; ``roofline``, ``isolate``, ``calibration`` and ``quieting`` are
-    :func:`~cnnbench.measure.bench.iter_bench`'s. Each thread count has its speed probe (``probe_ms``)."""
+    :func:`~cnnbench.measure.bench.iter_bench`'s. Each thread count has its speed probe (``probe_ms``). Every row
+    says whether its count is ``oversubscribed``; such a row is not measured again for a low ``cpu_share``, which
+    its own threads cause."""
     counts: list[int | None] = list(check_threads(threads)) if threads is not None else [target.threads]
     quieting = quieting or Quieting()
     probes = {count: Probe(replace(target, threads=count), run=None if isolate else speed_probe) for count in counts}
     for name in models:
         for count in counts:
+            over = oversubscribed(count)
             for row in iter_bench(
                 [name],
                 replace(target, threads=count),
@@ -87,10 +128,10 @@ def iter_sweep(
                 roofline,
                 isolate,
                 calibration,
-                quieting,
+                replace(quieting, retries=0) if over else quieting,
                 probes[count],
             ):
-                yield row
+                yield {**row, "oversubscribed": over}
                 if stop_after_ms is not None and row["status"] == "ok" and _median(row) > stop_after_ms:
                     break
 
@@ -158,7 +199,7 @@ def thread_sweep(
     quieting: Quieting | None = None,
 ) -> pd.DataFrame:
     """One row per thread count (sorted), with ``speedup`` and ``efficiency`` (see the module docstring). Raises
-    :class:`CnnbenchError` for a count below 1 or above the cores present."""
+    :class:`CnnbenchError` for a count below 1 or above :data:`MAX_OVERSUBSCRIPTION` times the cores present."""
     rows = iter_sweep(
         [name],
         target,
