@@ -87,11 +87,19 @@ def rank(frame: pd.DataFrame, budget: Budget, accuracy: str = "paper") -> pd.Dat
 
 
 def no_fit_message(ranked: pd.DataFrame, budget: Budget) -> str:
-    """The one line for a budget no model meets: it names the fastest model measured and its latency."""
+    """The one line for a budget no model meets: it names the fastest model measured and its latency, or the models
+    that would meet it but for a disturbed row (``ranked`` keeps no ``disturbed`` column: :func:`_reasons` then
+    gives every other reason)."""
     measured = ranked[ranked["latency_ms"].notna()].sort_values("latency_ms")
     if measured.empty:
         return f"no model meets {budget.describe()}, and no latency was measured on this target"
     fastest = measured.iloc[0]
+    spoiled = [row["model"] for _, row in measured.iterrows() if not _reasons(row, budget, "")]  # but for disturbance
+    if spoiled:  # the budget is not to blame
+        return (
+            f"no model meets {budget.describe()}: the rows that would ({', '.join(spoiled)}) were disturbed (another "
+            "process held the CPUs); run pick again when the machine is quiet, and it measures them again"
+        )
     return (
         f"no model meets {budget.describe()}; the fastest measured is {fastest['model']} at "
         f"{_ms(fastest['latency_ms'])} ms (top-1 {fastest['top1']:.4g}%): loosen a budget"

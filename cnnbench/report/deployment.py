@@ -7,10 +7,65 @@ from __future__ import annotations
 import pandas as pd
 from scipy.stats import spearmanr
 
-__all__ = ["speedups", "ranking", "summary_lines", "PAIR"]
+from cnnbench.target import INT8, RUNTIMES
+
+__all__ = ["speedups", "ranking", "summary_lines", "PAIR", "RUNTIME_NAMES", "runtimes_title", "method_text"]
 
 # A pair whose ratio the README quotes on every target: a heavy dense net against the lightest MobileNet.
 PAIR = ("resnet18", "mobilenet_v3_small")
+
+
+# How the README names each runtime and says how its rows were made, keyed by runtime (--backend) and by the file
+# it loads (cnnbench.target.Runtime.file): the runtimes themselves live in cnnbench.runtimes.
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "executorch": "ExecuTorch", "ncnn": "ncnn"}
+_HOW_RUN = {
+    "onnxruntime": "ONNX Runtime's CPU provider, every graph optimisation, on the `torch.onnx.export` file (opset 17)",
+    "openvino": "OpenVINO's CPU plugin on the same ONNX file",
+    "executorch": "ExecuTorch on a `.pte` that `torch.export` lowered to XNNPACK (what XNNPACK does not take runs on "
+    "the portable kernels; the row's notes name it)",
+    "ncnn": "ncnn on pnnx's `.param`/`.bin` conversion, fp32 throughout, one image per call",
+}
+_MADE_BY = {"onnx": "`torch.onnx.export`", "pte": "ExecuTorch's lowering", "ncnn": "pnnx's conversion"}
+_INT8_BY = {
+    "onnx": "static QDQ for ONNX (per-channel int8 weights, uint8 activations, MinMax ranges)",
+    "pte": "PT2E with XNNPACK's quantizer for ExecuTorch (per-channel int8 weights, int8 activations)",
+}
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def runtimes_title(pairs: list[tuple[str, str]]) -> str:
+    """``ONNX Runtime and OpenVINO, fp32 and INT8``: the runtimes and dtypes of the deployment tables, each
+    (backend, dtype) of ``pairs`` once, in their order."""
+    backends = list(dict.fromkeys(backend for backend, _ in pairs))
+    dtypes = list(dict.fromkeys(dtype.upper() if dtype == INT8 else dtype for _, dtype in pairs))
+    return f"{_and([RUNTIME_NAMES.get(b, b) for b in backends])}, {_and(dtypes)}"
+
+
+def method_text(pairs: list[tuple[str, str]], calibration_images: int) -> str:
+    """How the rows of ``pairs`` (backend, dtype) were made and run, and what their cold-start columns time."""
+    backends = list(dict.fromkeys(backend for backend, _ in pairs))
+    files = list(dict.fromkeys(RUNTIMES[b].file for b in backends if b in RUNTIMES))
+    quantized = list(dict.fromkeys(RUNTIMES[b].file for b, dtype in pairs if dtype == INT8 and b in RUNTIMES))
+    text = (
+        "Each model's file for each runtime is made once (cached) and run with the report's threads: "
+        + "; ".join(_HOW_RUN.get(b, b) for b in backends)
+        + "."
+    )
+    if quantized:
+        text += (
+            f" INT8 is static post-training quantization, {_and([_INT8_BY[f] for f in quantized if f in _INT8_BY])}, "
+            f"calibrated on {calibration_images} real images (the digits unless `--calibration DIR`; the ranges set "
+            "the file's scales, not its graph or kernels, so latency needs no more)."
+        )
+    made = _and([_MADE_BY[f] for f in files if f in _MADE_BY])
+    return (
+        text + " Every measurement runs in a process of its own. `vs eager` = eager latency / this latency (above 1 "
+        f"is faster). Cold start: `export` ({made}), `quantize` (calibration and quantization, INT8 only), `load` "
+        "(session creation, compilation or program loading; building the model for eager), `first` (first inference)."
+    )
 
 
 def _ok(everything: pd.DataFrame, targets: list[str]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 
@@ -29,11 +29,11 @@ from cnnbench.store import ResultTable, refresh_sidecar, write_sidecar
 from cnnbench.target import INT8, RUNTIMES, Target, runtime_version
 
 __all__ = [
-    "HEAVY_EXPORT_BYTES",
-    "HEAVY_INT8_BYTES",
+    "ChildBytes",
     "HEAVY_PARAMS",
-    "LIGHT_PREPARATION_BYTES",
+    "PREPARATION_BYTES",
     "PREPARATION_BUDGET_BYTES",
+    "preparation_bytes",
     "latency_table",
     "recheck_latency",
     "deployed_models",
@@ -203,14 +203,49 @@ def heavy_models(zoo_frame: pd.DataFrame) -> frozenset[str]:
 # The preparation (exports and INT8 quantization, before any timing) keeps the whole job within this much memory:
 # this process, the forkserver and the children, their proportional set sizes summed.
 PREPARATION_BUDGET_BYTES = 4 * 10**9
-# What one preparation child adds to that sum, on 2 cores beside a parent and forkserver of 1.19 GB, measured:
-# - a heavy model's export: VGG-19-BN 2.32 GB (torch's exporter holds its 575 MB of weights four times: the model's,
-#   its ModelProto's, the serialized bytes and Python's copy), EfficientNet-B7 1.44, ResNet-152 1.22;
-# - a heavy model's INT8 quantization: VGG-19-BN 1.47 GB, EfficientNet-B7 1.21, ResNet-152 0.77;
-# - a light model's, either step: ResNet-50's export 0.54 GB, EfficientNet-B4's quantization 0.52, MobileNetV2's 0.11.
-HEAVY_EXPORT_BYTES = 2_400_000_000
-HEAVY_INT8_BYTES = 1_550_000_000
-LIGHT_PREPARATION_BYTES = 600_000_000
+
+
+@dataclass(frozen=True)
+class ChildBytes:
+    """What one preparation child adds to the budget's sum, for a light model and for a heavy one
+    (:func:`heavy_models`)."""
+
+    light: int
+    heavy: int
+
+
+# What one preparation child adds to that sum, by the file it makes and its dtype (the file kinds of
+# cnnbench.target.RUNTIMES): the increase of the process tree's summed proportional set size while the child ran,
+# beside a parent and forkserver of 1.0-1.2 GB, measured on 2 cores:
+# - ONNX, export: VGG-19-BN 2.32 GB (torch's exporter holds its 575 MB of weights four times: the model's, its
+#   ModelProto's, the serialized bytes and Python's copy), EfficientNet-B7 1.44, ResNet-152 1.22; light models
+#   0.54 at most (ResNet-50);
+# - ONNX, INT8 quantization: VGG-19-BN 1.47 GB, EfficientNet-B7 1.21, ResNet-152 0.77; light models 0.52 at most
+#   (EfficientNet-B4), MobileNetV2 0.11;
+# - ExecuTorch, lowering (its import included: the forkserver does not preload it): fp32 AlexNet 0.99 GB, ResNet-50
+#   0.92, EfficientNet-B4 at 380 px 0.61, MobileNetV2 0.34; int8 (PT2E and lowering) AlexNet 1.25, ResNet-50 0.57,
+#   EfficientNet-B4 0.78, MobileNetV2 0.42;
+# - ncnn, tracing and pnnx's conversion (pnnx a process of its own): AlexNet 0.92 GB, EfficientNet-B4 at 380 px
+#   1.18, ResNet-50 0.55, MobileNetV2 0.36.
+# The phone runtimes' heavy figures beyond AlexNet (the VGGs, 2.3 times its weights, deployed only with
+# --deploy-max-gflops all) were not measured: they count as the heaviest ONNX export, so that one runs with at most a
+# light child beside it.
+PREPARATION_BYTES: dict[tuple[str, str], ChildBytes] = {
+    ("onnx", "fp32"): ChildBytes(light=600_000_000, heavy=2_400_000_000),
+    ("onnx", INT8): ChildBytes(light=600_000_000, heavy=1_550_000_000),
+    ("pte", "fp32"): ChildBytes(light=1_000_000_000, heavy=2_400_000_000),
+    ("pte", INT8): ChildBytes(light=1_000_000_000, heavy=2_400_000_000),
+    ("ncnn", "fp32"): ChildBytes(light=1_250_000_000, heavy=2_400_000_000),
+}
+
+
+def preparation_bytes(file: str, dtype: str, heavy: bool) -> int:
+    """What the child making a ``file`` (``"onnx"``, ``"pte"``, ``"ncnn"``) of ``dtype`` adds to the preparation's
+    memory (:data:`PREPARATION_BYTES`); a kind not measured counts as the largest heavy one, so it runs alone."""
+    sizes = PREPARATION_BYTES.get((file, dtype))
+    if sizes is None:
+        return max(size.heavy for size in PREPARATION_BYTES.values())
+    return sizes.heavy if heavy else sizes.light
 
 
 def prepare_deployments(
@@ -220,22 +255,23 @@ def prepare_deployments(
     guard: Guard | None = None,
     heavy: frozenset[str] = frozenset(),
 ) -> int:
-    """Export (and quantize, for int8) every model whose deployment rows will be measured, several children at
-    once, before any of them is timed: the files land in the cache, and each row then loads its file instead of
-    making it on one core. Returns the number of files made or found; a file that fails here is left to its row,
-    which records the reason.
+    """Make every file the deployment rows will load (ONNX exports and their INT8 quantizations, ExecuTorch
+    lowerings, ncnn conversions), several children at once, before any row is timed: the files land in the cache,
+    and each row then loads its file instead of making it on one core. Returns the number of files made or found; a
+    file that fails here is left to its row, which records the reason.
 
     A child starts while the cores and :data:`PREPARATION_BUDGET_BYTES` allow
-    (:func:`~cnnbench.measure.isolated.map_isolated`), in this order: the ``heavy`` models' exports
-    (:func:`heavy_models`), their INT8 quantizations, then the light models' exports and quantizations, a
-    quantization never before its model's export. So a heavy export runs alone, and a heavy quantization, which
-    spends most of its time in one Python thread, runs beside the light models' work: on 2 cores two heavy ones
-    would not fit, and the second core would otherwise idle.
+    (:func:`~cnnbench.measure.isolated.map_isolated`, each child sized by :func:`preparation_bytes`), in this order:
+    the ``heavy`` models' fp32 files (:func:`heavy_models`), their INT8 files, then the light models' the same, the
+    largest child first within each group, and an ONNX quantization never before its model's export (ExecuTorch's
+    INT8 lowers from the model). So a heavy export runs alone, and a heavy quantization, which spends most of its
+    time in one Python thread, runs beside the light models' work: on 2 cores two heavy ones would not fit, and the
+    second core would otherwise idle.
 
     This process first gives the kernel back what its own stages freed (counting, drawing the cost model's
     networks: 0.4 GB on the zoo), so that it is not held beside the largest export."""
     allocator.give_back_freed_memory()
-    jobs: dict[tuple[str, str, str], tuple[object, ...]] = {}  # (model, file, dtype): ONNX Runtime and OpenVINO share
+    jobs: dict[tuple[str, str, str], tuple[object, ...]] = {}  # (model, file, dtype): runtimes of one file share
     probe_ms = (guard or Guard.of(config)).probe.ms()
     for target in deployment_targets(config):
         table, stamps = _latency_rows(config, names, target, probe_ms)
@@ -246,16 +282,13 @@ def prepare_deployments(
                 job = (name, RUNTIMES[target.backend].file, target.dtype)
                 jobs.setdefault(job, (name, target, config.batch, side, config.calibration))
 
-    def rank(job: tuple[str, str, str]) -> tuple[bool, bool]:  # heavy exports, heavy INT8, light exports, light INT8
-        name, _, dtype = job
-        return name not in heavy, dtype == INT8
+    def rank(job: tuple[str, str, str]) -> tuple[bool, bool, int]:  # heavy fp32, heavy INT8, light fp32, light INT8
+        name, file, dtype = job
+        return name not in heavy, dtype == INT8, -preparation_bytes(file, dtype, name in heavy)
 
-    order = sorted(jobs, key=rank)  # stable: the zoo's order within each group
+    order = sorted(jobs, key=rank)  # stable: the zoo's order among children of one size
     index = {job: i for i, job in enumerate(order)}
-    sizes = [
-        (HEAVY_INT8_BYTES if dtype == INT8 else HEAVY_EXPORT_BYTES) if name in heavy else LIGHT_PREPARATION_BYTES
-        for name, _, dtype in order
-    ]
+    sizes = [preparation_bytes(file, dtype, name in heavy) for name, file, dtype in order]
     # ONNX INT8 quantizes the fp32 ONNX file; the other runtimes' INT8 starts from the model
     after = [
         index.get((name, file, "fp32")) if dtype == INT8 and file == "onnx" else None for name, file, dtype in order

@@ -187,16 +187,11 @@ def deployment_section(everything: pd.DataFrame, baseline: str, page: Page, char
     deployed = [t for t in page.deployments if "target" in everything and t in set(everything["target"])]
     if not deployed:
         return []
-    lines = ["## Deployment runtimes: ONNX Runtime and OpenVINO, fp32 and INT8", ""]
+    firsts = everything[everything["target"].isin(deployed)].drop_duplicates("target").set_index("target")
+    pairs = [(str(firsts.at[t, "backend"]), str(firsts.at[t, "dtype"])) for t in deployed]
+    lines = [f"## Deployment runtimes: {deployment.runtimes_title(pairs)}", ""]
     lines += [
-        "Each model is exported once with `torch.onnx.export` (opset 17, cached), run on ONNX Runtime's CPU provider "
-        "and OpenVINO's CPU plugin with the same threads, and for INT8 statically quantized (QDQ, per-channel int8 "
-        f"weights, uint8 activations, MinMax calibration on {LATENCY_CALIBRATION_IMAGES} real images: the digits "
-        "unless `--calibration DIR`; the ranges set the file's scales, not its graph or kernels, so latency needs no "
-        "more). "
-        "Every measurement runs in a process of its own. `vs eager` = eager latency / this latency (above 1 is "
-        "faster). Cold start: `export` (torch.onnx.export), `quantize` (pre-processing, calibration, quantization), "
-        "`load` (session creation or compilation; building the model for eager), `first` (first inference). "
+        deployment.method_text(pairs, LATENCY_CALIBRATION_IMAGES) + " "
         "`peak RSS` is the resident-memory high-water mark during inference above what was resident after the load; "
         "`activations` is the counted peak of live activations, for comparison (int8 at one byte per element).",
         "",
@@ -239,7 +234,8 @@ def deployment_section(everything: pd.DataFrame, baseline: str, page: Page, char
             if "runtime_version" in part and part["runtime_version"].notna().any()
             else "?"
         )
-        lines += [f"### {key} ({part['backend'].iloc[0]} {version})", "", markdown(_rounded(table)), ""]
+        runtime = deployment.RUNTIME_NAMES.get(str(part["backend"].iloc[0]), part["backend"].iloc[0])
+        lines += [f"### {key} ({runtime} {version})", "", markdown(_rounded(table)), ""]
     if not page.deployed_digits.empty:
         keep = [c for c in page.deployed_digits.columns if c.startswith(("top1", "agree"))]
         digits = page.deployed_digits[["model", "epochs", "resolution", *keep]]
