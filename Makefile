@@ -22,7 +22,7 @@ lint: setup
 	$(BIN)/ruff format --check --quiet cnnbench zoo
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 bench: setup
 	$(BIN)/python -m pytest benchmarks/ --benchmark-only
