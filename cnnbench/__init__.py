@@ -26,8 +26,9 @@ file (the public API) and ``__main__`` may import anything.
     against latency; the results folder, its file names and when a stored row is reused;
 11. ``compare``: the regression gate between two runs;
 12. ``report``: the tables, charts and page of ``cnnbench report``;
-13. ``choose``: ``pick``, the ranking under budgets on one target's results;
-14. ``cli``: the commands, which parse, call and print.
+13. ``fleet``: several machines' results folders (and published tables) merged, side by side, on one page;
+14. ``choose``: ``pick``, the ranking under budgets on one target's results, or on every device of a fleet;
+15. ``cli``: the commands, which parse, call and print.
 
 The names below import from ``cnnbench`` directly; the heavier ones load on first use.
 """
@@ -55,6 +56,9 @@ _LAZY = {
     "ReportConfig": "cnnbench.report.config",
     "run_report": "cnnbench.report.run",
     "pick": "cnnbench.choose",
+    "pick_fleet": "cnnbench.choose",
+    "merge_folders": "cnnbench.fleet.merge",
+    "write_page": "cnnbench.fleet.page",
     "pareto": "cnnbench.fronts",
 }
 

@@ -2,23 +2,36 @@
 
 :func:`pick` gathers one target's latency rows from a results folder (measuring the ones it lacks, by the report's
 rules) and one top-1 per model; :func:`rank` ranks them under a :class:`Budget`, pure, frames in and frames out,
-with the Pareto front among the models that fit (:mod:`cnnbench.fronts`)."""
+with the Pareto front among the models that fit (:mod:`cnnbench.fronts`). :func:`pick_fleet` asks the same of
+several machines' folders at once (``pick --fleet``): the models within the latency budget on every device, or on
+``on`` of them, measuring nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pandas as pd
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.fleet.merge import Fleet, merge_folders
 from cnnbench.fronts import MODEL_FIGURES, accuracy_for, candidates, pareto
 from cnnbench.provenance import machine_identity
 from cnnbench.results import DEFAULT_FOLDER
 from cnnbench.target import Target
 
-__all__ = ["Budget", "no_fit_message", "pick", "rank"]
+__all__ = [
+    "Budget",
+    "FLEET_COLUMNS",
+    "fleet_no_fit_message",
+    "no_fit_message",
+    "pick",
+    "pick_fleet",
+    "rank",
+    "target_pattern",
+]
 
 
 @dataclass(frozen=True)
@@ -177,3 +190,118 @@ def _predicted_latency(
     bar = progress or (lambda items, _desc: items)
     rows = [costmodel.predict_latency(name, fitted, batch=batch).row() for name in bar(names, "predict")]
     return pd.DataFrame(rows).rename(columns={"latency_ms": "latency_ms_median"}).assign(status="ok")
+
+
+# --- pick --fleet ------------------------------------------------------------------------------------------------
+
+# pick_fleet's columns before one column per device (its median latency there, ms).
+FLEET_COLUMNS = ["rank", "model", "top1", "top1_from", "meets", "binding", "binding_ms", "excluded_by"]
+
+
+def target_pattern(target: Target) -> str:
+    """The target keys ``target`` stands for on any device: its key, with any thread count (``cpu-t*-fp32-...``)
+    when ``threads`` is not given, since each machine measured with its own."""
+    if target.threads is not None or target.device != "cpu":
+        return replace(target, threads=target.threads or 1).key
+    return replace(target, threads=1).key.replace("-t1-", "-t*-", 1)
+
+
+def _fleet_latency(fleet: Fleet, pattern: str) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
+    """Model × device median latency of the ranked rows whose target matches ``pattern``, and why each left-out row
+    of those targets was left out, by (model, device). One line when a device measured two matching targets."""
+    rows = fleet.rows[fleet.rows["target"].map(lambda t: fnmatchcase(str(t), pattern))]
+    for device, group in rows.groupby("device"):
+        keys = sorted(set(group["target"]))
+        if len(keys) > 1:
+            raise CnnbenchError(f"{device} measured {' and '.join(keys)}; choose one with --threads")
+    ranked = rows[rows["left_out"] == ""]
+    wide = ranked.pivot(index="model", columns="device", values="latency_ms_median")
+    wide = wide.reindex(columns=fleet.device_order())
+    left = rows[rows["left_out"] != ""]
+    reasons = {(m, d): str(w) for m, d, w in zip(left["model"], left["device"], left["left_out"], strict=True)}
+    return wide.reindex(sorted(set(rows["model"]))), reasons
+
+
+def pick_fleet(
+    folders: Sequence[Path | str],
+    latency_ms: float,
+    *,
+    on: int | None = None,
+    target: Target | None = None,
+    batch: int = 1,
+    min_top1: float | None = None,
+    accuracy: str = "paper",
+    models: Sequence[str] = ("*",),
+    names: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The models whose median latency is at most ``latency_ms`` on every device of ``folders`` (one results folder
+    per machine, :func:`cnnbench.fleet.merge.merge_folders`), or on ``on`` of them, most accurate first, then every
+    other model with ``excluded_by``. Columns :data:`FLEET_COLUMNS`, then one per device. ``binding`` is the device
+    that decides: the ``on``-th fastest (the slowest, for every device); ``meets``: on how many devices it fits.
+
+    ``target`` names the target (any thread count unless it sets ``threads``; default: CPU eager fp32). Rows that
+    were disturbed, failed or from other code count as not measured. Measures nothing."""
+    if not latency_ms > 0:
+        raise CnnbenchError(f"--latency-ms must be greater than 0, got {latency_ms:g}")
+    if min_top1 is not None and not 0 <= min_top1 <= 100:
+        raise CnnbenchError(f"--min-top1 is a percentage between 0 and 100, got {min_top1:g}")
+    if accuracy == "digits":
+        raise CnnbenchError("--fleet ranks by published top-1: use --accuracy paper or reference")
+    fleet = merge_folders(folders, names or {}, batch=batch)
+    devices = fleet.device_order()
+    need = len(devices) if on is None else on
+    if not 1 <= need <= len(devices):
+        raise CnnbenchError(f"--on takes 1 to {len(devices)} (the devices given), got {need}")
+    pattern = target_pattern(target or Target())
+    wide, reasons = _fleet_latency(fleet, pattern)
+    wide = wide[[any(fnmatchcase(str(m), p) for p in models) for m in wide.index]]
+    if wide.empty:
+        raise CnnbenchError(
+            f"no device of the fleet measured {pattern} (with the models named); see --threads, --dtype"
+        )
+    top1 = accuracy_for(accuracy).set_index("model")
+    out = []
+    for model, latency in wide.iterrows():
+        order = latency.fillna(float("inf")).sort_values(kind="stable")
+        binding = str(order.index[need - 1])
+        meets = int((latency <= latency_ms).sum())
+        why = []
+        if meets < need:
+            misses = [
+                f"{_ms(ms)} ms on {d}" if pd.notna(ms) else f"{reasons.get((model, d), 'not measured')} on {d}"
+                for d, ms in latency.items()
+                if not ms <= latency_ms
+            ]
+            why.append(f"latency ≤ {latency_ms:g} ms on {meets} of {len(devices)} devices ({'; '.join(misses)})")
+        score = top1["top1"].get(model, float("nan"))
+        if pd.isna(score):
+            why.append(f"no {accuracy} top-1")
+        elif min_top1 is not None and score < min_top1:
+            why.append(f"top-1 {score:.4g}% < {min_top1:g}%")
+        out.append(
+            {
+                "model": model,
+                "top1": score,
+                "top1_from": top1["top1_from"].get(model, ""),
+                "meets": f"{meets} of {len(devices)}",
+                "binding": binding,
+                "binding_ms": float(latency[binding]),
+                "excluded_by": "; ".join(why),
+                **latency.to_dict(),
+            }
+        )
+    frame = pd.DataFrame(out)
+    fits = frame[frame["excluded_by"] == ""].sort_values(["top1", "binding_ms"], ascending=[False, True])
+    rest = frame[frame["excluded_by"] != ""].sort_values(["binding_ms", "model"])
+    fits.insert(0, "rank", pd.array(range(1, len(fits) + 1), dtype="Int64"))
+    rest.insert(0, "rank", pd.array([pd.NA] * len(rest), dtype="Int64"))
+    return pd.concat([fits, rest], ignore_index=True)[[*FLEET_COLUMNS, *devices]]
+
+
+def fleet_no_fit_message(ranked: pd.DataFrame, budget: Budget, where: str) -> str:
+    """The one line for a fleet budget no model meets (``where``: "every device", "2 of 3 devices"): the model that
+    comes closest (on the most devices, then the fastest on its binding device) and why it misses."""
+    meets = ranked["meets"].str.split(" ").str[0].astype(int)
+    order = ranked.assign(on=meets).sort_values(["on", "binding_ms"], ascending=[False, True])
+    closest = order.iloc[0]
+    return f"no model meets {budget.describe()} on {where}; {closest['model']} comes closest: {closest['excluded_by']}"

@@ -155,6 +155,11 @@ class ResultsFolder:
     def readme(self) -> Path:
         return self.path / "README.md"
 
+    @property
+    def fleet(self) -> Path:
+        """The folder of ``cnnbench fleet``'s page (its ``README.md``), when it writes there."""
+        return self.path / "fleet"
+
     @staticmethod
     def sidecar(table: Path) -> Path:
         """``name.csv`` → ``name.env.json``: where the table's rows were measured, and with which settings."""

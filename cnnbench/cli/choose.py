@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnbench.choose import Budget, no_fit_message, pick
+from cnnbench.choose import (
+    FLEET_COLUMNS,
+    Budget,
+    fleet_no_fit_message,
+    no_fit_message,
+    pick,
+    pick_fleet,
+    target_pattern,
+)
 from cnnbench.cli.common import (
     add_target_arguments,
     calibration_from,
@@ -17,6 +25,7 @@ from cnnbench.cli.common import (
     printed_by,
     target_from,
 )
+from cnnbench.cli.fleet import name_pair
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import ACCURACY_SOURCES
 from cnnbench.output import FRONT_HEADINGS, emit, progress
@@ -33,7 +42,55 @@ COLUMNS = {
 }
 
 
+def _cmd_pick_fleet(args: argparse.Namespace) -> str:
+    single = {"--max-params": args.max_params, "--max-memory": args.max_memory, "--predicted": args.predicted}
+    alone = [option for option, value in single.items() if value is not None]
+    if alone:
+        raise CnnbenchError(f"--fleet takes --latency-ms, --on and --min-top1, not {', '.join(alone)}")
+    if args.latency_ms is None:
+        raise CnnbenchError("--fleet needs --latency-ms MS, the budget every device must meet")
+    target = target_from(args)
+    ranked = pick_fleet(
+        [Path(d) for d in args.fleet],
+        args.latency_ms,
+        on=args.on,
+        target=target,
+        batch=args.batch,
+        min_top1=args.min_top1,
+        accuracy=args.accuracy,
+        models=tuple(args.models) or ("*",),
+        names=dict(args.name),
+    )
+    devices = [c for c in ranked.columns if c not in FLEET_COLUMNS]
+    fits = ranked[ranked["rank"].notna()]
+    where = "every device" if args.on is None else f"{args.on} of {len(devices)} devices"
+    budget = Budget(args.latency_ms, args.min_top1)
+    if fits.empty:
+        raise CnnbenchError(fleet_no_fit_message(ranked, budget, where))
+    if args.format in ("csv", "json"):
+        return emit(ranked, args.format)
+    shown = fits.round({"top1": 2, **{d: 2 for d in devices}})
+    columns = {"rank": "rank", "model": "model", "top1": "top-1 (%)", **{d: f"{d} (ms)" for d in devices}}
+    columns["binding"] = "binding device"
+    lines = [
+        f"# fleet of {len(devices)} devices, target {target_pattern(target)}, batch {args.batch}; budget: "
+        f"{budget.describe()} on {where}",
+        f"# {len(fits)} of {len(ranked)} models fit, ranked by {args.accuracy} top-1; binding device: the one that "
+        f"decides ({'the slowest' if args.on is None else f'number {args.on} from the fastest'})",
+        emit(shown, args.format, columns).rstrip("\n"),
+    ]
+    excluded = ranked[ranked["rank"].isna()]
+    if not excluded.empty:
+        table = excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"})
+        lines += ["", f"# excluded ({len(excluded)}):", emit(table, args.format).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
 def _cmd_pick(args: argparse.Namespace) -> str:
+    if args.fleet:
+        return _cmd_pick_fleet(args)
+    if args.on is not None or args.name:
+        raise CnnbenchError("--on and --name go with --fleet DIR...")
     target, notes = resolve_target(target_from(args))
     for note in notes:
         print(f"cnnbench pick: note: {note}", file=sys.stderr)
@@ -115,6 +172,24 @@ def add_commands(sub: Any) -> None:
         metavar="FILE",
         help="rank by latency predicted from the counts (`cnnbench predict`) instead of measured: this "
         "machine's cost model for the target, or FILE from another device",
+    )
+    p_pick.add_argument(
+        "--fleet",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="results folders of several machines: the models within --latency-ms on every one (measures nothing)",
+    )
+    p_pick.add_argument(
+        "--on", type=positive_int, default=None, metavar="K", help="with --fleet: within budget on K of the devices"
+    )
+    p_pick.add_argument(
+        "--name",
+        type=name_pair,
+        action="append",
+        default=[],
+        metavar="DIR=LABEL",
+        help="with --fleet: a device's label",
     )
     p_pick.add_argument("--batch", type=positive_int, default=1)
     p_pick.add_argument(

@@ -70,6 +70,9 @@ def write_readme(
         "multiply-add = 1); MAC is memory access cost (bytes read + written, weights included).",
         "",
     ]
+    fleet_page = files.fleet / "README.md"
+    if fleet_page.exists():
+        sections += [f"Several machines side by side: [the fleet page]({fleet_page.relative_to(out)}).", ""]
     if page.left_out:
         sections += ["Not shown, because another machine measured them: " + ", ".join(page.left_out) + ".", ""]
     sections += disturbance_section(everything)
