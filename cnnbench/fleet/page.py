@@ -29,6 +29,14 @@ __all__ = ["DEFAULT_OUT", "FleetFolder", "PAGE_MARK", "write_page"]
 
 DEFAULT_OUT = ResultsFolder(DEFAULT_FOLDER).fleet
 SHOWN_DEVICES = 12  # the most devices a Markdown matrix or a chart shows; the CSV files hold every one
+
+
+def _first_few(names: list[str]) -> str:
+    """At most :data:`SHOWN_DEVICES` device names for a table cell, then how many more (the CSV names them all)."""
+    shown = "; ".join(names[:SHOWN_DEVICES])
+    return shown if len(names) <= SHOWN_DEVICES else f"{shown}; and {len(names) - SHOWN_DEVICES} more"
+
+
 PAGE_MARK = "<!-- written by cnnbench fleet -->"  # the page's second line: a folder without it is not replaced
 
 
@@ -209,7 +217,10 @@ def _target_section(fleet: Fleet, target: str, files: FleetFolder, top1: pd.Data
         drawn = points[points["device"].isin(devices)]
         fronts_chart(drawn, stem, f"{target}: published top-1 against latency, each device's Pareto front")
         counts = front_counts(points)
-        table = counts.assign(on=[f"{k} of {n}" for k, n in zip(counts["on_front"], counts["devices"], strict=True)])
+        table = counts.assign(
+            on=[f"{k} of {n}" for k, n in zip(counts["on_front"], counts["devices"], strict=True)],
+            front_on=[_first_few(names.split("; ")) for names in counts["front_on"]],
+        )
         lines += [
             "### Pareto fronts",
             "",
