@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from cnnbench.provenance import PROVENANCE_COLUMNS, Stamp, now
 __all__ = [
     "ResultTable",
     "TEXT_COLUMNS",
+    "atomic_folder",
     "atomic_path",
     "atomic_write_text",
     "cache_folder",
@@ -61,10 +63,14 @@ TEXT_COLUMNS = frozenset(
 
 
 @cache
-def _new_file_mode() -> int:
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _new_file_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 @contextmanager
@@ -85,18 +91,44 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def atomic_folder(folder: Path) -> Iterator[Path]:
+    """A temporary folder beside ``folder``, unique to this call, to fill; on success it replaces ``folder`` whole
+    (what was there is removed) with the mode a new folder gets, so no reader sees it half-written; on failure it is
+    removed and ``folder`` stays as it was."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}-", suffix=".tmp", dir=folder.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
+        if folder.exists():
+            old = staging.with_name(staging.name.removesuffix(".tmp") + ".old")
+            os.replace(folder, old)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 _TEMPORARY = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp(\.[^.]+)?$")
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files :func:`atomic_path` left in ``folder`` when its process was killed (``kill -9``
-    skips every clean-up); a file whose process still runs on this host is kept. Returns what was deleted."""
+    """Delete the temporary files :func:`atomic_path` (and folders :func:`atomic_folder`) left in ``folder`` when
+    its process was killed (``kill -9`` skips every clean-up); one whose process still runs on this host is kept.
+    Returns what was deleted."""
     removed = []
     for candidate in folder.glob(".*.tmp*") if folder.is_dir() else ():
         match = _TEMPORARY.match(candidate.name)
         if match is None or _alive(int(match.group(1))):
             continue
-        candidate.unlink(missing_ok=True)
+        if candidate.is_dir():  # an :func:`atomic_folder`'s
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
         removed.append(candidate)
     return removed
 

@@ -133,6 +133,26 @@ def test_a_cached_file_is_made_again_without_its_record_its_companion_or_a_reada
     assert get() == "made" and len(made) == 4
 
 
+def test_a_folder_is_replaced_whole_or_not_at_all_and_a_killed_ones_staging_is_removed(tmp_path: Path) -> None:
+    from cnnbench.store import atomic_folder, remove_stale_temporaries
+
+    folder = tmp_path / "page"
+    with atomic_folder(folder) as staging:
+        (staging / "a.csv").write_text("1")
+    with atomic_folder(folder) as staging:  # replaced whole: a.csv goes
+        (staging / "b.csv").write_text("2")
+    assert sorted(p.name for p in folder.iterdir()) == ["b.csv"]
+    with pytest.raises(RuntimeError), atomic_folder(folder) as staging:
+        (staging / "c.csv").write_text("3")
+        raise RuntimeError("killed half-way")
+    assert sorted(p.name for p in folder.iterdir()) == ["b.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page"]  # no staging left
+    stale = tmp_path / ".page.999999999-abc.tmp"  # a process that no longer runs
+    stale.mkdir()
+    (stale / "x.csv").write_text("4")
+    assert remove_stale_temporaries(tmp_path) == [stale] and not stale.exists()
+
+
 def test_digits_calibration_is_the_training_digits_at_the_models_side() -> None:
     calibration = digits_calibration(40)
     expected = digits_to_input(digits_split().train_images[:CALIBRATION_IMAGES], 40).numpy()

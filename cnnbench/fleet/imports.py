@@ -22,11 +22,8 @@ and ``commit = code = "imported"``; ``machine`` hashes the host and hardware the
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +33,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.fleet.published import NCNN_TO_ZOO, ncnn_model_name, read_benchncnn, split_int8
 from cnnbench.provenance import now
 from cnnbench.results import ResultsFolder
-from cnnbench.store import atomic_write_text, write_sidecar
+from cnnbench.store import atomic_folder, atomic_write_text, write_sidecar
 from cnnbench.target import INT8, Target
 
 __all__ = ["SOURCE", "import_benchncnn", "import_executor_runner", "imported_machine", "write_imported"]
@@ -187,24 +184,11 @@ def write_imported(rows: pd.DataFrame, out: Path) -> list[Path]:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CnnbenchError(f"{out} is not a new folder (it holds other files); give --out a new or empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        written = []
+    written = []
+    with atomic_folder(out) as staging:  # all tables appear at once, or none
         for target, table in rows.groupby("target", sort=True):
             path = ResultsFolder(staging).latency(str(target))
             atomic_write_text(path, table.to_csv(index=False))
             write_sidecar(path, table, {"source": SOURCE})
             written.append(ResultsFolder(out).latency(str(target)))
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a results folder is as readable as any new folder
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return written
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -9,9 +9,6 @@ replaced.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from cnnbench.fleet.ranks import agreement, front_counts, fronts, int8_vs_fp32, 
 from cnnbench.fronts import accuracy_for
 from cnnbench.output import markdown
 from cnnbench.results import DEFAULT_FOLDER, ResultsFolder
+from cnnbench.store import atomic_folder
 
 __all__ = ["DEFAULT_OUT", "FleetFolder", "PAGE_MARK", "write_page"]
 
@@ -111,21 +109,9 @@ def write_page(fleet: Fleet, out: Path | str = DEFAULT_OUT, accuracy: pd.DataFra
     :func:`cnnbench.fronts.accuracy_for`)."""
     out = Path(out)
     _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     top1 = accuracy_for("paper") if accuracy is None else accuracy
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}-", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:  # a previous fleet page is replaced whole
         _write_into(fleet, FleetFolder(staging), top1)
-        if out.exists():
-            old = staging.with_name(staging.name + ".old")
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return FleetFolder(out).readme
 
 

@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from typing import Any
 
 from cnnbench.catalog import resolve_patterns
 from cnnbench.errors import CnnbenchError, first_line, reason
-from cnnbench.store import check_writable
+from cnnbench.store import atomic_folder, check_writable
 from cnnbench.target import BACKENDS, DTYPES, INT8
 
 __all__ = [
@@ -217,29 +216,11 @@ def report_on_board(argv: Sequence[str], command: Sequence[str] | None, earlier:
     return BoardRun(files, done.returncode, next((line for line in reversed(said) if line), ""))
 
 
-def _mode_of_a_new_folder() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o777 & ~mask
-
-
 def _replace_folder(folder: Path, files: Mapping[str, bytes]) -> Path:
     """``folder`` holding ``files`` and nothing else, written whole beside it and renamed into place: no reader
     sees it half-written, and a failure leaves what was there."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}-", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         _write_files(staging, files)
-        os.chmod(staging, _mode_of_a_new_folder())
-        if folder.exists():
-            old = staging.with_name(staging.name.removesuffix(".tmp") + ".old")
-            os.rename(folder, old)
-            os.rename(staging, folder)
-            shutil.rmtree(old)
-        else:
-            os.rename(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 
