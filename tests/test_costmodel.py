@@ -218,13 +218,14 @@ def test_a_prediction_names_its_terms_and_the_pooled_fits_it_fell_back_to(tmp_pa
     assert frame.loc[0, "fallbacks"] == text
 
 
-def test_a_cost_model_written_before_the_split_is_read() -> None:
-    """The committed cost model (format 3) was written before the fit and the prediction were split apart: the
-    JSON layout is the same, so it loads and predicts."""
+def test_the_committed_cost_model_is_read() -> None:
+    """The cost model results/ holds was written by `cnnbench report`: it loads in this layout, with its interval, and
+    predicts."""
     path = Path(__file__).resolve().parent.parent / "results" / "costmodel-cpu-t2-fp32-nchw-eager.json"
     stored = costmodel.load(path)
     assert stored.key == "cpu-t2-fp32-nchw-eager" and costmodel.ANY in stored.costs
-    assert costmodel.predict_latency("mobilenet_v3_small", stored).latency_ms > 0
+    predicted = costmodel.predict_latency("mobilenet_v3_small", stored)
+    assert 0 < predicted.low_ms < predicted.latency_ms < predicted.high_ms
 
 
 def test_cost_keys_sizes_and_fallbacks() -> None:
@@ -253,8 +254,9 @@ def test_cost_keys_sizes_and_fallbacks() -> None:
 @pytest.mark.slow
 def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_model() -> None:
     """The default suite (what ``calibrate`` times) holds every kind of op the issue lists, over strides 1 and 2,
-    depthwise kernels of 3, 5 and 7, in-place and not, and outputs past the mmap threshold; no module comes from
-    the zoo."""
+    depthwise kernels of 3, 5, 7 and 9, in-place and not, and outputs past the mmap threshold; the blocks of the
+    design spaces after the zoo's: channels-last LayerNorm and GELU (ConvNeXt), concatenations of many inputs
+    (DenseNet, VoVNet), odd channel counts; no module comes from the zoo."""
     drawn = networks.network_suite()
     assert len(drawn) == networks.NETWORKS
     assert [n.name for n in drawn[:5]] == [n.name for n in networks.network_suite(5)]  # seeded
@@ -264,7 +266,10 @@ def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_mo
                                    "activation", "pool", "elementwise", "concat", "shuffle"}  # fmt: skip
     assert set(layers["op"]) >= {"relu", "relu_", "hardtanh", "hardtanh_", "silu", "silu_", "hardswish",
                                  "hardswish_", "sigmoid", "hardsigmoid", "add", "add_", "mul", "mean", "cat",
-                                 "max_pool2d_with_indices", "avg_pool2d", "_adaptive_avg_pool2d", "clone"}  # fmt: skip
+                                 "max_pool2d_with_indices", "avg_pool2d", "_adaptive_avg_pool2d", "clone",
+                                 "native_layer_norm", "gelu"}  # fmt: skip
+    cat_inputs = [s.count(", ") + 1 for s in layers.loc[layers["op"] == "cat", "input_shapes"]]
+    assert max(cat_inputs) >= 6
     f = features.op_features(layers)
     convs = layers[layers["kind"].str.startswith("conv")]
     shapes = [features.parse_shapes(s) for s in convs["input_shapes"]]
@@ -272,7 +277,8 @@ def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_mo
                                                           strict=True)}  # fmt: skip
     assert {1, 2} <= strides
     depthwise = [s[1][2] for s, kind in zip(shapes, convs["kind"], strict=True) if kind == "conv_depthwise"]
-    assert {3, 5, 7} <= set(depthwise)
+    assert {3, 5, 7, 9} <= set(depthwise)
+    assert any(c % 2 for counts in f["channels"] for c in counts)  # odd channel counts
     assert (f["fresh_bytes"] > 0).sum() >= 5 and (features.misaligned(f["channels"], 16)).mean() > 0.2
     for network in drawn[:12]:
         homes = {type(m).__module__ for m in network.build().modules()}

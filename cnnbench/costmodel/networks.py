@@ -65,7 +65,10 @@ OP_REPEATS = 7  # forwards per network timed op by op; each op's time is its med
 _LIGHT_RESOLUTIONS = (128, 160, 192, 224, 224, 240, 260, 300, 380)
 _CLASSIC_RESOLUTIONS = (112, 128, 160, 192, 224)
 _LARGE_RESOLUTIONS = (456, 528, 600)
-_LIGHT_BLOCKS = ("separable", "dense", "bottleneck", "bottleneck", "grouped", "split", "fire", "inception")
+_LIGHT_BLOCKS = (
+    *("separable", "dense", "bottleneck", "bottleneck", "grouped", "split", "fire", "inception"),
+    *("mixed", "reparameterisable", "ghost", "densely_connected", "one_shot", "regnet", "convnext"),
+)
 LARGE, CLASSIC = 1 / 16, 1 / 4  # the shares of large and classic networks
 
 
@@ -137,9 +140,101 @@ class _Split(nn.Module):
         return self.shuffle(torch.cat((kept, self.branch(through)), 1))
 
 
+class _Branches(nn.Module):
+    """Branches summed, then ``after``: a re-parameterisable block as it trains (RepVGG, MobileOne): a k×k and a 1×1
+    convolution, each with its BatchNorm, and a BatchNorm alone as the identity branch."""
+
+    def __init__(self, *branches: nn.Module, after: nn.Module | None = None) -> None:
+        super().__init__()
+        self.branches, self.after = nn.ModuleList(branches), after or nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.branches[0](x)
+        for branch in self.branches[1:]:
+            y = y + branch(x)
+        return self.after(y)
+
+
+class _MixedDepthwise(nn.Module):
+    """MixNet's mixed depthwise convolution: the channels split into groups, each group its own kernel size, the
+    outputs concatenated."""
+
+    def __init__(self, splits: Sequence[int], kernels: Sequence[int], stride: int) -> None:
+        super().__init__()
+        self.splits = list(splits)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c, c, k, stride, k // 2, groups=c, bias=False) for c, k in zip(splits, kernels, strict=True)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([conv(part) for conv, part in zip(self.convs, x.split(self.splits, 1), strict=True)], 1)
+
+
+class _DenselyConnected(nn.Module):
+    """DenseNet's dense block: each layer reads the concatenation of the block's input and every earlier layer's
+    output, and adds ``growth`` channels; the block returns the concatenation of all."""
+
+    def __init__(self, layers: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+class _OneShot(nn.Module):
+    """VoVNet's one-shot aggregation: a chain of 3×3 layers whose outputs, with the input, are concatenated once and
+    reduced by a 1×1 layer."""
+
+    def __init__(self, chain: Sequence[nn.Module], reduce: nn.Module) -> None:
+        super().__init__()
+        self.chain, self.reduce = nn.ModuleList(chain), reduce
+
+    def forward(self, x: Tensor) -> Tensor:
+        outputs = [x]
+        for layer in self.chain:
+            outputs.append(layer(outputs[-1]))
+        return self.reduce(torch.cat(outputs, 1))
+
+
+class _Ghost(nn.Module):
+    """GhostNet's ghost module: a 1×1 layer makes part of the channels, a cheap depthwise layer the rest from them."""
+
+    def __init__(self, primary: nn.Module, cheap: nn.Module, out: int) -> None:
+        super().__init__()
+        self.primary, self.cheap, self.out = primary, cheap, out
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.primary(x)
+        return torch.cat((y, self.cheap(y)), 1)[:, : self.out]
+
+
+class _ChannelsLast(nn.Module):
+    """ConvNeXt's block: a 7×7 depthwise convolution, then channels-last LayerNorm, a 4× linear expansion, GELU,
+    the projection and a per-channel layer scale, back to channels-first and added to the input (input first, so
+    that the sum is channels-first, as ConvNeXt's is)."""
+
+    def __init__(self, channels: int, kernel: int, expand: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, kernel, 1, kernel // 2, groups=channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.expand, self.act = nn.Linear(channels, expand * channels), nn.GELU()
+        self.project = nn.Linear(expand * channels, channels)
+        self.scale = nn.Parameter(torch.full((channels,), 1e-6))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.depthwise(x).permute(0, 2, 3, 1)
+        y = self.project(self.act(self.expand(self.norm(y)))) * self.scale
+        return x + y.permute(0, 3, 1, 2)
+
+
 def _activation(rng: random.Random) -> Callable[[], nn.Module]:
-    kind, inplace = rng.choice(("relu", "relu", "relu6", "silu", "hardswish")), rng.random() < 0.6
+    kind, inplace = rng.choice(("relu", "relu", "relu6", "silu", "hardswish", "gelu")), rng.random() < 0.6
     return {
+        "gelu": lambda: nn.GELU(),
         "relu": lambda: nn.ReLU(inplace),
         "relu6": lambda: nn.ReLU6(inplace),
         "silu": lambda: nn.SiLU(inplace),
@@ -148,8 +243,9 @@ def _activation(rng: random.Random) -> Callable[[], nn.Module]:
 
 
 def _width(channels: float, rng: random.Random) -> int:
-    """A channel count near ``channels``: a multiple of 8 half the time, else of 4 or 2."""
-    step = rng.choice((8, 8, 4, 2))
+    """A channel count near ``channels``: a multiple of 8 two times in five, else of 4 or 2, or any count (ReXNet's
+    and width multipliers' odd ones)."""
+    step = rng.choice((8, 8, 4, 2, 1))
     return max(step, round(channels / step) * step)
 
 
@@ -183,7 +279,7 @@ def _light_block(
     inplace_add = rng.random() < 0.6
     if kind == "separable":
         tail = act if rng.random() < 0.5 else None
-        return _seq(_conv(c, c, rng.choice((3, 3, 5, 7)), stride, c, act), _conv(c, c_out, act=tail)), c_out
+        return _seq(_conv(c, c, rng.choice((3, 3, 5, 7, 9)), stride, c, act), _conv(c, c_out, act=tail)), c_out
     if kind == "dense":
         return _seq(_conv(c, c_out, 3, stride, act=act)), c_out
     if kind == "bottleneck":
@@ -194,7 +290,7 @@ def _light_block(
             squeeze = [_SqueezeExcite(wide, squeezed, act, rng.random() < 0.4, rng.random() < 0.5)]
         body = _seq(
             _conv(c, wide, act=act) if wide != c else [],
-            _conv(wide, wide, rng.choice((3, 3, 5)), stride, wide, act),
+            _conv(wide, wide, rng.choice((3, 3, 5, 7)), stride, wide, act),
             squeeze,
             _conv(wide, c_out),
         )
@@ -243,7 +339,151 @@ def _light_block(
             _seq(_conv(c, reduced[1], act=act), _conv(reduced[1], widths[2], rng.choice((3, 5)), act=act)),
             _seq(nn.MaxPool2d(3, 1, 1, ceil_mode=True), _conv(c, widths[3], act=act)),
         ), sum(widths)
+    if kind in _DESIGN_SPACE_BLOCKS:
+        return _DESIGN_SPACE_BLOCKS[kind](c, c_out, stride, act, rng)
     raise ValueError(f"no block {kind!r}")
+
+
+# --- blocks from the design spaces of the architectures after the zoo's: NAS, re-parameterised, densely connected,
+# RegNet's and ConvNeXt's. Each takes (channels in, channels out, stride, activation, rng) and returns the block and
+# its output channels.
+
+
+def _mixed_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """MixNet (arXiv:1907.09595): an inverted bottleneck whose depthwise layer mixes 2-4 kernel sizes of 3 to 9."""
+    wide = _width(c * rng.choice((3, 6)), rng)
+    groups = rng.choice((2, 3, 4))
+    splits = [wide // groups + (1 if i < wide % groups else 0) for i in range(groups)]
+    squeeze = [_SqueezeExcite(wide, max(4, c // 4), act, False, False)] if rng.random() < 0.5 else []
+    body = _seq(
+        _conv(c, wide, act=act),
+        _MixedDepthwise(splits, (3, 5, 7, 9)[:groups], stride),
+        nn.BatchNorm2d(wide),
+        act(),
+        squeeze,
+        _conv(wide, c_out),
+    )
+    return (_Add(body, rng.random() < 0.5) if stride == 1 and c_out == c else body), c_out
+
+
+def _reparameterisable_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """RepVGG (arXiv:2101.03697) or MobileOne (arXiv:2206.04040) as trained: k×k, 1×1 and BatchNorm-only branches
+    summed; MobileOne's depthwise then pointwise pair when the channels stay."""
+
+    def branches(c_in: int, out: int, k: int, s: int, groups: int) -> _Branches:
+        parts = [_seq(_conv(c_in, out, k, s, groups))]
+        if k > 1:
+            parts.append(_seq(_conv(c_in, out, 1, s, groups)))
+        if s == 1 and c_in == out:
+            parts.append(nn.BatchNorm2d(out))
+        return _Branches(*parts, after=act())
+
+    if c_out == c and rng.random() < 0.4:
+        return _seq(branches(c, c, 3, stride, c), branches(c, c, 1, 1, 1)), c
+    return branches(c, c_out, 3, stride, 1), c_out
+
+
+def _ghost_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """GhostNet (arXiv:1911.11907): a ghost module expands, a depthwise layer strides, a second one projects."""
+
+    def ghost(c_in: int, out: int, relu: bool) -> _Ghost:
+        made = (out + 1) // 2
+        tail = act if relu else None
+        return _Ghost(_seq(_conv(c_in, made, act=tail)), _seq(_conv(made, made, 3, 1, made, tail)), out)
+
+    wide = _width(c * rng.choice((2, 3, 4, 6)), rng)
+    body = _seq(ghost(c, wide, True), _conv(wide, wide, rng.choice((3, 5)), stride, wide) if stride == 2 else [])
+    body = _seq(body, ghost(wide, c_out, False))
+    shortcut = None
+    if stride != 1 or c != c_out:
+        shortcut = _seq(_conv(c, c, 3, stride, c), _conv(c, c_out))
+    return _Add(body, False, shortcut=shortcut), c_out
+
+
+def _densely_connected_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """DenseNet-BC (arXiv:1608.06993): 2-6 pre-activation layers (BatchNorm, ReLU, a 1×1 layer to 4 × growth, then
+    a 3×3 layer to growth) on the concatenation of everything before them; a stride-2 block starts with DenseNet's
+    transition (BatchNorm, ReLU, a 1×1 layer halving the channels, a 2×2 average pool)."""
+    transition: list[nn.Module] = []
+    if stride == 2:
+        half = max(8, c // 2)
+        transition = [nn.BatchNorm2d(c), act(), nn.Conv2d(c, half, 1, bias=False), nn.AvgPool2d(2, 2)]
+        c = half
+    growth, count = rng.choice((12, 16, 24, 32)), rng.randint(2, 6)
+    layers = []
+    for i in range(count):
+        c_in = c + i * growth
+        layers.append(
+            _seq(
+                nn.BatchNorm2d(c_in),
+                act(),
+                nn.Conv2d(c_in, 4 * growth, 1, bias=False),
+                nn.BatchNorm2d(4 * growth),
+                act(),
+                nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
+            )
+        )
+    return _seq(*transition, _DenselyConnected(layers)), c + count * growth
+
+
+def _one_shot_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """VoVNet (arXiv:1904.09730): 3-5 chained 3×3 layers, aggregated once by a 1×1 layer; a stride-2 block starts
+    with VoVNet's 3×3/2 max pool."""
+    width = max(8, _width(c_out * rng.choice((0.25, 0.5)), rng))
+    count = rng.randint(3, 5)
+    chain = [_seq(_conv(c if i == 0 else width, width, 3, act=act)) for i in range(count)]
+    block = _OneShot(chain, _seq(_conv(c + count * width, c_out, act=act)))
+    return (_seq(nn.MaxPool2d(3, 2, 1, ceil_mode=True), block) if stride == 2 else block), c_out
+
+
+def _regnet_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """RegNet's X (and, with squeeze-excitation, Y) block (arXiv:2003.13678): 1×1, a 3×3 group layer of group
+    width 8-64, 1×1; a strided 1×1 projection as the shortcut when the shape changes."""
+    group_width = rng.choice((8, 16, 24, 32, 48, 64))
+    inner = max(group_width, round(c_out * rng.choice((1, 0.5, 0.25)) / group_width) * group_width)
+    squeeze = [_SqueezeExcite(inner, max(4, c // 4), act, False, True)] if rng.random() < 0.5 else []
+    body = _seq(
+        _conv(c, inner, act=act),
+        _conv(inner, inner, 3, stride, inner // group_width, act),
+        squeeze,
+        _conv(inner, c_out),
+    )
+    shortcut = None if stride == 1 and c == c_out else _seq(_conv(c, c_out, 1, stride))
+    return _Add(body, rng.random() < 0.6, act(), shortcut), c_out
+
+
+def _convnext_block(
+    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
+) -> tuple[nn.Module, int]:
+    """ConvNeXt (arXiv:2201.03545): a 7×7 (or 5×5, 9×9) depthwise layer, channels-last LayerNorm, a 4× MLP with
+    GELU and a layer scale, added to the input; a 2×2/2 convolution downsamples before it."""
+    downsample = [nn.Conv2d(c, c_out, 2, 2)] if stride == 2 or c != c_out else []
+    if downsample and stride == 1:
+        downsample = [nn.Conv2d(c, c_out, 1)]
+    return _seq(*downsample, _ChannelsLast(c_out, rng.choice((7, 7, 5, 9)), rng.choice((3, 4)))), c_out
+
+
+_DESIGN_SPACE_BLOCKS = {
+    "mixed": _mixed_block,
+    "reparameterisable": _reparameterisable_block,
+    "ghost": _ghost_block,
+    "densely_connected": _densely_connected_block,
+    "one_shot": _one_shot_block,
+    "regnet": _regnet_block,
+    "convnext": _convnext_block,
+}
 
 
 def _light(rng: random.Random, resolution: int) -> nn.Module:

@@ -227,6 +227,7 @@ HANDLES: dict[Any, Handle] = {
     aten._native_batch_norm_legit: _batch_norm,
     aten._native_batch_norm_legit_no_training: _batch_norm_no_training,
     aten.native_layer_norm: _norm_with_statistics,
+    aten.layer_norm: _norm_with_statistics,  # before decomposition (inference mode on real tensors): same arguments
     aten.native_group_norm: _norm_with_statistics,
     aten.max_pool2d_with_indices: _pool_window,
     aten.max_pool2d: _pool_window,
@@ -240,6 +241,7 @@ HANDLES: dict[Any, Handle] = {
     aten.clone: _data_movement("shuffle"),
     aten._to_copy: _data_movement("shuffle"),
     aten.copy_: _data_movement("shuffle"),
+    aten.constant_pad_nd: _data_movement("shuffle"),  # F.pad: a copy into a larger tensor (TF "same" padding)
     **{
         op: _unary("activation")
         for op in (
