@@ -131,5 +131,5 @@ def fixed_model(key: str = "cpu-t1-fp32-nchw-eager") -> costmodel.CostModel:
     costs |= {f"kind:{kind}": ELEMENTWISE for kind in KINDS if kind not in KINDS_AS_KEYS}
     return costmodel.CostModel(target={"key": key, "device": "cpu"}, costs={**costs, costmodel.ANY: ELEMENTWISE},
                                lanes=1, page_fault_gbs=None, network_scale=1.0, flops_ms_per_g=20.0,
-                               mac_ms_per_gb=100.0, networks=7, ops=700, network_error=0.05,
+                               mac_ms_per_gb=100.0, networks=7, ops=700, network_error=0.05, interval=(0.9, 1.2),
                                environment={"machine": "m", "cpu": "test"})  # fmt: skip

@@ -5,10 +5,11 @@
 - :mod:`.features`: what the formula needs of each op of a counting pass (its cost key, work and sizes);
 - :mod:`.model`: the formula, the fitted numbers (:class:`OpCost` per cost key, :class:`CostModel`), their JSON;
 - :mod:`.fit`: calibration, timed ops in and a cost model out (:func:`calibrate`, :func:`fit_cost_model`);
-- :mod:`.predict`: a cost model and a network in, the predicted latency out (:func:`predict_latency`).
+- :mod:`.predict`: a cost model and a network in, the predicted latency out (:func:`predict_latency`);
+- :mod:`.held_out`: architectures outside the zoo measured between a calibration's networks, against its predictions.
 """
 
-from cnnbench.costmodel.fit import calibrate, fit_cost_model
+from cnnbench.costmodel.fit import calibrate, check_publishable, fit_cost_model
 from cnnbench.costmodel.model import (
     ANY,
     CostModel,
@@ -30,6 +31,7 @@ __all__ = [
     "Terms",
     "accuracy_summary",
     "calibrate",
+    "check_publishable",
     "check_modelled",
     "default_path",
     "fit_cost_model",

@@ -13,8 +13,9 @@
    counts, more for the ops that make a network's time. A key with fewer than :data:`MIN_OPS` ops falls back to the
    fit of its counting kind (all its ops pooled), then to that of every op;
 4. the network scale: a network's time over the sum of its ops (the container calls and the Python between ops),
-   and the two baselines that say what the formula adds, latency proportional to multiply-adds (FLOPs-only) and to
-   MAC bytes (MAC-only): each the median ratio over the networks timed whole (:func:`median_ratio`).
+   the interval (:func:`interval_ratios`), and the two baselines that say what the formula adds, latency
+   proportional to multiply-adds (FLOPs-only) and to MAC bytes (MAC-only): each the median ratio over the
+   networks timed whole (:func:`median_ratio`).
 
 :func:`calibrate` times the synthetic networks (:mod:`cnnbench.costmodel.networks`) and fits them.
 """
@@ -35,7 +36,7 @@ from cnnbench.costmodel import features as features_module
 from cnnbench.costmodel import model as model_module
 from cnnbench.costmodel import networks
 from cnnbench.costmodel.features import Features, misaligned, op_features, select
-from cnnbench.costmodel.model import ANY, PER_MS, CostModel, OpCost, check_modelled, op_terms
+from cnnbench.costmodel.model import ANY, INTERVAL_SHARE, PER_MS, CostModel, OpCost, check_modelled, op_terms
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure import breakdown, counting, latency, profiling
 from cnnbench.measure.disturbance import Quieting
@@ -52,18 +53,22 @@ __all__ = [
     "MIN_SIDE",
     "THRESHOLDS",
     "Range",
+    "MAX_NETWORK_ERROR",
     "calibrate",
+    "check_publishable",
     "choose_lanes",
     "fit_cost_model",
     "fit_costs_per_key",
     "fit_op_cost",
     "fit_page_fault_rate",
     "fitted_times",
+    "interval_ratios",
     "median_ratio",
 ]
 
 LANE_CHOICES = (4, 8, 16, 32)  # fp32 values per vector register: SSE/NEON, AVX2, AVX-512, ...
 MIN_OPS = 20  # ops a cost key needs to be fitted on its own; fewer fall back to their kind's pooled fit
+MAX_NETWORK_ERROR = 0.25  # a fit that misses its own networks by more (8% on a quiet 2-core VM) is not kept
 MIN_SIDE = 5  # ops each side of a parallel threshold, or of the lanes, needs before either is fitted
 # Where an op may go parallel: 2^10 to 2^21 elements in steps of √2 (the coarse grid is every other one).
 THRESHOLDS = tuple(2.0 ** (k / 2) for k in range(20, 43))
@@ -238,6 +243,17 @@ def median_ratio(time_ms: np.ndarray, count: np.ndarray) -> float:
     return float(np.exp(np.median(np.log(time_ms[keep]) - np.log(count[keep]))))
 
 
+def interval_ratios(ratios: np.ndarray, share: float = INTERVAL_SHARE) -> tuple[float, float]:
+    """The measured-over-predicted ratios of the calibration networks below and above which ``share`` of networks
+    fall, half each side, with split conformal prediction's finite-sample ranks: the ⌊(n+1)·share/2⌋-th smallest
+    and the ⌈(n+1)·(1-share/2)⌉-th (the smallest and the largest when there are too few networks to do better)."""
+    ordered = np.sort(np.asarray(ratios, dtype=float))
+    n = len(ordered)
+    low = max(1, math.floor((n + 1) * share / 2))
+    high = min(n, math.ceil((n + 1) * (1 - share / 2)))
+    return float(ordered[low - 1]), float(ordered[high - 1])
+
+
 def fit_cost_model(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> CostModel:
     """The cost model of ``target`` from :func:`cnnbench.costmodel.networks.time_networks`' tables: ``ops`` (each op
     with its ``time_ms`` in place and its ``network``) and ``timed`` (each network's ``measured_ms``), by the steps
@@ -268,8 +284,21 @@ def fit_cost_model(ops: pd.DataFrame, timed: pd.DataFrame, target: Target) -> Co
         networks=len(summed),
         ops=len(ops),
         network_error=float(np.median(np.abs(scale * summed.to_numpy() / measured - 1))),
+        interval=interval_ratios(measured / (scale * summed.to_numpy())),
         environment={**env, "measured_at": now(), "code": code_fingerprint(None, CODE_MODULES)},
     )
+
+
+def check_publishable(model: CostModel) -> CostModel:
+    """``model``, unless it misses its own calibration networks by more than :data:`MAX_NETWORK_ERROR` (median):
+    then the machine changed speed under the calibration, and one line says to calibrate again."""
+    if not model.network_error <= MAX_NETWORK_ERROR:
+        raise CnnbenchError(
+            f"the fit misses its own calibration networks by {model.network_error * 100:.0f}% (median; "
+            f"{MAX_NETWORK_ERROR * 100:.0f}% at most is kept): the machine's speed moved under the calibration; "
+            "calibrate again on a quiet machine"
+        )
+    return model
 
 
 def fitted_times(model: CostModel, ops: pd.DataFrame, timed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

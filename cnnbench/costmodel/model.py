@@ -18,6 +18,10 @@ For an op of cost key *k* (:func:`cnnbench.costmodel.features.cost_key`)::
   (:data:`cnnbench.allocator.MMAP_THRESHOLD_BYTES`): such a block is mapped afresh at every forward and
   each of its pages faults on first write; ``page_faults`` (GB/s) is one rate per target.
 
+A prediction carries an interval: the calibration networks' own errors (each network timed whole against its
+prediction) give the ratios below and above which :data:`INTERVAL_SHARE` of networks fall outside, half each side
+(:attr:`CostModel.interval`), and a prediction's interval is the prediction times those ratios.
+
 Each key's numbers are one :class:`OpCost`; a key fitted on too few ops falls back to its counting kind's pooled fit
 (``kind:norm``), then to that of every op (:data:`ANY`) (:func:`costed_by`). A network's time is ``network_scale`` ×
 the sum of its ops. :class:`Terms` names the formula's terms; the attribution of a prediction follows them:
@@ -50,6 +54,8 @@ from cnnbench.target import Target, resolve_target
 __all__ = [
     "ANY",
     "FORMAT",
+    "INTERVAL_PERCENT",
+    "INTERVAL_SHARE",
     "PER_MS",
     "CostModel",
     "OpCost",
@@ -63,9 +69,11 @@ __all__ = [
     "save",
 ]
 
-FORMAT = 3  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults)
+FORMAT = 4  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults; 4: interval)
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
 ANY = "any"  # the last fallback: every op pooled
+INTERVAL_SHARE = 0.2  # a prediction's interval is meant to miss this share of networks, half above and half below
+INTERVAL_PERCENT = round((1 - INTERVAL_SHARE) * 100)  # its coverage as tables name it: "80% interval"
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,7 @@ class CostModel:
     networks: int  # synthetic networks timed
     ops: int  # their ops, each timed in place
     network_error: float  # median |predicted / measured - 1| over those networks
+    interval: tuple[float, float]  # measured / predicted on those networks: the ratios a prediction's interval spans
     environment: dict[str, str] = field(default_factory=dict)  # machine, torch, commit, cpu, measured_at, code
 
     @property
@@ -245,6 +254,9 @@ def load(path: Path | str) -> CostModel:
         if ANY not in costs:
             raise ValueError(f"it has no {ANY!r} cost")
         lanes, page_faults = int(data["lanes"]), data["page_fault_gbs"]
+        low, high = (float(ratio) for ratio in data["interval"])
+        if not (_positive(low) and _positive(high) and low <= high):
+            raise ValueError(f"interval {data['interval']!r} is not two positive ratios, low first")
         if lanes < 1:
             raise ValueError(f"lanes {lanes} is not a positive count")
         if page_faults is not None and not _positive(page_faults):
@@ -260,6 +272,7 @@ def load(path: Path | str) -> CostModel:
             networks=int(data["networks"]),
             ops=int(data["ops"]),
             network_error=float(data["network_error"]),
+            interval=(low, high),
             environment=dict(data.get("environment", {})),
             **numbers,
         )

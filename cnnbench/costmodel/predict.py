@@ -30,6 +30,8 @@ ROW_FIELDS = (
     "resolution",
     "batch",
     "latency_ms",
+    "low_ms",
+    "high_ms",
     "overhead_ms",
     "compute_ms",
     "memory_ms",
@@ -52,6 +54,8 @@ class Prediction:
     resolution: int
     batch: int
     latency_ms: float
+    low_ms: float  # the interval: the latency times the calibration networks' ratios (CostModel.interval)
+    high_ms: float
     overhead_ms: float  # per-op overhead, parallel steps included
     compute_ms: float  # arithmetic at the compute rates
     memory_ms: float  # traffic at the memory rates, and fresh pages
@@ -113,6 +117,8 @@ def predict_latency(
         resolution=totals.resolution,
         batch=batch,
         latency_ms=total,
+        low_ms=total * cost_model.interval[0],
+        high_ms=total * cost_model.interval[1],
         overhead_ms=float(layers["overhead_ms"].sum()),
         compute_ms=float(layers["compute_ms"].sum()),
         memory_ms=float(layers["memory_ms"].sum()),

@@ -80,6 +80,8 @@ class ReportCalibration:
             return self.cached, True
         assert self.timer is not None
         fitted = costmodel.fit_cost_model(*self.timer.finish(self.bar), self.config.target)
+        if not self.config.quick:  # a quick report's few networks are a smoke test, not a fit to judge
+            costmodel.check_publishable(fitted)
         if self.probe_ms is not None:
             fitted.environment["probe_ms"] = round(self.probe_ms, 4)
         if not self.config.quick:
@@ -143,7 +145,10 @@ def prediction_table(
         costmodel.check_modelled(target)
     except CnnbenchError as err:
         return pd.DataFrame(), str(err)
-    fitted, _ = (calibration or ReportCalibration(config, len(names), progress)).cost_model()
+    try:
+        fitted, _ = (calibration or ReportCalibration(config, len(names), progress)).cost_model()
+    except CnnbenchError as err:  # every network disturbed, or a fit that misses its own networks
+        return pd.DataFrame(), str(err)
     atomic_write_text(config.results.cost_model(target.key), fitted.to_json())
     ok = latency[latency["status"] == "ok"] if "status" in latency else latency
     flagged = set(ok.loc[disturbed(ok), "model"]) if not ok.empty else set()
