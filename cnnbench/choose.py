@@ -26,6 +26,7 @@ __all__ = [
     "Budget",
     "FLEET_COLUMNS",
     "fleet_no_fit_message",
+    "interval_overlaps",
     "no_fit_message",
     "pick",
     "pick_fleet",
@@ -171,9 +172,10 @@ def pick(
     digits = digits_here(config.out, machine)[0] if accuracy == "digits" else None
     top1 = accuracy_for(accuracy, digits)  # a missing digits table fails before the measurements
     if predicted not in (None, False):
-        return rank(
-            candidates(_predicted_latency(predicted, config.target, names, batch, progress), top1), budget, accuracy
-        )
+        rows = _predicted_latency(predicted, config.target, names, batch, progress)
+        ranked = rank(candidates(rows, top1), budget, accuracy)
+        ranked = ranked.merge(rows[["model", "low_ms", "high_ms"]], on="model", how="left")
+        return ranked.assign(overlaps=interval_overlaps(ranked))
     # No roofline: the bound is derived from the latency, not needed to choose.
     latency = latency_table(config, names, None, progress or (lambda items, _desc: items), config.target)
     latency = latency[latency["model"].isin(names) & (pd.to_numeric(latency["batch"]) == batch)]
@@ -190,6 +192,23 @@ def _predicted_latency(
     bar = progress or (lambda items, _desc: items)
     rows = [costmodel.predict_latency(name, fitted, batch=batch).row() for name in bar(names, "predict")]
     return pd.DataFrame(rows).rename(columns={"latency_ms": "latency_ms_median"}).assign(status="ok")
+
+
+def interval_overlaps(ranked: pd.DataFrame, shown: int = 3) -> list[str]:
+    """For each model that fits (``rank`` set), the other fitting models whose predicted intervals (``low_ms`` to
+    ``high_ms``) overlap its own, nearest prediction first: which of them is faster the cost model cannot say
+    (``shown`` names, then ``+N``). Blank for the models that do not fit."""
+    fits = ranked["rank"].notna().to_numpy()
+    low, high = ranked["low_ms"].to_numpy(dtype=float), ranked["high_ms"].to_numpy(dtype=float)
+    latency, names = ranked["latency_ms"].to_numpy(dtype=float), ranked["model"].astype(str).to_numpy()
+    texts = []
+    for i in range(len(ranked)):
+        others = [j for j in range(len(ranked)) if j != i and fits[i] and fits[j]]
+        near = [j for j in others if low[i] <= high[j] and low[j] <= high[i]]
+        near.sort(key=lambda j: abs(latency[j] - latency[i]))
+        more = f" +{len(near) - shown}" if len(near) > shown else ""
+        texts.append(", ".join(names[j] for j in near[:shown]) + more)
+    return texts
 
 
 # --- pick --fleet ------------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cnnbench.choose import (
     FLEET_COLUMNS,
     Budget,
@@ -26,6 +28,7 @@ from cnnbench.cli.common import (
     target_from,
 )
 from cnnbench.cli.fleet import name_pair
+from cnnbench.costmodel.model import INTERVAL_PERCENT
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import ACCURACY_SOURCES
 from cnnbench.output import FRONT_HEADINGS, emit, progress
@@ -79,6 +82,10 @@ def _cmd_pick_fleet(args: argparse.Namespace) -> str:
         f"decides ({'the slowest' if args.on is None else f'number {args.on} from the fastest'})",
         emit(shown, args.format, columns).rstrip("\n"),
     ]
+    if args.predicted is not None and args.latency_ms is not None:
+        crossing = _crossing_the_budget(ranked, args.latency_ms)
+        if crossing:
+            lines += ["", f"# {INTERVAL_PERCENT}% intervals across the {args.latency_ms:g} ms budget: {crossing}"]
     excluded = ranked[ranked["rank"].isna()]
     if not excluded.empty:
         table = excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"})
@@ -119,13 +126,21 @@ def _cmd_pick(args: argparse.Namespace) -> str:
     )
     about = describe(target)
     source = "" if args.predicted is None else "; latency PREDICTED by the cost model, not measured"
-    columns = COLUMNS if args.predicted is None else {**COLUMNS, "latency_ms": "predicted (ms)"}
+    columns = COLUMNS
+    if args.predicted is not None:
+        shown["interval"] = [f"{a:.2f}-{b:.2f}" for a, b in zip(shown["low_ms"], shown["high_ms"], strict=True)]
+        columns = {**COLUMNS, "latency_ms": "predicted (ms)", "interval": f"{INTERVAL_PERCENT}% interval (ms)",
+                   "overlaps": "intervals overlap (order uncertain)"}  # fmt: skip
     lines = [
         f"# target: {target.key} ({about['device_name']}), batch {args.batch}; budget: {budget.describe()}{source}",
         f"# {len(fits)} of {len(ranked)} models fit, ranked by {args.accuracy} top-1; Pareto: no other fitting "
         "model is both faster and more accurate",
         emit(shown, args.format, columns).rstrip("\n"),
     ]
+    if args.predicted is not None and args.latency_ms is not None:
+        crossing = _crossing_the_budget(ranked, args.latency_ms)
+        if crossing:
+            lines += ["", f"# {INTERVAL_PERCENT}% intervals across the {args.latency_ms:g} ms budget: {crossing}"]
     excluded = ranked[ranked["rank"].isna()]
     if not excluded.empty:
         lines += [
@@ -136,6 +151,15 @@ def _cmd_pick(args: argparse.Namespace) -> str:
             ),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _crossing_the_budget(ranked: pd.DataFrame, latency_ms: float) -> str:
+    """The models whose predicted interval holds the latency budget: measured, they may land on its other side."""
+    crossing = ranked[(ranked["low_ms"] <= latency_ms) & (ranked["high_ms"] > latency_ms)]
+    return ", ".join(
+        f"{row.model} ({'meets' if row.latency_ms <= latency_ms else 'misses'} it as predicted)"
+        for row in crossing.itertuples()
+    )
 
 
 def add_commands(sub: Any) -> None:

@@ -21,6 +21,7 @@ from cnnbench.cli.common import (
     target_from,
 )
 from cnnbench.costmodel import networks
+from cnnbench.costmodel.model import INTERVAL_PERCENT
 from cnnbench.errors import CnnbenchError
 from cnnbench.output import emit, progress
 
@@ -30,6 +31,7 @@ PREDICT_COLUMNS = {
     "model": "model",
     "resolution": "res",
     "latency_ms": "predicted (ms)",
+    "interval": f"{INTERVAL_PERCENT}% interval (ms)",
     "overhead_ms": "overhead (ms)",
     "compute_ms": "compute (ms)",
     "memory_ms": "memory (ms)",
@@ -38,6 +40,17 @@ PREDICT_COLUMNS = {
     "gflops": "GFLOPs (mult-adds)",
     "mac_mb": "MAC (MB)",
     "ops": "ops",
+}
+HELD_OUT_COLUMNS = {
+    "model": "model",
+    "design": "design",
+    "measured_ms": "measured (ms)",
+    "spread_pct": "rounds' spread (%)",
+    "predicted_ms": "predicted (ms)",
+    "interval": f"{INTERVAL_PERCENT}% interval (ms)",
+    "error_pct": "error (%)",
+    "mac_only_error_pct": "MAC-only error (%)",
+    "flops_only_error_pct": "FLOPs-only error (%)",
 }
 KIND_COLUMNS = {
     "kind": "kind",
@@ -60,9 +73,19 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
     bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731 - draw, then time
     check_quiet("calibrate", args)
-    fitted, _, timed = costmodel.calibrate(
-        target, network_count=args.networks, seed=args.seed, progress=bar, quieting=quieting_for("calibrate", args)
-    )
+    held_out = None
+    if args.held_out:
+        from cnnbench.costmodel.held_out import calibrate_and_check, held_out_models, summary
+
+        chosen = held_out_models(args.held_out)
+        fitted, held_out, _, timed = calibrate_and_check(
+            chosen, target, args.networks, args.seed, bar, quieting=quieting_for("calibrate", args)
+        )
+    else:
+        fitted, _, timed = costmodel.calibrate(
+            target, network_count=args.networks, seed=args.seed, progress=bar, quieting=quieting_for("calibrate", args)
+        )
+    costmodel.check_publishable(fitted)
     costmodel.save(fitted, out)
     rows = [
         {
@@ -80,7 +103,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
     ]
     frame = pd.DataFrame(rows)
     if args.format in ("csv", "json"):
-        return emit(frame, args.format)
+        return emit(held_out if held_out is not None else frame, args.format)
     frame["parallel_above"] = frame["parallel_above"].map(lambda n: "never" if pd.isna(n) else f"{n:,.0f}")
     columns = {
         "key": "cost key",
@@ -102,17 +125,34 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         f"# a network: {fitted.network_scale:.3f} × the sum of its ops (median error on the networks, timed "
         f"whole: {fitted.network_error * 100:.1f}%); keys with fewer than {MIN_OPS} ops use "
         "their kind's pooled fit (kind:...), then every op's (any)\n"
-        f"# {_left_out(timed)}\n"
+        f"# {_left_out(timed, fitted.ops)}; each prediction's {INTERVAL_PERCENT}% interval: "
+        f"× {fitted.interval[0]:.2f} to × {fitted.interval[1]:.2f} (the networks' own errors)\n"
     )
-    return header + emit(frame.round(2), args.format, columns)
+    text = header + emit(frame.round(2), args.format, columns)
+    if held_out is None:
+        return text
+    shown = held_out.assign(interval=_intervals(held_out["low_ms"], held_out["high_ms"])).round(2)
+    scores = summary(held_out)
+    return (
+        f"{text}\n# held-out models, measured between the networks (none of them in the fit)\n"
+        f"{emit(shown, args.format, HELD_OUT_COLUMNS)}"
+        f"# median |error| {scores['mape']:.1f}% (MAC-only {scores['mac_only_mape']:.1f}%), "
+        f"{scores['within_20']:.0f}% within ±20% (MAC-only {scores['mac_only_within_20']:.0f}%), "
+        f"{scores['inside_interval']:.0f}% inside the interval, over {scores['models']} models\n"
+    )
 
 
-def _left_out(timed: pd.DataFrame) -> str:
-    """How many networks the fit kept: those timed while another process held the CPUs are left out."""
+def _intervals(low: pd.Series, high: pd.Series) -> list[str]:
+    """``12.3-15.1``: each interval as text."""
+    return [f"{a:.2f}-{b:.2f}" for a, b in zip(low, high, strict=True)]
+
+
+def _left_out(timed: pd.DataFrame, ops: int) -> str:
+    """How many networks and ops the fit kept: those timed while another process held the CPUs are left out."""
     flagged = int(timed["disturbed"].astype(bool).sum()) if "disturbed" in timed else 0
     again = int((pd.to_numeric(timed.get("attempts"), errors="coerce") > 1).sum()) if "attempts" in timed else 0
     return (
-        f"{len(timed) - flagged} of {len(timed)} networks fitted; {again} timed again after a disturbance, "
+        f"{len(timed) - flagged} of {len(timed)} networks fitted ({ops} ops); {again} timed again after a disturbance, "
         f"{flagged} left out as disturbed"
     )
 
@@ -172,6 +212,7 @@ def _cmd_predict(args: argparse.Namespace) -> str:
         return emit(layers[["model", *predictions[0].layers.columns]], args.format if args.format != "table" else "csv")
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
+    frame["interval"] = _intervals(frame["low_ms"], frame["high_ms"])
     where = fitted.environment
     lines = [
         f"# predicted on the cost model of {fitted.key} ({where.get('cpu', '?')}, machine "
@@ -233,6 +274,14 @@ def add_commands(sub: Any) -> None:
     )
     p_cal.add_argument("--seed", type=int, default=0, help="the seed the networks are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")
+    p_cal.add_argument(
+        "--held-out",
+        nargs="+",
+        default=None,
+        metavar="SET_OR_MODEL",
+        help="also measure models outside the zoo between the networks and set the fit's predictions against them: "
+        "validation or test (docs/costmodel.md lists them), or timm:NAME / torchvision:NAME",
+    )
     add_quiet_arguments(p_cal)
     add_target_arguments(p_cal)
     printed_by(p_cal, _cmd_calibrate)
