@@ -19,7 +19,7 @@ from torch import nn
 from cnnbench import costmodel
 from cnnbench.allocator import MMAP_THRESHOLD_BYTES
 from cnnbench.cli import main
-from cnnbench.costmodel import features, fit, networks
+from cnnbench.costmodel import blocks, features, fit, networks
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING
 from cnnbench.target import Target
@@ -282,7 +282,7 @@ def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_mo
     assert (f["fresh_bytes"] > 0).sum() >= 5 and (features.misaligned(f["channels"], 16)).mean() > 0.2
     for network in drawn[:12]:
         homes = {type(m).__module__ for m in network.build().modules()}
-        assert all(h.startswith(("torch.nn.", networks.__name__)) for h in homes), homes
+        assert all(h.startswith(("torch.nn.", blocks.__name__)) for h in homes), homes
     assert all(n.layers["flops"].sum() <= networks.MAX_NETWORK_FLOPS for n in drawn)
 
 

@@ -9,23 +9,27 @@ seeded synthetic network, timed one by one inside a whole forward (:func:`cnnben
 each network is also timed whole, as the report times a zoo model (:func:`cnnbench.measure.latency.measure`), each
 in a process of its own.
 
-Each network is drawn by a seeded generator from the layers the zoo's families are made of, never a zoo model:
+Each network is drawn by a seeded generator from the layers the zoo's families are made of and from the design
+spaces of the architectures published after them (:mod:`cnnbench.costmodel.blocks`), never a zoo model:
 
 - lightweight (two in three): a strided stem, then 3–7 stages of one block repeated 1–4 times with the same
-  shapes: depthwise-separable pairs (3×3 to 7×7), dense 3×3 layers, inverted bottlenecks (with or without
+  shapes: depthwise-separable pairs (3×3 to 9×9), dense 3×3 layers, inverted bottlenecks (with or without
   squeeze-excitation, through a mean or a global pool, sigmoid or hard-sigmoid gate, and a residual add), grouped
   1×1 layers with a channel shuffle (stride 2 joins an average-pooled shortcut by concat), split-and-shuffle
-  units, fire modules (squeeze, then 1×1 and 3×3 expands joined by concat), four-branch inception modules; a wide
-  1×1 head, a global pool and one or two linear layers;
+  units, fire modules (squeeze, then 1×1 and 3×3 expands joined by concat), four-branch inception modules; and
+  MixNet's mixed depthwise kernels (3 to 9), RepVGG's and MobileOne's training-time branches, Ghost modules,
+  DenseNet's and VoVNet's concatenations, RegNet's group-width bottlenecks with a strided 1×1 projection, and
+  ConvNeXt's 7×7 depthwise, channels-last LayerNorm and GELU MLP; a wide 1×1 head, a global pool and one or two
+  linear layers;
 - classic (one in four): a 7×7 or 11×11 stem or a 3×3 one at full size, stages of 3×3 layers (plain with max
   pools, with or without BatchNorm), residual pairs or residual bottlenecks, up to 512 channels, and a global
   classifier or a flattening one whose linear layers read up to 400 MB of weights;
 - large (one in sixteen): a shallow lightweight network at 456–600 px, whose maps pass the allocator's mmap
   threshold (fresh pages at every forward).
 
-Channel counts are drawn on the grid of multiples of 8 and off it, as width multipliers make them; activations are
-ReLU, ReLU6, SiLU or hard-swish, in place or not, as the zoo's families write them. Networks above
-:data:`MAX_NETWORK_FLOPS` are drawn again, to keep a calibration within minutes on a small CPU.
+Channel counts are drawn on the grid of multiples of 8 and off it, odd ones included, as width multipliers make
+them; activations are ReLU, ReLU6, SiLU, hard-swish or GELU, in place or not, as the zoo's families write them.
+Networks above :data:`MAX_NETWORK_FLOPS` are drawn again, to keep a calibration within minutes on a small CPU.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from cnnbench.costmodel.blocks import Add, ChannelShuffle, activation, conv, light_block, sequence, width
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.breakdown import time_ops
 from cnnbench.measure.disturbance import Disturbance, Quieting, watch
@@ -72,424 +77,10 @@ _LIGHT_BLOCKS = (
 LARGE, CLASSIC = 1 / 16, 1 / 4  # the shares of large and classic networks
 
 
-class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle: reshape, transpose, and the copy that flattens it back."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
-
-
-class _Add(nn.Module):
-    """``body(x) + shortcut(x)``, in place or not, then ``after`` (an activation, or nothing)."""
-
-    def __init__(
-        self, body: nn.Module, inplace: bool, after: nn.Module | None = None, shortcut: nn.Module | None = None
-    ) -> None:
-        super().__init__()
-        self.body, self.inplace = body, inplace
-        self.after, self.shortcut = after or nn.Identity(), shortcut or nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.body(x)
-        if self.inplace:
-            y += self.shortcut(x)
-        else:
-            y = y + self.shortcut(x)
-        return self.after(y)
-
-
-class _SqueezeExcite(nn.Module):
-    """A mean (or a global pool), a reduce and an expand 1×1 convolution, a gate, and the broadcast multiply."""
-
-    def __init__(self, channels: int, squeezed: int, act: Callable[[], nn.Module], hard: bool, pool: bool) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1) if pool else None
-        self.reduce, self.act = nn.Conv2d(channels, squeezed, 1), act()
-        self.expand, self.gate = nn.Conv2d(squeezed, channels, 1), nn.Hardsigmoid() if hard else nn.Sigmoid()
-
-    def forward(self, x: Tensor) -> Tensor:
-        s = self.pool(x) if self.pool is not None else x.mean((2, 3), keepdim=True)
-        return x * self.gate(self.expand(self.act(self.reduce(s))))
-
-
-class _Concat(nn.Module):
-    """Branches joined along the channels, then ``after``."""
-
-    def __init__(self, *branches: nn.Module, after: nn.Module | None = None) -> None:
-        super().__init__()
-        self.branches, self.after = nn.ModuleList(branches), after or nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.after(torch.cat([branch(x) for branch in self.branches], 1))
-
-
-class _Split(nn.Module):
-    """Half the channels kept, half through a branch, joined and shuffled."""
-
-    def __init__(self, branch: nn.Module) -> None:
-        super().__init__()
-        self.branch, self.shuffle = branch, ChannelShuffle(2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        kept, through = x.chunk(2, dim=1)
-        return self.shuffle(torch.cat((kept, self.branch(through)), 1))
-
-
-class _Branches(nn.Module):
-    """Branches summed, then ``after``: a re-parameterisable block as it trains (RepVGG, MobileOne): a k×k and a 1×1
-    convolution, each with its BatchNorm, and a BatchNorm alone as the identity branch."""
-
-    def __init__(self, *branches: nn.Module, after: nn.Module | None = None) -> None:
-        super().__init__()
-        self.branches, self.after = nn.ModuleList(branches), after or nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.branches[0](x)
-        for branch in self.branches[1:]:
-            y = y + branch(x)
-        return self.after(y)
-
-
-class _MixedDepthwise(nn.Module):
-    """MixNet's mixed depthwise convolution: the channels split into groups, each group its own kernel size, the
-    outputs concatenated."""
-
-    def __init__(self, splits: Sequence[int], kernels: Sequence[int], stride: int) -> None:
-        super().__init__()
-        self.splits = list(splits)
-        self.convs = nn.ModuleList(
-            nn.Conv2d(c, c, k, stride, k // 2, groups=c, bias=False) for c, k in zip(splits, kernels, strict=True)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([conv(part) for conv, part in zip(self.convs, x.split(self.splits, 1), strict=True)], 1)
-
-
-class _DenselyConnected(nn.Module):
-    """DenseNet's dense block: each layer reads the concatenation of the block's input and every earlier layer's
-    output, and adds ``growth`` channels; the block returns the concatenation of all."""
-
-    def __init__(self, layers: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = [x]
-        for layer in self.layers:
-            features.append(layer(torch.cat(features, 1)))
-        return torch.cat(features, 1)
-
-
-class _OneShot(nn.Module):
-    """VoVNet's one-shot aggregation: a chain of 3×3 layers whose outputs, with the input, are concatenated once and
-    reduced by a 1×1 layer."""
-
-    def __init__(self, chain: Sequence[nn.Module], reduce: nn.Module) -> None:
-        super().__init__()
-        self.chain, self.reduce = nn.ModuleList(chain), reduce
-
-    def forward(self, x: Tensor) -> Tensor:
-        outputs = [x]
-        for layer in self.chain:
-            outputs.append(layer(outputs[-1]))
-        return self.reduce(torch.cat(outputs, 1))
-
-
-class _Ghost(nn.Module):
-    """GhostNet's ghost module: a 1×1 layer makes part of the channels, a cheap depthwise layer the rest from them."""
-
-    def __init__(self, primary: nn.Module, cheap: nn.Module, out: int) -> None:
-        super().__init__()
-        self.primary, self.cheap, self.out = primary, cheap, out
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.primary(x)
-        return torch.cat((y, self.cheap(y)), 1)[:, : self.out]
-
-
-class _ChannelsLast(nn.Module):
-    """ConvNeXt's block: a 7×7 depthwise convolution, then channels-last LayerNorm, a 4× linear expansion, GELU,
-    the projection and a per-channel layer scale, back to channels-first and added to the input (input first, so
-    that the sum is channels-first, as ConvNeXt's is)."""
-
-    def __init__(self, channels: int, kernel: int, expand: int) -> None:
-        super().__init__()
-        self.depthwise = nn.Conv2d(channels, channels, kernel, 1, kernel // 2, groups=channels)
-        self.norm = nn.LayerNorm(channels, eps=1e-6)
-        self.expand, self.act = nn.Linear(channels, expand * channels), nn.GELU()
-        self.project = nn.Linear(expand * channels, channels)
-        self.scale = nn.Parameter(torch.full((channels,), 1e-6))
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.depthwise(x).permute(0, 2, 3, 1)
-        y = self.project(self.act(self.expand(self.norm(y)))) * self.scale
-        return x + y.permute(0, 3, 1, 2)
-
-
-def _activation(rng: random.Random) -> Callable[[], nn.Module]:
-    kind, inplace = rng.choice(("relu", "relu", "relu6", "silu", "hardswish", "gelu")), rng.random() < 0.6
-    return {
-        "gelu": lambda: nn.GELU(),
-        "relu": lambda: nn.ReLU(inplace),
-        "relu6": lambda: nn.ReLU6(inplace),
-        "silu": lambda: nn.SiLU(inplace),
-        "hardswish": lambda: nn.Hardswish(inplace),
-    }[kind]
-
-
-def _width(channels: float, rng: random.Random) -> int:
-    """A channel count near ``channels``: a multiple of 8 two times in five, else of 4 or 2, or any count (ReXNet's
-    and width multipliers' odd ones)."""
-    step = rng.choice((8, 8, 4, 2, 1))
-    return max(step, round(channels / step) * step)
-
-
-def _conv(
-    c_in: int,
-    c_out: int,
-    k: int = 1,
-    stride: int = 1,
-    groups: int = 1,
-    act: Callable[[], nn.Module] | None = None,
-    norm: bool = True,
-) -> list[nn.Module]:
-    """A convolution, its BatchNorm (else a bias) and an activation."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=not norm)]
-    return layers + ([nn.BatchNorm2d(c_out)] if norm else []) + ([act()] if act else [])
-
-
-def _seq(*parts: nn.Module | list[nn.Module]) -> nn.Sequential:
-    return nn.Sequential(*[m for part in parts for m in (part if isinstance(part, list) else [part])])
-
-
-def _light_block(
-    kind: str,
-    c: int,
-    c_out: int,
-    stride: int,
-    act: Callable[[], nn.Module],
-    rng: random.Random,
-) -> tuple[nn.Module, int]:
-    """One block of a lightweight network and its output channels."""
-    inplace_add = rng.random() < 0.6
-    if kind == "separable":
-        tail = act if rng.random() < 0.5 else None
-        return _seq(_conv(c, c, rng.choice((3, 3, 5, 7, 9)), stride, c, act), _conv(c, c_out, act=tail)), c_out
-    if kind == "dense":
-        return _seq(_conv(c, c_out, 3, stride, act=act)), c_out
-    if kind == "bottleneck":
-        wide = _width(c * rng.choice((1, 3, 4, 6)), rng)
-        squeeze: list[nn.Module] = []
-        if rng.random() < 0.5:
-            squeezed = max(4, _width(rng.choice((c / 4, wide / 4, wide / 24)), rng))
-            squeeze = [_SqueezeExcite(wide, squeezed, act, rng.random() < 0.4, rng.random() < 0.5)]
-        body = _seq(
-            _conv(c, wide, act=act) if wide != c else [],
-            _conv(wide, wide, rng.choice((3, 3, 5, 7)), stride, wide, act),
-            squeeze,
-            _conv(wide, c_out),
-        )
-        return (_Add(body, inplace_add) if stride == 1 and c_out == c else body), c_out
-    if kind == "grouped":
-        groups = rng.choice([g for g in (2, 3, 4, 8) if c % g == 0] or [1])
-        mid = max(groups, _width(c_out / 4, rng) // groups * groups)
-        if stride == 2:  # the shortcut is average-pooled and concatenated: the body adds the channels that grow
-            body_out = max(groups, (c_out - c if c_out - c >= groups else c) // groups * groups)
-        else:
-            body_out = c if c_out == c else max(groups, c_out // groups * groups)
-        body = _seq(
-            _conv(c, mid, groups=groups, act=act),
-            ChannelShuffle(groups) if groups > 1 else [],
-            _conv(mid, mid, 3, stride, mid),
-            _conv(mid, body_out, groups=groups),
-        )
-        if stride == 2:
-            return _Concat(nn.AvgPool2d(3, 2, 1), body, after=act()), c + body_out
-        if body_out == c:
-            return _Add(body, inplace_add, act()), c
-        return _seq(body, act()), body_out
-    if kind == "split":
-        if stride == 1 and c % 2 == 0:
-            half = c // 2
-            return _Split(
-                _seq(_conv(half, half, act=act), _conv(half, half, 3, 1, half), _conv(half, half, act=act))
-            ), c
-        half = max(4, c_out // 4 * 2)
-        left = _seq(_conv(c, c, 3, stride, c), _conv(c, half, act=act))
-        right = _seq(_conv(c, half, act=act), _conv(half, half, 3, stride, half), _conv(half, half, act=act))
-        return _Concat(left, right, after=ChannelShuffle(2)), 2 * half
-    if kind == "fire":
-        squeezed, norm = max(8, _width(c_out / 8, rng)), rng.random() < 0.5
-        one, three = c_out // 2, c_out - c_out // 2
-        expands = _Concat(
-            _seq(_conv(squeezed, one, act=act, norm=norm)), _seq(_conv(squeezed, three, 3, act=act, norm=norm))
-        )
-        return _seq(_conv(c, squeezed, act=act, norm=norm), expands), c_out
-    if kind == "inception":
-        widths = [max(8, _width(c_out * share, rng)) for share in (0.25, 0.125, 0.375, 0.125)]
-        reduced = [max(8, _width(w * 0.6, rng)) for w in widths[1:3]]
-        return _Concat(
-            _seq(_conv(c, widths[0], act=act)),
-            _seq(_conv(c, reduced[0], act=act), _conv(reduced[0], widths[1], 3, act=act)),
-            _seq(_conv(c, reduced[1], act=act), _conv(reduced[1], widths[2], rng.choice((3, 5)), act=act)),
-            _seq(nn.MaxPool2d(3, 1, 1, ceil_mode=True), _conv(c, widths[3], act=act)),
-        ), sum(widths)
-    if kind in _DESIGN_SPACE_BLOCKS:
-        return _DESIGN_SPACE_BLOCKS[kind](c, c_out, stride, act, rng)
-    raise ValueError(f"no block {kind!r}")
-
-
-# --- blocks from the design spaces of the architectures after the zoo's: NAS, re-parameterised, densely connected,
-# RegNet's and ConvNeXt's. Each takes (channels in, channels out, stride, activation, rng) and returns the block and
-# its output channels.
-
-
-def _mixed_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """MixNet (arXiv:1907.09595): an inverted bottleneck whose depthwise layer mixes 2-4 kernel sizes of 3 to 9."""
-    wide = _width(c * rng.choice((3, 6)), rng)
-    groups = rng.choice((2, 3, 4))
-    splits = [wide // groups + (1 if i < wide % groups else 0) for i in range(groups)]
-    squeeze = [_SqueezeExcite(wide, max(4, c // 4), act, False, False)] if rng.random() < 0.5 else []
-    body = _seq(
-        _conv(c, wide, act=act),
-        _MixedDepthwise(splits, (3, 5, 7, 9)[:groups], stride),
-        nn.BatchNorm2d(wide),
-        act(),
-        squeeze,
-        _conv(wide, c_out),
-    )
-    return (_Add(body, rng.random() < 0.5) if stride == 1 and c_out == c else body), c_out
-
-
-def _reparameterisable_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """RepVGG (arXiv:2101.03697) or MobileOne (arXiv:2206.04040) as trained: k×k, 1×1 and BatchNorm-only branches
-    summed; MobileOne's depthwise then pointwise pair when the channels stay."""
-
-    def branches(c_in: int, out: int, k: int, s: int, groups: int) -> _Branches:
-        parts = [_seq(_conv(c_in, out, k, s, groups))]
-        if k > 1:
-            parts.append(_seq(_conv(c_in, out, 1, s, groups)))
-        if s == 1 and c_in == out:
-            parts.append(nn.BatchNorm2d(out))
-        return _Branches(*parts, after=act())
-
-    if c_out == c and rng.random() < 0.4:
-        return _seq(branches(c, c, 3, stride, c), branches(c, c, 1, 1, 1)), c
-    return branches(c, c_out, 3, stride, 1), c_out
-
-
-def _ghost_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """GhostNet (arXiv:1911.11907): a ghost module expands, a depthwise layer strides, a second one projects."""
-
-    def ghost(c_in: int, out: int, relu: bool) -> _Ghost:
-        made = (out + 1) // 2
-        tail = act if relu else None
-        return _Ghost(_seq(_conv(c_in, made, act=tail)), _seq(_conv(made, made, 3, 1, made, tail)), out)
-
-    wide = _width(c * rng.choice((2, 3, 4, 6)), rng)
-    body = _seq(ghost(c, wide, True), _conv(wide, wide, rng.choice((3, 5)), stride, wide) if stride == 2 else [])
-    body = _seq(body, ghost(wide, c_out, False))
-    shortcut = None
-    if stride != 1 or c != c_out:
-        shortcut = _seq(_conv(c, c, 3, stride, c), _conv(c, c_out))
-    return _Add(body, False, shortcut=shortcut), c_out
-
-
-def _densely_connected_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """DenseNet-BC (arXiv:1608.06993): 2-6 pre-activation layers (BatchNorm, ReLU, a 1×1 layer to 4 × growth, then
-    a 3×3 layer to growth) on the concatenation of everything before them; a stride-2 block starts with DenseNet's
-    transition (BatchNorm, ReLU, a 1×1 layer halving the channels, a 2×2 average pool)."""
-    transition: list[nn.Module] = []
-    if stride == 2:
-        half = max(8, c // 2)
-        transition = [nn.BatchNorm2d(c), act(), nn.Conv2d(c, half, 1, bias=False), nn.AvgPool2d(2, 2)]
-        c = half
-    growth, count = rng.choice((12, 16, 24, 32)), rng.randint(2, 6)
-    layers = []
-    for i in range(count):
-        c_in = c + i * growth
-        layers.append(
-            _seq(
-                nn.BatchNorm2d(c_in),
-                act(),
-                nn.Conv2d(c_in, 4 * growth, 1, bias=False),
-                nn.BatchNorm2d(4 * growth),
-                act(),
-                nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
-            )
-        )
-    return _seq(*transition, _DenselyConnected(layers)), c + count * growth
-
-
-def _one_shot_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """VoVNet (arXiv:1904.09730): 3-5 chained 3×3 layers, aggregated once by a 1×1 layer; a stride-2 block starts
-    with VoVNet's 3×3/2 max pool."""
-    width = max(8, _width(c_out * rng.choice((0.25, 0.5)), rng))
-    count = rng.randint(3, 5)
-    chain = [_seq(_conv(c if i == 0 else width, width, 3, act=act)) for i in range(count)]
-    block = _OneShot(chain, _seq(_conv(c + count * width, c_out, act=act)))
-    return (_seq(nn.MaxPool2d(3, 2, 1, ceil_mode=True), block) if stride == 2 else block), c_out
-
-
-def _regnet_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """RegNet's X (and, with squeeze-excitation, Y) block (arXiv:2003.13678): 1×1, a 3×3 group layer of group
-    width 8-64, 1×1; a strided 1×1 projection as the shortcut when the shape changes."""
-    group_width = rng.choice((8, 16, 24, 32, 48, 64))
-    inner = max(group_width, round(c_out * rng.choice((1, 0.5, 0.25)) / group_width) * group_width)
-    squeeze = [_SqueezeExcite(inner, max(4, c // 4), act, False, True)] if rng.random() < 0.5 else []
-    body = _seq(
-        _conv(c, inner, act=act),
-        _conv(inner, inner, 3, stride, inner // group_width, act),
-        squeeze,
-        _conv(inner, c_out),
-    )
-    shortcut = None if stride == 1 and c == c_out else _seq(_conv(c, c_out, 1, stride))
-    return _Add(body, rng.random() < 0.6, act(), shortcut), c_out
-
-
-def _convnext_block(
-    c: int, c_out: int, stride: int, act: Callable[[], nn.Module], rng: random.Random
-) -> tuple[nn.Module, int]:
-    """ConvNeXt (arXiv:2201.03545): a 7×7 (or 5×5, 9×9) depthwise layer, channels-last LayerNorm, a 4× MLP with
-    GELU and a layer scale, added to the input; a 2×2/2 convolution downsamples before it."""
-    downsample = [nn.Conv2d(c, c_out, 2, 2)] if stride == 2 or c != c_out else []
-    if downsample and stride == 1:
-        downsample = [nn.Conv2d(c, c_out, 1)]
-    return _seq(*downsample, _ChannelsLast(c_out, rng.choice((7, 7, 5, 9)), rng.choice((3, 4)))), c_out
-
-
-_DESIGN_SPACE_BLOCKS = {
-    "mixed": _mixed_block,
-    "reparameterisable": _reparameterisable_block,
-    "ghost": _ghost_block,
-    "densely_connected": _densely_connected_block,
-    "one_shot": _one_shot_block,
-    "regnet": _regnet_block,
-    "convnext": _convnext_block,
-}
-
-
 def _light(rng: random.Random, resolution: int) -> nn.Module:
-    act = _activation(rng)
-    c = _width(rng.choice((8, 16, 24, 32, 48, 64)) * rng.uniform(0.6, 1.4), rng)
-    layers: list[nn.Module] = [_seq(_conv(3, c, 3, 2, act=act))]
+    act = activation(rng)
+    c = width(rng.choice((8, 16, 24, 32, 48, 64)) * rng.uniform(0.6, 1.4), rng)
+    layers: list[nn.Module] = [sequence(conv(3, c, 3, 2, act=act))]
     side = (resolution + 1) // 2
     if rng.random() < 0.3:
         layers.append(nn.MaxPool2d(3, 2, 1))
@@ -497,10 +88,10 @@ def _light(rng: random.Random, resolution: int) -> nn.Module:
     for _ in range(rng.randint(3, 7)):
         kind, repeats = rng.choice(_LIGHT_BLOCKS), rng.randint(1, 4)
         stride = 2 if side > 7 and rng.random() < 0.5 else 1
-        c_out = min(1280, max(8, _width(c * rng.choice((1, 1, 1.5, 2)), rng)))
+        c_out = min(1280, max(8, width(c * rng.choice((1, 1, 1.5, 2)), rng)))
         shapes = rng.random()  # every repeat draws its choices from the same seed: one block, repeated
         for i in range(repeats):
-            block, c = _light_block(kind, c, c_out, stride if i == 0 else 1, act, random.Random(shapes))
+            block, c = light_block(kind, c, c_out, stride if i == 0 else 1, act, random.Random(shapes))
             layers.append(block)
         side = (side + 1) // 2 if stride == 2 else side
         if side > 7 and rng.random() < 0.1:
@@ -508,42 +99,42 @@ def _light(rng: random.Random, resolution: int) -> nn.Module:
             side //= 2
     head: list[nn.Module] = []
     if rng.random() < 0.6:
-        wide = _width(rng.choice((512, 1024, 1280)) * rng.uniform(0.5, 1.5), rng)
-        head, c = _conv(c, wide, act=act), wide
+        wide = width(rng.choice((512, 1024, 1280)) * rng.uniform(0.5, 1.5), rng)
+        head, c = conv(c, wide, act=act), wide
     head += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     if rng.random() < 0.3:
         hidden = rng.choice((1024, 1280))
         head, c = [*head, nn.Linear(c, hidden), act()], hidden
-    return _seq(*layers, *head, nn.Dropout(0.2), nn.Linear(c, rng.choice((1000, 1000, 10))))
+    return sequence(*layers, *head, nn.Dropout(0.2), nn.Linear(c, rng.choice((1000, 1000, 10))))
 
 
 def _classic(rng: random.Random, resolution: int) -> nn.Module:
     style = rng.choice(("plain", "pairs", "bottleneck"))
     norm = style != "plain" or rng.random() < 0.5
     relu = lambda: nn.ReLU(inplace=rng.random() < 0.8)  # noqa: E731
-    c = _width(rng.choice((32, 48, 64, 96)), rng)
+    c = width(rng.choice((32, 48, 64, 96)), rng)
     stem = rng.choice(("7x7", "11x11", "3x3"))
     if stem == "7x7":  # stride 2 and a 3×3/2 max pool
-        layers: list[nn.Module] = [*_conv(3, c, 7, 2, act=relu, norm=norm), nn.MaxPool2d(3, 2, 1)]
+        layers: list[nn.Module] = [*conv(3, c, 7, 2, act=relu, norm=norm), nn.MaxPool2d(3, 2, 1)]
         side = ((resolution - 1) // 2 + 1 - 1) // 2 + 1
     elif stem == "11x11":  # stride 4, padding 2, and a 3×3/2 max pool without padding
         layers, side = [nn.Conv2d(3, c, 11, 4, 2), relu(), nn.MaxPool2d(3, 2)], ((resolution - 7) // 4 + 1 - 3) // 2 + 1
     else:
-        layers, side = _conv(3, c, 3, act=relu, norm=norm), resolution
+        layers, side = conv(3, c, 3, act=relu, norm=norm), resolution
     for stage in range(rng.randint(2, 4)):
-        c_out = min(512, _width(c * 2, rng)) if stage else c
+        c_out = min(512, width(c * 2, rng)) if stage else c
         for i in range(rng.randint(1, 3)):
             stride = 2 if stage and i == 0 and side > 7 else 1
             if style == "plain":
-                layers += ([nn.MaxPool2d(2, 2)] if stride == 2 else []) + _conv(c, c_out, 3, act=relu, norm=norm)
+                layers += ([nn.MaxPool2d(2, 2)] if stride == 2 else []) + conv(c, c_out, 3, act=relu, norm=norm)
             else:
                 if style == "pairs":
-                    body = _seq(_conv(c, c_out, 3, stride, act=relu), _conv(c_out, c_out, 3))
+                    body = sequence(conv(c, c_out, 3, stride, act=relu), conv(c_out, c_out, 3))
                 else:
                     mid = max(16, c_out // 4)
-                    body = _seq(_conv(c, mid, act=relu), _conv(mid, mid, 3, stride, act=relu), _conv(mid, c_out))
-                shortcut = None if stride == 1 and c == c_out else _seq(_conv(c, c_out, 1, stride))
-                layers.append(_Add(body, True, relu(), shortcut))
+                    body = sequence(conv(c, mid, act=relu), conv(mid, mid, 3, stride, act=relu), conv(mid, c_out))
+                shortcut = None if stride == 1 and c == c_out else sequence(conv(c, c_out, 1, stride))
+                layers.append(Add(body, True, relu(), shortcut))
             side = (side + 1) // 2 if stride == 2 else side
             c = c_out
     if rng.random() < 0.35:  # flattening classifier: its linear layers read their weights once per forward
@@ -564,20 +155,20 @@ def _classic(rng: random.Random, resolution: int) -> nn.Module:
 
 
 def _large(rng: random.Random, resolution: int) -> nn.Module:
-    act = _activation(rng)
-    c = _width(rng.choice((24, 32, 40, 48)), rng)
-    layers: list[nn.Module] = [_seq(_conv(3, c, 3, 2, act=act))]
+    act = activation(rng)
+    c = width(rng.choice((24, 32, 40, 48)), rng)
+    layers: list[nn.Module] = [sequence(conv(3, c, 3, 2, act=act))]
     for _ in range(rng.randint(1, 2)):
-        block, c = _light_block(
-            "bottleneck", c, _width(c * rng.choice((0.75, 1, 1.5)), rng), 1, act, random.Random(rng.random())
+        block, c = light_block(
+            "bottleneck", c, width(c * rng.choice((0.75, 1, 1.5)), rng), 1, act, random.Random(rng.random())
         )
         layers.append(block)
     for _ in range(3):
-        block, c = _light_block(
-            rng.choice(("bottleneck", "separable")), c, _width(c * 2, rng), 2, act, random.Random(rng.random())
+        block, c = light_block(
+            rng.choice(("bottleneck", "separable")), c, width(c * 2, rng), 2, act, random.Random(rng.random())
         )
         layers.append(block)
-    return _seq(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000))
+    return sequence(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000))
 
 
 def _network(draw: int) -> tuple[nn.Module, int, str]:
