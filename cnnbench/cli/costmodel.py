@@ -65,7 +65,6 @@ KIND_COLUMNS = {
 
 def _cmd_calibrate(args: argparse.Namespace) -> str:
     from cnnbench import costmodel
-    from cnnbench.costmodel.fit import MIN_OPS
 
     target = costmodel.check_modelled(target_from(args))
     out = Path(args.out) if args.out else costmodel.default_path(target)
@@ -81,12 +80,79 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         fitted, held_out, _, timed = calibrate_and_check(
             chosen, target, args.networks, args.seed, bar, quieting=quieting_for("calibrate", args)
         )
+    elif target.runtime:
+        from cnnbench.costmodel.runtime import calibrate_runtime
+
+        fitted, timed = calibrate_runtime(
+            target, args.networks, args.seed, bar, quieting=quieting_for("calibrate", args)
+        )
     else:
         fitted, _, timed = costmodel.calibrate(
             target, network_count=args.networks, seed=args.seed, progress=bar, quieting=quieting_for("calibrate", args)
         )
     costmodel.check_publishable(fitted)
     costmodel.save(fitted, out)
+    if isinstance(fitted, costmodel.RuntimeCostModel):
+        text = _runtime_summary(fitted, out, timed, args.format)
+    else:
+        text = _eager_summary(fitted, out, timed, args.format)
+    if held_out is None:
+        return text
+    if args.format in ("csv", "json"):
+        return emit(held_out, args.format)
+    shown = held_out.assign(interval=_intervals(held_out["low_ms"], held_out["high_ms"])).round(2)
+    scores = summary(held_out)
+    return (
+        f"{text}\n# held-out models, measured between the networks (none of them in the fit)\n"
+        f"{emit(shown, args.format, HELD_OUT_COLUMNS)}"
+        f"# median |error| {scores['mape']:.1f}% (MAC-only {scores['mac_only_mape']:.1f}%), "
+        f"{scores['within_20']:.0f}% within ±20% (MAC-only {scores['mac_only_within_20']:.0f}%), "
+        f"{scores['inside_interval']:.0f}% inside the interval, over {scores['models']} models\n"
+    )
+
+
+def _runtime_summary(fitted: Any, out: Path, timed: pd.DataFrame, output: str) -> str:
+    """``calibrate --backend onnxruntime``'s answer: per counting kind, the share of ops that keep a node, the
+    runtime's own nodes per op and the rates; the fusion rules that fold an op away; the fit's figures."""
+    kinds = sorted(set(fitted.made_per_op) | {k for k in fitted.kept if "<-" not in k})
+    frame = pd.DataFrame(
+        {
+            "kind": kinds,
+            "kept": [fitted.kept.get(k) for k in kinds],
+            "made_per_op": [fitted.made_per_op.get(k, 0.0) for k in kinds],
+            "compute_gops": [fitted.compute_gops.get(k) for k in kinds],
+            "memory_gbs": [fitted.memory_gbs.get(k) for k in kinds],
+        }
+    )
+    if output in ("csv", "json"):
+        return emit(frame, output)
+    folded = sorted((share, rule) for rule, share in fitted.kept.items() if "<-" in rule and share < 0.5)
+    columns = {
+        "kind": "kind",
+        "kept": "keeps a node (share)",
+        "made_per_op": "runtime's own nodes per op",
+        "compute_gops": "compute (G/s)",
+        "memory_gbs": "memory (GB/s)",
+    }
+    fitted_networks = len(timed) - int(timed["disturbed"].astype(bool).sum())
+    return (
+        f"# cost model of {fitted.key} on {fitted.environment.get('cpu', '')}: {fitted_networks} of {len(timed)} "
+        f"synthetic networks fitted, each profiled by the runtime (fusion rules read from {fitted.kept_examples} "
+        f"ops); written to {out}\n"
+        f"# a network: {fitted.node_ms * 1e3:.1f} µs per node the runtime runs + per kind arithmetic / compute + "
+        f"MAC bytes / memory + {fitted.base_ms * 1e3:.0f} µs per call; median error {fitted.network_error * 100:.1f}% "
+        f"(each network left out of its own fit), node count {fitted.node_error * 100:.1f}%; {INTERVAL_PERCENT}% "
+        f"interval × {fitted.interval[0]:.2f} to × {fitted.interval[1]:.2f}\n"
+        f"# folded away (an op of this kind after that one keeps a node less than half the time): "
+        f"{', '.join(f'{rule} {share:.2f}' for share, rule in folded) or 'none'}\n"
+        + emit(frame.round(3), output, columns)
+    )
+
+
+def _eager_summary(fitted: Any, out: Path, timed: pd.DataFrame, output: str) -> str:
+    """``calibrate``'s answer for eager: the fitted numbers per cost key and the fit's figures."""
+    from cnnbench.costmodel.fit import MIN_OPS
+
     rows = [
         {
             "key": key,
@@ -102,8 +168,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         for key, c in fitted.costs.items()
     ]
     frame = pd.DataFrame(rows)
-    if args.format in ("csv", "json"):
-        return emit(held_out if held_out is not None else frame, args.format)
+    if output in ("csv", "json"):
+        return emit(frame, output)
     frame["parallel_above"] = frame["parallel_above"].map(lambda n: "never" if pd.isna(n) else f"{n:,.0f}")
     columns = {
         "key": "cost key",
@@ -128,18 +194,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         f"# {_left_out(timed, fitted.ops)}; each prediction's {INTERVAL_PERCENT}% interval: "
         f"× {fitted.interval[0]:.2f} to × {fitted.interval[1]:.2f} (the networks' own errors)\n"
     )
-    text = header + emit(frame.round(2), args.format, columns)
-    if held_out is None:
-        return text
-    shown = held_out.assign(interval=_intervals(held_out["low_ms"], held_out["high_ms"])).round(2)
-    scores = summary(held_out)
-    return (
-        f"{text}\n# held-out models, measured between the networks (none of them in the fit)\n"
-        f"{emit(shown, args.format, HELD_OUT_COLUMNS)}"
-        f"# median |error| {scores['mape']:.1f}% (MAC-only {scores['mac_only_mape']:.1f}%), "
-        f"{scores['within_20']:.0f}% within ±20% (MAC-only {scores['mac_only_within_20']:.0f}%), "
-        f"{scores['inside_interval']:.0f}% inside the interval, over {scores['models']} models\n"
-    )
+    return header + emit(frame.round(2), output, columns)
 
 
 def _intervals(low: pd.Series, high: pd.Series) -> list[str]:

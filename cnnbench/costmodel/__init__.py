@@ -6,6 +6,8 @@
 - :mod:`.model`: the formula, the fitted numbers (:class:`OpCost` per cost key, :class:`CostModel`), their JSON;
 - :mod:`.fit`: calibration, timed ops in and a cost model out (:func:`calibrate`, :func:`fit_cost_model`);
 - :mod:`.predict`: a cost model and a network in, the predicted latency out (:func:`predict_latency`);
+- :mod:`.runtime`: a deployment runtime's cost model (ONNX Runtime): fusion rules read off its profile, costs per
+  node and per kind (:func:`calibrate_runtime`);
 - :mod:`.held_out`: architectures outside the zoo measured between a calibration's networks, against its predictions.
 """
 
@@ -14,6 +16,7 @@ from cnnbench.costmodel.model import (
     ANY,
     CostModel,
     OpCost,
+    RuntimeCostModel,
     Terms,
     check_modelled,
     default_path,
@@ -22,15 +25,18 @@ from cnnbench.costmodel.model import (
     save,
 )
 from cnnbench.costmodel.predict import Prediction, accuracy_summary, predict_latency
+from cnnbench.costmodel.runtime import calibrate_runtime
 
 __all__ = [
     "ANY",
     "CostModel",
     "OpCost",
     "Prediction",
+    "RuntimeCostModel",
     "Terms",
     "accuracy_summary",
     "calibrate",
+    "calibrate_runtime",
     "check_publishable",
     "check_modelled",
     "default_path",

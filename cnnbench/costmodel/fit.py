@@ -323,6 +323,11 @@ def calibrate(
     once the machine is quiet (``quieting``), or left out of the fit. Returns the cost model and the timed tables
     with what it gives them (:func:`fitted_times`)."""
     target = check_modelled(target or Target())
+    if target.runtime:
+        raise CnnbenchError(
+            f"{target.backend} is calibrated by cnnbench.costmodel.runtime.calibrate_runtime (its profile, not ops "
+            "timed in place); `cnnbench calibrate --backend` picks it"
+        )
     if network_count < 1:
         raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     drawn = networks.network_suite(network_count, seed, progress)

@@ -28,8 +28,9 @@ import pandas as pd
 
 from cnnbench.costmodel import networks
 from cnnbench.costmodel.fit import fit_cost_model, fitted_times
-from cnnbench.costmodel.model import CostModel, check_modelled
+from cnnbench.costmodel.model import CostModel, RuntimeCostModel, check_modelled
 from cnnbench.costmodel.predict import accuracy_summary, predict_latency
+from cnnbench.costmodel.runtime import calibrate_runtime
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.disturbance import Quieting
 from cnnbench.measure.isolated import run_isolated
@@ -109,7 +110,9 @@ def _measured(spec: str, target: Target, timing: Timing, quieting: Quieting) -> 
     )
 
 
-def check_table(fitted: CostModel, models: Sequence[HeldOut], measured: pd.DataFrame) -> pd.DataFrame:
+def check_table(
+    fitted: CostModel | RuntimeCostModel, models: Sequence[HeldOut], measured: pd.DataFrame
+) -> pd.DataFrame:
     """Each model's prediction beside its measurement (``measured``: ``model``, ``measured_ms``, ``disturbed``): the
     predicted latency, its interval, the two baselines, and each predictor's error in percent (``spread_pct``, the
     rounds' largest over their smallest, is kept where ``measured`` has it)."""
@@ -159,26 +162,46 @@ def calibrate_and_check(
     timing: Timing = REPORT_TIMING,
     quieting: Quieting | None = None,
     rounds: int = ROUNDS,
-) -> tuple[CostModel, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[CostModel | RuntimeCostModel, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Calibrate on ``network_count`` synthetic networks with the held-out ``models`` measured between them (a
     model, then its share of the networks; every model ``rounds`` times, one round after the other), fit, and set
     each model's prediction against its measurement (the median of its rounds). Returns
     the cost model, the check (:func:`check_table`) and the calibration's op and network tables
-    (:func:`~cnnbench.costmodel.fit.fitted_times`)."""
+    (:func:`~cnnbench.costmodel.fit.fitted_times`; a runtime's has no op table: its networks are profiled, not
+    timed op by op). On a deployment runtime the networks are :func:`~cnnbench.costmodel.runtime.calibrate_runtime`'s
+    and the models are measured on the runtime."""
     target = check_modelled(target or Target())
     if network_count < 1:
         raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     quieting = quieting or Quieting()
-    drawn = networks.network_suite(network_count, seed, progress)
-    timer = networks.NetworkTimer(drawn, target, timing, quieting=quieting)
-    share = math.ceil(network_count / max(1, len(models) * rounds))
     times: dict[str, list[float]] = {model.spec: [] for model in models}
     flagged: dict[str, bool] = {model.spec: False for model in models}
-    for model in progress([model for _ in range(rounds) for model in models], "held-out models"):
-        result, _ = _measured(model.spec, target, timing, quieting)
-        times[model.spec].append(result.median_ms)
-        flagged[model.spec] |= bool(result.disturbance and result.disturbance.disturbed)
-        timer.step(share)
+    waiting = [model for _ in range(rounds) for model in models]
+    share = math.ceil(network_count / max(1, len(waiting)))
+
+    def measure_next(count: int = 1) -> None:  # the next held-out models, each in a process of its own
+        for model in waiting[:count]:
+            result, _ = _measured(model.spec, target, timing, quieting)
+            times[model.spec].append(result.median_ms)
+            flagged[model.spec] |= bool(result.disturbance and result.disturbance.disturbed)
+        del waiting[:count]
+
+    if target.runtime:  # a deployment runtime: its networks, with the next models measured after each
+        per_network = math.ceil(len(waiting) / network_count)
+        fitted, timed = calibrate_runtime(
+            target, network_count, seed, progress, timing, quieting, between=lambda: measure_next(per_network)
+        )
+        measure_next(len(waiting))
+        ops = pd.DataFrame()
+    else:
+        drawn = networks.network_suite(network_count, seed, progress)
+        timer = networks.NetworkTimer(drawn, target, timing, quieting=quieting)
+        for _ in progress(range(len(waiting)), "held-out models"):
+            measure_next(1)
+            timer.step(share)
+        ops, timed = timer.finish(progress)
+        fitted = fit_cost_model(ops, timed, target)
+        ops, timed = fitted_times(fitted, ops, timed)
     rows = [
         {
             "measured_ms": float(np.median(times[model.spec])),
@@ -187,7 +210,5 @@ def calibrate_and_check(
         }
         for model in models
     ]
-    ops, timed = timer.finish(progress)
-    fitted = fit_cost_model(ops, timed, target)
     table = check_table(fitted, models, pd.DataFrame(rows))
-    return (fitted, table, *fitted_times(fitted, ops, timed))
+    return fitted, table, ops, timed

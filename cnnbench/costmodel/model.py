@@ -30,9 +30,9 @@ overhead (both overhead terms), compute, and memory (traffic and fresh pages).
 How the numbers are fitted: :mod:`cnnbench.costmodel.fit`; how a model's latency is predicted with them:
 :mod:`cnnbench.costmodel.predict`.
 
-Fitted for the eager backend. ONNX Runtime and OpenVINO fuse Conv+BatchNorm(+activation) into one kernel and choose
-their own kernels per shape; those fusion rules are not modelled, so those backends are refused
-(:func:`check_modelled`).
+Fitted for the eager backend. ONNX Runtime fuses Conv+BatchNorm(+activation) into one kernel and runs nodes of its
+own: its cost model (:class:`RuntimeCostModel`) learns those rules from its profile (:mod:`cnnbench.costmodel.runtime`).
+OpenVINO and the phone runtimes are not modelled (:func:`check_modelled`).
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ __all__ = [
     "INTERVAL_PERCENT",
     "INTERVAL_SHARE",
     "PER_MS",
+    "RUNTIMES_MODELLED",
+    "RUNTIME_FORMAT",
     "CostModel",
     "OpCost",
+    "RuntimeCostModel",
     "Terms",
     "check_modelled",
     "costed_by",
@@ -66,9 +69,12 @@ __all__ = [
     "load",
     "load_for",
     "op_terms",
+    "read_runtime_model",
     "save",
 ]
 
+RUNTIME_FORMAT = "runtime-1"  # the JSON layout of a deployment runtime's cost model (:class:`RuntimeCostModel`)
+RUNTIMES_MODELLED = ("onnxruntime",)  # the deployment runtimes with a cost model (cnnbench.costmodel.runtime), at fp32
 FORMAT = 4  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults; 4: interval)
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
 ANY = "any"  # the last fallback: every op pooled
@@ -177,13 +183,76 @@ class CostModel:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
 
 
+@dataclass(frozen=True)
+class RuntimeCostModel:
+    """A deployment runtime's fitted cost model (:mod:`cnnbench.costmodel.runtime`: the fusion rules read off its
+    profile, the costs per node and per kind), with where and when it was measured."""
+
+    target: dict[str, object]  # cnnbench.target.describe() and the key
+    kept: dict[str, float]  # per counting kind, and per "kind<-kind before": the share of ops that keep a node
+    made_per_op: dict[str, float]  # per counting kind: the runtime's own nodes (reorders, fused patterns) per op
+    node_ms: float  # per node the runtime runs
+    compute_gops: dict[str, float]  # per counting kind: arithmetic per second, in G (inf: no cost seen)
+    memory_gbs: dict[str, float]  # per counting kind: MAC bytes per second, in GB (inf: no cost seen)
+    base_ms: float  # per call
+    flops_ms_per_g: float  # FLOPs-only baseline: ms per 1e9 multiply-adds
+    mac_ms_per_gb: float  # MAC-only baseline: ms per 1e9 MAC bytes
+    networks: int
+    network_error: float  # median |predicted / measured - 1| over the networks, each left out of its own fit
+    node_error: float  # median |predicted / profiled - 1| of the networks' node counts
+    kept_examples: int  # ops whose module name the fusion rules were read from
+    interval: tuple[float, float]  # measured / predicted, left-one-out: the ratios a prediction's interval spans
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return str(self.target.get("key", ""))
+
+    def to_json(self) -> str:
+        def finite(rates: dict[str, float]) -> dict[str, float | None]:
+            return {kind: (None if math.isinf(rate) else rate) for kind, rate in rates.items()}
+
+        data = {**asdict(self), "compute_gops": finite(self.compute_gops), "memory_gbs": finite(self.memory_gbs)}
+        return json.dumps({"format": RUNTIME_FORMAT, **data}, indent=2) + "\n"
+
+
+def read_runtime_model(data: dict[str, object]) -> RuntimeCostModel:
+    """A runtime's cost model from its JSON's data (``format`` ``runtime-1``); ValueError when it is not one."""
+
+    def rates(name: str) -> dict[str, float]:
+        values = {str(k): math.inf if v is None else float(v) for k, v in dict(data[name]).items()}  # type: ignore[arg-type]
+        if not all(v > 0 for v in values.values()):
+            raise ValueError(f"{name} holds a rate that is not positive")
+        return values
+
+    low, high = (float(r) for r in data["interval"])  # type: ignore[union-attr]
+    return RuntimeCostModel(
+        target=dict(data["target"]),  # type: ignore[arg-type]
+        kept={str(k): float(v) for k, v in dict(data["kept"]).items()},  # type: ignore[arg-type]
+        made_per_op={str(k): float(v) for k, v in dict(data["made_per_op"]).items()},  # type: ignore[arg-type]
+        node_ms=float(data["node_ms"]),  # type: ignore[arg-type]
+        compute_gops=rates("compute_gops"),
+        memory_gbs=rates("memory_gbs"),
+        base_ms=float(data["base_ms"]),  # type: ignore[arg-type]
+        flops_ms_per_g=float(data["flops_ms_per_g"]),  # type: ignore[arg-type]
+        mac_ms_per_gb=float(data["mac_ms_per_gb"]),  # type: ignore[arg-type]
+        networks=int(data["networks"]),  # type: ignore[arg-type]
+        network_error=float(data["network_error"]),  # type: ignore[arg-type]
+        node_error=float(data["node_error"]),  # type: ignore[arg-type]
+        kept_examples=int(data["kept_examples"]),  # type: ignore[arg-type]
+        interval=(low, high),
+        environment=dict(data.get("environment", {})),  # type: ignore[arg-type]
+    )
+
+
 def check_modelled(target: Target) -> Target:
-    """The target resolved, if the cost model covers it; else one line that says which do."""
+    """The target resolved, if a cost model covers it (eager, or a runtime of :data:`RUNTIMES_MODELLED` at fp32);
+    else one line that says which do."""
     target, _ = resolve_target(target)
-    if target.backend != "eager":
+    if target.backend != "eager" and (target.backend not in RUNTIMES_MODELLED or target.dtype != "fp32"):
         raise CnnbenchError(
-            f"the cost model covers the eager backend only: {target.backend} fuses Conv+BatchNorm(+activation) and "
-            "picks its own kernels, rules not modelled yet; use --backend eager"
+            f"the cost model covers eager and {', '.join(RUNTIMES_MODELLED)} at fp32, not {target.backend} "
+            f"{target.dtype}; use --backend eager or onnxruntime"
         )
     if target.fuse_bn:
         raise CnnbenchError("the cost model times BatchNorm as its own op; drop --fuse-bn")
@@ -198,13 +267,15 @@ def default_path(target: Target, machine: str | None = None) -> Path:
     return cache_root() / "costmodels" / (machine or machine_identity(target.torch_device)) / f"{target.key}.json"
 
 
-def save(model: CostModel, path: Path) -> Path:
+def save(model: CostModel | RuntimeCostModel, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, model.to_json())
     return path
 
 
-def load_for(target: Target, path: Path | str | None = None, option: str = "--cost-model") -> CostModel:
+def load_for(
+    target: Target, path: Path | str | None = None, option: str = "--cost-model"
+) -> CostModel | RuntimeCostModel:
     """The cost model to predict ``target`` with: the JSON at ``path`` as it is (another device's), else this
     machine's for ``target`` from ``cnnbench calibrate``, refused in one line when there is none or it is another
     target's. ``option``: the command-line option that gives a file, named in that line."""
@@ -227,8 +298,9 @@ def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def load(path: Path | str) -> CostModel:
-    """A cost model from its JSON (this machine's or another device's); one line for a file that is not one."""
+def load(path: Path | str) -> CostModel | RuntimeCostModel:
+    """A cost model from its JSON (this machine's or another device's, eager or a runtime's); one line for a file
+    that is not one."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -242,6 +314,8 @@ def load(path: Path | str) -> CostModel:
             "`cnnbench calibrate --out` wrote"
         ) from None
     try:
+        if isinstance(data, dict) and data.get("format") == RUNTIME_FORMAT:
+            return read_runtime_model(data)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise ValueError(f"format {found!r}, this cnnbench reads format {FORMAT}")

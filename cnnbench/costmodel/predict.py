@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
-from cnnbench.costmodel.model import CostModel, costed_by
+from cnnbench.costmodel.model import CostModel, RuntimeCostModel, costed_by
+from cnnbench.costmodel.runtime import runtime_terms
 from cnnbench.measure import counting
 from cnnbench.measure.profiling import profile
 from cnnbench.models import resolve
@@ -82,7 +83,7 @@ def fallback_text(fallbacks: dict[str, int]) -> str:
 
 def predict_latency(
     model: nn.Module | str,
-    cost_model: CostModel,
+    cost_model: CostModel | RuntimeCostModel,
     batch: int = 1,
     resolution: int | None = None,
     name: str | None = None,
@@ -95,22 +96,16 @@ def predict_latency(
     layers = counted.layers[
         ["module", "module_type", "op", "kind", "output_shape", "flops", "flops_elementwise", "mac_bytes"]
     ].copy()
-    features, terms = cost_model.terms_of(counted.layers)
-    scale = cost_model.network_scale
-    keys = [str(key) for key in features["key"]]
-    costed = [costed_by(cost_model.costs, key, str(kind)) for key, kind in zip(keys, features["kind"], strict=True)]
-    layers["key"], layers["costed_by"], layers["misaligned"] = keys, costed, features["misaligned"]
-    layers["overhead_ms"] = terms.overhead_ms * scale
-    layers["compute_ms"] = terms.compute_ms * scale
-    layers["memory_ms"] = (terms.memory_ms + terms.page_fault_ms) * scale
-    layers["page_fault_ms"] = terms.page_fault_ms * scale
-    layers["time_ms"] = layers["overhead_ms"] + layers["compute_ms"] + layers["memory_ms"]
+    if isinstance(cost_model, RuntimeCostModel):
+        layers, base_ms = _on_the_runtime(cost_model, counted.layers, layers), cost_model.base_ms
+    else:
+        layers, base_ms = _eager(cost_model, counted.layers, layers), 0.0
     by_kind = layers.groupby("kind", sort=False)[["overhead_ms", "compute_ms", "memory_ms", "time_ms"]].sum()
     by_kind.insert(0, "ops", layers.groupby("kind", sort=False).size())
     by_kind = by_kind.reindex([k for k in counting.KINDS if k in by_kind.index]).reset_index()
-    total = float(by_kind["time_ms"].sum())
+    total = float(by_kind["time_ms"].sum()) + base_ms
     by_kind["time_share"] = by_kind["time_ms"] / total if total else 0.0
-    fallbacks = Counter(fit for fit, key in zip(costed, keys, strict=True) if fit != key)
+    fallbacks = Counter(fit for fit, key in zip(layers["costed_by"], layers["key"], strict=True) if fit != key)
     totals = counted.totals
     return Prediction(
         model=label,
@@ -119,7 +114,7 @@ def predict_latency(
         latency_ms=total,
         low_ms=total * cost_model.interval[0],
         high_ms=total * cost_model.interval[1],
-        overhead_ms=float(layers["overhead_ms"].sum()),
+        overhead_ms=float(layers["overhead_ms"].sum()) + base_ms,
         compute_ms=float(layers["compute_ms"].sum()),
         memory_ms=float(layers["memory_ms"].sum()),
         page_fault_ms=float(layers["page_fault_ms"].sum()),
@@ -133,6 +128,36 @@ def predict_latency(
         layers=layers,
         by_kind=by_kind,
     )
+
+
+def _eager(cost_model: CostModel, counted: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """The per-op table under an eager cost model: each op's key, the fit that costed it, and its terms times the
+    network scale."""
+    features, terms = cost_model.terms_of(counted)
+    scale = cost_model.network_scale
+    keys = [str(key) for key in features["key"]]
+    layers["key"], layers["misaligned"] = keys, features["misaligned"]
+    layers["costed_by"] = [
+        costed_by(cost_model.costs, k, str(kind)) for k, kind in zip(keys, features["kind"], strict=True)
+    ]
+    layers["overhead_ms"] = terms.overhead_ms * scale
+    layers["compute_ms"] = terms.compute_ms * scale
+    layers["memory_ms"] = (terms.memory_ms + terms.page_fault_ms) * scale
+    layers["page_fault_ms"] = terms.page_fault_ms * scale
+    layers["time_ms"] = layers["overhead_ms"] + layers["compute_ms"] + layers["memory_ms"]
+    return layers
+
+
+def _on_the_runtime(cost_model: RuntimeCostModel, counted: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """The per-op table under a runtime's cost model: each op costed by its kind, with the nodes it is expected
+    to keep or bring (the call's own time is not an op's)."""
+    terms = runtime_terms(cost_model, counted)
+    layers["key"], layers["costed_by"], layers["misaligned"] = layers["kind"], layers["kind"], False
+    layers["nodes"] = terms.per_op["nodes"].to_numpy()
+    for column in ("overhead_ms", "compute_ms", "memory_ms", "time_ms"):
+        layers[column] = terms.per_op[column].to_numpy()
+    layers["page_fault_ms"] = 0.0
+    return layers
 
 
 def accuracy_summary(predicted: pd.Series, measured: pd.Series) -> dict[str, float]:

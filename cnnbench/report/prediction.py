@@ -28,6 +28,7 @@ from cnnbench.measure.disturbance import Quieting
 from cnnbench.provenance import device_name, fingerprint, git_commit, machine_identity, probe_agrees
 from cnnbench.report.config import ReportConfig
 from cnnbench.store import atomic_write_text, code_fingerprint, write_sidecar
+from cnnbench.target import Target
 
 __all__ = [
     "PREDICTORS",
@@ -113,6 +114,19 @@ def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.Co
     return cached if matches else None
 
 
+def _not_predicted(target: Target) -> str:
+    """Why the report's prediction table leaves ``target`` out ("" when it predicts it): the report calibrates the
+    eager cost model between its eager rows; a runtime's is calibrated apart (``cnnbench calibrate --backend``)."""
+    try:
+        costmodel.check_modelled(target)
+    except CnnbenchError as err:
+        return str(err)
+    if target.backend != "eager":
+        backend = target.backend
+        return f"the report predicts eager latency; `cnnbench calibrate --backend {backend}` models {backend}"
+    return ""
+
+
 def start_calibration(
     config: ReportConfig,
     models: int,
@@ -122,9 +136,7 @@ def start_calibration(
 ) -> ReportCalibration | None:
     """The report's calibration, before its eager rows are measured; None when the target is not modelled (then
     :func:`prediction_table` says why)."""
-    try:
-        costmodel.check_modelled(config.target)
-    except CnnbenchError:
+    if _not_predicted(config.target):
         return None
     return ReportCalibration(config, models, progress, quieting, probe_ms)
 
@@ -141,10 +153,9 @@ def prediction_table(
     each predictor's error. ``calibration`` is the one :func:`start_calibration` began (a new one, timed now,
     without). Returns the table and, when the target is not modelled, why (the table is then empty)."""
     target = config.target
-    try:
-        costmodel.check_modelled(target)
-    except CnnbenchError as err:
-        return pd.DataFrame(), str(err)
+    why = _not_predicted(target)
+    if why:
+        return pd.DataFrame(), why
     try:
         fitted, _ = (calibration or ReportCalibration(config, len(names), progress)).cost_model()
     except CnnbenchError as err:  # every network disturbed, or a fit that misses its own networks

@@ -1,0 +1,340 @@
+"""A cost model for a deployment runtime (``--backend onnxruntime``): what the runtime makes of a network's ops is
+learned from its own per-node profile, then its latency is predicted from the counts.
+
+ONNX Runtime rewrites the graph before it runs it: BatchNorm folds into the convolution before it, an activation
+after a convolution runs inside it (``FusedConv``), GELU's exported Erf pattern becomes one ``Gelu`` node, layout
+nodes (``ReorderInput``/``ReorderOutput``) appear around the blocked-layout convolutions. The eager formula, per op,
+would charge every folded op its overhead. So, per calibration network (the same synthetic networks as
+:mod:`cnnbench.costmodel.networks`):
+
+1. the network is exported to ONNX and run on the runtime, with the target's threads: timed whole, as a latency row
+   is, then once more with ONNX Runtime's profiler on, which lists every node it ran;
+2. **the fusion rules**, read off the profile: the TorchScript exporter names each ONNX node after the module that
+   made it (``/layer1/layer1.0/conv1/Conv``), and ONNX Runtime keeps that name on the nodes it keeps. An op whose
+   module has no node left was folded into a neighbour (BatchNorm after a convolution, an activation run inside a
+   ``FusedConv``); nodes with no module name are the runtime's own (layout reorders, fused patterns). The rules are
+   the share of ops of each counting kind that keep a node, given the kind of the op before them
+   (``kept["norm<-conv"]``, else ``kept["norm"]``), and the runtime's own nodes per op of each kind
+   (``made_per_op``, non-negative least squares over the networks). Nothing is listed by hand;
+3. **the costs**: a network's latency = ``node_ms`` × its predicted node count (the kept ops and the runtime's own
+   nodes) + per kind
+   (arithmetic / compute rate + MAC bytes / memory rate) + ``base_ms`` (the call), fitted by non-negative least
+   squares on relative error over the networks timed whole.
+
+The interval comes from each network's error when the costs are fitted on the others (leave-one-out), through the
+same ranks as the eager model's (:func:`cnnbench.costmodel.fit.interval_ratios`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from cnnbench.costmodel import networks
+from cnnbench.costmodel.features import op_features
+from cnnbench.costmodel.fit import interval_ratios, median_ratio
+from cnnbench.costmodel.model import RUNTIMES_MODELLED, RuntimeCostModel, check_modelled
+from cnnbench.errors import CnnbenchError
+from cnnbench.measure.counting import KINDS
+from cnnbench.measure.disturbance import Disturbance, Quieting, watch
+from cnnbench.measure.isolated import run_isolated
+from cnnbench.measure.latency import REPORT_TIMING, Timing, time_callable
+from cnnbench.provenance import environment, now
+from cnnbench.target import Target, describe
+
+__all__ = [
+    "PROFILED_RUNS",
+    "calibrate_runtime",
+    "fit_runtime_model",
+    "kind_table",
+    "kept_ops",
+    "learn_fusion",
+    "node_module",
+    "predicted_nodes",
+    "profile_nodes",
+    "runtime_terms",
+]
+
+PROFILED_RUNS = 5  # runs with the profiler on; a network's node count is their median
+
+
+# --- the fusion rules: which ops keep a node, and the runtime's own nodes ----------------------------------------
+
+
+def node_module(name: str) -> str | None:
+    """The module an ONNX Runtime node was exported from: ``/1/1.0/1.0.3/Conv_output_0_nchwc`` → ``1.0.3``, a
+    root-level ``/Flatten`` → ``""``; None for a node the runtime made (no module path: ``ReorderOutput_token_3``,
+    ``Gelu_token_0``)."""
+    if not name.startswith("/"):
+        return None
+    parts = name.split("/")
+    return parts[-2] if len(parts) >= 3 else ""
+
+
+def kept_ops(layers: pd.DataFrame, nodes: pd.DataFrame) -> np.ndarray:
+    """Which of a counting pass's ops kept a node on the runtime: the ops of a module take its named nodes in
+    order (a module with two ops and one node left: the first kept it, the second was folded)."""
+    named = Counter(module for module in map(node_module, nodes["node"]) if module is not None)
+    seen: Counter[str] = Counter()
+    kept = []
+    for module in layers["module"].astype(str):
+        seen[module] += 1
+        kept.append(seen[module] <= named[module])
+    return np.array(kept, dtype=bool)
+
+
+def _pair(kinds: Sequence[str]) -> list[str]:
+    """Each op's kind with the kind before it: ``norm<-conv`` (the first op: ``conv<-input``)."""
+    return [f"{kind}<-{before}" for kind, before in zip(kinds, ["input", *kinds[:-1]], strict=True)]
+
+
+MIN_PAIR_OPS = 10  # ops a "kind<-kind" rule needs; fewer fall back to the kind's own share
+
+
+def learn_fusion(
+    layers: Sequence[pd.DataFrame], nodes: Sequence[pd.DataFrame]
+) -> tuple[dict[str, float], dict[str, float], int]:
+    """The fusion rules from the networks' counting passes and profiles: the share of ops that keep a node per kind
+    and per ``kind<-kind before`` (with at least :data:`MIN_PAIR_OPS` ops), the runtime's own nodes per op of
+    each kind, and the ops read."""
+    kinds, pairs, kept = [], [], []
+    made, counts = [], []
+    for table, profiled in zip(layers, nodes, strict=True):
+        kinds += list(table["kind"].astype(str))
+        pairs += _pair(list(table["kind"].astype(str)))
+        kept += list(kept_ops(table, profiled))
+        made.append(sum(node_module(name) is None for name in profiled["node"]))
+        counts.append(kind_table(table)["ops"].to_numpy(dtype=float))
+    frame = pd.DataFrame({"kind": kinds, "pair": pairs, "kept": kept})
+    shares = frame.groupby("kind")["kept"].mean().to_dict()
+    by_pair = frame.groupby("pair")["kept"].agg(["mean", "size"])
+    shares |= by_pair.loc[by_pair["size"] >= MIN_PAIR_OPS, "mean"].to_dict()
+    ops = np.array(counts)
+    per_op = nnls(ops, np.array(made, dtype=float), maxiter=5000)[0]
+    made_per_op = {kind: float(v) for kind, v, n in zip(KINDS, per_op, ops.sum(axis=0), strict=True) if n > 0}
+    return {str(k): float(v) for k, v in shares.items()}, made_per_op, len(frame)
+
+
+def predicted_nodes(kept: dict[str, float], made_per_op: dict[str, float], layers: pd.DataFrame) -> np.ndarray:
+    """Each op's expected nodes on the runtime: its share of keeping one (by ``kind<-kind before``, else its kind,
+    else 1) plus the runtime's own nodes its kind brings."""
+    kinds = list(layers["kind"].astype(str))
+    return np.array(
+        [
+            kept.get(pair, kept.get(kind, 1.0)) + made_per_op.get(kind, 0.0)
+            for kind, pair in zip(kinds, _pair(kinds), strict=True)
+        ]
+    )
+
+
+# --- the features: per counting kind, ops, arithmetic and MAC bytes -------------------------------------------
+
+
+def kind_table(layers: pd.DataFrame) -> pd.DataFrame:
+    """One row per counting kind of a counting pass's ops: ``ops``, ``arithmetic`` (multiply-adds plus
+    element-wise operations) and ``mac_bytes``, for every kind of :data:`cnnbench.measure.counting.KINDS`."""
+    features = op_features(layers)
+    frame = pd.DataFrame(
+        {"kind": features["kind"], "ops": 1, "arithmetic": features["arithmetic"], "mac_bytes": features["mac_bytes"]}
+    )
+    return frame.groupby("kind").sum().reindex(list(KINDS), fill_value=0)
+
+
+@dataclass(frozen=True)
+class RuntimeTerms:
+    """A network's predicted time on the runtime by term, in ms, its predicted nodes, and the same per op
+    (``nodes``, ``overhead_ms``, ``compute_ms``, ``memory_ms``, ``time_ms``, without the call's ``base_ms``)."""
+
+    overhead_ms: float  # the nodes' overhead and the call's
+    compute_ms: float
+    memory_ms: float
+    nodes: float
+    per_op: pd.DataFrame
+
+    @property
+    def time_ms(self) -> float:
+        return self.overhead_ms + self.compute_ms + self.memory_ms
+
+
+def runtime_terms(model: RuntimeCostModel, layers: pd.DataFrame) -> RuntimeTerms:
+    """The terms of a counting pass's ops under ``model``."""
+    features = op_features(layers)
+    kinds = pd.Series(features["kind"]).astype(str)
+    nodes = predicted_nodes(model.kept, model.made_per_op, layers)
+    compute = features["arithmetic"] / (kinds.map(model.compute_gops).fillna(math.inf).to_numpy(dtype=float) * 1e6)
+    memory = features["mac_bytes"] / (kinds.map(model.memory_gbs).fillna(math.inf).to_numpy(dtype=float) * 1e6)
+    per_op = pd.DataFrame(
+        {"nodes": nodes, "overhead_ms": nodes * model.node_ms, "compute_ms": compute, "memory_ms": memory}
+    )
+    per_op["time_ms"] = per_op[["overhead_ms", "compute_ms", "memory_ms"]].sum(axis=1)
+    return RuntimeTerms(
+        overhead_ms=float(per_op["overhead_ms"].sum()) + model.base_ms,
+        compute_ms=float(per_op["compute_ms"].sum()),
+        memory_ms=float(per_op["memory_ms"].sum()),
+        nodes=float(nodes.sum()),
+        per_op=per_op,
+    )
+
+
+# --- the costs ---------------------------------------------------------------------------------------------------
+
+
+def _design_row(table: pd.DataFrame, nodes: float, used: Sequence[str]) -> list[float]:
+    """A network's row: its predicted nodes, each kind's arithmetic and MAC bytes (in G), then 1 (the call)."""
+    arithmetic = [table.loc[k, "arithmetic"] / 1e9 for k in used]
+    return [nodes, *arithmetic, *(table.loc[k, "mac_bytes"] / 1e9 for k in used), 1.0]
+
+
+def _solve(design: np.ndarray, measured_ms: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients of ``design`` fitting ``measured_ms`` in relative error (rows over the time)."""
+    weights = 1.0 / measured_ms
+    return nnls(design * weights[:, None], measured_ms * weights, maxiter=5000)[0]
+
+
+def fit_runtime_model(
+    layers: Sequence[pd.DataFrame], nodes: Sequence[pd.DataFrame], measured_ms: np.ndarray, target: Target
+) -> RuntimeCostModel:
+    """The runtime's cost model from its calibration networks: each one's counting pass, profiled nodes
+    (:func:`profile_nodes`) and latency (the module docstring's steps 2 and 3)."""
+    if len(layers) < 2:
+        raise CnnbenchError("a runtime's cost model needs at least 2 networks timed; calibrate on more")
+    measured_ms = np.asarray(measured_ms, dtype=float)
+    kept, made_per_op, examples = learn_fusion(layers, nodes)
+    counted = [predicted_nodes(kept, made_per_op, table).sum() for table in layers]
+    profiled = np.array([len(table) for table in nodes], dtype=float)
+    kinds = [kind_table(table) for table in layers]
+    used = [k for k in KINDS if any(table.loc[k, "ops"] > 0 for table in kinds)]
+    design = np.array([_design_row(t, n, used) for t, n in zip(kinds, counted, strict=True)])
+    coefficients = _solve(design, measured_ms)
+    left_out = np.empty(len(layers))
+    for i in range(len(layers)):
+        others = np.arange(len(layers)) != i
+        left_out[i] = max(design[i] @ _solve(design[others], measured_ms[others]), 1e-9)
+
+    def rates(offset: int) -> dict[str, float]:  # ms per G → G per s; a zero cost is an infinite rate
+        costs = coefficients[offset : offset + len(used)]
+        return {k: (1e3 / c if c > 0 else math.inf) for k, c in zip(used, costs, strict=True)}
+
+    flops = np.array([float(table["flops"].sum()) for table in layers])  # multiply-adds
+    mac = np.array([float(table["mac_bytes"].sum()) for table in layers])
+    return RuntimeCostModel(
+        target={**describe(target), "key": target.key},
+        kept=kept,
+        made_per_op=made_per_op,
+        node_ms=float(coefficients[0]),
+        compute_gops=rates(1),
+        memory_gbs=rates(1 + len(used)),
+        base_ms=float(coefficients[-1]),
+        flops_ms_per_g=median_ratio(measured_ms, flops) * 1e9,
+        mac_ms_per_gb=median_ratio(measured_ms, mac) * 1e9,
+        networks=len(layers),
+        network_error=float(np.median(np.abs(left_out / measured_ms - 1))),
+        node_error=float(np.median(np.abs(np.array(counted) / np.maximum(profiled, 1) - 1))),
+        kept_examples=examples,
+        interval=interval_ratios(measured_ms / left_out),
+        environment={**environment(target.torch_device), "measured_at": now()},
+    )
+
+
+# --- timing on the runtime ---------------------------------------------------------------------------------------
+
+
+def profile_nodes(profile_json: Path) -> pd.DataFrame:
+    """The nodes of an ONNX Runtime profile (``enable_profiling``'s JSON): per node name, in the order they ran,
+    its op (``op_name``) and its median time over the profiled runs, in µs."""
+    events = json.loads(profile_json.read_text(encoding="utf-8"))
+    nodes = [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")]
+    frame = pd.DataFrame(
+        {
+            "node": [str(e["name"])[: -len("_kernel_time")] for e in nodes],
+            "op": [str(e.get("args", {}).get("op_name", "")) for e in nodes],
+            "us": [float(e.get("dur", 0)) for e in nodes],
+        }
+    )
+    return frame.groupby(["node", "op"], sort=False)["us"].median().reset_index()
+
+
+def time_on_runtime(
+    network: networks.Network, target: Target, timing: Timing = REPORT_TIMING
+) -> tuple[float, pd.DataFrame, Disturbance]:
+    """One synthetic network exported to ONNX and run on ``target``'s runtime: its median latency (timed as a
+    latency row is), the nodes its profiler saw (:func:`profile_nodes`), and what the machine gave the timing; run
+    it in a process of its own."""
+    import onnxruntime as ort
+
+    from cnnbench.runtimes.export import INPUT_NAME, export_onnx
+
+    net, resolution = network.build(), network.resolution
+    x = np.random.default_rng(network.draw).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="cnnbench-runtime-") as scratch:
+        path = Path(scratch) / "network.onnx"
+        export_onnx(net, path, 1, resolution)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads, options.inter_op_num_threads = target.threads or 0, 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        run = lambda: session.run(None, {INPUT_NAME: x})  # noqa: E731
+        with watch(target.threads) as seen:
+            samples, _ = time_callable(run, target.torch_device, timing)
+        options.enable_profiling, options.profile_file_prefix = True, str(Path(scratch) / "profile")
+        profiled = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(PROFILED_RUNS):
+            profiled.run(None, {INPUT_NAME: x})
+        nodes = profile_nodes(Path(profiled.end_profiling()))
+    return float(np.median(samples)), nodes, seen[0]
+
+
+def calibrate_runtime(
+    target: Target,
+    network_count: int = networks.NETWORKS,
+    seed: int = 0,
+    progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
+    timing: Timing = REPORT_TIMING,
+    quieting: Quieting | None = None,
+    between: Callable[[], None] = lambda: None,
+) -> tuple[RuntimeCostModel, pd.DataFrame]:
+    """Time ``network_count`` synthetic networks on ``target``'s runtime, each in a process of its own (again once
+    the machine is quiet when one was disturbed; left out if it stays so), and fit its cost model. ``between`` runs
+    after each network (the held-out check measures its models there). Returns the model and the per-network table
+    (``network``, ``measured_ms``, ``nodes``, ``disturbed``, ``predicted_ms``)."""
+    target = check_modelled(target)
+    if target.backend not in RUNTIMES_MODELLED:
+        raise CnnbenchError(
+            f"{target.backend} has the eager cost model; `cnnbench calibrate` without --backend fits it"
+        )
+    quieting = quieting or Quieting()
+    rows, layers, nodes = [], [], []
+    for network in progress(networks.network_suite(network_count, seed, progress), "networks"):
+        (measured, profiled, seen), _ = quieting.measure(
+            network.name,
+            lambda drawn=network: run_isolated(time_on_runtime, drawn, target, timing),  # type: ignore[misc]
+            lambda result: result[2],
+        )
+        rows.append(
+            {"network": network.name, "measured_ms": measured, "nodes": len(profiled), "disturbed": seen.disturbed}
+        )
+        layers.append(network.layers)
+        nodes.append(profiled)
+        between()
+    table = pd.DataFrame(rows)
+    kept = ~table["disturbed"].to_numpy(dtype=bool)
+    if kept.sum() < 2:
+        raise CnnbenchError("the runtime's calibration networks were disturbed; calibrate again on a quiet machine")
+    model = fit_runtime_model(
+        [t for t, keep in zip(layers, kept, strict=True) if keep],
+        [n for n, keep in zip(nodes, kept, strict=True) if keep],
+        table.loc[kept, "measured_ms"].to_numpy(),
+        target,
+    )
+    table["predicted_ms"] = [runtime_terms(model, t).time_ms for t in layers]
+    return model, table

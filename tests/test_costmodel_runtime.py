@@ -1,0 +1,111 @@
+"""ONNX Runtime's cost model: the fusion rules read off a profile's node names (by hand), the runtime's own nodes
+per op (by hand), the fit recovering a network's time it was built from, and a small real calibration whose model
+round-trips through JSON and predicts through ``predict`` and ``pick --predicted``. No timing is asserted."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnnbench import costmodel
+from cnnbench.cli import main
+from cnnbench.costmodel import networks, runtime
+from cnnbench.measure.latency import QUICK_TIMING
+from cnnbench.target import Target
+
+
+def _layers(modules: list[str], kinds: list[str]) -> pd.DataFrame:
+    """A counting pass of 1×8×8×8 ops: a 3×3 convolution's counts for a conv, an element-wise op's for the rest."""
+    conv = [k.startswith("conv") for k in kinds]
+    return pd.DataFrame({
+        "module": modules, "kind": kinds, "op": ["convolution" if c else "relu" for c in conv],
+        "input_shapes": ["1×8×8×8, 8×8×3×3" if c else "1×8×8×8" for c in conv], "output_shape": "1×8×8×8",
+        "flops": [36864 if c else 0 for c in conv], "flops_elementwise": [0 if c else 512 for c in conv],
+        "mac_bytes": [4 * (512 + 512 + 576) if c else 4096 for c in conv]})  # fmt: skip
+
+
+def test_a_node_names_the_module_it_came_from() -> None:
+    assert runtime.node_module("/1/1.0/1.0.3/Conv_output_0_nchwc") == "1.0.3"
+    assert runtime.node_module("/layer1/layer1.0/conv1/Conv") == "conv1"
+    assert runtime.node_module("/Flatten") == ""  # the root module
+    assert runtime.node_module("ReorderOutput_token_249") is None  # the runtime's own
+    assert runtime.node_module("Gelu_token_0") is None
+
+
+def test_ops_keep_their_modules_named_nodes_in_order() -> None:
+    """A conv module with its node, a BatchNorm module with none (folded), a module with two ops and one node (the
+    first keeps it), a GELU whose node the runtime renamed (it made its own)."""
+    layers = _layers(["0", "1", "2", "2", "3"], ["conv", "norm", "pool", "elementwise", "activation"])
+    nodes = pd.DataFrame({"node": ["/0/Conv", "/2/GlobalAveragePool", "Gelu_token_0"], "op": "", "us": 1.0})
+    assert list(runtime.kept_ops(layers, nodes)) == [True, False, True, False, False]
+
+
+def test_fusion_rules_and_the_runtimes_own_nodes_by_hand() -> None:
+    """Twelve conv→norm→activation triples where BatchNorm never keeps a node and the activation keeps one in
+    four; the runtime makes 1 node of its own per 2 convs: the shares are 0 and 1/4 (per kind and per pair, 12 ops
+    ≥ MIN_PAIR_OPS), and 0.5 own nodes per conv (activation and norm: none)."""
+    tables, profiles = [], []
+    for convs in (4, 8):
+        modules = [f"{i}.{j}" for i in range(convs) for j in range(3)]
+        kinds = ["conv", "norm", "activation"] * convs
+        named = [f"/{i}/{i}.0/Conv" for i in range(convs)] + [f"/{i}/{i}.2/Relu" for i in range(0, convs, 4)]
+        own = [f"ReorderOutput_token_{i}" for i in range(convs // 2)]
+        tables.append(_layers(modules, kinds))
+        profiles.append(pd.DataFrame({"node": named + own, "op": "", "us": 1.0}))
+    kept, made, examples = runtime.learn_fusion(tables, profiles)
+    assert examples == 36 and kept["conv"] == 1.0 and kept["norm"] == 0.0 == kept["norm<-conv"]
+    assert kept["activation"] == pytest.approx(3 / 12) == kept["activation<-norm"]
+    assert made["conv"] == pytest.approx(0.5) and made["norm"] == pytest.approx(0) == made["activation"]
+    nodes = runtime.predicted_nodes(kept, made, tables[0])
+    assert nodes.sum() == pytest.approx(4 * 1.5 + 4 / 4)  # each conv 1 + 0.5 of its own, each activation 1/4
+
+
+def test_the_fit_recovers_the_times_it_was_built_from() -> None:
+    """Thirty synthetic networks whose time is 6 µs per node (as the fusion rules learnt from their profiles count
+    them), 40 G/s on convolutions, 5 GB/s on the other ops' bytes and 50 µs per call: left out one at a time, each
+    is predicted within 1%, and the model's rates are those."""
+    drawn = networks.network_suite(30, seed=2)
+    layers = [n.layers for n in drawn]
+    profiles = []
+    for table in layers:
+        kept = np.arange(len(table)) % 2 == 0  # every other op keeps a node; 1 node of the runtime's own
+        names = [f"/{m}/Op" for m, k in zip(table["module"], kept, strict=True) if k] + ["Reorder_token_0"]
+        profiles.append(pd.DataFrame({"node": names, "op": "", "us": 1.0}))
+    shares, made, _ = runtime.learn_fusion(layers, profiles)
+    convolutions = ["conv", "conv_1x1", "conv_depthwise", "conv_group", "linear"]
+    measured = []
+    for table in layers:
+        kinds = runtime.kind_table(table)
+        nodes = runtime.predicted_nodes(shares, made, table).sum()
+        rest = kinds.drop(convolutions)["mac_bytes"].sum()
+        measured.append(0.006 * nodes + kinds.loc[convolutions, "arithmetic"].sum() / 40e6 + rest / 5e6 + 0.05)
+    fitted = runtime.fit_runtime_model(layers, profiles, np.array(measured), Target(threads=1))
+    assert fitted.network_error < 0.01 and fitted.node_error < 0.1
+    assert fitted.compute_gops["conv"] == pytest.approx(40, rel=0.05)
+    assert fitted.memory_gbs["activation"] == pytest.approx(5, rel=0.05)
+    assert math.isinf(fitted.memory_gbs["conv"]) or fitted.memory_gbs["conv"] > 1e3  # no cost on conv bytes
+
+
+@pytest.mark.slow  # three networks exported, timed and profiled on ONNX Runtime, each in a process of its own
+def test_a_small_real_calibration_on_onnxruntime_predicts_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = Target(backend="onnxruntime", threads=1)
+    fitted, table = runtime.calibrate_runtime(target, network_count=3, timing=QUICK_TIMING)
+    assert list(table.columns) == ["network", "measured_ms", "nodes", "disturbed", "predicted_ms"]
+    assert (table["measured_ms"] > 0).all() and (table["nodes"] > 0).all()
+    assert fitted.key == "cpu-t1-fp32-nchw-onnxruntime" and fitted.kept_examples > 0
+    assert fitted.kept["norm"] < 0.5  # BatchNorm after a convolution folds into it, as ONNX Runtime does
+    path = costmodel.save(fitted, tmp_path / "ort.json")
+    assert costmodel.load(path) == fitted
+    predicted = costmodel.predict_latency("mobilenet_v3_small", fitted)
+    assert 0 < predicted.low_ms <= predicted.latency_ms <= predicted.high_ms
+    assert predicted.overhead_ms + predicted.compute_ms + predicted.memory_ms == pytest.approx(predicted.latency_ms)
+    argv = ["predict", "mobilenet_v3_small", "--backend", "onnxruntime", "--threads", "1", "--cost-model", str(path)]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0 and "cpu-t1-fp32-nchw-onnxruntime" in out and "mobilenet_v3_small" in out
