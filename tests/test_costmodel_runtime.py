@@ -30,7 +30,9 @@ def _layers(modules: list[str], kinds: list[str]) -> pd.DataFrame:
 
 def test_a_node_names_the_module_it_came_from() -> None:
     assert runtime.node_module("/1/1.0/1.0.3/Conv_output_0_nchwc") == "1.0.3"
-    assert runtime.node_module("/layer1/layer1.0/conv1/Conv") == "conv1"
+    assert runtime.node_module("/layer1/layer1.0/conv1/Conv") == "layer1.0.conv1"  # relative to its block
+    assert runtime.node_module("/2/body/body.0/Conv") == "2.body.0"
+    assert runtime.node_module("/features/features.3/block/block.1/block.1.0/Conv") == "features.3.block.1.0"
     assert runtime.node_module("/Flatten") == ""  # the root module
     assert runtime.node_module("ReorderOutput_token_249") is None  # the runtime's own
     assert runtime.node_module("Gelu_token_0") is None

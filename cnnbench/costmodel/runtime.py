@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,13 +73,23 @@ PROFILED_RUNS = 5  # runs with the profiler on; a network's node count is their 
 
 
 def node_module(name: str) -> str | None:
-    """The module an ONNX Runtime node was exported from: ``/1/1.0/1.0.3/Conv_output_0_nchwc`` → ``1.0.3``, a
-    root-level ``/Flatten`` → ``""``; None for a node the runtime made (no module path: ``ReorderOutput_token_3``,
-    ``Gelu_token_0``)."""
+    """The module an ONNX Runtime node was exported from, as the counting pass names it, or None for a node the
+    runtime made (no module path: ``ReorderOutput_token_3``, ``Gelu_token_0``).
+
+    The TorchScript exporter writes one scope per module level, each named relative to the last module that is not
+    a container: ``/1/1.0/1.0.3/Conv`` is ``1.0.3``, ``/2/body/body.0/Conv`` is ``2.body.0``, ResNet's
+    ``/layer1/layer1.0/conv1/Conv`` is ``layer1.0.conv1``; a root-level ``/Flatten`` is ``""``."""
     if not name.startswith("/"):
         return None
-    parts = name.split("/")
-    return parts[-2] if len(parts) >= 3 else ""
+    scopes = name.split("/")[1:-1]
+    path, last = "", ""
+    for scope in scopes:
+        if last and scope.startswith(last + "."):  # the same container, one level down: it extends the last name
+            path = path[: len(path) - len(last)] + scope
+        else:
+            path = f"{path}.{scope}" if path else scope
+        last = scope
+    return path
 
 
 def kept_ops(layers: pd.DataFrame, nodes: pd.DataFrame) -> np.ndarray:
@@ -105,10 +117,12 @@ def learn_fusion(
 ) -> tuple[dict[str, float], dict[str, float], int]:
     """The fusion rules from the networks' counting passes and profiles: the share of ops that keep a node per kind
     and per ``kind<-kind before`` (with at least :data:`MIN_PAIR_OPS` ops), the runtime's own nodes per op of
-    each kind, and the ops read."""
+    each kind, and the ops read. A network the dynamo exporter made (its nodes carry no module names) is not read."""
     kinds, pairs, kept = [], [], []
     made, counts = [], []
     for table, profiled in zip(layers, nodes, strict=True):
+        if "exporter" in profiled and (profiled["exporter"] == "dynamo").any():
+            continue  # the dynamo exporter (the fallback) does not name nodes after modules
         kinds += list(table["kind"].astype(str))
         pairs += _pair(list(table["kind"].astype(str)))
         kept += list(kept_ops(table, profiled))
@@ -277,7 +291,8 @@ def time_on_runtime(
     x = np.random.default_rng(network.draw).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="cnnbench-runtime-") as scratch:
         path = Path(scratch) / "network.onnx"
-        export_onnx(net, path, 1, resolution)
+        with _silenced():  # the TorchScript exporter prints its graph from C++ when it falls back to dynamo
+            _, exporter = export_onnx(net, path, 1, resolution)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads, options.inter_op_num_threads = target.threads or 0, 1
@@ -291,7 +306,22 @@ def time_on_runtime(
         for _ in range(PROFILED_RUNS):
             profiled.run(None, {INPUT_NAME: x})
         nodes = profile_nodes(Path(profiled.end_profiling()))
-    return float(np.median(samples)), nodes, seen[0]
+    return float(np.median(samples)), nodes.assign(exporter=exporter), seen[0]
+
+
+@contextmanager
+def _silenced() -> Iterator[None]:
+    """The process's own stdout and stderr (file descriptors 1 and 2, which C++ writes to) sent to /dev/null."""
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def calibrate_runtime(
