@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from cnnbench import costmodel
+from cnnbench.costmodel import networks
 from cnnbench.costmodel.features import KINDS_AS_KEYS
 from cnnbench.measure.counting import KINDS
 from cnnbench.measure.probe import Probe
@@ -122,6 +124,13 @@ CONV = costmodel.OpCost(overhead_ms=0.02, parallel_ms=0.0, parallel_above=None, 
                         misaligned_factor=1.0, ops=1, error=0.0)  # fmt: skip
 ELEMENTWISE = costmodel.OpCost(overhead_ms=0.005, parallel_ms=0.0, parallel_above=None, compute_gops=100.0,
                                memory_gbs=20.0, misaligned_factor=1.0, ops=1, error=0.0)  # fmt: skip
+
+
+@functools.cache
+def synthetic_suite() -> tuple[networks.Network, ...]:
+    """The default calibration suite (100 networks of seed 0, counted on the meta device), drawn once per session:
+    several tests read it, and drawing it takes 15 s."""
+    return tuple(networks.network_suite())
 
 
 def fixed_model(key: str = "cpu-t1-fp32-nchw-eager") -> costmodel.CostModel:

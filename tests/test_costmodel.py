@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONV, ELEMENTWISE, fixed_model
+from conftest import CONV, ELEMENTWISE, fixed_model, synthetic_suite
 from torch import nn
 
 from cnnbench import costmodel
@@ -257,7 +257,7 @@ def test_the_synthetic_networks_are_seeded_cover_the_zoos_ops_and_hold_no_zoo_mo
     depthwise kernels of 3, 5, 7 and 9, in-place and not, and outputs past the mmap threshold; the blocks of the
     design spaces after the zoo's: channels-last LayerNorm and GELU (ConvNeXt), concatenations of many inputs
     (DenseNet, VoVNet), odd channel counts; no module comes from the zoo."""
-    drawn = networks.network_suite()
+    drawn = synthetic_suite()
     assert len(drawn) == networks.NETWORKS
     assert [n.name for n in drawn[:5]] == [n.name for n in networks.network_suite(5)]  # seeded
     assert [n.name for n in drawn[:5]] != [n.name for n in networks.network_suite(5, seed=1)]

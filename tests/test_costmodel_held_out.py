@@ -5,12 +5,13 @@ misses its own networks, ``calibrate --held-out`` and ``pick --predicted``'s ove
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fixed_model
+from conftest import fixed_model, synthetic_suite
 
 import zoo
 from cnnbench import costmodel
@@ -67,19 +68,20 @@ def test_the_interval_covers_synthetic_truths_at_its_share() -> None:
     rng = np.random.default_rng(3)
     truth = fixed_model("cpu-t1-fp32-nchw-eager")
 
-    def draw(count: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def draw(drawn: Sequence[networks.Network]) -> tuple[pd.DataFrame, pd.DataFrame]:
         ops, timed = [], []
-        for network in networks.network_suite(count, seed):
+        for network in drawn:
             layers = network.layers.assign(network=network.name)
             time_ms = _true_times(layers, truth, rng)
             ops.append(layers.assign(time_ms=time_ms))
             timed.append({"network": network.name, "measured_ms": 1.1 * time_ms.sum() * math.exp(rng.normal(0, 0.12))})
         return pd.concat(ops, ignore_index=True), pd.DataFrame(timed)
 
-    fitted = costmodel.fit_cost_model(*draw(20, 0), Target(threads=1))
+    suite = synthetic_suite()
+    fitted = costmodel.fit_cost_model(*draw(suite[:20]), Target(threads=1))
     low, high = fitted.interval
     assert low < 1 < high
-    fresh_ops, fresh = draw(40, 1)
+    fresh_ops, fresh = draw(suite[20:60])
     _, terms = fitted.terms_of(fresh_ops)
     predicted = pd.Series(terms.time_ms).groupby(fresh_ops["network"].to_numpy()).sum() * fitted.network_scale
     measured = fresh.set_index("network")["measured_ms"].reindex(predicted.index)

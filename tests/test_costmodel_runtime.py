@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_suite
 
 from cnnbench import costmodel
 from cnnbench.cli import main
-from cnnbench.costmodel import networks, runtime
+from cnnbench.costmodel import runtime
 from cnnbench.measure.latency import QUICK_TIMING
 from cnnbench.target import Target
 
@@ -70,7 +71,7 @@ def test_the_fit_recovers_the_times_it_was_built_from() -> None:
     """Thirty synthetic networks whose time is 6 µs per node (as the fusion rules learnt from their profiles count
     them), 40 G/s on convolutions, 5 GB/s on the other ops' bytes and 50 µs per call: left out one at a time, each
     is predicted within 1%, and the model's rates are those."""
-    drawn = networks.network_suite(30, seed=2)
+    drawn = synthetic_suite()[:30]
     layers = [n.layers for n in drawn]
     profiles = []
     for table in layers:
