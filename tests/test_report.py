@@ -163,9 +163,13 @@ def test_every_model_is_predicted_beside_its_measured_latency(first_run: tuple[P
 
 @pytest.mark.slow
 def test_a_runtime_target_says_why_it_has_no_prediction(tmp_path: Path) -> None:
-    frame, why = prediction.prediction_table(config(tmp_path, target=Target(threads=1, backend="onnxruntime")),
-                                             list(MODELS), pd.DataFrame())  # fmt: skip
-    assert frame.empty and "eager backend only" in why
+    """ONNX Runtime has a cost model, calibrated apart (``calibrate --backend onnxruntime``); OpenVINO has none."""
+    for backend, says in (("onnxruntime", "`cnnbench calibrate --backend onnxruntime` models onnxruntime"),
+                          ("openvino", "covers eager and onnxruntime at fp32")):  # fmt: skip
+        target = Target(threads=1, backend=backend)
+        frame, why = prediction.prediction_table(config(tmp_path, target=target), list(MODELS), pd.DataFrame())
+        assert frame.empty and says in why, why
+        assert prediction.start_calibration(config(tmp_path, target=target), len(MODELS)) is None
 
 
 @pytest.mark.slow
