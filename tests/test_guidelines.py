@@ -4,9 +4,11 @@ violations placed by hand, and the command line. Everything is counted on the me
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import statistics
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -30,6 +32,7 @@ from cnnbench.guidelines.microbench import (
 from cnnbench.guidelines.run import GuidelineRun, run_guidelines
 from cnnbench.guidelines.verdicts import verdict
 from cnnbench.measure.breakdown import time_by_kind
+from cnnbench.measure.disturbance import Disturbance
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.target import Target
 
@@ -383,9 +386,17 @@ def test_audit_per_layer_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_microbenchmark_table_without_timing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The whole microbenchmark path, with the clock replaced by fixed rounds: 2 ms for every configuration."""
+    """The whole microbenchmark path, with the clock replaced by fixed rounds: 2 ms for every configuration, and the
+    machine's watch by a quiet window (a window of microseconds around the fake clock can read as disturbed, and
+    the verdict then says "not judged")."""
     monkeypatch.setattr(guidelines, "time_table", lambda table, target, batch, timing, rounds: [[2.0] * rounds
                                                                                                for _ in table])
+
+    @contextlib.contextmanager
+    def quiet(threads: int | None = None) -> Iterator[list[Disturbance]]:
+        yield [Disturbance(cpu_share=1.0, cpu_others=0.0, cpu_steal=0.0)]
+
+    monkeypatch.setattr(guidelines, "watch", quiet)
     assert main(["guidelines", "--quick", "--only", "G1", "G4", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "## G1 (SN2 Table 1)" in out and "## G4 (SN2 Table 4)" in out and "## G2" not in out
