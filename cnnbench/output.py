@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 __all__ = [
+    "interval_text",
     "FORMATS",
     "FRONT_HEADINGS",
     "COLD_START_HEADINGS",
@@ -63,6 +64,11 @@ def with_megabytes(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.to_numeric(rows[column], errors="coerce") / 1e6
 
     return rows.assign(peak_rss_mb=megabytes("peak_rss_bytes"), activation_mb=megabytes("activation_peak_bytes"))
+
+
+def interval_text(low: Iterable[float], high: Iterable[float]) -> list[str]:
+    """``12.30-15.10``: each interval (ms) as text, for a table's interval column."""
+    return [f"{a:.2f}-{b:.2f}" for a, b in zip(low, high, strict=True)]
 
 
 def markdown(frame: pd.DataFrame) -> str:

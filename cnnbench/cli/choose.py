@@ -31,7 +31,7 @@ from cnnbench.cli.fleet import name_pair
 from cnnbench.costmodel.model import INTERVAL_PERCENT
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import ACCURACY_SOURCES
-from cnnbench.output import FRONT_HEADINGS, emit, progress
+from cnnbench.output import FRONT_HEADINGS, emit, interval_text, progress
 from cnnbench.results import DEFAULT_FOLDER
 from cnnbench.target import describe, resolve_target
 
@@ -82,15 +82,7 @@ def _cmd_pick_fleet(args: argparse.Namespace) -> str:
         f"decides ({'the slowest' if args.on is None else f'number {args.on} from the fastest'})",
         emit(shown, args.format, columns).rstrip("\n"),
     ]
-    if args.predicted is not None and args.latency_ms is not None:
-        crossing = _crossing_the_budget(ranked, args.latency_ms)
-        if crossing:
-            lines += ["", f"# {INTERVAL_PERCENT}% intervals across the {args.latency_ms:g} ms budget: {crossing}"]
-    excluded = ranked[ranked["rank"].isna()]
-    if not excluded.empty:
-        table = excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"})
-        lines += ["", f"# excluded ({len(excluded)}):", emit(table, args.format).rstrip("\n")]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _excluded(ranked, args.format)) + "\n"
 
 
 def _cmd_pick(args: argparse.Namespace) -> str:
@@ -128,7 +120,7 @@ def _cmd_pick(args: argparse.Namespace) -> str:
     source = "" if args.predicted is None else "; latency PREDICTED by the cost model, not measured"
     columns = COLUMNS
     if args.predicted is not None:
-        shown["interval"] = [f"{a:.2f}-{b:.2f}" for a, b in zip(shown["low_ms"], shown["high_ms"], strict=True)]
+        shown["interval"] = interval_text(shown["low_ms"], shown["high_ms"])
         columns = {**COLUMNS, "latency_ms": "predicted (ms)", "interval": f"{INTERVAL_PERCENT}% interval (ms)",
                    "overlaps": "intervals overlap (order uncertain)"}  # fmt: skip
     lines = [
@@ -141,16 +133,16 @@ def _cmd_pick(args: argparse.Namespace) -> str:
         crossing = _crossing_the_budget(ranked, args.latency_ms)
         if crossing:
             lines += ["", f"# {INTERVAL_PERCENT}% intervals across the {args.latency_ms:g} ms budget: {crossing}"]
+    return "\n".join(lines + _excluded(ranked, args.format)) + "\n"
+
+
+def _excluded(ranked: pd.DataFrame, output: str) -> list[str]:
+    """The lines under a pick's table that list the models left out and why (none when every model fits)."""
     excluded = ranked[ranked["rank"].isna()]
-    if not excluded.empty:
-        lines += [
-            "",
-            f"# excluded ({len(excluded)}):",
-            emit(excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"}), args.format).rstrip(
-                "\n"
-            ),
-        ]
-    return "\n".join(lines) + "\n"
+    if excluded.empty:
+        return []
+    table = excluded[["model", "excluded_by"]].rename(columns={"excluded_by": "excluded by"})
+    return ["", f"# excluded ({len(excluded)}):", emit(table, output).rstrip("\n")]
 
 
 def _crossing_the_budget(ranked: pd.DataFrame, latency_ms: float) -> str:

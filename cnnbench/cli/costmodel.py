@@ -23,7 +23,7 @@ from cnnbench.cli.common import (
 from cnnbench.costmodel import networks
 from cnnbench.costmodel.model import INTERVAL_PERCENT
 from cnnbench.errors import CnnbenchError
-from cnnbench.output import emit, progress
+from cnnbench.output import emit, interval_text, progress
 
 __all__ = ["add_commands"]
 
@@ -100,7 +100,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         return text
     if args.format in ("csv", "json"):
         return emit(held_out, args.format)
-    shown = held_out.assign(interval=_intervals(held_out["low_ms"], held_out["high_ms"])).round(2)
+    shown = held_out.assign(interval=interval_text(held_out["low_ms"], held_out["high_ms"])).round(2)
     scores = summary(held_out)
     return (
         f"{text}\n# held-out models, measured between the networks (none of them in the fit)\n"
@@ -197,11 +197,6 @@ def _eager_summary(fitted: Any, out: Path, timed: pd.DataFrame, output: str) -> 
     return header + emit(frame.round(2), output, columns)
 
 
-def _intervals(low: pd.Series, high: pd.Series) -> list[str]:
-    """``12.3-15.1``: each interval as text."""
-    return [f"{a:.2f}-{b:.2f}" for a, b in zip(low, high, strict=True)]
-
-
 def _left_out(timed: pd.DataFrame, ops: int) -> str:
     """How many networks and ops the fit kept: those timed while another process held the CPUs are left out."""
     flagged = int(timed["disturbed"].astype(bool).sum()) if "disturbed" in timed else 0
@@ -267,7 +262,7 @@ def _cmd_predict(args: argparse.Namespace) -> str:
         return emit(layers[["model", *predictions[0].layers.columns]], args.format if args.format != "table" else "csv")
     if args.format in ("csv", "json"):
         return emit(frame, args.format)
-    frame["interval"] = _intervals(frame["low_ms"], frame["high_ms"])
+    frame["interval"] = interval_text(frame["low_ms"], frame["high_ms"])
     where = fitted.environment
     lines = [
         f"# predicted on the cost model of {fitted.key} ({where.get('cpu', '?')}, machine "

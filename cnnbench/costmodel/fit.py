@@ -328,8 +328,6 @@ def calibrate(
             f"{target.backend} is calibrated by cnnbench.costmodel.runtime.calibrate_runtime (its profile, not ops "
             "timed in place); `cnnbench calibrate --backend` picks it"
         )
-    if network_count < 1:
-        raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     drawn = networks.network_suite(network_count, seed, progress)
     ops, timed = networks.time_networks(drawn, target, progress, timing, quieting=quieting)
     model = fit_cost_model(ops, timed, target)

@@ -128,6 +128,7 @@ def check_table(
                 "predicted_ms": predicted.latency_ms,
                 "low_ms": predicted.low_ms,
                 "high_ms": predicted.high_ms,
+                "mac_only_ms": predicted.mac_only_ms,
                 "error_pct": (predicted.latency_ms / timed.measured_ms - 1) * 100,
                 "flops_only_error_pct": (predicted.flops_only_ms / timed.measured_ms - 1) * 100,
                 "mac_only_error_pct": (predicted.mac_only_ms / timed.measured_ms - 1) * 100,
@@ -144,7 +145,7 @@ def summary(table: pd.DataFrame) -> dict[str, float]:
     MAC-only, and how often the measurement fell inside the interval (percent)."""
     measured = table["measured_ms"]
     cost_model = accuracy_summary(table["predicted_ms"], measured)
-    mac_only = accuracy_summary(measured * (1 + table["mac_only_error_pct"] / 100), measured)
+    mac_only = accuracy_summary(table["mac_only_ms"], measured)
     return {
         **cost_model,
         "mac_only_mape": mac_only["mape"],
@@ -171,8 +172,6 @@ def calibrate_and_check(
     timed op by op). On a deployment runtime the networks are :func:`~cnnbench.costmodel.runtime.calibrate_runtime`'s
     and the models are measured on the runtime."""
     target = check_modelled(target or Target())
-    if network_count < 1:
-        raise CnnbenchError(f"--networks must be at least 1, got {network_count}")
     quieting = quieting or Quieting()
     times: dict[str, list[float]] = {model.spec: [] for model in models}
     flagged: dict[str, bool] = {model.spec: False for model in models}
@@ -187,7 +186,7 @@ def calibrate_and_check(
         del waiting[:count]
 
     if target.runtime:  # a deployment runtime: its networks, with the next models measured after each
-        per_network = math.ceil(len(waiting) / network_count)
+        per_network = math.ceil(len(waiting) / max(1, network_count))
         fitted, timed = calibrate_runtime(
             target, network_count, seed, progress, timing, quieting, between=lambda: measure_next(per_network)
         )

@@ -207,6 +207,8 @@ def network_suite(
 ) -> list[Network]:
     """``count`` synthetic networks drawn by ``random.Random(seed)``, the same on every machine, each counted on the
     meta device (those above :data:`MAX_NETWORK_FLOPS` are drawn again)."""
+    if count < 1:
+        raise CnnbenchError(f"--networks must be at least 1, got {count}")
     rng = random.Random(seed)
     drawn: list[Network] = []
     for index in progress(range(count), "draw"):

@@ -127,7 +127,7 @@ def learn_fusion(
         pairs += _pair(list(table["kind"].astype(str)))
         kept += list(kept_ops(table, profiled))
         made.append(sum(node_module(name) is None for name in profiled["node"]))
-        counts.append(kind_table(table)["ops"].to_numpy(dtype=float))
+        counts.append(table["kind"].value_counts().reindex(list(KINDS), fill_value=0).to_numpy(dtype=float))
     frame = pd.DataFrame({"kind": kinds, "pair": pairs, "kept": kept})
     shares = frame.groupby("kind")["kept"].mean().to_dict()
     by_pair = frame.groupby("pair")["kept"].agg(["mean", "size"])
