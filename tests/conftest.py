@@ -133,6 +133,18 @@ def synthetic_suite() -> tuple[networks.Network, ...]:
     return tuple(networks.network_suite())
 
 
+def fixed_runtime_model(key: str = "cpu-t1-fp32-nchw-onnxruntime") -> costmodel.RuntimeCostModel:
+    """A runtime's cost model with round numbers: BatchNorm after a convolution and activations fold, every other op
+    keeps its node, no node of the runtime's own; 5 µs a node, 100 G/s of arithmetic and 20 GB/s for every kind."""
+    return costmodel.RuntimeCostModel(target={"key": key, "device": "cpu", "backend": "onnxruntime"},
+                                      kept={"norm<-conv": 0.0, "activation": 0.0}, made_per_op={}, node_ms=0.005,
+                                      compute_gops={kind: 100.0 for kind in KINDS},
+                                      memory_gbs={kind: 20.0 for kind in KINDS}, base_ms=0.01, flops_ms_per_g=20.0,
+                                      mac_ms_per_gb=100.0, networks=7, network_error=0.15, node_error=0.1,
+                                      kept_examples=500, interval=(0.8, 1.3),
+                                      environment={"machine": "m", "cpu": "test"})  # fmt: skip
+
+
 def fixed_model(key: str = "cpu-t1-fp32-nchw-eager") -> costmodel.CostModel:
     """A cost model with round numbers: every convolution kind and linear costs as CONV, every other op (through its
     kind's fallback) and ``any`` as ELEMENTWISE; every channel count is on the lanes, no page faults, scale 1."""

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from conftest import fixed_model
+from conftest import fixed_model, fixed_runtime_model
 from PIL import Image
 
 import cnnbench.guidelines.microbench as guidelines
@@ -23,12 +23,13 @@ import cnnbench.report.readers as readers
 import cnnbench.report.run as report_run
 from cnnbench.benchmark_json import read_benchmark_json
 from cnnbench.cli import main
-from cnnbench.costmodel import predict_latency
+from cnnbench.costmodel import check_modelled, predict_latency
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.latency import QUICK_TIMING, Timing
 from cnnbench.measure.roofline import Roofline
 from cnnbench.provenance import MACHINE_ENV, machine_identity
 from cnnbench.report.config import ReportConfig
+from cnnbench.report.page_sections import Page, runtime_prediction_section
 from cnnbench.report.run import run_report
 from cnnbench.runtimes import DEPLOY_MAX_FLOPS
 from cnnbench.target import Target
@@ -37,6 +38,7 @@ MODELS = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1")
 DEPLOYED = ("onnxruntime:fp32", "onnxruntime:int8")
 ROOF = Roofline("fixed", peak_flops_per_s=50e9, bandwidth_bytes_per_s=15e9, matmul_size=1024, copy_bytes=1)
 KEY = "cpu-t1-fp32-nchw-eager"
+RUNTIME_KEY = "cpu-t1-fp32-nchw-onnxruntime"
 
 
 @pytest.fixture(autouse=True)
@@ -48,9 +50,16 @@ def fixed_roofline_and_guideline_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_run, "start_calibration", _fixed_calibration)
 
 
-def _fixed_calibration(config: ReportConfig, models: int, *_: object) -> SimpleNamespace:
-    """Round numbers instead of a calibration (tests/test_costmodel.py times a real one)."""
-    return SimpleNamespace(between=lambda: None, cost_model=lambda: (fixed_model(config.target.key), False))
+def _fixed_calibration(config: ReportConfig, models: int, progress: object = None, quieting: object = None,
+                       probe_ms: object = None, target: Target | None = None) -> SimpleNamespace | None:
+    """Round numbers instead of a calibration, for the targets a cost model covers (tests/test_costmodel.py and
+    tests/test_costmodel_runtime.py time real ones)."""
+    try:
+        target = check_modelled(target or config.target)
+    except CnnbenchError:  # no cost model covers it: OpenVINO, INT8
+        return None
+    fixed = fixed_runtime_model(target.key) if target.runtime else fixed_model(target.key)
+    return SimpleNamespace(target=target, between=lambda: None, cost_model=lambda: (fixed, False))
 
 
 def _fake_rounds(table: list[object], target: object, batch: int, timing: object, rounds: int) -> list[list[float]]:
@@ -162,14 +171,51 @@ def test_every_model_is_predicted_beside_its_measured_latency(first_run: tuple[P
 
 
 @pytest.mark.slow
-def test_a_runtime_target_says_why_it_has_no_prediction(tmp_path: Path) -> None:
-    """ONNX Runtime has a cost model, calibrated apart (``calibrate --backend onnxruntime``); OpenVINO has none."""
-    for backend, says in (("onnxruntime", "`cnnbench calibrate --backend onnxruntime` models onnxruntime"),
-                          ("openvino", "covers eager and onnxruntime at fp32")):  # fmt: skip
-        target = Target(threads=1, backend=backend)
+def test_a_target_without_a_cost_model_says_why_it_has_no_prediction(tmp_path: Path) -> None:
+    """OpenVINO and INT8 have no cost model: the table is empty and says which targets have one."""
+    for target in (Target(threads=1, backend="openvino"), Target(threads=1, backend="onnxruntime", dtype="int8")):
         frame, why = prediction.prediction_table(config(tmp_path, target=target), list(MODELS), pd.DataFrame())
-        assert frame.empty and says in why, why
+        assert frame.empty and "covers eager and onnxruntime at fp32" in why, why
         assert prediction.start_calibration(config(tmp_path, target=target), len(MODELS)) is None
+
+
+@pytest.mark.slow
+def test_onnx_runtime_rows_are_predicted_by_its_own_cost_model(first_run: tuple[Path, dict[str, Path]]) -> None:
+    """The deployed ONNX Runtime fp32 rows get a prediction table of their own, from the runtime's cost model; its
+    INT8 rows none (no cost model covers INT8)."""
+    out, written = first_run
+    runtime_key = RUNTIME_KEY
+    predicted = pd.read_csv(out / f"prediction-{runtime_key}.csv").set_index("model")
+    latency = pd.read_csv(out / f"latency-{runtime_key}.csv").set_index("model")
+    assert f"prediction-{runtime_key}" in written and sorted(predicted.index) == sorted(MODELS)
+    for name in MODELS:
+        assert predicted.loc[name, "measured_ms"] == pytest.approx(latency.loc[name, "latency_ms_median"])
+        assert predicted.loc[name, "latency_ms"] == pytest.approx(
+            predict_latency(name, fixed_runtime_model(runtime_key)).latency_ms
+        )
+    assert not (out / f"prediction-{Target(threads=1, backend='onnxruntime', dtype='int8').key}.csv").exists()
+    assert json.loads((out / f"costmodel-{runtime_key}.json").read_text())["format"] == "runtime-1"
+    assert f"## Predicted latency on {runtime_key}" in (out / "README.md").read_text()
+
+
+def test_a_runtime_prediction_is_shown_model_by_model_only_within_20_percent() -> None:
+    """The page lists a runtime's predictions only when their median error is within 20%; the summary either way."""
+    key = Target(threads=1, backend="onnxruntime").key
+
+    def frame(errors: list[float]) -> pd.DataFrame:
+        measured = [2.0, 4.0, 8.0]
+        predicted = [m * (1 + e / 100) for m, e in zip(measured, errors, strict=True)]
+        return pd.DataFrame({"model": ["a", "b", "c"], "measured_ms": measured, "latency_ms": predicted,
+                             "low_ms": predicted, "high_ms": predicted, "flops_only_ms": measured,
+                             "mac_only_ms": measured, "latency_error_pct": errors, "networks": 7,
+                             "calibrated_at": "now", "node_error_pct": 10.0, "node_ms": 0.005,
+                             "network_error_pct": 15.0})  # fmt: skip
+
+    close = "\n".join(runtime_prediction_section(Page({}, runtime_predictions={key: (frame([10, -19, 30]), "")}), {}))
+    assert "| a " in close and "over the 20%" not in close  # median |error| 19%
+    far = "\n".join(runtime_prediction_section(Page({}, runtime_predictions={key: (frame([10, -21, 30]), "")}), {}))
+    assert "| a " not in far and "Its median error, 21.0%, is over the 20%" in far
+    assert "| cost model " in close and "| cost model " in far
 
 
 @pytest.mark.slow
@@ -206,6 +252,42 @@ def test_the_calibration_times_its_networks_between_the_eager_rows(tmp_path: Pat
     run_report(config(tmp_path, predict=True))
     assert events[:1] == [("rest", 4)] and prediction.QUICK_NETWORKS == 4
     assert all(kind == "row" for kind, _ in events[1:])
+
+
+@pytest.mark.slow
+def test_the_runtime_calibration_times_its_networks_between_the_runtimes_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX Runtime's networks run between its own rows, as the eager ones do between the eager rows."""
+    events: list[tuple[str, object]] = []
+
+    class Timer:
+        def __init__(self, drawn: list[object], target: Target, timing: Timing, quieting: object = None) -> None:
+            self.left, self.kind = len(drawn), "runtime" if target.runtime else "eager"
+
+        def step(self, count: int) -> None:
+            events.append((self.kind, min(count, self.left)))
+            self.left -= min(count, self.left)
+
+        def finish(self, progress: object) -> tuple[object, str]:
+            events.append((f"{self.kind} rest", self.left))
+            return (fixed_runtime_model(RUNTIME_KEY), "timed") if self.kind == "runtime" else ("ops", "timed")
+
+    real_bench = latency_tables.iter_bench
+    monkeypatch.setattr(report_run, "start_calibration", prediction.start_calibration)
+    monkeypatch.setattr(latency_tables, "iter_bench", lambda names, target, *a, **k: events.append(
+        ("row", f"{target.backend}:{names[0]}")) or real_bench(names, target, *a, **k))  # fmt: skip
+    monkeypatch.setattr(prediction.networks, "network_suite", lambda count, progress=None: [None] * count)
+    monkeypatch.setattr(prediction.networks, "NetworkTimer", Timer)
+    monkeypatch.setattr(prediction, "RuntimeNetworkTimer", Timer)
+    monkeypatch.setattr(prediction.costmodel, "fit_cost_model", lambda ops, timed, target: fixed_model(KEY))
+    run_report(config(tmp_path, predict=True, deployments=("onnxruntime:fp32",)))
+    start = events.index(("row", f"onnxruntime:{MODELS[0]}"))
+    end = events.index(("runtime rest", 0)) + 1
+    assert events[start:end] == [("row", f"onnxruntime:{MODELS[0]}"), ("runtime", 2),
+                                 ("row", f"onnxruntime:{MODELS[1]}"), ("runtime", 2),
+                                 ("row", f"onnxruntime:{MODELS[2]}"), ("runtime", 0), ("runtime rest", 0)]  # fmt: skip
+    assert f"## Predicted latency on {RUNTIME_KEY}" in (tmp_path / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -32,9 +32,9 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from cnnbench import allocator
+from cnnbench.costmodel import blocks, networks
 from cnnbench.costmodel import features as features_module
 from cnnbench.costmodel import model as model_module
-from cnnbench.costmodel import networks
 from cnnbench.costmodel.features import Features, misaligned, op_features, select
 from cnnbench.costmodel.model import ANY, INTERVAL_SHARE, PER_MS, CostModel, OpCost, check_modelled, op_terms
 from cnnbench.errors import CnnbenchError
@@ -79,6 +79,7 @@ CODE_MODULES = (
     features_module,
     sys.modules[__name__],
     networks,
+    blocks,
     counting,
     profiling,
     breakdown,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,21 +42,28 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from cnnbench.costmodel import networks
+from cnnbench.costmodel import blocks, networks
+from cnnbench.costmodel import features as features_module
+from cnnbench.costmodel import model as model_module
 from cnnbench.costmodel.features import op_features
 from cnnbench.costmodel.fit import interval_ratios, median_ratio
 from cnnbench.costmodel.model import RUNTIMES_MODELLED, RuntimeCostModel, check_modelled
 from cnnbench.errors import CnnbenchError
+from cnnbench.measure import counting, latency, profiling
 from cnnbench.measure.counting import KINDS
 from cnnbench.measure.disturbance import Disturbance, Quieting, watch
 from cnnbench.measure.isolated import run_isolated
 from cnnbench.measure.latency import REPORT_TIMING, Timing, time_callable
 from cnnbench.provenance import environment, now
+from cnnbench.store import code_fingerprint
 from cnnbench.target import Target, describe
 
 __all__ = [
+    "CODE_MODULES",
     "PROFILED_RUNS",
+    "RuntimeNetworkTimer",
     "calibrate_runtime",
+    "check_runtime",
     "fit_runtime_model",
     "kind_table",
     "kept_ops",
@@ -67,6 +75,18 @@ __all__ = [
 ]
 
 PROFILED_RUNS = 5  # runs with the profiler on; a network's node count is their median
+# A stored runtime cost model stands while these are unchanged: the fit and timing (this module), the model's
+# layout, the features, the networks and their blocks, the counts, the timers.
+CODE_MODULES = (
+    sys.modules[__name__],
+    model_module,
+    features_module,
+    networks,
+    blocks,
+    counting,
+    profiling,
+    latency,
+)
 
 
 # --- the fusion rules: which ops keep a node, and the runtime's own nodes ----------------------------------------
@@ -255,7 +275,11 @@ def fit_runtime_model(
         node_error=float(np.median(np.abs(np.array(counted) / np.maximum(profiled, 1) - 1))),
         kept_examples=examples,
         interval=interval_ratios(measured_ms / left_out),
-        environment={**environment(target.torch_device), "measured_at": now()},
+        environment={
+            **environment(target.torch_device),
+            "measured_at": now(),
+            "code": code_fingerprint(None, CODE_MODULES),
+        },
     )
 
 
@@ -324,6 +348,76 @@ def _silenced() -> Iterator[None]:
                 os.close(copy)
 
 
+def check_runtime(target: Target) -> Target:
+    """The target resolved, if it is a runtime with a cost model of its own; else one line that says which model
+    covers it."""
+    target = check_modelled(target)
+    if target.backend not in RUNTIMES_MODELLED:
+        backend = target.backend
+        raise CnnbenchError(f"{backend} has the eager cost model; `cnnbench calibrate` without --backend fits it")
+    return target
+
+
+class RuntimeNetworkTimer:
+    """Times drawn networks on a runtime a few at a time, each in a process of its own, so that a report can
+    interleave them with the runtime's latency rows (a machine whose speed drifts over minutes then slows both
+    alike); :meth:`finish` times what is left and fits. A network timed while another process held the CPUs is timed
+    again once the machine is quiet (``quieting``), and left out of the fit if it stays so."""
+
+    def __init__(
+        self,
+        drawn: Sequence[networks.Network],
+        target: Target,
+        timing: Timing = REPORT_TIMING,
+        quieting: Quieting | None = None,
+    ) -> None:
+        self.target = check_runtime(target)
+        self.waiting, self.timing, self.quieting = list(drawn), timing, quieting or Quieting()
+        self.rows: list[dict[str, object]] = []
+        self.layers: list[pd.DataFrame] = []
+        self.nodes: list[pd.DataFrame] = []
+
+    def step(self, count: int = 1) -> None:
+        """Time the next ``count`` networks (none when all are timed)."""
+        for network in self.waiting[:count]:
+            self._time(network)
+        del self.waiting[:count]
+
+    def finish(
+        self,
+        progress: Callable[[Sequence[networks.Network], str], Iterable[networks.Network]] = lambda items, desc: items,
+    ) -> tuple[RuntimeCostModel, pd.DataFrame]:
+        """Time every network left and fit: the model and the per-network table (``network``, ``measured_ms``,
+        ``nodes``, ``disturbed``, ``predicted_ms``), in the order the networks were drawn."""
+        for network in progress(self.waiting, "networks"):
+            self._time(network)
+        self.waiting = []
+        table = pd.DataFrame(self.rows)
+        kept = ~table["disturbed"].to_numpy(dtype=bool) if len(table) else np.zeros(0, dtype=bool)
+        if kept.sum() < 2:
+            raise CnnbenchError("the runtime's calibration networks were disturbed; calibrate again on a quiet machine")
+        model = fit_runtime_model(
+            [t for t, keep in zip(self.layers, kept, strict=True) if keep],
+            [n for n, keep in zip(self.nodes, kept, strict=True) if keep],
+            table.loc[kept, "measured_ms"].to_numpy(),
+            self.target,
+        )
+        table["predicted_ms"] = [runtime_terms(model, t).time_ms for t in self.layers]
+        return model, table
+
+    def _time(self, network: networks.Network) -> None:
+        (measured, profiled, seen), _ = self.quieting.measure(
+            network.name,
+            lambda: run_isolated(time_on_runtime, network, self.target, self.timing),
+            lambda result: result[2],
+        )
+        self.rows.append(
+            {"network": network.name, "measured_ms": measured, "nodes": len(profiled), "disturbed": seen.disturbed}
+        )
+        self.layers.append(network.layers)
+        self.nodes.append(profiled)
+
+
 def calibrate_runtime(
     target: Target,
     network_count: int = networks.NETWORKS,
@@ -333,38 +427,13 @@ def calibrate_runtime(
     quieting: Quieting | None = None,
     between: Callable[[], None] = lambda: None,
 ) -> tuple[RuntimeCostModel, pd.DataFrame]:
-    """Time ``network_count`` synthetic networks on ``target``'s runtime, each in a process of its own (again once
-    the machine is quiet when one was disturbed; left out if it stays so), and fit its cost model. ``between`` runs
-    after each network (the held-out check measures its models there). Returns the model and the per-network table
-    (``network``, ``measured_ms``, ``nodes``, ``disturbed``, ``predicted_ms``)."""
-    target = check_modelled(target)
-    if target.backend not in RUNTIMES_MODELLED:
-        raise CnnbenchError(
-            f"{target.backend} has the eager cost model; `cnnbench calibrate` without --backend fits it"
-        )
-    quieting = quieting or Quieting()
-    rows, layers, nodes = [], [], []
-    for network in progress(networks.network_suite(network_count, seed, progress), "networks"):
-        (measured, profiled, seen), _ = quieting.measure(
-            network.name,
-            lambda drawn=network: run_isolated(time_on_runtime, drawn, target, timing),  # type: ignore[misc]
-            lambda result: result[2],
-        )
-        rows.append(
-            {"network": network.name, "measured_ms": measured, "nodes": len(profiled), "disturbed": seen.disturbed}
-        )
-        layers.append(network.layers)
-        nodes.append(profiled)
+    """Time ``network_count`` synthetic networks on ``target``'s runtime (:class:`RuntimeNetworkTimer`) and fit its
+    cost model. ``between`` runs after each network (the held-out check measures its models there). Returns the
+    model and the per-network table (:meth:`RuntimeNetworkTimer.finish`)."""
+    target = check_runtime(target)  # before any network is drawn
+    drawn = networks.network_suite(network_count, seed, progress)
+    timer = RuntimeNetworkTimer(drawn, target, timing, quieting)
+    for _ in progress(range(len(drawn)), "networks"):
+        timer.step(1)
         between()
-    table = pd.DataFrame(rows)
-    kept = ~table["disturbed"].to_numpy(dtype=bool)
-    if kept.sum() < 2:
-        raise CnnbenchError("the runtime's calibration networks were disturbed; calibrate again on a quiet machine")
-    model = fit_runtime_model(
-        [t for t, keep in zip(layers, kept, strict=True) if keep],
-        [n for n, keep in zip(nodes, kept, strict=True) if keep],
-        table.loc[kept, "measured_ms"].to_numpy(),
-        target,
-    )
-    table["predicted_ms"] = [runtime_terms(model, t).time_ms for t in layers]
-    return model, table
+    return timer.finish()

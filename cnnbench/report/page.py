@@ -19,6 +19,7 @@ from cnnbench.report.page_sections import (
     disturbance_section,
     front_section,
     prediction_section,
+    runtime_prediction_section,
     status_text,
     sweep_section,
 )
@@ -83,6 +84,7 @@ def write_readme(
     sections += deployment_section(everything, key, page, chart_paths)
     sections += sweep_section(key, page, chart_paths)
     sections += prediction_section(key, page, chart_paths)
+    sections += runtime_prediction_section(page, chart_paths)
     sections += _other_targets_section(everything, key, page)
     sections += _digits_section(page)
     guidelines = files.guidelines_page(key)
@@ -232,8 +234,10 @@ def _files_section(key: str) -> list[str]:
         f"| `{names.guidelines_audit}` | every model audited against G1–G4 (counted) |",
         f"| `{names.roofline(key)}` | the target's measured peak FLOP/s and copy bandwidth, with provenance |",
         f"| `{names.prediction(key)}` | each model's predicted latency (cost model, FLOPs-only, MAC-only), "
-        "its attribution and the measured median |",
-        f"| `{names.cost_model(key)}` | the fitted cost model (`cnnbench predict --cost-model` reads it) |",
+        "its interval, its attribution and the measured median; `prediction-TARGET.csv` the same on a deployment "
+        "runtime with a cost model (ONNX Runtime fp32) |",
+        f"| `{names.cost_model(key)}` | the fitted cost model (`cnnbench predict --cost-model` reads it); "
+        "`costmodel-TARGET.json` a runtime's |",
         "| `*.env.json` | per table: the commits, machines, torch versions and times its rows were measured with |",
         "",
         "Every row carries `machine` (a hash of the OS machine id, host name, device name and hardware), `hardware` "

@@ -13,12 +13,13 @@ from pathlib import Path
 import pandas as pd
 
 from cnnbench import compare
+from cnnbench.costmodel.model import INTERVAL_PERCENT
 from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import MIN_CPU_SHARE
 from cnnbench.measure.latency import Timing
-from cnnbench.output import COLD_START_HEADINGS, FRONT_HEADINGS, markdown, with_megabytes
+from cnnbench.output import COLD_START_HEADINGS, FRONT_HEADINGS, interval_text, markdown, with_megabytes
 from cnnbench.report import deployment
-from cnnbench.report.prediction import prediction_summary
+from cnnbench.report.prediction import RUNTIME_MAX_ERROR_PCT, prediction_summary
 from cnnbench.report.recheck import RECHECK_FACTOR
 from cnnbench.results import ResultsFolder
 from cnnbench.runtimes.int8 import LATENCY_CALIBRATION_IMAGES
@@ -31,6 +32,7 @@ __all__ = [
     "deployment_section",
     "sweep_section",
     "prediction_section",
+    "runtime_prediction_section",
     "status_text",
 ]
 
@@ -58,6 +60,8 @@ class Page:
     fronts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = field(default_factory=dict)
     prediction: pd.DataFrame = field(default_factory=pd.DataFrame)  # prediction-<target> rows of this run
     prediction_note: str = ""  # why the target has no prediction table, when it has none
+    # per deployment target a cost model covers: its prediction rows of this run, or why there are none
+    runtime_predictions: dict[str, tuple[pd.DataFrame, str]] = field(default_factory=dict)
 
 
 def front_section(page: Page, chart_paths: dict[str, Path]) -> list[str]:
@@ -371,16 +375,7 @@ def prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> li
         ),
         "",
     ]
-    shown = summary.rename(
-        columns={
-            "predictor": "predictor",
-            "mape": "median |error| (%)",
-            "within_10": "within ±10% (% of models)",
-            "within_20": "within ±20% (% of models)",
-            "models": "models",
-        }
-    )
-    lines += [markdown(shown.round(1)), ""]
+    lines += _summary_lines(summary)
     others = summary.iloc[1:]
     verdicts = [f"{row['predictor']} {row['mape']:.1f}%" for _, row in others.iterrows()]
     beats = all(ours["mape"] < row["mape"] for _, row in others.iterrows())
@@ -396,14 +391,7 @@ def prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> li
         ),
         "",
     ]
-    name = ResultsFolder().prediction_chart(key).name
-    if name in chart_paths:
-        lines += [
-            f"![{name}]({name}.png)",
-            "",
-            f"*Predicted against measured latency on {key}; the band is ±20%.* ([svg]({name}.svg))",
-            "",
-        ]
+    lines += _chart_lines(key, chart_paths)
     table = (
         frame.assign(error=frame["latency_error_pct"])
         .sort_values("measured_ms")[
@@ -440,6 +428,92 @@ def prediction_section(key: str, page: Page, chart_paths: dict[str, Path]) -> li
         "",
     ]
     return lines
+
+
+def runtime_prediction_section(page: Page, chart_paths: dict[str, Path]) -> list[str]:
+    """The README's part on each deployment runtime's cost model: how it was fitted, its held-out errors against
+    the two baselines, and, where its median error is within :data:`RUNTIME_MAX_ERROR_PCT`, the chart and the
+    per-model predictions (the CSV holds them either way)."""
+    lines: list[str] = []
+    for key, (frame, why) in page.runtime_predictions.items():
+        lines += [f"## Predicted latency on {key}", ""]
+        if frame.empty:
+            lines += [f"No prediction on {key}: {why}", ""]
+            continue
+        summary = prediction_summary(frame)
+        ours, first = summary.iloc[0], frame.iloc[0]
+        lines += [
+            (
+                f"`cnnbench calibrate --backend {key.rsplit('-', 1)[-1]}` ran the same {int(first['networks'])} "
+                f"synthetic networks on the runtime, between this run's rows (calibrated {first['calibrated_at']}), "
+                "and read off the runtime's own profile which ops keep a node and which nodes it adds (its fusion "
+                f"rules; node counts within {float(first['node_error_pct']):.0f}% median). A model's latency is "
+                f"{float(first['node_ms']) * 1e3:.1f} µs per predicted node, plus per op kind its arithmetic and "
+                "its MAC bytes at fitted rates, plus a call (median error on the networks, each left out of its "
+                f"own fit, {float(first['network_error_pct']):.1f}%; `{ResultsFolder().cost_model(key)}`). No zoo "
+                "model is in the fit; `docs/costmodel.md` says how it is built and where it misses."
+            ),
+            "",
+            *_summary_lines(summary),
+        ]
+        if ours["mape"] > RUNTIME_MAX_ERROR_PCT:
+            lines += [
+                f"Its median error, {ours['mape']:.1f}%, is over the {RUNTIME_MAX_ERROR_PCT:.0f}% this page holds a "
+                f"prediction to: the per-model rows are left to `{ResultsFolder().prediction(key)}`.",
+                "",
+            ]
+            continue
+        table = frame.assign(
+            interval=interval_text(frame["low_ms"], frame["high_ms"]), error=frame["latency_error_pct"]
+        ).sort_values("measured_ms")[
+            ["model", "measured_ms", "latency_ms", "interval", "error", "flops_only_ms", "mac_only_ms"]
+        ]
+        lines += _chart_lines(key, chart_paths)
+        lines += [
+            markdown(
+                _numeric(table)
+                .round(2)
+                .rename(
+                    columns={
+                        "measured_ms": "measured (ms)",
+                        "latency_ms": "predicted (ms)",
+                        "interval": f"{INTERVAL_PERCENT}% interval (ms)",
+                        "error": "error (%)",
+                        "flops_only_ms": "FLOPs-only (ms)",
+                        "mac_only_ms": "MAC-only (ms)",
+                    }
+                )
+            ),
+            "",
+        ]
+    return lines
+
+
+def _summary_lines(summary: pd.DataFrame) -> list[str]:
+    """The held-out errors of the cost model and its two baselines, as a table."""
+    shown = summary.rename(
+        columns={
+            "predictor": "predictor",
+            "mape": "median |error| (%)",
+            "within_10": "within ±10% (% of models)",
+            "within_20": "within ±20% (% of models)",
+            "models": "models",
+        }
+    )
+    return [markdown(shown.round(1)), ""]
+
+
+def _chart_lines(key: str, chart_paths: dict[str, Path]) -> list[str]:
+    """The predicted-against-measured chart of ``key`` with its caption (none where it was not drawn)."""
+    name = ResultsFolder().prediction_chart(key).name
+    if name not in chart_paths:
+        return []
+    return [
+        f"![{name}]({name}.png)",
+        "",
+        f"*Predicted against measured latency on {key}; the band is ±20%.* ([svg]({name}.svg))",
+        "",
+    ]
 
 
 def _listed(frame: pd.DataFrame, column: str) -> str:

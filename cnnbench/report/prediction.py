@@ -1,13 +1,12 @@
-"""The report's held-out check of the cost model: every model predicted on the report's target from its counts,
-beside the latency the same run measured (``results/prediction-<target>.csv``, ``costmodel-<target>.json``).
+"""The report's held-out check of the cost models: every model predicted from its counts, beside the latency the
+same run measured (``results/prediction-<target>.csv``, ``costmodel-<target>.json``), on the report's target and on
+each deployment target a cost model covers (ONNX Runtime at fp32: :mod:`cnnbench.costmodel.runtime`).
 
-The cost model is fitted on synthetic networks alone (:mod:`cnnbench.costmodel.networks`), so every zoo model is
-held out. It is this machine's cached one when its machine, torch, code, target and network count all match, else it
-is calibrated in this run (under two minutes) and cached: its networks are timed between the eager latency rows,
-a few after each model (:class:`ReportCalibration`), so that a machine whose speed drifts over minutes slows the
-calibration and the measurements it is checked against alike. A quick report calibrates on a few networks and
-caches nothing.
-"""
+A cost model is fitted on synthetic networks alone (:mod:`cnnbench.costmodel.networks`), so every zoo model is held
+out. It is this machine's cached one when its machine, torch, code, target and network count all match, else it is
+calibrated in this run and cached: its networks are timed between the latency rows of its target, a few after each
+model (:class:`ReportCalibration`), so that a machine whose speed drifts over minutes slows the calibration and the
+measurements it is checked against alike. A quick report calibrates on a few networks and caches nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +21,8 @@ import torch
 from cnnbench import costmodel
 from cnnbench.costmodel import networks
 from cnnbench.costmodel.fit import CODE_MODULES
+from cnnbench.costmodel.runtime import CODE_MODULES as RUNTIME_CODE_MODULES
+from cnnbench.costmodel.runtime import RuntimeNetworkTimer
 from cnnbench.errors import CnnbenchError
 from cnnbench.fronts import disturbed
 from cnnbench.measure.disturbance import Quieting
@@ -33,6 +34,7 @@ from cnnbench.target import Target
 __all__ = [
     "PREDICTORS",
     "QUICK_NETWORKS",
+    "RUNTIME_MAX_ERROR_PCT",
     "ReportCalibration",
     "start_calibration",
     "prediction_table",
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 QUICK_NETWORKS = 4
+# A deployment runtime's cost model is shown model by model only when its median error on the zoo is within this.
+RUNTIME_MAX_ERROR_PCT = 20.0
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same networks.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
 
@@ -57,44 +61,55 @@ class ReportCalibration:
         progress: object = None,
         quieting: Quieting | None = None,
         probe_ms: float | None = None,
+        target: Target | None = None,
     ) -> None:
-        self.config, self.probe_ms = config, probe_ms
-        self.cached = _cached(config, probe_ms)
+        self.config, self.probe_ms, self.target = config, probe_ms, target or config.target
+        self.cached = _cached(config, self.target, probe_ms)
         self.bar: Callable[[Sequence[object], str], Iterable[object]] = (
             progress if callable(progress) else (lambda items, desc: items)
         )  # type: ignore[assignment]
-        self.timer, self.per_model = None, 0
+        self.timer: networks.NetworkTimer | RuntimeNetworkTimer | None = None
+        self.per_model = 0
         if self.cached is None:
             count = QUICK_NETWORKS if config.quick else networks.NETWORKS
             drawn = networks.network_suite(count, progress=self.bar)
-            self.timer = networks.NetworkTimer(drawn, config.target, config.timing, quieting=quieting)
+            if self.target.runtime:
+                self.timer = RuntimeNetworkTimer(drawn, self.target, config.timing, quieting=quieting)
+            else:
+                self.timer = networks.NetworkTimer(drawn, self.target, config.timing, quieting=quieting)
             self.per_model = math.ceil(count / max(1, models))
 
     def between(self) -> None:
-        """Time this calibration's share of networks (after a model's eager row was measured)."""
+        """Time this calibration's share of networks (after a model's row was measured)."""
         if self.timer is not None:
             self.timer.step(self.per_model)
 
-    def cost_model(self) -> tuple[costmodel.CostModel, bool]:
+    def cost_model(self) -> tuple[costmodel.CostModel | costmodel.RuntimeCostModel, bool]:
         """(the cost model, whether it was reused from the cache): the networks left are timed, then fitted."""
         if self.cached is not None:
             return self.cached, True
         assert self.timer is not None
-        fitted = costmodel.fit_cost_model(*self.timer.finish(self.bar), self.config.target)
+        fitted: costmodel.CostModel | costmodel.RuntimeCostModel
+        if self.target.runtime:  # the runtime's timer fits as it finishes
+            fitted, _ = self.timer.finish(self.bar)  # type: ignore[misc]
+        else:
+            fitted = costmodel.fit_cost_model(*self.timer.finish(self.bar), self.target)  # type: ignore[arg-type]
         if not self.config.quick:  # a quick report's few networks are a smoke test, not a fit to judge
             costmodel.check_publishable(fitted)
         if self.probe_ms is not None:
             fitted.environment["probe_ms"] = round(self.probe_ms, 4)
         if not self.config.quick:
-            costmodel.save(fitted, costmodel.default_path(self.config.target))
+            costmodel.save(fitted, costmodel.default_path(self.target))
         self.cached = fitted
         return fitted, False
 
 
-def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.CostModel | None:
-    """This machine's stored cost model of the report's target, when its machine, torch, code and network count
-    match, and its speed probe agrees with today's ``probe_ms`` (never for a quick or a forced report)."""
-    target, path = config.target, costmodel.default_path(config.target)
+def _cached(
+    config: ReportConfig, target: Target, probe_ms: float | None = None
+) -> costmodel.CostModel | costmodel.RuntimeCostModel | None:
+    """This machine's stored cost model of ``target``, when its machine, torch, code and network count match, and
+    its speed probe agrees with today's ``probe_ms`` (never for a quick or a forced report)."""
+    path = costmodel.default_path(target)
     if config.quick or config.force or not path.exists():
         return None
     try:
@@ -102,12 +117,14 @@ def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.Co
     except CnnbenchError:
         return None
     env = cached.environment
+    runtime = isinstance(cached, costmodel.RuntimeCostModel)
     matches = (
         cached.key == target.key
+        and runtime == bool(target.runtime)
         and cached.networks == networks.NETWORKS
         and env.get("torch") == torch.__version__
         and env.get("machine") == machine_identity(target.torch_device)
-        and env.get("code") == code_fingerprint(None, CODE_MODULES)
+        and env.get("code") == code_fingerprint(None, RUNTIME_CODE_MODULES if runtime else CODE_MODULES)
     )
     if probe_ms is not None and not probe_agrees(env.get("probe_ms"), probe_ms):
         return None
@@ -115,15 +132,11 @@ def _cached(config: ReportConfig, probe_ms: float | None = None) -> costmodel.Co
 
 
 def _not_predicted(target: Target) -> str:
-    """Why the report's prediction table leaves ``target`` out ("" when it predicts it): the report calibrates the
-    eager cost model between its eager rows; a runtime's is calibrated apart (``cnnbench calibrate --backend``)."""
+    """Why the report predicts no latency on ``target`` ("" when it does): a target no cost model covers."""
     try:
         costmodel.check_modelled(target)
     except CnnbenchError as err:
         return str(err)
-    if target.backend != "eager":
-        backend = target.backend
-        return f"the report predicts eager latency; `cnnbench calibrate --backend {backend}` models {backend}"
     return ""
 
 
@@ -133,12 +146,13 @@ def start_calibration(
     progress: object = None,
     quieting: Quieting | None = None,
     probe_ms: float | None = None,
+    target: Target | None = None,
 ) -> ReportCalibration | None:
-    """The report's calibration, before its eager rows are measured; None when the target is not modelled (then
-    :func:`prediction_table` says why)."""
-    if _not_predicted(config.target):
+    """The calibration of ``target`` (the report's own by default), before its rows are measured; None when no
+    cost model covers it (then :func:`prediction_table` says why)."""
+    if _not_predicted(target or config.target):
         return None
-    return ReportCalibration(config, models, progress, quieting, probe_ms)
+    return ReportCalibration(config, models, progress, quieting, probe_ms, target)
 
 
 def prediction_table(
@@ -147,17 +161,19 @@ def prediction_table(
     latency: pd.DataFrame,
     progress: object = None,
     calibration: ReportCalibration | None = None,
+    target: Target | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """results/prediction-<target>.csv: per model the predicted latency with its attribution, the pooled fits it
-    fell back to (``fallbacks``) and the two baselines, the measured median of ``latency`` (this run's rows) and
-    each predictor's error. ``calibration`` is the one :func:`start_calibration` began (a new one, timed now,
-    without). Returns the table and, when the target is not modelled, why (the table is then empty)."""
-    target = config.target
+    """results/prediction-<target>.csv: per model the predicted latency with its attribution, its interval, the
+    pooled fits it fell back to (``fallbacks``) and the two baselines, the measured median of ``latency`` (this
+    run's rows of ``target``, the report's own by default) and each predictor's error. ``calibration`` is the one
+    :func:`start_calibration` began (a new one, timed now, without). Returns the table and, when the target is not
+    modelled, why (the table is then empty)."""
+    target = calibration.target if calibration else (target or config.target)
     why = _not_predicted(target)
     if why:
         return pd.DataFrame(), why
     try:
-        fitted, _ = (calibration or ReportCalibration(config, len(names), progress)).cost_model()
+        fitted, _ = (calibration or ReportCalibration(config, len(names), progress, target=target)).cost_model()
     except CnnbenchError as err:  # every network disturbed, or a fit that misses its own networks
         return pd.DataFrame(), str(err)
     atomic_write_text(config.results.cost_model(target.key), fitted.to_json())
@@ -166,15 +182,7 @@ def prediction_table(
     measured = ok.drop_duplicates("model", keep="last").set_index("model") if not ok.empty else ok
     bar = progress if callable(progress) else (lambda items, desc: items)
     rows = []
-    calibrated = {
-        "calibrated_at": fitted.environment.get("measured_at", ""),
-        "networks": fitted.networks,
-        "timed_ops": fitted.ops,
-        "network_error_pct": fitted.network_error * 100,
-        "lanes": fitted.lanes,
-        "network_scale": fitted.network_scale,
-        "page_fault_gbs": fitted.page_fault_gbs,
-    }
+    calibrated = _calibrated(fitted)
     settings = fingerprint({"batch": config.batch, "resolution": config.resolution, "networks": fitted.networks})
     for name in bar([n for n in names if n in measured.index], "predict"):
         predicted = costmodel.predict_latency(name, fitted, batch=config.batch, resolution=config.resolution).row()
@@ -214,6 +222,24 @@ def prediction_table(
         },
     )
     return frame, ""
+
+
+def _calibrated(fitted: costmodel.CostModel | costmodel.RuntimeCostModel) -> dict[str, object]:
+    """What every prediction row records of the cost model it came from."""
+    common = {
+        "calibrated_at": fitted.environment.get("measured_at", ""),
+        "networks": fitted.networks,
+        "network_error_pct": fitted.network_error * 100,
+    }
+    if isinstance(fitted, costmodel.RuntimeCostModel):
+        return {**common, "node_ms": fitted.node_ms, "node_error_pct": fitted.node_error * 100}
+    return {
+        **common,
+        "timed_ops": fitted.ops,
+        "lanes": fitted.lanes,
+        "network_scale": fitted.network_scale,
+        "page_fault_gbs": fitted.page_fault_gbs,
+    }
 
 
 def prediction_summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -48,6 +48,7 @@ from cnnbench.report.tables import (
     zoo_table,
 )
 from cnnbench.store import atomic_write_text, provenance_summary
+from cnnbench.target import Target
 
 __all__ = ["run_report"]
 
@@ -88,11 +89,15 @@ def run_report(
             "(--deploy-max-gflops all deploys them)"
         )
     prepare_deployments(config, deployed_names, progress, guard, heavy_models(zoo_frame))
+    runtime_predictions: dict[str, tuple[pd.DataFrame, str]] = {}
     for deployed in deployment_targets(config):
-        deployed_roof = cached_roofline(deployed) if deployed.has_roofline else None
-        deployed_frame = latency_table(config, deployed_names, deployed_roof, progress, deployed, guard=guard)
-        recheck_latency(config, deployed_frame, deployed_roof, deployed, guard)
+        runtime_predictions[deployed.key] = _deployed_latency(config, deployed_names, deployed, progress, guard)
         written[f"latency-{deployed.key}"] = files.latency(deployed.key)
+        if not runtime_predictions[deployed.key][0].empty:
+            written[f"prediction-{deployed.key}"] = files.prediction(deployed.key)
+    runtime_predictions = {
+        key: (frame, why) for key, (frame, why) in runtime_predictions.items() if why or not frame.empty
+    }
     breakdown = breakdown_table(config, names, progress, guard) if not target.runtime else pd.DataFrame()
     written["breakdown"] = files.breakdown(target.key)
     guidelines = guidelines_tables(config, names, progress, guard)
@@ -129,10 +134,22 @@ def run_report(
     )
     chart_paths.update(write_front_charts(config.out, fronts))
     chart_paths.update(write_prediction_chart(config.out, prediction, target.key))
+    for key, (frame, _) in runtime_predictions.items():
+        chart_paths.update(write_prediction_chart(config.out, frame, key))
     written.update(chart_paths)
     shown = [
         f
-        for f in (zoo_frame, latency_frame, breakdown, guidelines, digits, sweep_batch, sweep_threads, prediction)
+        for f in (
+            zoo_frame,
+            latency_frame,
+            breakdown,
+            guidelines,
+            digits,
+            sweep_batch,
+            sweep_threads,
+            prediction,
+            *(frame for frame, _ in runtime_predictions.values()),
+        )
         if not f.empty
     ]
     page = Page(
@@ -155,6 +172,7 @@ def run_report(
         sweep_stop_ms=SWEEP_STOP_MS,
         prediction=prediction,
         prediction_note=prediction_note,
+        runtime_predictions=runtime_predictions,
     )
     written["readme"] = write_readme(
         config.out, config, zoo_frame, accuracy, latency_frame, everything, breakdown, roof, chart_paths, page
@@ -194,6 +212,29 @@ def _eager_latency(
         if config.predict:
             prediction, prediction_note = prediction_table(config, names, latency_frame, no_progress, calibration)
     return latency_frame, prediction, prediction_note
+
+
+def _deployed_latency(
+    config: ReportConfig, names: list[str], deployed: Target, progress: Progress[str], guard: Guard
+) -> tuple[pd.DataFrame, str]:
+    """A deployment target's latency table (results/latency-<deployed>.csv), measured with the runtime's cost model
+    calibrated between its rows where one covers it (``config.predict``; ONNX Runtime at fp32). Returns the
+    prediction table (empty where none) and why there is none ("" where there is, or where no model covers the
+    target: the page says nothing of those)."""
+    roof = cached_roofline(deployed) if deployed.has_roofline else None
+    calibration = (
+        start_calibration(config, len(names), progress, guard.quieting, guard.probe.ms(), deployed)
+        if config.predict
+        else None
+    )
+    frame = latency_table(
+        config, names, roof, progress, deployed, between=calibration.between if calibration else None, guard=guard
+    )
+    if recheck_latency(config, frame, roof, deployed, guard):
+        frame = latency_table(config, names, roof, no_progress, deployed, guard=guard)
+    if calibration is None:
+        return pd.DataFrame(), ""
+    return prediction_table(config, names, frame, progress, calibration)
 
 
 def _against_baseline(config: ReportConfig) -> tuple[str, pd.DataFrame, str]:
