@@ -34,6 +34,7 @@ from cnnbench.target import Target
 __all__ = [
     "PREDICTORS",
     "QUICK_NETWORKS",
+    "REPORT_RUNTIMES",
     "RUNTIME_MAX_ERROR_PCT",
     "ReportCalibration",
     "start_calibration",
@@ -44,6 +45,9 @@ __all__ = [
 QUICK_NETWORKS = 4
 # A deployment runtime's cost model is shown model by model only when its median error on the zoo is within this.
 RUNTIME_MAX_ERROR_PCT = 20.0
+# The deployment runtimes the report calibrates a cost model for, between their rows: each adds about 2.5 min to a
+# report (100 networks exported and run), and the main job must fit 15 min on a 2-core machine.
+REPORT_RUNTIMES = ("onnxruntime",)
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same networks.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
 
@@ -132,11 +136,14 @@ def _cached(
 
 
 def _not_predicted(target: Target) -> str:
-    """Why the report predicts no latency on ``target`` ("" when it does): a target no cost model covers."""
+    """Why the report predicts no latency on ``target`` ("" when it does): a target no cost model covers, or a
+    runtime the report does not calibrate (:data:`REPORT_RUNTIMES`)."""
     try:
         costmodel.check_modelled(target)
     except CnnbenchError as err:
         return str(err)
+    if target.runtime and target.backend not in REPORT_RUNTIMES:
+        return f"the report calibrates {', '.join(REPORT_RUNTIMES)}; `cnnbench calibrate --backend {target.backend}`"
     return ""
 
 
