@@ -143,7 +143,8 @@ def _not_predicted(target: Target) -> str:
     except CnnbenchError as err:
         return str(err)
     if target.runtime and target.backend not in REPORT_RUNTIMES:
-        return f"the report calibrates {', '.join(REPORT_RUNTIMES)}; `cnnbench calibrate --backend {target.backend}`"
+        calibrated, backend = ", ".join(REPORT_RUNTIMES), target.backend
+        return f"the report calibrates {calibrated} only; `cnnbench calibrate --backend {backend}` fits {backend}"
     return ""
 
 
