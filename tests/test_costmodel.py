@@ -336,10 +336,12 @@ def test_json_round_trip_and_bad_files(tmp_path: Path) -> None:
 
 
 def test_runtime_backends_and_fused_bn_are_refused() -> None:
-    """ONNX Runtime at fp32 has a cost model (tests/test_costmodel_runtime.py); OpenVINO and INT8 have none."""
-    assert costmodel.check_modelled(Target(backend="onnxruntime")).backend == "onnxruntime"
-    for target in (Target(backend="openvino"), Target(backend="onnxruntime", dtype="int8")):
-        with pytest.raises(CnnbenchError, match="covers eager and onnxruntime at fp32"):
+    """ONNX Runtime and OpenVINO at fp32 have a cost model (tests/test_costmodel_runtime.py); the phone runtimes and
+    INT8 have none."""
+    for backend in ("onnxruntime", "openvino"):
+        assert costmodel.check_modelled(Target(backend=backend)).backend == backend
+    for target in (Target(backend="ncnn"), Target(backend="executorch"), Target(backend="openvino", dtype="int8")):
+        with pytest.raises(CnnbenchError, match="covers eager, onnxruntime and openvino at fp32"):
             costmodel.check_modelled(target)
     with pytest.raises(CnnbenchError, match="fuse-bn"):
         costmodel.check_modelled(Target(fuse_bn=True))
@@ -363,11 +365,11 @@ def test_predict_cli_with_a_cost_model_from_another_device(tmp_path: Path, capsy
 @pytest.mark.parametrize(("argv", "says"), [
     (["predict", "resnet18"], "no cost model for cpu"),
     (["predict", "resnet18", "--backend", "onnxruntime"], "-fp32-nchw-onnxruntime on this machine"),
-    (["predict", "resnet18", "--backend", "openvino"], "covers eager and onnxruntime at fp32"),
+    (["predict", "resnet18", "--backend", "ncnn"], "covers eager, onnxruntime and openvino at fp32"),
     (["predict", "--width", "resnet=2"], "FAMILY=ALPHA"),
     (["predict", "--phi", "-1"], "at least 0"),
     (["predict"], "name at least one model"),
-    (["calibrate", "--backend", "openvino"], "covers eager and onnxruntime at fp32"),
+    (["calibrate", "--backend", "executorch"], "covers eager, onnxruntime and openvino at fp32"),
     (["calibrate", "--networks", "0"], "at least 1"),
 ])  # fmt: skip
 def test_cli_refuses_in_one_line(argv: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

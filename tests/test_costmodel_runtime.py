@@ -1,6 +1,7 @@
-"""ONNX Runtime's cost model: the fusion rules read off a profile's node names (by hand), the runtime's own nodes
-per op (by hand), the fit recovering a network's time it was built from, and a small real calibration whose model
-round-trips through JSON and predicts through ``predict`` and ``pick --predicted``. No timing is asserted."""
+"""A deployment runtime's cost model: the fusion rules read off a profile's node names (by hand), OpenVINO's counters
+read (by hand), the runtime's own nodes per op (by hand), the fit recovering a network's time it was built from, and
+a small real calibration on ONNX Runtime and on OpenVINO whose model round-trips through JSON and predicts through
+``predict`` and ``pick --predicted``. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -93,22 +94,44 @@ def test_the_fit_recovers_the_times_it_was_built_from() -> None:
     assert math.isinf(fitted.memory_gbs["conv"]) or fitted.memory_gbs["conv"] > 1e3  # no cost on conv bytes
 
 
-@pytest.mark.slow  # three networks exported, timed and profiled on ONNX Runtime, each in a process of its own
-def test_a_small_real_calibration_on_onnxruntime_predicts_through_the_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_openvino_counters_give_the_nodes_it_ran_with_their_median_times() -> None:
+    """OpenVINO's performance counters, read after each inference: a fused node (NOT_RUN) is not listed, the split-off
+    bias suffix is dropped so the node names its module, and each node's time is its median over the runs."""
+    from types import SimpleNamespace
+
+    def counter(name: str, kind: str, status: str, us: float) -> SimpleNamespace:
+        return SimpleNamespace(node_name=name, node_type=kind, status=SimpleNamespace(name=status),
+                               real_time=SimpleNamespace(total_seconds=lambda: us / 1e6))  # fmt: skip
+
+    runs = iter([[counter("/b/b.0/Conv/WithoutBiases", "Convolution", "EXECUTED", us),
+                  counter("/b/b.1/Relu", "Relu", "NOT_RUN", 0.0),
+                  counter("input_f32_abcd_/b/b.0/Conv", "Reorder", "EXECUTED", us / 10)]
+                 for us in (30, 10, 20)])  # fmt: skip
+    request = SimpleNamespace(get_profiling_info=lambda: current[0])
+    current: list[object] = [None]
+    nodes = runtime.openvino_nodes(request, lambda: current.__setitem__(0, next(runs)), 3)
+    assert list(nodes["node"]) == ["/b/b.0/Conv", "input_f32_abcd_/b/b.0/Conv"]
+    assert list(nodes["op"]) == ["Convolution", "Reorder"] and list(nodes["us"]) == pytest.approx([20.0, 2.0])
+    assert [runtime.node_module(n) for n in nodes["node"]] == ["b.0", None]  # the reorder is OpenVINO's own
+
+
+@pytest.mark.slow  # three networks exported, timed and profiled on the runtime, each in a process of its own
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_small_real_calibration_on_a_runtime_predicts_through_the_cli(
+    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = Target(backend="onnxruntime", threads=1)
+    target = Target(backend=backend, threads=1)
     fitted, table = runtime.calibrate_runtime(target, network_count=3, timing=QUICK_TIMING)
     assert list(table.columns) == ["network", "measured_ms", "nodes", "disturbed", "predicted_ms"]
     assert (table["measured_ms"] > 0).all() and (table["nodes"] > 0).all()
-    assert fitted.key == "cpu-t1-fp32-nchw-onnxruntime" and fitted.kept_examples > 0
-    assert fitted.kept["norm"] < 0.5  # BatchNorm after a convolution folds into it, as ONNX Runtime does
-    path = costmodel.save(fitted, tmp_path / "ort.json")
+    assert fitted.key == f"cpu-t1-fp32-nchw-{backend}" and fitted.kept_examples > 0
+    assert fitted.kept["norm"] < 0.5  # BatchNorm after a convolution folds into it, on both runtimes
+    path = costmodel.save(fitted, tmp_path / f"{backend}.json")
     assert costmodel.load(path) == fitted
     predicted = costmodel.predict_latency("mobilenet_v3_small", fitted)
     assert 0 < predicted.low_ms <= predicted.latency_ms <= predicted.high_ms
     assert predicted.overhead_ms + predicted.compute_ms + predicted.memory_ms == pytest.approx(predicted.latency_ms)
-    argv = ["predict", "mobilenet_v3_small", "--backend", "onnxruntime", "--threads", "1", "--cost-model", str(path)]
+    argv = ["predict", "mobilenet_v3_small", "--backend", backend, "--threads", "1", "--cost-model", str(path)]
     code = main(argv)
     out = capsys.readouterr().out
-    assert code == 0 and "cpu-t1-fp32-nchw-onnxruntime" in out and "mobilenet_v3_small" in out
+    assert code == 0 and f"cpu-t1-fp32-nchw-{backend}" in out and "mobilenet_v3_small" in out

@@ -72,23 +72,22 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
         raise CnnbenchError(f"--out {out} is a folder; give the JSON file to write")
     bar = lambda items, desc: progress(items, desc, unit="network")  # noqa: E731 - draw, then time
     check_quiet("calibrate", args)
+    count = networks.default_count(target) if args.networks is None else args.networks
     held_out = None
     if args.held_out:
         from cnnbench.costmodel.held_out import calibrate_and_check, held_out_models, summary
 
         chosen = held_out_models(args.held_out)
         fitted, held_out, _, timed = calibrate_and_check(
-            chosen, target, args.networks, args.seed, bar, quieting=quieting_for("calibrate", args)
+            chosen, target, count, args.seed, bar, quieting=quieting_for("calibrate", args)
         )
     elif target.runtime:
         from cnnbench.costmodel.runtime import calibrate_runtime
 
-        fitted, timed = calibrate_runtime(
-            target, args.networks, args.seed, bar, quieting=quieting_for("calibrate", args)
-        )
+        fitted, timed = calibrate_runtime(target, count, args.seed, bar, quieting=quieting_for("calibrate", args))
     else:
         fitted, _, timed = costmodel.calibrate(
-            target, network_count=args.networks, seed=args.seed, progress=bar, quieting=quieting_for("calibrate", args)
+            target, network_count=count, seed=args.seed, progress=bar, quieting=quieting_for("calibrate", args)
         )
     costmodel.check_publishable(fitted)
     costmodel.save(fitted, out)
@@ -112,7 +111,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
 
 
 def _runtime_summary(fitted: Any, out: Path, timed: pd.DataFrame, output: str) -> str:
-    """``calibrate --backend onnxruntime``'s answer: per counting kind, the share of ops that keep a node, the
+    """``calibrate --backend RUNTIME``'s answer: per counting kind, the share of ops that keep a node, the
     runtime's own nodes per op and the rates; the fusion rules that fold an op away; the fit's figures."""
     kinds = sorted(set(fitted.made_per_op) | {k for k in fitted.kept if "<-" not in k})
     frame = pd.DataFrame(
@@ -319,8 +318,8 @@ def add_commands(sub: Any) -> None:
     p_cal.add_argument(
         "--networks",
         type=positive_int,
-        default=networks.NETWORKS,
-        help=f"synthetic networks to time (default {networks.NETWORKS}: under two minutes on 2 cores)",
+        help=f"synthetic networks to time (default {networks.NETWORKS}, under two minutes on 2 cores; "
+        f"{networks.RUNTIME_NETWORKS} on a deployment runtime)",
     )
     p_cal.add_argument("--seed", type=int, default=0, help="the seed the networks are drawn with")
     p_cal.add_argument("--out", default=None, metavar="FILE", help="write the cost model here (default: the cache)")

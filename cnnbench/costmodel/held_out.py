@@ -157,7 +157,7 @@ def summary(table: pd.DataFrame) -> dict[str, float]:
 def calibrate_and_check(
     models: Sequence[HeldOut],
     target: Target | None = None,
-    network_count: int = networks.NETWORKS,
+    network_count: int | None = None,
     seed: int = 0,
     progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
     timing: Timing = REPORT_TIMING,
@@ -172,6 +172,7 @@ def calibrate_and_check(
     timed op by op). On a deployment runtime the networks are :func:`~cnnbench.costmodel.runtime.calibrate_runtime`'s
     and the models are measured on the runtime."""
     target = check_modelled(target or Target())
+    network_count = networks.default_count(target) if network_count is None else network_count
     quieting = quieting or Quieting()
     times: dict[str, list[float]] = {model.spec: [] for model in models}
     flagged: dict[str, bool] = {model.spec: False for model in models}

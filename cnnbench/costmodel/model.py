@@ -74,7 +74,10 @@ __all__ = [
 ]
 
 RUNTIME_FORMAT = "runtime-1"  # the JSON layout of a deployment runtime's cost model (:class:`RuntimeCostModel`)
-RUNTIMES_MODELLED = ("onnxruntime",)  # the deployment runtimes with a cost model (cnnbench.costmodel.runtime), at fp32
+RUNTIMES_MODELLED = (
+    "onnxruntime",
+    "openvino",
+)  # the deployment runtimes with a cost model (cnnbench.costmodel.runtime), at fp32
 FORMAT = 4  # the JSON layout's version (3: per-key costs fitted in place, the parallel step, page faults; 4: interval)
 PER_MS = 1e6  # a rate in G/s (or GB/s) is this many units per millisecond
 ANY = "any"  # the last fallback: every op pooled
@@ -250,9 +253,9 @@ def check_modelled(target: Target) -> Target:
     else one line that says which do."""
     target, _ = resolve_target(target)
     if target.backend != "eager" and (target.backend not in RUNTIMES_MODELLED or target.dtype != "fp32"):
+        covered = ", ".join(["eager", *RUNTIMES_MODELLED[:-1]]) + f" and {RUNTIMES_MODELLED[-1]}"
         raise CnnbenchError(
-            f"the cost model covers eager and {', '.join(RUNTIMES_MODELLED)} at fp32, not {target.backend} "
-            f"{target.dtype}; use --backend eager or onnxruntime"
+            f"the cost model covers {covered} at fp32, not {target.backend} {target.dtype}; use one of them at fp32"
         )
     if target.fuse_bn:
         raise CnnbenchError("the cost model times BatchNorm as its own op; drop --fuse-bn")

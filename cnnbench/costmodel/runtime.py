@@ -1,16 +1,18 @@
-"""A cost model for a deployment runtime (``--backend onnxruntime``): what the runtime makes of a network's ops is
-learned from its own per-node profile, then its latency is predicted from the counts.
+"""A cost model for a deployment runtime (``--backend onnxruntime`` or ``openvino``): what the runtime makes of a
+network's ops is learned from its own per-node profile, then its latency is predicted from the counts.
 
-ONNX Runtime rewrites the graph before it runs it: BatchNorm folds into the convolution before it, an activation
-after a convolution runs inside it (``FusedConv``), GELU's exported Erf pattern becomes one ``Gelu`` node, layout
-nodes (``ReorderInput``/``ReorderOutput``) appear around the blocked-layout convolutions. The eager formula, per op,
-would charge every folded op its overhead. So, per calibration network (the same synthetic networks as
-:mod:`cnnbench.costmodel.networks`):
+A runtime rewrites the graph before it runs it. ONNX Runtime folds BatchNorm into the convolution before it, runs an
+activation after a convolution inside it (``FusedConv``), turns GELU's exported Erf pattern into one ``Gelu`` node,
+and puts layout nodes (``ReorderInput``/``ReorderOutput``) around its blocked-layout convolutions. OpenVINO's CPU
+plugin fuses likewise, turns a channel shuffle's reshape-transpose-reshape into one ``ShuffleChannels``, and adds
+``Reorder`` nodes where the layout changes. The eager formula, per op, would charge every folded op its overhead.
+So, per calibration network (the same synthetic networks as :mod:`cnnbench.costmodel.networks`):
 
-1. the network is exported to ONNX and run on the runtime, with the target's threads: timed whole, as a latency row
-   is, then once more with ONNX Runtime's profiler on, which lists every node it ran;
+1. the network is exported to ONNX and run on the runtime, loaded as a latency row loads it: timed whole, as a
+   latency row is, then once more with the runtime's profile on (ONNX Runtime's profiler, OpenVINO's performance
+   counters), which lists every node it ran;
 2. **the fusion rules**, read off the profile: the TorchScript exporter names each ONNX node after the module that
-   made it (``/layer1/layer1.0/conv1/Conv``), and ONNX Runtime keeps that name on the nodes it keeps. An op whose
+   made it (``/layer1/layer1.0/conv1/Conv``), and both runtimes keep that name on the nodes they keep. An op whose
    module has no node left was folded into a neighbour (BatchNorm after a convolution, an activation run inside a
    ``FusedConv``); nodes with no module name are the runtime's own (layout reorders, fused patterns). The rules are
    the share of ops of each counting kind that keep a node, given the kind of the op before them
@@ -69,12 +71,14 @@ __all__ = [
     "kept_ops",
     "learn_fusion",
     "node_module",
+    "openvino_nodes",
     "predicted_nodes",
     "profile_nodes",
     "runtime_terms",
 ]
 
 PROFILED_RUNS = 5  # runs with the profiler on; a network's node count is their median
+OPENVINO_SPLIT_BIAS = "/WithoutBiases"  # the suffix OpenVINO gives a convolution whose bias it split off
 # A stored runtime cost model stands while these are unchanged: the fit and timing (this module), the model's
 # layout, the features, the networks and their blocks, the counts, the timers.
 CODE_MODULES = (
@@ -304,12 +308,12 @@ def profile_nodes(profile_json: Path) -> pd.DataFrame:
 def time_on_runtime(
     network: networks.Network, target: Target, timing: Timing = REPORT_TIMING
 ) -> tuple[float, pd.DataFrame, Disturbance]:
-    """One synthetic network exported to ONNX and run on ``target``'s runtime: its median latency (timed as a
-    latency row is), the nodes its profiler saw (:func:`profile_nodes`), and what the machine gave the timing; run
-    it in a process of its own."""
-    import onnxruntime as ort
-
-    from cnnbench.runtimes.export import INPUT_NAME, export_onnx
+    """One synthetic network exported to ONNX and run on ``target``'s runtime, loaded as a latency row loads it
+    (:func:`cnnbench.runtimes.session.load_session`): its median latency (timed as a latency row is), the nodes the
+    runtime's profile saw (:func:`profile_nodes`, :func:`openvino_nodes`), and what the machine gave the timing;
+    run it in a process of its own."""
+    from cnnbench.runtimes.export import export_onnx
+    from cnnbench.runtimes.session import load_session
 
     net, resolution = network.build(), network.resolution
     x = np.random.default_rng(network.draw).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
@@ -317,20 +321,38 @@ def time_on_runtime(
         path = Path(scratch) / "network.onnx"
         with _silenced():  # the TorchScript exporter prints its graph from C++ when it falls back to dynamo
             _, exporter = export_onnx(net, path, 1, resolution)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads, options.inter_op_num_threads = target.threads or 0, 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        run = lambda: session.run(None, {INPUT_NAME: x})  # noqa: E731
+        session = load_session(path, target)
+        feed = session.feed(x)
         with watch(target.threads) as seen:
-            samples, _ = time_callable(run, target.torch_device, timing)
-        options.enable_profiling, options.profile_file_prefix = True, str(Path(scratch) / "profile")
-        profiled = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for _ in range(PROFILED_RUNS):
-            profiled.run(None, {INPUT_NAME: x})
-        nodes = profile_nodes(Path(profiled.end_profiling()))
+            samples, _ = time_callable(lambda: session.call(feed), target.torch_device, timing)
+        profiled = load_session(path, target, profile=Path(scratch) / "profile")
+        if target.backend == "onnxruntime":
+            for _ in range(PROFILED_RUNS):
+                profiled.call(feed)
+            nodes = profile_nodes(Path(profiled.raw.end_profiling()))  # type: ignore[attr-defined]
+        else:
+            nodes = openvino_nodes(profiled.raw, lambda: profiled.call(feed), PROFILED_RUNS)
     return float(np.median(samples)), nodes.assign(exporter=exporter), seen[0]
+
+
+def openvino_nodes(request: object, infer: Callable[[], object], runs: int) -> pd.DataFrame:
+    """The nodes OpenVINO's CPU plugin executed (its performance counters, ``PERF_COUNT``), each inference of
+    ``runs`` read after it: per node name, in the order they ran, its type and its median time, in µs. A node the
+    plugin fused into another or left out is reported ``NOT_RUN``/``OPTIMIZED_OUT`` and is not listed. OpenVINO names
+    a convolution whose bias it split off ``.../Conv/WithoutBiases``; the suffix is dropped, so that the name is the
+    exporter's, as :func:`node_module` reads it."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(runs):
+        infer()
+        for counter in request.get_profiling_info():  # type: ignore[attr-defined]
+            if counter.status.name != "EXECUTED":
+                continue
+            name = str(counter.node_name).removesuffix(OPENVINO_SPLIT_BIAS)
+            times.setdefault((name, str(counter.node_type)), []).append(counter.real_time.total_seconds() * 1e6)
+    return pd.DataFrame(
+        [{"node": name, "op": op, "us": float(np.median(us))} for (name, op), us in times.items()],
+        columns=["node", "op", "us"],
+    )
 
 
 @contextmanager
@@ -420,7 +442,7 @@ class RuntimeNetworkTimer:
 
 def calibrate_runtime(
     target: Target,
-    network_count: int = networks.NETWORKS,
+    network_count: int = networks.RUNTIME_NETWORKS,
     seed: int = 0,
     progress: Callable[[Sequence[object], str], Iterable[object]] = lambda items, desc: items,
     timing: Timing = REPORT_TIMING,

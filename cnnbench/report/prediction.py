@@ -66,6 +66,7 @@ class ReportCalibration:
         quieting: Quieting | None = None,
         probe_ms: float | None = None,
         target: Target | None = None,
+        drawn: Sequence[networks.Network] = (),
     ) -> None:
         self.config, self.probe_ms, self.target = config, probe_ms, target or config.target
         self.cached = _cached(config, self.target, probe_ms)
@@ -74,9 +75,12 @@ class ReportCalibration:
         )  # type: ignore[assignment]
         self.timer: networks.NetworkTimer | RuntimeNetworkTimer | None = None
         self.per_model = 0
+        self.drawn: Sequence[networks.Network] = ()  # the networks drawn for it (none when the cache had it)
         if self.cached is None:
-            count = QUICK_NETWORKS if config.quick else networks.NETWORKS
-            drawn = networks.network_suite(count, progress=self.bar)
+            count = QUICK_NETWORKS if config.quick else networks.default_count(self.target)
+            # the suite is drawn the same on every call: a calibration's networks are the first of another's
+            drawn = drawn[:count] if len(drawn) >= count else networks.network_suite(count, progress=self.bar)
+            self.drawn = drawn
             if self.target.runtime:
                 self.timer = RuntimeNetworkTimer(drawn, self.target, config.timing, quieting=quieting)
             else:
@@ -125,7 +129,7 @@ def _cached(
     matches = (
         cached.key == target.key
         and runtime == bool(target.runtime)
-        and cached.networks == networks.NETWORKS
+        and cached.networks == networks.default_count(target)
         and env.get("torch") == torch.__version__
         and env.get("machine") == machine_identity(target.torch_device)
         and env.get("code") == code_fingerprint(None, RUNTIME_CODE_MODULES if runtime else CODE_MODULES)
@@ -155,12 +159,14 @@ def start_calibration(
     quieting: Quieting | None = None,
     probe_ms: float | None = None,
     target: Target | None = None,
+    drawn: Sequence[networks.Network] = (),
 ) -> ReportCalibration | None:
     """The calibration of ``target`` (the report's own by default), before its rows are measured; None when no
-    cost model covers it (then :func:`prediction_table` says why)."""
+    cost model covers it (then :func:`prediction_table` says why). ``drawn``: networks another calibration drew,
+    reused (the suite is the same on every draw)."""
     if _not_predicted(target or config.target):
         return None
-    return ReportCalibration(config, models, progress, quieting, probe_ms, target)
+    return ReportCalibration(config, models, progress, quieting, probe_ms, target, drawn)
 
 
 def prediction_table(

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from cnnbench import compare
+from cnnbench.costmodel.networks import Network
 from cnnbench.errors import CnnbenchError
 from cnnbench.measure.roofline import Roofline, cached_roofline
 from cnnbench.report.config import ReportConfig, check_config, deployment_targets
@@ -77,7 +78,7 @@ def run_report(
     roof = cached_roofline(target)
     atomic_write_text(files.roofline(target.key), json.dumps(asdict(roof), indent=2) + "\n")
     written["roofline"] = files.roofline(target.key)
-    latency_frame, prediction, prediction_note = _eager_latency(config, names, roof, progress, guard)
+    latency_frame, prediction, prediction_note, drawn = _eager_latency(config, names, roof, progress, guard)
     written["latency"] = files.latency(target.key)
     if not prediction.empty:
         written["prediction"] = files.prediction(target.key)
@@ -91,7 +92,7 @@ def run_report(
     prepare_deployments(config, deployed_names, progress, guard, heavy_models(zoo_frame))
     runtime_predictions: dict[str, tuple[pd.DataFrame, str]] = {}
     for deployed in deployment_targets(config):
-        runtime_predictions[deployed.key] = _deployed_latency(config, deployed_names, deployed, progress, guard)
+        runtime_predictions[deployed.key] = _deployed_latency(config, deployed_names, deployed, progress, guard, drawn)
         written[f"latency-{deployed.key}"] = files.latency(deployed.key)
         if not runtime_predictions[deployed.key][0].empty:
             written[f"prediction-{deployed.key}"] = files.prediction(deployed.key)
@@ -182,9 +183,10 @@ def run_report(
 
 def _eager_latency(
     config: ReportConfig, names: list[str], roof: Roofline, progress: Progress[str], guard: Guard
-) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+) -> tuple[pd.DataFrame, pd.DataFrame, str, Sequence[Network]]:
     """The report's own latency table, with the cost model's predictions beside it (``config.predict``): the rows
-    (this machine's), the prediction table (empty without one) and why there is none (``""`` when there is).
+    (this machine's), the prediction table (empty without one), why there is none (``""`` when there is) and the
+    networks its calibration drew (none when it was cached), which a runtime's calibration reuses.
 
     The cost model's networks are timed between the rows it is checked against (a drift slows both alike); a row
     far slower than expected is measured again (:func:`recheck_latency`), and the predictions follow it."""
@@ -211,19 +213,24 @@ def _eager_latency(
         latency_frame = latency_table(config, names, eager_roof, no_progress, guard=guard)
         if config.predict:
             prediction, prediction_note = prediction_table(config, names, latency_frame, no_progress, calibration)
-    return latency_frame, prediction, prediction_note
+    return latency_frame, prediction, prediction_note, (calibration.drawn if calibration else ())
 
 
 def _deployed_latency(
-    config: ReportConfig, names: list[str], deployed: Target, progress: Progress[str], guard: Guard
+    config: ReportConfig,
+    names: list[str],
+    deployed: Target,
+    progress: Progress[str],
+    guard: Guard,
+    drawn: Sequence[Network] = (),
 ) -> tuple[pd.DataFrame, str]:
     """A deployment target's latency table (results/latency-<deployed>.csv), measured with the runtime's cost model
     calibrated between its rows where one covers it (``config.predict``; ONNX Runtime at fp32). Returns the
     prediction table (empty where none) and why there is none ("" where there is, or where no model covers the
-    target: the page says nothing of those)."""
+    target: the page says nothing of those). ``drawn``: the eager calibration's networks, reused."""
     roof = cached_roofline(deployed) if deployed.has_roofline else None
     calibration = (
-        start_calibration(config, len(names), progress, guard.quieting, guard.probe.ms(), deployed)
+        start_calibration(config, len(names), progress, guard.quieting, guard.probe.ms(), deployed, drawn)
         if config.predict
         else None
     )

@@ -41,9 +41,11 @@ __all__ = [
     "Deployable",
     "deployable",
     "CALIBRATION_RANDOM",
+    "PROFILED_BACKENDS",
 ]
 
 CALIBRATION_RANDOM = 8  # inputs that are not images (a guideline's feature maps) calibrate on this many draws
+PROFILED_BACKENDS = ("onnxruntime", "openvino")  # the runtimes load_session can profile node by node
 
 
 def _onnx_feed(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,8 +68,12 @@ class Session:
         return self.first_output(self.call(self.feed(x)))
 
 
-def load_session(path: Path, target: Target) -> Session:
-    """Load ``path`` on ``target``'s runtime with its threads (see the module docstring)."""
+def load_session(path: Path, target: Target, profile: Path | None = None) -> Session:
+    """Load ``path`` on ``target``'s runtime with its threads (see the module docstring). ``profile`` turns on the
+    runtime's per-node profile: ONNX Runtime's profiler, writing its JSON under that prefix, or OpenVINO's
+    performance counters (``PERF_COUNT``); the other runtimes refuse it."""
+    if profile is not None and target.backend not in PROFILED_BACKENDS:
+        raise CnnbenchError(f"{target.backend} has no per-node profile here; {', '.join(PROFILED_BACKENDS)} have")
     started = time.perf_counter()
     try:
         if target.backend == "onnxruntime":
@@ -78,6 +84,8 @@ def load_session(path: Path, target: Target) -> Session:
             options.intra_op_num_threads = target.threads or 0
             options.inter_op_num_threads = 1
             options.log_severity_level = 3  # errors only
+            if profile is not None:
+                options.enable_profiling, options.profile_file_prefix = True, str(profile)
             providers = ["CUDAExecutionProvider"] if target.torch_device.type == "cuda" else []
             session = ort.InferenceSession(str(path), options, providers=[*providers, "CPUExecutionProvider"])
             return Session(
@@ -96,6 +104,8 @@ def load_session(path: Path, target: Target) -> Session:
                 config["INFERENCE_NUM_THREADS"] = target.threads
             if target.dtype != INT8:
                 config["INFERENCE_PRECISION_HINT"] = "f32"
+            if profile is not None:
+                config["PERF_COUNT"] = True
             compiled = openvino.Core().compile_model(str(path), "CPU", config)
             request = compiled.create_infer_request()
             return Session(
