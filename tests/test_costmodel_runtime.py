@@ -94,6 +94,13 @@ def test_the_fit_recovers_the_times_it_was_built_from() -> None:
     assert math.isinf(fitted.memory_gbs["conv"]) or fitted.memory_gbs["conv"] > 1e3  # no cost on conv bytes
 
 
+def test_a_1x1_group_convolution_is_costed_as_a_pointwise_one() -> None:
+    shapes = ["1×8×8×8, 8×2×1×1", "1×8×8×8, 8×2×3×3", "1×8×8×8, 8×1×3×3", "1×8×8×8"]
+    kinds = ["conv_group", "conv_group", "conv_depthwise", "activation"]
+    layers = pd.DataFrame({"kind": kinds, "input_shapes": shapes})
+    assert runtime.cost_kinds(layers) == ["conv_1x1", "conv_group", "conv_depthwise", "activation"]
+
+
 def test_openvino_counters_give_the_nodes_it_ran_with_their_median_times() -> None:
     """OpenVINO's performance counters, read after each inference: a fused node (NOT_RUN) is not listed, the split-off
     bias suffix is dropped so the node names its module, and each node's time is its median over the runs."""

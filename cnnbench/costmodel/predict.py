@@ -18,7 +18,7 @@ import pandas as pd
 from torch import nn
 
 from cnnbench.costmodel.model import CostModel, RuntimeCostModel, costed_by
-from cnnbench.costmodel.runtime import runtime_terms
+from cnnbench.costmodel.runtime import cost_kinds, runtime_terms
 from cnnbench.measure import counting
 from cnnbench.measure.profiling import profile
 from cnnbench.models import resolve
@@ -149,10 +149,11 @@ def _eager(cost_model: CostModel, counted: pd.DataFrame, layers: pd.DataFrame) -
 
 
 def _on_the_runtime(cost_model: RuntimeCostModel, counted: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
-    """The per-op table under a runtime's cost model: each op costed by its kind, with the nodes it is expected
-    to keep or bring (the call's own time is not an op's)."""
+    """The per-op table under a runtime's cost model: each op costed by its cost kind (:func:`cost_kinds`), with
+    the nodes it is expected to keep or bring (the call's own time is not an op's)."""
     terms = runtime_terms(cost_model, counted)
-    layers["key"], layers["costed_by"], layers["misaligned"] = layers["kind"], layers["kind"], False
+    layers["key"] = layers["costed_by"] = cost_kinds(counted)
+    layers["misaligned"] = False
     layers["nodes"] = terms.per_op["nodes"].to_numpy()
     for column in ("overhead_ms", "compute_ms", "memory_ms", "time_ms"):
         layers[column] = terms.per_op[column].to_numpy()

@@ -47,7 +47,7 @@ from scipy.optimize import nnls
 from cnnbench.costmodel import blocks, networks
 from cnnbench.costmodel import features as features_module
 from cnnbench.costmodel import model as model_module
-from cnnbench.costmodel.features import op_features
+from cnnbench.costmodel.features import op_features, parse_shapes
 from cnnbench.costmodel.fit import interval_ratios, median_ratio
 from cnnbench.costmodel.model import RUNTIMES_MODELLED, RuntimeCostModel, check_modelled
 from cnnbench.errors import CnnbenchError
@@ -66,6 +66,7 @@ __all__ = [
     "RuntimeNetworkTimer",
     "calibrate_runtime",
     "check_runtime",
+    "cost_kinds",
     "fit_runtime_model",
     "kind_table",
     "kept_ops",
@@ -174,15 +175,28 @@ def predicted_nodes(kept: dict[str, float], made_per_op: dict[str, float], layer
     )
 
 
-# --- the features: per counting kind, ops, arithmetic and MAC bytes -------------------------------------------
+# --- the features: per cost kind, ops, arithmetic and MAC bytes ----------------------------------------------
+
+
+def cost_kinds(layers: pd.DataFrame) -> list[str]:
+    """The kind each op of a counting pass is costed as: its counting kind, except a 1×1 group convolution, costed as
+    a pointwise one (``conv_1x1``): both runtimes run it, group by group, on their pointwise kernel (OpenVINO's
+    counters name it, ``brgconv_..._1x1``; ONNX Runtime's MLAS makes each group a matrix product)."""
+    kinds = []
+    for kind, shapes in zip(layers["kind"].astype(str), layers["input_shapes"], strict=True):
+        weight = parse_shapes(shapes)[1:2]
+        pointwise = kind == "conv_group" and bool(weight) and len(weight[0]) == 4 and weight[0][2:] == (1, 1)
+        kinds.append("conv_1x1" if pointwise else kind)
+    return kinds
 
 
 def kind_table(layers: pd.DataFrame) -> pd.DataFrame:
-    """One row per counting kind of a counting pass's ops: ``ops``, ``arithmetic`` (multiply-adds plus
-    element-wise operations) and ``mac_bytes``, for every kind of :data:`cnnbench.measure.counting.KINDS`."""
+    """One row per kind the ops of a counting pass are costed as (:func:`cost_kinds`): ``ops``, ``arithmetic``
+    (multiply-adds plus element-wise operations) and ``mac_bytes``, for every kind of
+    :data:`cnnbench.measure.counting.KINDS`."""
     features = op_features(layers)
     frame = pd.DataFrame(
-        {"kind": features["kind"], "ops": 1, "arithmetic": features["arithmetic"], "mac_bytes": features["mac_bytes"]}
+        {"kind": cost_kinds(layers), "ops": 1, "arithmetic": features["arithmetic"], "mac_bytes": features["mac_bytes"]}
     )
     return frame.groupby("kind").sum().reindex(list(KINDS), fill_value=0)
 
@@ -206,7 +220,7 @@ class RuntimeTerms:
 def runtime_terms(model: RuntimeCostModel, layers: pd.DataFrame) -> RuntimeTerms:
     """The terms of a counting pass's ops under ``model``."""
     features = op_features(layers)
-    kinds = pd.Series(features["kind"]).astype(str)
+    kinds = pd.Series(cost_kinds(layers))
     nodes = predicted_nodes(model.kept, model.made_per_op, layers)
     compute = features["arithmetic"] / (kinds.map(model.compute_gops).fillna(math.inf).to_numpy(dtype=float) * 1e6)
     memory = features["mac_bytes"] / (kinds.map(model.memory_gbs).fillna(math.inf).to_numpy(dtype=float) * 1e6)
