@@ -45,8 +45,8 @@ __all__ = [
 QUICK_NETWORKS = 4
 # A deployment runtime's cost model is shown model by model only when its median error on the zoo is within this.
 RUNTIME_MAX_ERROR_PCT = 20.0
-# The deployment runtimes the report calibrates a cost model for, between their rows: each adds about 2.5 min to a
-# report (100 networks exported and run), and the main job must fit 15 min on a 2-core machine.
+# The deployment runtimes the report calibrates a cost model for, between their rows: each adds about 1.5 min to a
+# report (50 networks exported and run), and the main job must fit 15 min on a 2-core machine.
 REPORT_RUNTIMES = ("onnxruntime",)
 # The predictors set against the measurements: the cost model and its two baselines, fitted on the same networks.
 PREDICTORS = {"latency_ms": "cost model", "flops_only_ms": "FLOPs-only", "mac_only_ms": "MAC-only"}
