@@ -61,6 +61,7 @@ __all__ = [
     "Network",
     "ChannelShuffle",
     "NetworkTimer",
+    "QueuedTimer",
     "network_suite",
     "time_network",
     "time_networks",
@@ -250,7 +251,32 @@ def time_network(
     return whole.median_ms, ops, Disturbance.worst([whole.disturbance, seen[0]])
 
 
-class NetworkTimer:
+class QueuedTimer:
+    """Drawn networks waiting to be timed: :meth:`step` times the next few (a report interleaves them with the rows
+    it measures), :meth:`time_rest` all that are left; a subclass times one network (:meth:`_time`)."""
+
+    def __init__(self, drawn: Sequence[Network]) -> None:
+        self.waiting = list(drawn)
+
+    def step(self, count: int = 1) -> None:
+        """Time the next ``count`` networks (none when all are timed)."""
+        for network in self.waiting[:count]:
+            self._time(network)
+        del self.waiting[:count]
+
+    def time_rest(
+        self, progress: Callable[[Sequence[Network], str], Iterable[Network]] = lambda items, desc: items
+    ) -> None:
+        """Time every network left."""
+        for network in progress(self.waiting, "networks"):
+            self._time(network)
+        self.waiting = []
+
+    def _time(self, network: Network) -> None:
+        raise NotImplementedError
+
+
+class NetworkTimer(QueuedTimer):
     """Times drawn networks a few at a time, each in a child process as the report times a zoo model, so that a
     report can interleave them with the models it measures: a machine whose speed drifts over minutes then slows
     both alike. :meth:`finish` times what is left and returns the tables.
@@ -267,16 +293,11 @@ class NetworkTimer:
         repeats: int = OP_REPEATS,
         quieting: Quieting | None = None,
     ) -> None:
-        self.waiting, self.target, self.timing, self.repeats = list(drawn), target, timing, repeats
+        super().__init__(drawn)
+        self.target, self.timing, self.repeats = target, timing, repeats
         self.quieting = quieting or Quieting()
         self.tables: list[pd.DataFrame] = []
         self.rows: list[dict[str, object]] = []
-
-    def step(self, count: int = 1) -> None:
-        """Time the next ``count`` networks (none when all are timed)."""
-        for network in self.waiting[:count]:
-            self._time(network)
-        del self.waiting[:count]
 
     def finish(
         self,
@@ -287,9 +308,7 @@ class NetworkTimer:
         ``resolution``, ``measured_ms``, ``ops_ms``: the sum of its ops timed one by one, ``ops``, ``disturbed``,
         ``cpu_share``, ``attempts``), in the order the networks were drawn. Raises :class:`CnnbenchError` when every
         network was disturbed: a cost model fitted on them would publish a machine's busy hour as its speed."""
-        for network in progress(self.waiting, "networks"):
-            self._time(network)
-        self.waiting = []
+        self.time_rest(progress)
         if not self.tables:
             raise CnnbenchError(
                 f"all {len(self.rows)} calibration networks were disturbed (other processes held the "

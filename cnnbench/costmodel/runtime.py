@@ -394,7 +394,7 @@ def check_runtime(target: Target) -> Target:
     return target
 
 
-class RuntimeNetworkTimer:
+class RuntimeNetworkTimer(networks.QueuedTimer):
     """Times drawn networks on a runtime a few at a time, each in a process of its own, so that a report can
     interleave them with the runtime's latency rows (a machine whose speed drifts over minutes then slows both
     alike); :meth:`finish` times what is left and fits. A network timed while another process held the CPUs is timed
@@ -407,17 +407,12 @@ class RuntimeNetworkTimer:
         timing: Timing = REPORT_TIMING,
         quieting: Quieting | None = None,
     ) -> None:
+        super().__init__(drawn)
         self.target = check_runtime(target)
-        self.waiting, self.timing, self.quieting = list(drawn), timing, quieting or Quieting()
+        self.timing, self.quieting = timing, quieting or Quieting()
         self.rows: list[dict[str, object]] = []
         self.layers: list[pd.DataFrame] = []
         self.nodes: list[pd.DataFrame] = []
-
-    def step(self, count: int = 1) -> None:
-        """Time the next ``count`` networks (none when all are timed)."""
-        for network in self.waiting[:count]:
-            self._time(network)
-        del self.waiting[:count]
 
     def finish(
         self,
@@ -425,9 +420,7 @@ class RuntimeNetworkTimer:
     ) -> tuple[RuntimeCostModel, pd.DataFrame]:
         """Time every network left and fit: the model and the per-network table (``network``, ``measured_ms``,
         ``nodes``, ``disturbed``, ``predicted_ms``), in the order the networks were drawn."""
-        for network in progress(self.waiting, "networks"):
-            self._time(network)
-        self.waiting = []
+        self.time_rest(progress)
         table = pd.DataFrame(self.rows)
         kept = ~table["disturbed"].to_numpy(dtype=bool) if len(table) else np.zeros(0, dtype=bool)
         if kept.sum() < 2:
